@@ -1,0 +1,44 @@
+"""The ``cohabit`` command line: one Typer app, one module per command group.
+
+Each command module under :mod:`cohabit.cli` exposes ``register(app)``; this module only
+collects them, so the command modules stay independent of each other.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    name="cohabit",
+    help="Capacity planning and contention-aware placement for GPU and database workloads.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+_COMMAND_MODULES = ("simulate", "evaluate", "agent", "run")
+
+
+def _register_all() -> None:
+    for name in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"cohabit.cli.{name}")
+        except ModuleNotFoundError as exc:  # a command group not built yet
+            if exc.name != f"cohabit.cli.{name}":
+                raise
+            continue
+        module.register(app)
+
+
+_register_all()
+
+
+def main() -> None:
+    """Entry point of the ``cohabit`` console script."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,356 @@
+"""Plain data types exchanged between cohabit's stages.
+
+Every stage (telemetry, predictors, planner, placement, actuator) speaks only these types;
+only :mod:`cohabit.engine` wires the stages together. Standard library only: frozen, slotted
+dataclasses, so values can be hashed, shared between processes and compared in tests.
+
+Units follow Kubernetes and the Alibaba GPU trace:
+
+* CPU in millicores (``cpu_milli``; 1000 = one core),
+* memory and GPU memory in MiB (``memory_mib``, ``gpu_memory_mib``),
+* GPU in milli-GPU (``gpu_milli``; 1000 = one whole GPU),
+* time in seconds (``float``), passed in by the caller, never read from a clock here.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Union
+
+__all__ = [
+    "MILLI_PER_GPU",
+    "Bind",
+    "Evict",
+    "GpuDevice",
+    "InterferenceProfile",
+    "Node",
+    "Outcome",
+    "Plan",
+    "Pod",
+    "QosClass",
+    "QosTarget",
+    "Recommendation",
+    "Resize",
+    "Resources",
+    "Snapshot",
+    "Workload",
+    "WorkloadKind",
+    "Action",
+]
+
+MILLI_PER_GPU = 1000
+"""milli-GPU in one whole GPU."""
+
+
+@dataclass(frozen=True, slots=True)
+class Resources:
+    """An amount of the four resources cohabit plans for.
+
+    Attributes:
+        cpu_milli: CPU in millicores (>= 0).
+        memory_mib: memory in MiB (>= 0).
+        gpu_milli: GPU in milli-GPU, summed over GPUs (2 whole GPUs = 2000).
+        gpu_memory_mib: GPU memory in MiB, summed over GPUs.
+    """
+
+    cpu_milli: int = 0
+    memory_mib: int = 0
+    gpu_milli: int = 0
+    gpu_memory_mib: int = 0
+
+    def __add__(self, other: Resources) -> Resources:
+        return Resources(
+            self.cpu_milli + other.cpu_milli,
+            self.memory_mib + other.memory_mib,
+            self.gpu_milli + other.gpu_milli,
+            self.gpu_memory_mib + other.gpu_memory_mib,
+        )
+
+    def __sub__(self, other: Resources) -> Resources:
+        return Resources(
+            self.cpu_milli - other.cpu_milli,
+            self.memory_mib - other.memory_mib,
+            self.gpu_milli - other.gpu_milli,
+            self.gpu_memory_mib - other.gpu_memory_mib,
+        )
+
+    def fits_in(self, capacity: Resources) -> bool:
+        """True when every field is <= the same field of ``capacity``."""
+        return (
+            self.cpu_milli <= capacity.cpu_milli
+            and self.memory_mib <= capacity.memory_mib
+            and self.gpu_milli <= capacity.gpu_milli
+            and self.gpu_memory_mib <= capacity.gpu_memory_mib
+        )
+
+    def clamp(self, lower: Resources, upper: Resources) -> Resources:
+        """Each field limited to ``[lower, upper]`` (a field of ``upper`` <= 0 means no cap)."""
+
+        def one(v: int, lo: int, hi: int) -> int:
+            v = max(v, lo)
+            return min(v, hi) if hi > 0 else v
+
+        return Resources(
+            one(self.cpu_milli, lower.cpu_milli, upper.cpu_milli),
+            one(self.memory_mib, lower.memory_mib, upper.memory_mib),
+            one(self.gpu_milli, lower.gpu_milli, upper.gpu_milli),
+            one(self.gpu_memory_mib, lower.gpu_memory_mib, upper.gpu_memory_mib),
+        )
+
+
+class QosClass(str, enum.Enum):
+    """QoS class of a pod: the Alibaba trace's classes and Kubernetes' own."""
+
+    LS = "LS"  # latency-sensitive (trace)
+    BE = "BE"  # best-effort (trace)
+    BURSTABLE = "Burstable"
+    GUARANTEED = "Guaranteed"
+    BEST_EFFORT = "BestEffort"
+
+
+@dataclass(frozen=True, slots=True)
+class GpuDevice:
+    """One GPU of a node.
+
+    Attributes:
+        index: position on the node (0-based; the NVML/device-plugin index).
+        model: GPU model name as the trace or the ``nvidia.com/gpu.product`` label gives it.
+        milli_free: unallocated milli-GPU, 0..1000.
+        memory_mib: GPU memory capacity in MiB (0 when unknown).
+    """
+
+    index: int
+    model: str
+    milli_free: int = MILLI_PER_GPU
+    memory_mib: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """A node's allocatable capacity and its free share.
+
+    Attributes:
+        name: node name (unique in a snapshot).
+        cpu_milli, memory_mib: allocatable CPU (millicores) and memory (MiB).
+        cpu_free_milli, memory_free_mib: what is not requested by bound pods.
+        gpus: the node's GPUs with their free milli-GPU.
+        labels: node labels.
+    """
+
+    name: str
+    cpu_milli: int
+    memory_mib: int
+    cpu_free_milli: int
+    memory_free_mib: int
+    gpus: tuple[GpuDevice, ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def gpu_model(self) -> str:
+        """Model of the node's GPUs ('' for a CPU-only node)."""
+        return self.gpus[0].model if self.gpus else ""
+
+
+@dataclass(frozen=True, slots=True)
+class Pod:
+    """A pod's requests and, once bound, its place.
+
+    Attributes:
+        name, namespace: identity; ``key`` is ``namespace/name``.
+        cpu_milli, memory_mib: requests.
+        num_gpu: GPUs requested (0 for a CPU-only pod).
+        gpu_milli: share of *each* GPU, 1..1000 (1000 = whole GPU); a pod with
+            ``num_gpu > 1`` always takes whole GPUs.
+        gpu_spec: acceptable GPU models (empty = any).
+        qos: QoS class.
+        creation_time, deletion_time: seconds (trace time or wall time).
+        node: bound node, or ``None`` while pending.
+        gpu_indices: GPUs of ``node`` the pod holds.
+        workload: name of the owning cohabit workload, if any.
+        evictable: False when a PDB or the owner forbids eviction.
+    """
+
+    name: str
+    cpu_milli: int
+    memory_mib: int
+    num_gpu: int = 0
+    gpu_milli: int = 0
+    gpu_spec: frozenset[str] = frozenset()
+    qos: QosClass = QosClass.BE
+    namespace: str = "default"
+    creation_time: float = 0.0
+    deletion_time: float | None = None
+    node: str | None = None
+    gpu_indices: tuple[int, ...] = ()
+    workload: str | None = None
+    evictable: bool = True
+
+    @property
+    def key(self) -> str:
+        """``namespace/name``."""
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def gpu_request_milli(self) -> int:
+        """Total milli-GPU requested: ``num_gpu * gpu_milli``."""
+        return self.num_gpu * self.gpu_milli
+
+
+class WorkloadKind(str, enum.Enum):
+    """What a workload is; decides which predictors and probes apply."""
+
+    DATABASE = "Database"
+    GPU_INFERENCE = "GpuInference"
+    GPU_BATCH = "GpuBatch"
+
+
+@dataclass(frozen=True, slots=True)
+class QosTarget:
+    """A workload's QoS target (its SLO).
+
+    Attributes:
+        metric: ``"p99_latency_ms"`` (must stay at or below ``value``) or
+            ``"throughput"`` (must stay at or above ``value``, per second).
+        value: the target.
+        query: PromQL that measures the metric (empty for traces).
+    """
+
+    metric: str
+    value: float
+    query: str = ""
+
+    def violated(self, observed: float) -> bool:
+        """True when ``observed`` misses the target."""
+        if self.metric == "throughput":
+            return observed < self.value
+        return observed > self.value
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    """A cohabit workload as declared by its custom resource.
+
+    Attributes:
+        name, namespace: identity.
+        kind: database, GPU inference or GPU batch.
+        qos_target: the SLO.
+        min_resources, max_resources: bounds for recommendations (0 in max = no cap).
+        mode: ``"Recommend"`` (status only) or ``"Apply"`` (patch requests).
+        placement: ``"managed"`` (cohabit binds its pods) or ``"unmanaged"``.
+        target_kind, target_name: the Deployment/StatefulSet/Job it sizes.
+    """
+
+    name: str
+    kind: WorkloadKind
+    qos_target: QosTarget
+    namespace: str = "default"
+    min_resources: Resources = Resources()
+    max_resources: Resources = Resources()
+    mode: str = "Recommend"
+    placement: str = "unmanaged"
+    target_kind: str = "Deployment"
+    target_name: str = ""
+
+    @property
+    def key(self) -> str:
+        """``namespace/name``."""
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendation:
+    """A right-sizing recommendation for one container.
+
+    Attributes:
+        container: container name.
+        target: the just-enough requests.
+        lower, upper: the range a request may sit in without acting.
+        confidence: in [0, 1], from history length, sample count and model error.
+        low_confidence: True when nothing should act on it.
+    """
+
+    container: str
+    target: Resources
+    lower: Resources
+    upper: Resources
+    confidence: float
+    low_confidence: bool
+
+
+@dataclass(frozen=True, slots=True)
+class InterferenceProfile:
+    """A workload's interference pressure (what it inflicts) and sensitivity (what it suffers).
+
+    Keys are shared resources (``"cpu"``, ``"membw"``, ``"gpu_sm"``, ``"gpu_mem"``, ``"pcie"``,
+    ...); values are dimensionless, 0 = none.
+    """
+
+    pressure: tuple[tuple[str, float], ...] = ()
+    sensitivity: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The cluster at one moment: nodes and pods (bound and pending)."""
+
+    time: float
+    nodes: tuple[Node, ...]
+    pods: tuple[Pod, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Bind:
+    """Bind a pending pod to a node (and to GPUs of it)."""
+
+    pod: str
+    node: str
+    gpu_indices: tuple[int, ...] = ()
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Evict:
+    """Evict a bound pod so it is re-placed (through the Eviction API on a cluster)."""
+
+    pod: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Resize:
+    """Set a workload's container requests to ``requests``."""
+
+    workload: str
+    container: str
+    requests: Resources
+    reason: str = ""
+
+
+Action = Union[Bind, Evict, Resize]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What the engine decided at ``time``: actions, plus recommendations for status."""
+
+    time: float
+    actions: tuple[Action, ...] = ()
+    recommendations: tuple[tuple[str, Recommendation], ...] = ()
+    notes: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What an actuator did with one action.
+
+    Attributes:
+        action: the action.
+        status: ``"done"``, ``"dry-run"``, ``"refused"`` (e.g. a PDB answered 429),
+            ``"skipped"`` (a budget) or ``"failed"``.
+        message: human-readable detail.
+    """
+
+    action: Action
+    status: str
+    message: str = ""

@@ -1,0 +1,1 @@
+"""cohabit.predictors."""
