@@ -1,0 +1,327 @@
+"""Run the policy x trace x seed matrix of simulator experiments in parallel worker processes.
+
+Each cell is one independent run of an experiment loop
+(:func:`cohabit.simulator.fgd.run_fgd` for ``--mode fgd``,
+:func:`cohabit.simulator.replay.run_replay` for ``--mode replay``). Cells go to a
+:class:`concurrent.futures.ProcessPoolExecutor` (one process per core by default); the
+traces are shipped to each worker once, through the pool initializer, not with every cell.
+A rich progress bar follows the cells as they finish. Results come back as tidy frames
+(see :mod:`cohabit.simulator.results`) concatenated over all cells, sorted by workload,
+policy and seed so the output does not depend on completion order.
+"""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+
+import pandas as pd
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from cohabit.model import Node, Pod
+from cohabit.simulator.results import (
+    FGD_CURVE_COLUMNS,
+    PENDING_COLUMNS,
+    REPLAY_SERIES_COLUMNS,
+    FgdRunResult,
+    ReplayRunResult,
+)
+
+__all__ = ["MODES", "Cell", "MatrixError", "MatrixResult", "cells", "run_matrix"]
+
+MODES = ("fgd", "replay")
+"""Experiment modes: the FGD paper's one-pass inflation method, or time-driven replay."""
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One run of the matrix.
+
+    Attributes:
+        mode: ``"fgd"`` or ``"replay"``.
+        workload: pod list name; a key of the ``traces`` given to :func:`run_matrix`.
+        policy: placement policy registry name (``cohabit.placement.POLICIES``).
+        seed: random seed of the run.
+        tune: inflation factor of ``--mode fgd`` (ignored by replay).
+        sample_every_s: replay sampling period, seconds (``None``: the loop's default).
+    """
+
+    mode: str
+    workload: str
+    policy: str
+    seed: int
+    tune: float = 1.3
+    sample_every_s: float | None = None
+
+    @property
+    def label(self) -> str:
+        """Short text for the progress bar, e.g. ``"fgd · default · seed 42"``."""
+        short = self.workload.removeprefix("openb_pod_list_")
+        return f"{self.policy} · {short} · seed {self.seed}"
+
+
+def cells(
+    mode: str,
+    workloads: Sequence[str],
+    policies: Sequence[str],
+    seeds: Sequence[int],
+    *,
+    tune: float = 1.3,
+    sample_every_s: float | None = None,
+) -> list[Cell]:
+    """The full matrix, workload-major then policy then seed.
+
+    Raises:
+        ValueError: unknown mode, or an empty axis.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    for axis, values in (("workloads", workloads), ("policies", policies), ("seeds", seeds)):
+        if not values:
+            raise ValueError(f"no {axis} to run")
+    return [
+        Cell(mode, w, p, s, tune, sample_every_s)
+        for w, p, s in itertools.product(workloads, policies, seeds)
+    ]
+
+
+@dataclass(frozen=True)
+class MatrixResult:
+    """Everything one matrix produced.
+
+    Attributes:
+        mode: ``"fgd"`` or ``"replay"``.
+        curves: ``fgd``: :data:`~cohabit.simulator.results.FGD_CURVE_COLUMNS` rows of every
+            run; ``replay``: :data:`~cohabit.simulator.results.REPLAY_SERIES_COLUMNS` rows.
+        pending: ``replay``: :data:`~cohabit.simulator.results.PENDING_COLUMNS` rows (empty
+            for ``fgd``).
+        runs: one row per run: ``workload, policy, seed, tune, wall_s`` and, for ``fgd``,
+            ``arrivals, failed_pods``; for ``replay``, ``never_placed`` and the run's
+            ``extra`` metrics.
+        wall_s: wall time of the whole matrix, seconds.
+        workers: worker processes used (1 = ran in this process).
+    """
+
+    mode: str
+    curves: pd.DataFrame
+    pending: pd.DataFrame
+    runs: pd.DataFrame
+    wall_s: float
+    workers: int
+
+
+class MatrixError(RuntimeError):
+    """A run of the matrix raised; the message names the cell and the original error."""
+
+
+# ---------------------------------------------------------------------- worker side
+
+_TRACES: dict[str, tuple[list[Node], list[Pod]]] = {}
+
+
+def _init_worker(traces: dict[str, tuple[Sequence[Node], Sequence[Pod]]]) -> None:
+    _TRACES.clear()
+    _TRACES.update({k: (list(n), list(p)) for k, (n, p) in traces.items()})
+
+
+def _run_cell(cell: Cell) -> FgdRunResult | ReplayRunResult:
+    nodes, pods = _TRACES[cell.workload]
+    if cell.mode == "fgd":
+        from cohabit.simulator.fgd import run_fgd
+
+        return run_fgd(
+            nodes,
+            pods,
+            policy=cell.policy,
+            seed=cell.seed,
+            tune=cell.tune,
+            workload=cell.workload,
+        )
+    from cohabit.simulator.replay import run_replay
+
+    kwargs = {} if cell.sample_every_s is None else {"sample_every_s": cell.sample_every_s}
+    return run_replay(
+        nodes, pods, policy=cell.policy, seed=cell.seed, workload=cell.workload, **kwargs
+    )
+
+
+# ---------------------------------------------------------------------- driver side
+
+
+def _progress(console: Console | None, enabled: bool) -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("runs"),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[last]}", style="dim"),
+        console=console or Console(stderr=True),
+        disable=not enabled,
+        transient=False,
+    )
+
+
+def _default_workers() -> int:
+    return os.cpu_count() or 1
+
+
+def run_matrix(
+    matrix: Sequence[Cell],
+    traces: dict[str, tuple[Sequence[Node], Sequence[Pod]]],
+    *,
+    workers: int | None = None,
+    progress: bool = True,
+    console: Console | None = None,
+    on_result: Callable[[Cell, FgdRunResult | ReplayRunResult], None] | None = None,
+) -> MatrixResult:
+    """Run every cell, in parallel worker processes, with a progress bar.
+
+    Args:
+        matrix: cells from :func:`cells` (all of one mode).
+        traces: ``{workload: (nodes, pods)}`` for every workload the cells name.
+        workers: worker processes (default ``os.cpu_count()``; capped at the number of
+            cells). ``1`` runs the cells one after another in this process.
+        progress: show the rich progress bar (on ``console``, default stderr).
+        on_result: called in this process with each finished cell and its result.
+
+    Returns:
+        :class:`MatrixResult` with frames concatenated over cells, sorted by
+        workload, policy, seed (and the curve's own x column).
+
+    Raises:
+        ValueError: empty matrix, mixed modes, a workload missing from ``traces``,
+            ``workers < 1``.
+        MatrixError: a run raised; the remaining runs are cancelled.
+    """
+    if not matrix:
+        raise ValueError("empty matrix: nothing to run")
+    modes = {c.mode for c in matrix}
+    if len(modes) != 1:
+        raise ValueError(f"one mode per matrix, got {sorted(modes)}")
+    missing = sorted({c.workload for c in matrix} - set(traces))
+    if missing:
+        raise ValueError(f"no trace loaded for workload(s) {', '.join(missing)}")
+    n_workers = _default_workers() if workers is None else workers
+    if n_workers < 1:
+        raise ValueError(f"workers must be >= 1, not {n_workers}")
+    n_workers = min(n_workers, len(matrix))
+    mode = matrix[0].mode
+    needed = {c.workload: traces[c.workload] for c in matrix}
+
+    results: dict[Cell, FgdRunResult | ReplayRunResult] = {}
+    t0 = time.perf_counter()
+    with _progress(console, progress) as bar:
+        task = bar.add_task(f"simulate --mode {mode}", total=len(matrix), last="")
+
+        def done(cell: Cell, res: FgdRunResult | ReplayRunResult) -> None:
+            results[cell] = res
+            bar.update(task, advance=1, last=f"{cell.label} ({res.wall_s:.1f} s)")
+            if on_result is not None:
+                on_result(cell, res)
+
+        if n_workers == 1:
+            _init_worker(needed)
+            try:
+                for cell in matrix:
+                    try:
+                        res = _run_cell(cell)
+                    except Exception as exc:
+                        raise MatrixError(f"run {cell.label} failed: {exc!r}") from exc
+                    done(cell, res)
+            finally:
+                _TRACES.clear()
+        else:
+            # forkserver/spawn, not fork: the progress bar's refresh thread is running.
+            methods = multiprocessing.get_all_start_methods()
+            ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+            with ProcessPoolExecutor(
+                max_workers=n_workers,
+                mp_context=ctx,
+                initializer=_init_worker,
+                initargs=(needed,),
+            ) as pool:
+                futures: dict[Future, Cell] = {pool.submit(_run_cell, c): c for c in matrix}
+                pending = set(futures)
+                while pending:
+                    finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                    for fut in finished:
+                        cell = futures[fut]
+                        exc = fut.exception()
+                        if exc is not None:
+                            for other in pending:
+                                other.cancel()
+                            raise MatrixError(f"run {cell.label} failed: {exc!r}") from exc
+                        done(cell, fut.result())
+    wall = time.perf_counter() - t0
+    return _collect(mode, matrix, results, wall, n_workers)
+
+
+def _sort(df: pd.DataFrame, extra: str | None) -> pd.DataFrame:
+    keys = [k for k in ("workload", "policy", "seed", "qos", extra) if k and k in df.columns]
+    return df.sort_values(keys, kind="stable").reset_index(drop=True) if keys else df
+
+
+def _collect(
+    mode: str,
+    matrix: Sequence[Cell],
+    results: dict[Cell, FgdRunResult | ReplayRunResult],
+    wall_s: float,
+    workers: int,
+) -> MatrixResult:
+    rows = []
+    curves, pending = [], []
+    for cell in matrix:
+        res = results[cell]
+        row: dict[str, object] = {
+            "workload": cell.workload,
+            "policy": cell.policy,
+            "seed": cell.seed,
+            "tune": cell.tune,
+            "wall_s": res.wall_s,
+        }
+        if isinstance(res, FgdRunResult):
+            row.update(arrivals=res.arrivals, failed_pods=res.failed_pods)
+            curves.append(res.curve)
+        else:
+            row.update(never_placed=res.never_placed, **res.extra)
+            curves.append(res.series)
+            pending.append(res.pending)
+        rows.append(row)
+    if mode == "fgd":
+        curve_df = _concat(curves, FGD_CURVE_COLUMNS)
+        curve_df = _sort(curve_df, "arrived_gpu_demand_pct")
+        pending_df = pd.DataFrame(columns=list(PENDING_COLUMNS))
+    else:
+        curve_df = _sort(_concat(curves, REPLAY_SERIES_COLUMNS), "time_s")
+        pending_df = _sort(_concat(pending, PENDING_COLUMNS), None)
+    runs = _sort(pd.DataFrame(rows), None)
+    return MatrixResult(mode, curve_df, pending_df, runs, wall_s, workers)
+
+
+def _concat(frames: list[pd.DataFrame], columns: Sequence[str]) -> pd.DataFrame:
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return pd.DataFrame(columns=list(columns))
+    df = pd.concat(frames, ignore_index=True)
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise MatrixError(f"experiment loop returned a frame without columns {missing}")
+    return df
