@@ -155,7 +155,10 @@ BAD_POD_ROWS = [
     pytest.param(4, {"cpu_milli": "inf"}, "cpu_milli", "finite", id="infinite"),
     pytest.param(4, {"name": ""}, "name", "empty name", id="empty-name"),
     pytest.param(
-        4, {"name": "openb-pod-0001"}, "name", "duplicate name 'openb-pod-0001' (first on line 3)",
+        4,
+        {"name": "openb-pod-0001"},
+        "name",
+        "duplicate name 'openb-pod-0001' (first on line 3)",
         id="duplicate-name",
     ),
 ]

@@ -220,9 +220,7 @@ def _field_count_problems(path: Path, exc: Exception) -> list[Problem]:
                 )
     if not problems:  # something else the tokenizer disliked (e.g. an open quote)
         m = re.search(r"line (\d+)", str(exc))
-        problems.append(
-            Problem(int(m.group(1)) if m else None, None, f"cannot parse CSV: {exc}")
-        )
+        problems.append(Problem(int(m.group(1)) if m else None, None, f"cannot parse CSV: {exc}"))
     return problems
 
 
@@ -343,9 +341,7 @@ def load_nodes(path: str | Path) -> list[Node]:
 _QOS_BY_TEXT = {q.value: q for q in QosClass}
 
 
-def load_pods(
-    path: str | Path, nodes: Sequence[Node], *, require_times: bool = False
-) -> list[Pod]:
+def load_pods(path: str | Path, nodes: Sequence[Node], *, require_times: bool = False) -> list[Pod]:
     """Load an openb pod list and check it against the cluster's GPU models.
 
     Args:
@@ -376,9 +372,7 @@ def load_pods(
     df = _read_table(path, POD_COLUMNS)
     problems: list[Problem] = []
     if require_times and "creation_time" not in df.columns:
-        problems.append(
-            Problem(1, "creation_time", "missing column (needed by --mode replay)")
-        )
+        problems.append(Problem(1, "creation_time", "missing column (needed by --mode replay)"))
     names = _names(df, "name", problems)
     cpu = _numbers(df, "cpu_milli", problems)
     mem = _numbers(df, "memory_mib", problems)
@@ -395,13 +389,9 @@ def load_pods(
         )
     raw_gm = df["gpu_milli"].str.strip()
     for line in df.index[(num_gpu >= 1) & (gpu_milli == 0) & (raw_gm == "0")]:
-        problems.append(
-            Problem(int(line), "gpu_milli", f"0 but num_gpu is {int(num_gpu[line])}")
-        )
+        problems.append(Problem(int(line), "gpu_milli", f"0 but num_gpu is {int(num_gpu[line])}"))
     for line in df.index[(num_gpu == 0) & (gpu_milli > 0) & (df["num_gpu"].str.strip() == "0")]:
-        problems.append(
-            Problem(int(line), "num_gpu", f"0 but gpu_milli is {int(gpu_milli[line])}")
-        )
+        problems.append(Problem(int(line), "num_gpu", f"0 but gpu_milli is {int(gpu_milli[line])}"))
 
     # gpu_spec
     known_models = sorted({g.model for n in nodes for g in n.gpus})
