@@ -1,0 +1,342 @@
+"""Score plugins: the placement policies, in one explicit registry (:data:`POLICIES`).
+
+Each policy scores the feasible nodes with an integer 0..100 (higher is better) and picks the
+GPUs of the chosen node. The definitions are those of the FGD paper's simulator
+(hkust-adsl/kubernetes-scheduler-simulator, ``pkg/simulator/plugin/*.go``) with the
+configuration of its artifact runs (``experiments/run_scripts/generate_run_scripts.py``,
+``scripts/generate_config_and_run.py``): one score plugin enabled, the others disabled, and
+the GPU inside a node chosen by the plugin's ``GpuSelMethod``:
+
+========================  =======================================  ==========================
+registry name             score (file)                              GPU choice in the node
+========================  =======================================  ==========================
+``random``                one feasible node drawn uniformly gets    ``random``: a uniformly
+                          100, the rest 0 (``random_score.go``)     drawn GPU that fits
+``dot-product``           ``100 * (1 - <free, request> / 2)``,      ``best``
+                          vectors (CPU, total GPU milli) over
+                          (128,000, 8,000) (``dot_product_score.go``,
+                          ``-dimext merge -norm max``)
+``gpu-clustering``        tiers by the GPU-affinity tags of the     ``best``
+                          node's pods (``gpu_clustering_score.go``)
+``gpu-packing``           shared GPUs > free GPUs of a used node >  ``best``
+                          an idle node (``gpu_packing_score.go``)
+``best-fit``              ``100 * (1 - 0.5 (cpu_left - cpu)/128000  ``best``
+                          - 0.5 (gpu_left - gpu)/8000)``
+                          (``best_fit_score.go``)
+``fgd``                   ``int(100 * sigmoid((frag_before -        the GPU with the highest
+                          frag_after) / 1000))`` (``fgd_score.go``) score, first on ties
+========================  =======================================  ==========================
+
+``best`` (``open_gpu_share.go``, ``allocateGpuIdBasedOnBestFit``): a sharing pod takes the
+GPU with the least free milli that fits (lowest index on ties); a whole or multi-GPU pod
+takes the lowest-index fully free GPUs (``AllocateExclusiveGpuId``). Scores that the paper
+min-max normalises (best-fit) are not normalised here: the normalisation is monotone and,
+for a 0..100 integer score, one-to-one, so the chosen node is the same.
+
+Ties between nodes are broken by :attr:`ClusterState.prio` (see :func:`select`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from cohabit.model import MILLI_PER_GPU
+from cohabit.placement.frag import FragModel
+from cohabit.placement.state import ClusterState, PodReq
+
+__all__ = ["POLICIES", "Policy", "fgd_node_score", "frag_model"]
+
+MAX_SPEC_CPU = 128_000
+"""CPU milli of the largest node shape, the normaliser of best-fit and dot-product."""
+MAX_SPEC_GPU = 8_000
+"""GPU milli of the largest node shape (8 GPUs)."""
+MAX_NODE_SCORE = 100
+
+Rng = np.random.Generator
+
+
+# --------------------------------------------------------------------- GPU choice
+
+
+def gpus_best(state: ClusterState, req: PodReq, node: int, rng: Rng | None) -> tuple[int, ...]:
+    """``best`` GPU choice: tightest GPU for a sharing pod, lowest-index free GPUs else."""
+    if req.num == 0:
+        return ()
+    row = state.gpu_free[node, : state.gpu_cnt[node]]
+    if req.is_share:
+        ok = row >= req.milli
+        if not ok.any():
+            return ()
+        masked = np.where(ok, row, MILLI_PER_GPU + 1)
+        return (int(np.argmin(masked)),)
+    idx = np.flatnonzero(row == MILLI_PER_GPU)[: req.num]
+    return tuple(int(x) for x in idx)
+
+
+def gpus_random(state: ClusterState, req: PodReq, node: int, rng: Rng | None) -> tuple[int, ...]:
+    """``random`` GPU choice: a uniformly drawn fitting GPU for a sharing pod (reservoir
+    sampling in ``allocateGpuIdBasedOnRandomFit``); lowest-index free GPUs else."""
+    if not req.is_share:
+        return gpus_best(state, req, node, rng)
+    row = state.gpu_free[node, : state.gpu_cnt[node]]
+    idx = np.flatnonzero(row >= req.milli)
+    if rng is None:
+        raise ValueError("the random policy needs an rng")
+    return (int(idx[rng.integers(idx.size)]),)
+
+
+# --------------------------------------------------------------------- policies
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A score plugin.
+
+    Attributes:
+        name: registry name.
+        score: ``score(state, req, feasible, rng) -> int64[len(feasible)]`` in 0..100.
+        gpus: ``gpus(state, req, node, rng) -> GPU indices`` for the chosen node.
+        source: the file of the FGD paper's simulator the definition follows.
+    """
+
+    name: str
+    score: Callable[[ClusterState, PodReq, np.ndarray, Rng | None], np.ndarray]
+    gpus: Callable[[ClusterState, PodReq, int, Rng | None], tuple[int, ...]]
+    source: str
+
+
+def score_random(state: ClusterState, req: PodReq, feasible: np.ndarray,
+                 rng: Rng | None) -> np.ndarray:
+    """100 for one feasible node drawn uniformly, 0 for the others (``random_score.go``)."""
+    if rng is None:
+        raise ValueError("the random policy needs an rng")
+    out = np.zeros(feasible.size, np.int64)
+    out[rng.integers(feasible.size)] = MAX_NODE_SCORE
+    return out
+
+
+def score_best_fit(state: ClusterState, req: PodReq, feasible: np.ndarray,
+                   rng: Rng | None) -> np.ndarray:
+    """``int(100 * (1 - (0.5 (cpu_free - cpu)/128000 + 0.5 (gpu_free - gpu)/8000)))``:
+    the node left with the least CPU and GPU wins (``best_fit_score.go``; the operations are
+    done in the same order so the truncation matches)."""
+    cpu_left = (state.cpu_free[feasible] - req.cpu_score).astype(np.float64)
+    gpu_left = (state.total_free[feasible] - req.total_milli).astype(np.float64)
+    s = cpu_left / MAX_SPEC_CPU * 0.5
+    s = s + gpu_left / MAX_SPEC_GPU * 0.5
+    out = np.trunc((1.0 - s) * MAX_NODE_SCORE).astype(np.int64)
+    bad = (cpu_left < 0) | (gpu_left < 0)
+    out[bad] = 0
+    return out
+
+
+def score_dot_product(state: ClusterState, req: PodReq, feasible: np.ndarray,
+                      rng: Rng | None) -> np.ndarray:
+    """``int(100 * (1 - <free, request> / 2))`` with free = (CPU left, total GPU milli left)
+    and request = (CPU, total GPU milli), both divided by (128,000, 8,000); 0 when the node
+    lacks the CPU (``dot_product_score.go`` with ``-dimext merge -norm max``)."""
+    n0 = state.cpu_free[feasible].astype(np.float64) / MAX_SPEC_CPU
+    n1 = state.total_free[feasible].astype(np.float64) / MAX_SPEC_GPU
+    p0 = req.cpu_score / MAX_SPEC_CPU
+    p1 = req.total_milli / MAX_SPEC_GPU
+    dot = n0 * p0
+    dot = dot + n1 * p1
+    cur = 1.0 - dot / 2.0
+    out = np.trunc(MAX_NODE_SCORE * cur).astype(np.int64)
+    out[state.cpu_free[feasible] < req.cpu_score] = 0
+    return out
+
+
+def _go_div(a: np.ndarray, b: int) -> np.ndarray:
+    """Integer division truncating toward zero (Go's ``/`` on int64)."""
+    q = np.abs(a) // b
+    return np.where(a < 0, -q, q)
+
+
+def score_gpu_clustering(state: ClusterState, req: PodReq, feasible: np.ndarray,
+                         rng: Rng | None) -> np.ndarray:
+    """GPU clustering (``gpu_clustering_score.go``): a GPU pod scores
+    ``25 * (8000 - gpu_left) / 8000`` (integer) plus 75 on a node whose GPU pods all carry
+    the pod's affinity tag (``share-gpu`` or ``<n>-gpu``), 50 on a node with that tag among
+    others, 25 on a node with no GPU pod, 0 on a node with other tags only. CPU-only: 0."""
+    tag = state.gpu_affinity_tag(req)
+    if tag is None:
+        return np.zeros(feasible.size, np.int64)
+    base = _go_div((MAX_NODE_SCORE // 4) * (MAX_SPEC_GPU - state.total_free[feasible]),
+                   MAX_SPEC_GPU)
+    aff = state.aff[feasible]
+    ntags = (aff > 0).sum(axis=1)
+    col = state.aff_tags.get(tag)
+    has = aff[:, col] > 0 if col is not None else np.zeros(feasible.size, bool)
+    bonus = np.where(
+        has,
+        np.where(ntags == 1, MAX_NODE_SCORE * 3 // 4, MAX_NODE_SCORE * 2 // 4),
+        np.where(ntags == 0, MAX_NODE_SCORE // 4, 0),
+    )
+    return base + bonus
+
+
+def score_gpu_packing(state: ClusterState, req: PodReq, feasible: np.ndarray,
+                      rng: Rng | None) -> np.ndarray:
+    """GPU packing (``gpu_packing_score.go``), for a GPU pod:
+
+    1. an idle node: ``max(33 - free_gpus, free_gpus)``;
+    2. a used node where the pod needs fully free GPUs: ``max(50 - gpus_used, 33)``;
+    3. a used node where the pod fits on a shared GPU (the tightest that fits):
+       ``max(100 - (free_milli * 100 // 1000) // 10, 50)``.
+
+    CPU-only pods score 0 everywhere.
+    """
+    if req.num == 0:
+        return np.zeros(feasible.size, np.int64)
+    cnt = state.gpu_cnt[feasible]
+    full = state.full_free[feasible]
+    idle = full == cnt
+    case3 = np.maximum(MAX_NODE_SCORE // 3 - full, full)
+    if req.is_share:
+        rows = state.gpu_free[feasible]
+        fits = rows >= req.milli
+        tight = np.where(fits, rows, MILLI_PER_GPU + 1).min(axis=1)
+        shared = tight < MILLI_PER_GPU
+        case2 = np.full(feasible.size, max(MAX_NODE_SCORE // 2 - 1, MAX_NODE_SCORE // 3))
+        case1 = np.maximum(
+            MAX_NODE_SCORE - (tight * 100 // MILLI_PER_GPU) // 10, MAX_NODE_SCORE // 2
+        )
+        used = np.where(shared, case1, case2)
+    else:
+        used = np.full(feasible.size, max(MAX_NODE_SCORE // 2 - req.num, MAX_NODE_SCORE // 3))
+    return np.where(idle, case3, used).astype(np.int64)
+
+
+# --------------------------------------------------------------------- FGD
+
+
+def frag_model(state: ClusterState) -> FragModel:
+    """The memoised :class:`FragModel` of ``state`` (built on first use).
+
+    Raises:
+        ValueError: the state has no typical-pod distribution (see
+            :meth:`ClusterState.set_typical`).
+    """
+    fm = state.caches.get("frag")
+    if fm is None:
+        if state.typical is None:
+            raise ValueError(
+                "fragmentation needs a typical-pod distribution: "
+                "ClusterState.from_nodes(..., typical=typical_pods(workload))"
+            )
+        fm = FragModel(state.typical, state.model_names)
+        state.caches["frag"] = fm
+    return fm
+
+
+def _sigmoid_score(before: float, after: float) -> int:
+    x = (before - after) / 1000.0
+    return int(1.0 / (1.0 + math.exp(-x)) * float(MAX_NODE_SCORE))
+
+
+def _after_exclusive(key: tuple[int, int, tuple[int, ...]], req: PodReq
+                     ) -> tuple[int, int, tuple[int, ...]]:
+    """``NodeResource.Sub``: CPU minus the pod's, then ``milli`` off the ``num`` GPUs with
+    the least free that fit (ascending). An impossible pod leaves the state unchanged."""
+    model, cpu, gpus = key
+    if cpu < req.cpu_score or len(gpus) < req.num:
+        return key
+    if req.num == 0:
+        return (model, cpu - req.cpu_score, gpus)
+    out = list(gpus)  # already ascending
+    need = req.num
+    for i, g in enumerate(out):
+        if need == 0:
+            break
+        if g >= req.milli:
+            out[i] = g - req.milli
+            need -= 1
+    return (model, cpu - req.cpu_score, tuple(sorted(out)))
+
+
+def fgd_node_score(fm: FragModel, key: tuple[int, int, tuple[int, ...]], req: PodReq) -> int:
+    """FGD score of one node state for ``req`` (``calculateGpuShareFragExtendScore``):
+    for a sharing pod the best over the GPUs that fit; else the exclusive placement."""
+    before = fm.frag(key)
+    model, cpu, gpus = key
+    if req.is_share:
+        best = -1
+        seen: set[int] = set()
+        for j, g in enumerate(gpus):
+            if g < req.milli or g in seen:
+                continue
+            seen.add(g)
+            new = list(gpus)
+            new[j] = g - req.milli
+            after = fm.frag((model, cpu - req.cpu_score, tuple(sorted(new))))
+            s = _sigmoid_score(before, after)
+            if s > best:
+                best = s
+        return best
+    return _sigmoid_score(before, fm.frag(_after_exclusive(key, req)))
+
+
+def score_fgd(state: ClusterState, req: PodReq, feasible: np.ndarray,
+              rng: Rng | None) -> np.ndarray:
+    """FGD (``fgd_score.go``): ``int(100 * sigmoid((frag_before - frag_after) / 1000))``, the
+    node whose fragmentation grows least wins. Scores are memoised per (node state, pod
+    shape); only nodes whose state is new for this shape are computed."""
+    fm = frag_model(state)
+    tables: dict = state.caches.setdefault("fgd", {})
+    n_states = len(state.state_keys)
+    tab = tables.get(req.shape)
+    if tab is None or tab.size < n_states:
+        new = np.full(max(2 * n_states, 64), -1, np.int64)
+        if tab is not None:
+            new[: tab.size] = tab
+        tab = new
+        tables[req.shape] = tab
+    sids = state.state_id[feasible]
+    sc = tab[sids]
+    miss = sc < 0
+    if miss.any():
+        keys = state.state_keys
+        for sid in np.unique(sids[miss]).tolist():
+            tab[sid] = fgd_node_score(fm, keys[sid], req)
+        sc = tab[sids]
+    return sc
+
+
+def gpus_fgd(state: ClusterState, req: PodReq, node: int, rng: Rng | None) -> tuple[int, ...]:
+    """FGD's GPU choice: for a sharing pod the fitting GPU with the highest FGD score (the
+    lowest index on ties); else the lowest-index fully free GPUs."""
+    if not req.is_share:
+        return gpus_best(state, req, node, rng)
+    fm = frag_model(state)
+    key = state.state_keys[int(state.state_id[node])]
+    model, cpu, _ = key
+    before = fm.frag(key)
+    row = state.gpu_free[node, : state.gpu_cnt[node]].tolist()
+    best, best_i = -1, -1
+    for i, g in enumerate(row):
+        if g < req.milli:
+            continue
+        new = list(row)
+        new[i] = g - req.milli
+        s = _sigmoid_score(before, fm.frag((model, cpu - req.cpu_score, tuple(sorted(new)))))
+        if best_i < 0 or s > best:
+            best, best_i = s, i
+    return (best_i,) if best_i >= 0 else ()
+
+
+POLICIES: dict[str, Policy] = {
+    "random": Policy("random", score_random, gpus_random, "random_score.go"),
+    "dot-product": Policy("dot-product", score_dot_product, gpus_best, "dot_product_score.go"),
+    "gpu-clustering": Policy(
+        "gpu-clustering", score_gpu_clustering, gpus_best, "gpu_clustering_score.go"
+    ),
+    "gpu-packing": Policy("gpu-packing", score_gpu_packing, gpus_best, "gpu_packing_score.go"),
+    "best-fit": Policy("best-fit", score_best_fit, gpus_best, "best_fit_score.go"),
+    "fgd": Policy("fgd", score_fgd, gpus_fgd, "fgd_score.go"),
+}
+"""Every placement policy by registry name (the ``--policy`` values of ``cohabit simulate``)."""

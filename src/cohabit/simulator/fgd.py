@@ -1,0 +1,210 @@
+"""``--mode fgd``: the FGD paper's experiment (Weng et al., USENIX ATC 2023, Section 6).
+
+The method of the paper's artifact (hkust-adsl/kubernetes-scheduler-simulator,
+``pkg/simulator/core.go`` ``Simulate`` and ``pkg/simulator/simulator.go``):
+
+1. the typical-pod distribution comes from the original pod list;
+2. the pod list is sorted by name and shuffled with the seed (``SortClusterPods``);
+3. inflation (``tuneUpPods``): pods drawn uniformly with replacement from the name-sorted
+   originals are appended until the next draw's per-GPU milli would push the total GPU
+   request past ``tune`` x cluster GPU milli (a list already above the target is thinned by
+   removing random pods, ``tuneDownPods``);
+4. node names get a random prefix from a seeded permutation (``syncClusterResourceList``),
+   so score ties, which go to the smallest name, break randomly but consistently;
+5. pods are scheduled one at a time in that order, with no departures; a pod that fits
+   nowhere fails and stays failed; every arrival adds its GPU request to the arrived demand.
+
+Reporting (``experiments/analysis/merge_alloc_discrete.py``): after every arrival the
+cluster's GPU allocation is logged; the value at X% arrived is the mean over the arrivals
+whose arrived percentage rounds to X (half to even, as Python's ``round``), or, when there is
+none, those within one point. numpy's generator replaces Go's ``math/rand``, so single seeds
+differ from the paper's while the means over seeds agree (see ``docs/benchmarks.md``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from cohabit.engine.scheduling import schedule_pod
+from cohabit.model import MILLI_PER_GPU, Node, Pod
+from cohabit.placement import POLICIES, typical_pods
+from cohabit.placement.policies import frag_model
+from cohabit.simulator.cluster import SimulatedCluster
+from cohabit.simulator.results import FGD_CURVE_COLUMNS, FgdRunResult
+
+__all__ = ["aggregate_curve", "inflate_workload", "run_fgd"]
+
+
+def inflate_workload(
+    pods: Sequence[Pod], capacity_milli: int, tune: float, rng: np.random.Generator
+) -> list[Pod]:
+    """Arrival order of the FGD experiment: name-sort, shuffle, then inflate to ``tune``.
+
+    Args:
+        pods: the original pod list.
+        capacity_milli: the cluster's GPU milli.
+        tune: target total GPU request as a multiple of ``capacity_milli`` (<= 0: no tuning).
+        rng: the run's generator (consumed: shuffle, then inflation draws).
+
+    Returns:
+        The arrivals; inflation clones are named ``<name>-tuned-<i>``.
+    """
+    originals = sorted(pods, key=lambda p: p.name)
+    order = rng.permutation(len(originals))
+    arrivals = [originals[i] for i in order]
+    if tune <= 0:
+        return arrivals
+    target = tune * float(capacity_milli)
+    total = sum(p.gpu_request_milli for p in arrivals)
+    if total > target:
+        while total > target and arrivals:
+            p = arrivals.pop(int(rng.integers(len(arrivals))))
+            total -= p.gpu_request_milli
+    elif total < target:
+        n = len(originals)
+        i = 0
+        while True:
+            p = originals[int(rng.integers(n))]
+            if float(total + p.gpu_milli) > target:
+                break
+            total += p.gpu_request_milli
+            arrivals.append(dataclasses.replace(p, name=f"{p.name}-tuned-{i}"))
+            i += 1
+    return arrivals
+
+
+def aggregate_curve(log: pd.DataFrame, total_gpus: int, tune: float) -> pd.DataFrame:
+    """Per-arrival log -> one row per 1% step of arrived GPU demand (the paper's rule).
+
+    Args:
+        log: columns ``arrived_milli, used_milli, frag_milli, idle_milli, cpu_alloc_pct,
+            mem_alloc_pct, failed``, one row per arrival.
+        total_gpus: GPUs of the cluster.
+        tune: the run's tune (steps go to ``round(100 * tune)``).
+
+    Returns:
+        Columns ``arrived_gpu_demand_pct`` and the metric columns of
+        :data:`~cohabit.simulator.results.FGD_CURVE_COLUMNS`; a step without any arrival
+        within one point is NaN (failed pods: the last known count).
+    """
+    arrive = np.round(log["arrived_milli"].to_numpy(np.float64) / total_gpus / 10)
+    alloc = np.round(log["used_milli"].to_numpy(np.float64) / total_gpus / 10, 2)
+    cap = float(total_gpus * MILLI_PER_GPU)
+    frag = log["frag_milli"].to_numpy(np.float64)
+    idle = log["idle_milli"].to_numpy(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frag_ratio = np.where(idle > 0, 100.0 * frag / idle, 0.0)
+    frag_amount = 100.0 * frag / cap
+    cpu = log["cpu_alloc_pct"].to_numpy(np.float64)
+    mem = log["mem_alloc_pct"].to_numpy(np.float64)
+    failed = log["failed"].to_numpy(np.int64)
+    rows = []
+    last_failed = 0
+    for x in range(0, int(round(100 * tune)) + 1):
+        sel = arrive == x
+        if not sel.any():
+            sel = (arrive >= x - 1) & (arrive <= x + 1)
+        if sel.any():
+            last_failed = int(failed[sel].max())
+            rows.append((x, alloc[sel].mean(), frag_ratio[sel].mean(),
+                         frag_amount[sel].mean(), cpu[sel].mean(), mem[sel].mean(),
+                         last_failed))
+        else:
+            rows.append((x, np.nan, np.nan, np.nan, np.nan, np.nan, last_failed))
+    return pd.DataFrame(rows, columns=list(FGD_CURVE_COLUMNS[4:]))
+
+
+def run_fgd(
+    nodes: list[Node],
+    pods: list[Pod],
+    *,
+    policy: str,
+    seed: int,
+    tune: float = 1.3,
+    workload: str = "custom",
+) -> FgdRunResult:
+    """One ``--mode fgd`` run (see the module docstring).
+
+    Args:
+        nodes: the cluster (fully free).
+        pods: the original pod list (typical pods and inflation draw from it).
+        policy: a key of :data:`cohabit.placement.POLICIES`.
+        seed: seeds the shuffle, the inflation, the node tie-break order and ``random``.
+        tune: target GPU request as a multiple of cluster GPU capacity.
+        workload: name written into the curve's ``workload`` column.
+
+    Returns:
+        :class:`~cohabit.simulator.results.FgdRunResult` with one curve row per 1% step.
+
+    Raises:
+        ValueError: unknown policy, empty pod list, a cluster without GPUs.
+    """
+    if policy not in POLICIES:
+        raise ValueError(f"unknown placement policy {policy!r}; known: {', '.join(POLICIES)}")
+    if not pods:
+        raise ValueError("run_fgd needs a non-empty pod list")
+    t0 = time.perf_counter()
+    typical = typical_pods(pods)
+    cluster = SimulatedCluster(nodes, typical=typical)
+    state = cluster.state
+    total_gpus = int(state.gpu_cnt.sum())
+    if total_gpus == 0:
+        raise ValueError("run_fgd needs a cluster with GPUs")
+    cap = total_gpus * MILLI_PER_GPU
+    rng = np.random.default_rng(seed)
+    arrivals = inflate_workload(pods, cap, tune, rng)
+    # random node-name prefix: nodes sorted by name get a seeded permutation as rank
+    by_name = sorted(range(state.n_nodes), key=lambda i: state.names[i])
+    perm = rng.permutation(state.n_nodes)
+    prio = np.empty(state.n_nodes, np.int64)
+    prio[by_name] = perm
+    state.set_priority(prio)
+    policy_rng = np.random.default_rng([seed, 1])
+
+    fm = frag_model(state)
+    keys = state.state_keys
+    node_frag = np.array([fm.frag(keys[s]) for s in state.state_id.tolist()])
+    frag_sum = float(node_frag.sum())
+    cpu_cap = float(state.cpu_cap.sum())
+    mem_cap = float(state.mem_cap.sum())
+    cpu_used = 0
+    mem_used = 0
+    gpu_used = 0
+    arrived = 0
+    failed = 0
+    n = len(arrivals)
+    log = np.zeros((n, 7), np.float64)
+    index = state.index
+    for k, pod in enumerate(arrivals):
+        arrived += pod.gpu_request_milli
+        res = schedule_pod(state, pod, policy=policy, rng=policy_rng, actuator=cluster)
+        if res.bind is None:
+            failed += 1
+        else:
+            i = index[res.bind.node]
+            new = fm.frag(keys[int(state.state_id[i])])
+            frag_sum += new - node_frag[i]
+            node_frag[i] = new
+            cpu_used += pod.cpu_milli
+            mem_used += pod.memory_mib
+            gpu_used += pod.gpu_request_milli
+        log[k] = (arrived, gpu_used, frag_sum, cap - gpu_used,
+                  100.0 * cpu_used / cpu_cap, 100.0 * mem_used / mem_cap, failed)
+    frame = pd.DataFrame(
+        log,
+        columns=["arrived_milli", "used_milli", "frag_milli", "idle_milli",
+                 "cpu_alloc_pct", "mem_alloc_pct", "failed"],
+    )
+    curve = aggregate_curve(frame, total_gpus, tune)
+    curve.insert(0, "tune", float(tune))
+    curve.insert(0, "seed", int(seed))
+    curve.insert(0, "policy", policy)
+    curve.insert(0, "workload", workload)
+    curve = curve[list(FGD_CURVE_COLUMNS)]
+    return FgdRunResult(curve=curve, arrivals=n, failed_pods=failed,
+                        wall_s=time.perf_counter() - t0)
