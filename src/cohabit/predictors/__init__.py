@@ -1,1 +1,19 @@
-"""cohabit.predictors."""
+"""cohabit.predictors: right-sizing, interference, peak and correlation predictors.
+
+scikit-learn stays inside this package: the planner, placement and operator use the plain
+callables (:func:`recommend`, :func:`interference`, ...) that take and return pandas/numpy
+values and :mod:`cohabit.model` types.
+"""
+
+from .api import recommend
+from .rightsizing import JustEnoughEstimator
+from .telemetry_data import TelemetryDataError, load_genai
+from .vpa import VpaRecommender
+
+__all__ = [
+    "JustEnoughEstimator",
+    "TelemetryDataError",
+    "VpaRecommender",
+    "load_genai",
+    "recommend",
+]

@@ -1,0 +1,38 @@
+"""Shared helpers of the predictors: resource kinds, input checks, weighted quantiles."""
+
+from __future__ import annotations
+
+import numpy as np
+
+RESOURCES = ("cpu_milli", "memory_mib", "gpu_milli", "gpu_memory_mib")
+"""Resource names, as the fields of :class:`cohabit.model.Resources`."""
+
+MEMORY_LIKE = frozenset({"memory_mib", "gpu_memory_mib"})
+"""Resources whose shortfall is fatal (an OOM kill), sized from peaks with an OOM bump."""
+
+
+def check_resource(resource: str) -> str:
+    """Return ``resource`` or raise ``ValueError`` naming the allowed values."""
+    if resource not in RESOURCES:
+        raise ValueError(f"resource must be one of {RESOURCES}, got {resource!r}")
+    return resource
+
+
+def weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float:
+    """The smallest value whose cumulative weight reaches ``q`` of the total (a step quantile).
+
+    Args:
+        values, weights: 1-D arrays of equal length; weights >= 0 with a positive sum.
+        q: level in [0, 1].
+    """
+    order = np.argsort(values, kind="stable")
+    cum = np.cumsum(weights[order])
+    idx = int(np.searchsorted(cum, q * cum[-1], side="left"))
+    return float(values[order][min(idx, len(values) - 1)])
+
+
+def decay_weights(times: np.ndarray, half_life_s: float) -> np.ndarray:
+    """Exponential decay weights ``2 ** ((t - t_max) / half_life)`` (newest sample = 1)."""
+    if half_life_s <= 0 or not np.isfinite(half_life_s):
+        return np.ones_like(times, dtype=float)
+    return np.exp2((times - times.max()) / half_life_s)

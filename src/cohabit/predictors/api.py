@@ -1,0 +1,84 @@
+"""Plain callables over the predictors, for the planner, placement and operator.
+
+Nothing here returns a scikit-learn object: inputs are pandas/numpy, outputs are
+:mod:`cohabit.model` types or floats.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from cohabit.model import QosTarget, Recommendation, Resources
+
+from ._common import RESOURCES
+from .rightsizing import JustEnoughEstimator
+
+__all__ = ["recommend"]
+
+
+def recommend(
+    usage: pd.DataFrame,
+    qos_target: QosTarget | None = None,
+    bounds: tuple[Resources, Resources] | None = None,
+    container: str = "main",
+) -> Recommendation:
+    """Just-enough requests for one container from its usage history.
+
+    Args:
+        usage: one row per sample with a ``time`` column (seconds) and any of the resource
+            columns ``cpu_milli``, ``memory_mib``, ``gpu_milli``, ``gpu_memory_mib`` (NaN =
+            not measured); optional ``latency_ms`` (p99 or end-to-end latency per sample).
+        qos_target: with ``metric == "p99_latency_ms"`` and a ``latency_ms`` column, CPU and
+            GPU share are sized by :class:`~cohabit.predictors.rightsizing.JustEnoughEstimator`'s
+            QoS model; otherwise from usage alone.
+        bounds: ``(min, max)`` resources the recommendation is clamped to (0 in max = no cap).
+        container: container name carried into the result.
+
+    Returns:
+        A :class:`~cohabit.model.Recommendation`; resources without samples are 0. Its
+        confidence is the smallest over the sized resources, ``low_confidence`` if any is low.
+
+    Raises:
+        ValueError: no ``time`` column, or no resource column with samples.
+    """
+    if "time" not in usage.columns:
+        raise ValueError("usage frame needs a 'time' column (seconds)")
+    targets, lowers, uppers, confs = {}, {}, {}, []
+    low = False
+    for resource in RESOURCES:
+        if resource not in usage.columns:
+            continue
+        rows = usage[usage[resource].notna()]
+        if rows.empty:
+            continue
+        t = rows["time"].to_numpy(float)
+        y = rows[resource].to_numpy(float)
+        use_qos = (
+            qos_target is not None
+            and qos_target.metric == "p99_latency_ms"
+            and "latency_ms" in rows.columns
+            and resource in ("cpu_milli", "gpu_milli")
+        )
+        cap = 1000.0 * max(1.0, math.ceil(y.max() / 1000.0)) if resource == "gpu_milli" else None
+        if use_qos:
+            est = JustEnoughEstimator(
+                resource=resource, latency_column=1, latency_target_ms=qos_target.value,
+                max_value=cap,
+            ).fit(np.column_stack([t, rows["latency_ms"].to_numpy(float)]), y)
+        else:
+            est = JustEnoughEstimator(resource=resource, max_value=cap).fit(t[:, None], y)
+        targets[resource] = math.ceil(est.target_)
+        lowers[resource] = math.floor(est.lower_)
+        uppers[resource] = math.ceil(est.upper_)
+        confs.append(est.confidence_)
+        low = low or est.low_confidence_
+    if not targets:
+        raise ValueError(f"usage frame has no samples in any of {RESOURCES}")
+    target, lower, upper = Resources(**targets), Resources(**lowers), Resources(**uppers)
+    if bounds is not None:
+        lo, hi = bounds
+        target, lower, upper = target.clamp(lo, hi), lower.clamp(lo, hi), upper.clamp(lo, hi)
+    return Recommendation(container, target, lower, upper, float(min(confs)), bool(low))
