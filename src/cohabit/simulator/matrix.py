@@ -131,6 +131,7 @@ class MatrixError(RuntimeError):
 # ---------------------------------------------------------------------- worker side
 
 _TRACES: dict[str, tuple[list[Node], list[Pod]]] = {}
+_PRELOAD = ("cohabit.simulator.matrix", "cohabit.simulator.fgd", "cohabit.simulator.replay")
 
 
 def _init_worker(traces: dict[str, tuple[Sequence[Node], Sequence[Pod]]]) -> None:
@@ -166,12 +167,10 @@ def _progress(console: Console | None, enabled: bool) -> Progress:
     return Progress(
         SpinnerColumn(),
         TextColumn("[bold]{task.description}"),
-        BarColumn(),
+        BarColumn(bar_width=24),
         MofNCompleteColumn(),
-        TextColumn("runs"),
         TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
+        TimeRemainingColumn(compact=True),
         TextColumn("{task.fields[last]}", style="dim"),
         console=console or Console(stderr=True),
         disable=not enabled,
@@ -229,11 +228,11 @@ def run_matrix(
     results: dict[Cell, FgdRunResult | ReplayRunResult] = {}
     t0 = time.perf_counter()
     with _progress(console, progress) as bar:
-        task = bar.add_task(f"simulate --mode {mode}", total=len(matrix), last="")
+        task = bar.add_task(f"{mode} runs", total=len(matrix), last="")
 
         def done(cell: Cell, res: FgdRunResult | ReplayRunResult) -> None:
             results[cell] = res
-            bar.update(task, advance=1, last=f"{cell.label} ({res.wall_s:.1f} s)")
+            bar.update(task, advance=1, last=f"{cell.label}: {res.wall_s:.1f} s")
             if on_result is not None:
                 on_result(cell, res)
 
@@ -252,6 +251,8 @@ def run_matrix(
             # forkserver/spawn, not fork: the progress bar's refresh thread is running.
             methods = multiprocessing.get_all_start_methods()
             ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+            if ctx.get_start_method() == "forkserver":
+                ctx.set_forkserver_preload(list(_PRELOAD))  # import once, fork per worker
             with ProcessPoolExecutor(
                 max_workers=n_workers,
                 mp_context=ctx,

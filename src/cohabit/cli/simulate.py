@@ -1,0 +1,275 @@
+"""``cohabit simulate``: replay an openb trace through placement policies, offline.
+
+Runs the policy x trace x seed matrix of :mod:`cohabit.simulator.matrix` and prints the
+summary of :mod:`cohabit.simulator.report`; with ``--out`` it also writes tidy CSV, a JSON
+summary and PNG plots.
+
+Defaults (the plain ``cohabit simulate``): the embedded openb trace (1,213 GPU nodes, the
+default pod list of 8,152 pods), ``--mode fgd`` (the FGD paper's method: seeded shuffle,
+inflate to 1.3 x GPU capacity, one pass, no departures), all six policies, seed 42, one
+worker process per core. That is six runs, and the table compares each policy with the
+paper's published curve.
+
+Bad input (a trace file's bad rows, an unknown policy, a malformed ``--seeds``) is reported
+in one line naming the file, line and field (plus a list when there are several problems)
+and exits with code 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from cohabit.simulator import loaders, matrix, report
+
+__all__ = ["parse_policies", "parse_pods", "parse_seeds", "register", "simulate"]
+
+DEFAULT_SEEDS = "42"
+DEFAULT_POLICIES = "all"
+PUBLISHED_ALIAS = "published"
+"""``--pods published``: every pod list the FGD paper published curves for."""
+
+
+class UsageError(ValueError):
+    """A command-line value is malformed; the message names the option."""
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"42"``, ``"42-51"``, ``"42,45,50-52"`` -> seeds in the given order, duplicates dropped.
+
+    Raises:
+        UsageError: a part is not a non-negative integer or an ascending ``a-b`` range, or
+            the list is empty.
+    """
+    seeds: list[int] = []
+    for part in (p.strip() for p in text.split(",")):
+        m = re.fullmatch(r"(\d+)(?:\s*-\s*(\d+))?", part)
+        if not m:
+            raise UsageError(
+                f"--seeds: {part!r} is not a seed or a range (examples: 42, 42-51, 42,43,50-52)"
+            )
+        lo = int(m.group(1))
+        hi = int(m.group(2)) if m.group(2) is not None else lo
+        if hi < lo:
+            raise UsageError(f"--seeds: range {part!r} runs backwards")
+        if hi - lo >= 10_000:
+            raise UsageError(f"--seeds: range {part!r} has more than 10,000 seeds")
+        seeds.extend(s for s in range(lo, hi + 1) if s not in seeds)
+    return seeds
+
+
+def parse_policies(text: str, known: list[str]) -> list[str]:
+    """``"fgd,best-fit"`` or ``"all"`` -> registry names (``all``: every known policy).
+
+    Raises:
+        UsageError: an unknown name (the message lists the known ones) or an empty list.
+    """
+    names = [p.strip() for p in text.split(",") if p.strip()]
+    if not names:
+        raise UsageError("--policy: empty list")
+    if names == ["all"]:
+        return list(known)
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise UsageError(
+            f"--policy: unknown policy {', '.join(unknown)} (known: {', '.join(known)}, all)"
+        )
+    return list(dict.fromkeys(names))
+
+
+def parse_pods(text: str | None) -> list[str | None]:
+    """``--pods``: one path or shipped name, a comma list of them, or ``published``.
+
+    Returns:
+        Specs for :func:`cohabit.simulator.loaders.load_trace` (``[None]`` = the default).
+    """
+    if text is None:
+        return [None]
+    if Path(text).is_file():
+        return [text]
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if parts == [PUBLISHED_ALIAS]:
+        pub = report.published_curves()
+        return sorted(pub["workload"].unique())
+    if not parts:
+        raise UsageError("--pods: empty")
+    return list(dict.fromkeys(parts))
+
+
+def _known_policies() -> list[str]:
+    from cohabit.placement import POLICIES
+
+    return sorted(POLICIES, key=report._policy_key)
+
+
+def _stdout() -> Console:
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console = Console(highlight=False, width=max(console.width, 160))
+    return console
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def simulate(
+    pods: str | None = typer.Option(
+        None,
+        "--pods",
+        help="Pod list: a CSV file, a shipped list's name (default, gpushare40, multigpu20, "
+        "cpu050, ...), a comma list of them, or 'published' (every list the FGD paper "
+        "published). Default: the embedded openb default list.",
+    ),
+    nodes: str | None = typer.Option(
+        None,
+        "--nodes",
+        help="Node list: a CSV file or a shipped name (gpu_node, all_node). Default: gpu_node "
+        "(1,213 GPU nodes, 6,212 GPUs).",
+    ),
+    policy: str = typer.Option(
+        DEFAULT_POLICIES,
+        "--policy",
+        help="Comma list of placement policies, or 'all' (random, dot-product, "
+        "gpu-clustering, gpu-packing, best-fit, fgd).",
+    ),
+    seeds: str = typer.Option(
+        DEFAULT_SEEDS, "--seeds", help="Seeds: 42, 42-51 or 42,45,50-52 (the paper uses 42-51)."
+    ),
+    tune: float = typer.Option(
+        1.3,
+        "--tune",
+        min=0.01,
+        max=10.0,
+        help="--mode fgd: inflate the pod list to tune x cluster GPU capacity.",
+    ),
+    mode: str = typer.Option(
+        "fgd",
+        "--mode",
+        help="fgd: the paper's one-pass method; replay: arrivals and departures in trace time.",
+    ),
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        help="Directory for curves/series CSV, summary.json and PNG plots (created).",
+    ),
+    workers: int | None = typer.Option(
+        None, "--workers", min=1, help="Worker processes (default: one per CPU core)."
+    ),
+    sample_every: float | None = typer.Option(
+        None, "--sample-every", min=1.0, help="--mode replay: sampling period, seconds."
+    ),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Simulate placement policies on an openb trace and compare them (and the FGD paper)."""
+    console = _stdout()
+    try:
+        if mode not in matrix.MODES:
+            raise UsageError(f"--mode: {mode!r} is not one of {', '.join(matrix.MODES)}")
+        seed_list = parse_seeds(seeds)
+        policy_list = parse_policies(policy, _known_policies())
+        pod_specs = parse_pods(pods)
+    except UsageError as exc:
+        raise _fail(str(exc)) from None
+
+    t0 = time.perf_counter()
+    traces: dict[str, loaders.Trace] = {}
+    try:
+        for spec in pod_specs:
+            trace = loaders.load_trace(spec, nodes, require_times=(mode == "replay"))
+            if trace.workload in traces:
+                raise _fail(f"--pods: two pod lists are both named {trace.workload!r}")
+            traces[trace.workload] = trace
+    except loaders.TraceError as exc:
+        raise _fail(str(exc)) from None
+    load_s = time.perf_counter() - t0
+
+    summaries = {}
+    for name, trace in traces.items():
+        s = loaders.summarize(trace.nodes, trace.pods)
+        summaries[name] = s
+        console.print(f"[bold]{name}[/] ({trace.pods_source}; nodes {trace.nodes_source})")
+        for line in s.lines():
+            console.print(f"  {line}", markup=False)
+    console.print(f"  loaded in {load_s:.2f} s", style="dim")
+
+    cells = matrix.cells(
+        mode, list(traces), policy_list, seed_list, tune=tune, sample_every_s=sample_every
+    )
+    n_workers = min(workers or os.cpu_count() or 1, len(cells))
+    console.print(
+        f"running {len(cells)} run(s): {len(policy_list)} policies x {len(traces)} pod list(s) "
+        f"x {len(seed_list)} seed(s), --mode {mode}"
+        + (f", tune {tune:g}" if mode == "fgd" else "")
+        + f", {n_workers} worker(s)"
+    )
+    try:
+        result = matrix.run_matrix(
+            cells,
+            {k: (t.nodes, t.pods) for k, t in traces.items()},
+            workers=n_workers,
+            progress=progress,
+        )
+    except matrix.MatrixError as exc:
+        raise _fail(str(exc), code=1) from None
+
+    if mode == "fgd":
+        summary = report.fgd_summary(result)
+        for table in report.fgd_tables(summary, tune=tune):
+            console.print(table)
+    else:
+        summary = report.replay_summary(result)
+        for table in report.replay_tables(summary, report.pending_summary(result)):
+            console.print(table)
+    console.print(
+        f"{len(cells)} run(s) in {result.wall_s:.1f} s wall on {result.workers} worker(s)",
+        style="dim",
+    )
+    if out is not None:
+        meta = {
+            "command": " ".join(["cohabit", "simulate", *sys.argv[2:]])
+            if sys.argv[1:2] == ["simulate"]
+            else "cohabit simulate",
+            "policies": policy_list,
+            "seeds": seed_list,
+            "tune": tune if mode == "fgd" else None,
+            "traces": {
+                name: {
+                    "pods_source": t.pods_source,
+                    "nodes_source": t.nodes_source,
+                    **dataclasses.asdict(summaries[name]),
+                }
+                for name, t in traces.items()
+            },
+        }
+        written = report.write_outputs(result, out, meta=meta)
+        console.print(
+            f"wrote {len(written)} files to {out}/: " + ", ".join(p.name for p in written)
+        )
+    else:
+        console.print("add --out DIR for tidy CSV, a JSON summary and PNG plots", style="dim")
+
+
+def _group_callback() -> None:
+    """Capacity planning and contention-aware placement for GPU and database workloads."""
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``simulate`` to the ``cohabit`` app.
+
+    Typer runs an app with a single command and no callback as that command (``cohabit
+    --pods ...`` instead of ``cohabit simulate --pods ...``); while ``simulate`` is the only
+    command, a no-op callback keeps ``cohabit`` a command group. An app that already has a
+    callback is left alone.
+    """
+    app.command("simulate")(simulate)
+    if not app.registered_callback and not app.info.callback:
+        app.callback()(_group_callback)
