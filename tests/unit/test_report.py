@@ -159,6 +159,7 @@ def test_write_fgd_outputs(tmp_path, published):
         "alloc_default.png",
         "frag_default.png",
         "alloc_gpushare40.png",
+        "max_deviation.csv",
     } <= names
     curves = pd.read_csv(tmp_path / "out" / "curves.csv")
     assert list(curves.columns) == list(FGD_CURVE_COLUMNS)
@@ -241,3 +242,16 @@ def test_replay_summaries_and_files(tmp_path):
     assert {"series.csv", "pending.csv", "summary.json", "unschedulable_default.png"} <= names
     doc = json.loads((tmp_path / "summary.json").read_text())
     assert doc["mode"] == "replay" and len(doc["pending"]) == 4
+
+
+def test_max_deviation_pivot_per_pod_list_and_policy(published):
+    res = _fgd_result(published, workloads=(WL, "openb_pod_list_gpushare40"))
+    c = res.curves
+    hit = (c["workload"] == WL) & (c["policy"] == "best-fit") & (c["arrived_gpu_demand_pct"] == 60)
+    c.loc[hit, report.ALLOC] += 0.6
+    piv = report.max_deviation(report.fgd_summary(res, published))
+    assert list(piv.columns) == ["best-fit", "fgd"]
+    assert piv.loc[WL, "best-fit"] == pytest.approx(0.8)
+    assert piv.loc["openb_pod_list_gpushare40", "best-fit"] == pytest.approx(0.2)
+    text = _render([report.fidelity_table(report.fgd_summary(res, published))])
+    assert "gpushare40" in text and "0.80" in text

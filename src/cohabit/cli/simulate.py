@@ -225,6 +225,10 @@ def simulate(
         summary = report.fgd_summary(result)
         for table in report.fgd_tables(summary, tune=tune):
             console.print(table)
+        if len(traces) > 1:
+            fidelity = report.fidelity_table(summary)
+            if fidelity is not None:
+                console.print(fidelity)
     else:
         summary = report.replay_summary(result)
         for table in report.replay_tables(summary, report.pending_summary(result)):

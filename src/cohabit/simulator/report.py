@@ -40,6 +40,8 @@ __all__ = [
     "comparison",
     "fgd_summary",
     "fgd_tables",
+    "fidelity_table",
+    "max_deviation",
     "pending_summary",
     "plot_fgd",
     "plot_replay",
@@ -335,6 +337,46 @@ def fgd_tables(summary: pd.DataFrame, *, tune: float, tolerance: float = 0.3) ->
             )
         tables.append(t)
     return tables
+
+
+def max_deviation(summary: pd.DataFrame) -> pd.DataFrame:
+    """Largest |ours - published| GPU allocation ratio over 50..130% arrived, in points.
+
+    Args:
+        summary: :func:`fgd_summary`.
+
+    Returns:
+        Pivot: one row per published workload, one column per policy (paper order);
+        empty when no workload was published.
+    """
+    s = summary[summary["max_abs_dev_gpu_alloc_50_130"].notna()]
+    if s.empty:
+        return pd.DataFrame()
+    pivot = s.pivot(index="workload", columns="policy", values="max_abs_dev_gpu_alloc_50_130")
+    return pivot[_ordered(list(pivot.columns))]
+
+
+def fidelity_table(summary: pd.DataFrame, *, tolerance: float = 0.3) -> Table | None:
+    """Rich table of :func:`max_deviation` (pod lists x policies), values beyond
+    ``tolerance`` in red; ``None`` when no published workload was run."""
+    piv = max_deviation(summary)
+    if piv.empty:
+        return None
+    t = Table(
+        title=f"largest |Δ| GPU allocation vs paper, 50–130% arrived (points; red > {tolerance:g})",
+        min_width=72,
+        title_justify="left",
+    )
+    t.add_column("pod list", style="bold")
+    for policy in piv.columns:
+        t.add_column(str(policy), justify="right")
+    for workload, row in piv.iterrows():
+        cells = []
+        for v in row:
+            text = _fmt(v)
+            cells.append(f"[bold red]{text}[/]" if not math.isnan(v) and v > tolerance else text)
+        t.add_row(str(workload).removeprefix("openb_pod_list_"), *cells)
+    return t
 
 
 # ---------------------------------------------------------------------- replay summary
@@ -643,7 +685,8 @@ def write_outputs(
     ``--mode fgd``: ``curves.csv`` (every run's curve, tidy,
     :data:`~cohabit.simulator.results.FGD_CURVE_COLUMNS`), ``runs.csv`` (one row per run),
     ``summary.csv`` (:func:`fgd_summary`), ``comparison.csv`` (:func:`comparison`, when a
-    pod list was published), ``summary.json`` and the PNGs of :func:`plot_fgd`.
+    pod list was published), ``max_deviation.csv`` (:func:`max_deviation`), ``summary.json``
+    and the PNGs of :func:`plot_fgd`.
 
     ``--mode replay``: ``series.csv`` (every run's samples,
     :data:`~cohabit.simulator.results.REPLAY_SERIES_COLUMNS`), ``pending.csv``,
@@ -678,6 +721,11 @@ def write_outputs(
         csv(summary, "summary.csv")
         if len(cmp):
             csv(cmp, "comparison.csv")
+        worst = max_deviation(summary)
+        if len(worst):
+            path = out / "max_deviation.csv"
+            worst.to_csv(path)
+            written.append(path)
         doc["results"] = _records(summary)
         if len(cmp):
             alloc = cmp[
