@@ -1,0 +1,171 @@
+"""Typed settings of the operator and the node agent: nested dataclasses, injected, no globals.
+
+Modelled on kopf's ``OperatorSettings``: one dataclass per concern, fields documented by
+attribute docstrings. :meth:`OperatorSettings.from_env` reads ``COHABIT_*`` environment
+variables (what the Helm chart sets); unknown or malformed values raise :class:`SettingsError`
+naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+
+__all__ = [
+    "AgentSettings",
+    "MetricsSettings",
+    "OperatorSettings",
+    "PrometheusSettings",
+    "ReconcileSettings",
+    "SchedulerSettings",
+    "SettingsError",
+]
+
+
+class SettingsError(ValueError):
+    """A setting (environment variable or argument) with a bad value; names the setting."""
+
+
+@dataclass(frozen=True)
+class PrometheusSettings:
+    """Where usage and QoS telemetry come from."""
+
+    url: str = ""
+    """Base URL of Prometheus (``http://prometheus:9090``); empty = no usage source."""
+
+    timeout_s: float = 10.0
+    """Per-query timeout in seconds."""
+
+    window_s: float = 3600.0
+    """History a recommendation is computed from, seconds back from ``now``."""
+
+    step_s: float = 60.0
+    """Range-query resolution in seconds."""
+
+    rate_window: str = "5m"
+    """Window of ``rate()`` over cAdvisor CPU counters (PromQL duration)."""
+
+
+@dataclass(frozen=True)
+class SchedulerSettings:
+    """The secondary scheduler."""
+
+    name: str = "cohabit"
+    """Pods whose ``spec.schedulerName`` equals this are bound by cohabit."""
+
+    interval_s: float = 2.0
+    """Seconds between scheduling passes over pending pods."""
+
+    default_policy: str = "default"
+    """Name of the ``PlacementPolicy`` used when a workload names none."""
+
+
+@dataclass(frozen=True)
+class ReconcileSettings:
+    """Workload reconciliation."""
+
+    interval_s: float = 60.0
+    """Seconds between timer re-plans of each workload."""
+
+    idle_s: float = 0.0
+    """Seconds a workload must be unchanged before the timer fires (kopf ``idle``)."""
+
+    qos_window_s: float = 3600.0
+    """Window over which QoS violations are counted, seconds."""
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    """The operator's own Prometheus metrics and liveness endpoints."""
+
+    port: int = 8080
+    """Port of ``/metrics`` (prometheus-client)."""
+
+    liveness_port: int = 8081
+    """Port of kopf's liveness endpoint ``/healthz``."""
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    """The NVML node agent."""
+
+    port: int = 9400
+    """Port of the agent's ``/metrics``."""
+
+    node_name: str = ""
+    """Node the agent runs on (the chart sets it from ``spec.nodeName``)."""
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    """All operator settings."""
+
+    prometheus: PrometheusSettings = field(default_factory=PrometheusSettings)
+    """Telemetry source."""
+
+    scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
+    """Secondary scheduler."""
+
+    reconcile: ReconcileSettings = field(default_factory=ReconcileSettings)
+    """Workload reconciliation."""
+
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    """Own metrics and liveness."""
+
+    namespace: str = ""
+    """Namespace to watch; empty = cluster-wide."""
+
+    peering: str = "cohabit"
+    """kopf peering object name: one active operator per peering (leader election)."""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> OperatorSettings:
+        """Settings with every ``COHABIT_<SECTION>_<FIELD>`` variable applied.
+
+        Example: ``COHABIT_PROMETHEUS_URL``, ``COHABIT_RECONCILE_INTERVAL_S``,
+        ``COHABIT_NAMESPACE``.
+
+        Raises:
+            SettingsError: a variable names no setting or has a value of the wrong type.
+        """
+        env = os.environ if environ is None else environ
+        settings = cls()
+        sections = {f.name: getattr(settings, f.name) for f in fields(settings)}
+        updates: dict[str, object] = {}
+        section_updates: dict[str, dict[str, object]] = {}
+        for key, raw in env.items():
+            if not key.startswith("COHABIT_") or key in _NOT_SETTINGS:
+                continue
+            rest = key[len("COHABIT_") :].lower()
+            if rest in sections and not hasattr(sections[rest], "__dataclass_fields__"):
+                updates[rest] = _coerce(key, raw, type(sections[rest]))
+                continue
+            for name, section in sections.items():
+                if hasattr(section, "__dataclass_fields__") and rest.startswith(name + "_"):
+                    attr = rest[len(name) + 1 :]
+                    if attr not in section.__dataclass_fields__:
+                        raise SettingsError(f"{key}: {name} has no setting {attr!r}")
+                    current = getattr(section, attr)
+                    section_updates.setdefault(name, {})[attr] = _coerce(key, raw, type(current))
+                    break
+        for name, values in section_updates.items():
+            updates[name] = replace(sections[name], **values)
+        return replace(settings, **updates)
+
+
+_NOT_SETTINGS = frozenset({"COHABIT_LEDGER_NAMESPACE", "COHABIT_SKIP_INTEGRATION"})
+"""``COHABIT_*`` variables that are read elsewhere, not settings."""
+
+
+def _coerce(key: str, raw: str, kind: type) -> object:
+    try:
+        if kind is bool:
+            if raw.lower() in ("1", "true", "yes"):
+                return True
+            if raw.lower() in ("0", "false", "no", ""):
+                return False
+            raise ValueError(raw)
+        return kind(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{key}={raw!r} is not a valid {kind.__name__}") from exc

@@ -1,0 +1,349 @@
+"""``reconcile_once``: the one place the chain telemetry -> predictors -> planner -> placement
+is written out. The operator calls it on a live cluster, the simulator on its in-memory one.
+
+Time is passed in (``now``, epoch or trace seconds); nothing here reads a clock or does I/O
+other than through the ``UsageSource`` it is given.
+
+One pass:
+
+1. **Assess** each workload (:func:`assess`): usage of its pods over
+   ``[now - window, now]`` -> one :class:`~cohabit.model.Recommendation` per container from
+   the predictors; QoS samples -> violations counted over the workload's window; interference
+   profile when an interference predictor is given. A missing or failing source gives
+   low-confidence recommendations and no action (never a guess).
+2. **Plan**: the planner policies the ``PlacementPolicy`` enables (right-sizing, rebinding)
+   propose ``Resize``/``Evict`` actions.
+3. **Place**: pending pods (cohabit's scheduler name) are placed one at a time through
+   :func:`cohabit.engine.scheduling.schedule_pod` on a :class:`~cohabit.placement.ClusterState`
+   built from the snapshot, so later pods see earlier binds; each becomes a ``Bind``.
+
+The returned :class:`~cohabit.model.Plan` is carried out by an actuator, which owns dry-run
+and budgets.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from cohabit.config import PolicyConfig, SpecError, WorkloadSpec
+from cohabit.engine.scheduling import schedule_pod
+from cohabit.model import (
+    Action,
+    Bind,
+    InterferenceProfile,
+    Plan,
+    Pod,
+    Recommendation,
+    Resources,
+    Snapshot,
+    Workload,
+    WorkloadKind,
+)
+from cohabit.placement import POLICIES as PLACEMENT_POLICIES
+from cohabit.placement import ClusterState, typical_pods
+from cohabit.planner import PlanContext, build_policies
+from cohabit.telemetry import TelemetryUnavailable, UsageSource
+
+__all__ = [
+    "Assessment",
+    "Recommender",
+    "assess",
+    "predictors_recommender",
+    "place_pending",
+    "reconcile_once",
+    "validate_policy",
+]
+
+log = logging.getLogger(__name__)
+
+Recommender = Callable[[Workload, str, pd.DataFrame, pd.DataFrame], Recommendation]
+"""``(workload, container, usage rows of that container, QoS frame) -> Recommendation``.
+
+Usage rows have the :data:`~cohabit.telemetry.USAGE_COLUMNS`; the QoS frame
+:data:`~cohabit.telemetry.QOS_COLUMNS` (may be empty).
+"""
+
+InterferencePredictor = Callable[[Workload, pd.DataFrame], InterferenceProfile]
+"""``(workload, its usage rows) -> InterferenceProfile``."""
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """What one pass learned about one workload (the operator writes it to status).
+
+    Attributes:
+        workload: the workload.
+        recommendations: one per container (low-confidence when telemetry is missing).
+        low_confidence: True when nothing may act on the recommendations.
+        reason: why confidence is low (``""`` otherwise), naming the source.
+        qos_observed: latest QoS sample (NaN when none).
+        qos_violations: samples missing the target within the QoS window.
+        qos_samples: samples within the window.
+        interference: the workload's profile, or None when no predictor ran.
+        pods: keys of the workload's pods in the snapshot.
+        nodes: nodes those pods are bound to (sorted, unique).
+    """
+
+    workload: Workload
+    recommendations: tuple[Recommendation, ...] = ()
+    low_confidence: bool = True
+    reason: str = ""
+    qos_observed: float = math.nan
+    qos_violations: int = 0
+    qos_samples: int = 0
+    interference: InterferenceProfile | None = None
+    pods: tuple[str, ...] = ()
+    nodes: tuple[str, ...] = field(default=())
+
+
+def predictors_recommender(workload: Workload, container: str, usage: pd.DataFrame,
+                           qos: pd.DataFrame) -> Recommendation:
+    """:data:`Recommender` over :func:`cohabit.predictors.recommend`.
+
+    The long usage rows are pivoted to one row per ``(time, pod)`` with a column per
+    resource (samples of all replicas pool into one history, as VPA aggregates a container
+    over its pods); for a latency target the QoS series is joined as ``latency_ms`` by the
+    nearest earlier timestamp. Bounds are the workload's ``[min, max]``. Without samples the
+    recommendation has confidence 0 and is low-confidence.
+    """
+    from cohabit.predictors import recommend
+
+    if usage.empty:
+        return Recommendation(container, Resources(), Resources(), Resources(), 0.0, True)
+    wide = usage.pivot_table(index=["time", "pod"], columns="resource", values="value",
+                             aggfunc="mean").reset_index().sort_values("time")
+    wide.columns.name = None
+    if workload.qos_target.metric == "p99_latency_ms" and not qos.empty:
+        joined = pd.merge_asof(wide[["time"]], qos.sort_values("time"), on="time",
+                               direction="backward")
+        wide["latency_ms"] = joined["value"].to_numpy(dtype=float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # convergence chatter of the QoS regression
+        return recommend(wide, workload.qos_target,
+                         (workload.min_resources, workload.max_resources), container)
+
+
+def _low(workload: Workload, containers: Sequence[str], current: Mapping[tuple[str, str],
+         Resources]) -> tuple[Recommendation, ...]:
+    out = []
+    for c in containers:
+        cur = current.get((workload.key, c), Resources())
+        out.append(Recommendation(c, cur, cur, cur, 0.0, True))
+    return tuple(out)
+
+
+def _pods_of(snapshot: Snapshot, workload: Workload) -> list[Pod]:
+    return [p for p in snapshot.pods
+            if p.workload == workload.name and p.namespace == workload.namespace]
+
+
+def assess(
+    spec: WorkloadSpec | Workload,
+    snapshot: Snapshot,
+    usage: UsageSource | None,
+    now: float,
+    *,
+    window_s: float = 3600.0,
+    containers: Sequence[str] = (),
+    current: Mapping[tuple[str, str], Resources] | None = None,
+    recommender: Recommender | None = None,
+    interference: InterferencePredictor | None = None,
+) -> Assessment:
+    """Recommendations, QoS violations and interference of one workload at ``now``.
+
+    Args:
+        spec: the parsed workload (its ``qos_window_s`` and ``containers`` are used).
+        snapshot: the cluster (for the workload's pods and nodes).
+        usage: the usage source; None means "no source" -> low confidence.
+        now: seconds; history is ``[now - window_s, now]``.
+        window_s: usage history length, seconds.
+        containers: containers to recommend for when the spec names none (e.g. the
+            target's containers).
+        current: ``(workload key, container)`` -> current requests (reported back as the
+            low-confidence target when telemetry is missing).
+        recommender: the predictor callable (default :func:`predictors_recommender`).
+        interference: an interference predictor (optional).
+
+    Never raises for telemetry problems: they become ``low_confidence`` with ``reason``.
+    """
+    if isinstance(spec, Workload):
+        spec = WorkloadSpec(spec)
+    workload = spec.workload
+    current = current or {}
+    recommender = recommender or predictors_recommender
+    names = list(spec.containers or containers)
+    pods = _pods_of(snapshot, workload)
+    nodes = tuple(sorted({p.node for p in pods if p.node}))
+    keys = tuple(p.key for p in pods)
+    base = Assessment(workload, pods=keys, nodes=nodes)
+    if not names:
+        names = sorted({c for (k, c) in current if k == workload.key}) or ["main"]
+    if usage is None:
+        return _replace(base, recommendations=_low(workload, names, current),
+                        reason="no usage source configured (Prometheus URL unset)")
+    if not pods:
+        return _replace(base, recommendations=_low(workload, names, current),
+                        reason=f"no pods of {workload.target_kind} {workload.target_name} "
+                               "found (label cohabit.io/workload)")
+    try:
+        rows = usage.usage(workload.namespace, [p.name for p in pods], now - window_s, now)
+        qos = usage.qos(workload, now - spec.qos_window_s, now)
+    except TelemetryUnavailable as exc:
+        return _replace(base, recommendations=_low(workload, names, current), reason=str(exc))
+
+    qos_in = qos[qos["time"] > now - spec.qos_window_s]
+    violations = int(sum(workload.qos_target.violated(float(v)) for v in qos_in["value"]))
+    observed = float(qos_in["value"].iloc[-1]) if not qos_in.empty else math.nan
+
+    recs = []
+    primary = names[0]
+    for container in names:
+        mask = rows["container"] == container
+        if container == primary:
+            mask |= rows["container"] == ""  # pod-level series (DCGM without container)
+        recs.append(recommender(workload, container, rows[mask], qos))
+    profile = interference(workload, rows) if interference is not None else None
+    low = any(r.low_confidence for r in recs)
+    reason = ""
+    if low:
+        weak = [r.container for r in recs if r.low_confidence]
+        empty = [r.container for r in recs if r.confidence == 0.0]
+        reason = ("no usage samples for " + ", ".join(empty) if empty else
+                  "history too short or too noisy for " + ", ".join(weak))
+    return Assessment(workload, tuple(recs), low, reason, observed, violations, len(qos_in),
+                      profile, keys, nodes)
+
+
+def _replace(a: Assessment, **changes: object) -> Assessment:
+    from dataclasses import replace
+
+    return replace(a, **changes)
+
+
+def validate_policy(config: PolicyConfig) -> None:
+    """Raise :class:`~cohabit.config.SpecError` (``spec.policy``) for an unknown placement
+    policy name."""
+    if config.policy not in PLACEMENT_POLICIES:
+        raise SpecError("spec.policy", f"{config.policy!r} is not a placement policy; known: "
+                                       f"{', '.join(PLACEMENT_POLICIES)}")
+
+
+def place_pending(snapshot: Snapshot, pending: Iterable[Pod], policy: str,
+                  seed: int = 0) -> tuple[list[Bind], list[str]]:
+    """Binds for ``pending`` pods under placement ``policy``, each seeing the earlier ones.
+
+    Pods are placed in creation order (then name). Returns the binds and the keys of pods
+    that fit nowhere.
+
+    Raises:
+        SpecError: unknown ``policy``.
+    """
+    if policy not in PLACEMENT_POLICIES:
+        raise SpecError("spec.policy", f"{policy!r} is not a placement policy")
+    bound = [p for p in snapshot.pods if p.node is not None]
+    state = ClusterState.from_nodes(list(snapshot.nodes), bound)
+    if policy == "fgd":
+        shapes = list(snapshot.pods)
+        if shapes:
+            state.set_typical(typical_pods(shapes))
+    rng = np.random.default_rng(seed)
+    binds: list[Bind] = []
+    unplaced: list[str] = []
+    for pod in sorted(pending, key=lambda p: (p.creation_time, p.key)):
+        result = schedule_pod(state, pod, policy=policy, rng=rng)
+        if result.bind is None:
+            unplaced.append(pod.key)
+        else:
+            binds.append(result.bind)
+    return binds, unplaced
+
+
+def reconcile_once(
+    snapshot: Snapshot,
+    workloads: Sequence[WorkloadSpec | Workload],
+    usage: UsageSource | None,
+    policy_config: PolicyConfig,
+    now: float,
+    *,
+    current: Mapping[tuple[str, str], Resources] | None = None,
+    containers: Mapping[str, Sequence[str]] | None = None,
+    assessments: Mapping[str, Assessment] | None = None,
+    recommender: Recommender | None = None,
+    interference: InterferencePredictor | None = None,
+    window_s: float = 3600.0,
+    place: bool = True,
+    pending_filter: Callable[[Pod], bool] | None = None,
+) -> Plan:
+    """One pass of the chain (see the module doc) at ``now``.
+
+    Args:
+        snapshot: nodes and pods; pending pods (``node is None``) are placed.
+        workloads: parsed workloads.
+        usage: usage/QoS source (None = none configured -> low confidence, no resize).
+        policy_config: the parsed ``PlacementPolicy``.
+        now: seconds, passed in.
+        current: ``(workload key, container)`` -> current requests (needed to resize).
+        containers: workload key -> containers of its target (when the spec names none).
+        assessments: already computed assessments by workload key (not recomputed).
+        recommender, interference: predictor callables (see :func:`assess`).
+        window_s: usage history length, seconds.
+        place: place pending pods (False: plan resizes/evictions only).
+        pending_filter: which pending pods this pass places (default: all).
+
+    Returns:
+        a :class:`~cohabit.model.Plan`: ``Resize``/``Evict`` from the planner, then ``Bind``
+        for pending pods; recommendations as ``(workload key, Recommendation)``; notes say
+        why a workload got no action and which pods fit nowhere.
+
+    Raises:
+        SpecError: the policy names an unknown placement policy (``spec.policy``).
+    """
+    validate_policy(config=policy_config)
+    specs = [w if isinstance(w, WorkloadSpec) else WorkloadSpec(w) for w in workloads]
+    current = current or {}
+    containers = containers or {}
+    done = dict(assessments or {})
+    for spec in specs:
+        key = spec.workload.key
+        if key not in done:
+            done[key] = assess(spec, snapshot, usage, now, window_s=window_s,
+                               containers=containers.get(key, ()), current=current,
+                               recommender=recommender, interference=interference)
+    notes: list[str] = []
+    recs: dict[str, tuple[Recommendation, ...]] = {}
+    profiles: dict[str, InterferenceProfile] = {}
+    for key, a in done.items():
+        if a.low_confidence:
+            notes.append(f"{key}: low confidence, no action: {a.reason}")
+        else:
+            recs[key] = a.recommendations  # only confident ones reach the planner
+        if a.interference is not None:
+            profiles[key] = a.interference
+    ctx = PlanContext(snapshot, tuple(s.workload for s in specs), recs, current, profiles, now)
+    actions: list[Action] = []
+    for policy in build_policies(policy_config):
+        actions.extend(policy.plan(ctx))
+    if place:
+        pending = [p for p in snapshot.pods if p.node is None and p.deletion_time is None]
+        if pending_filter is not None:
+            pending = [p for p in pending if pending_filter(p)]
+        if pending:
+            binds, unplaced = place_pending(snapshot, pending, policy_config.policy)
+            actions.extend(binds)
+            if unplaced:
+                notes.append(f"{len(unplaced)} pod(s) fit on no node: "
+                             + ", ".join(unplaced[:10]))
+    recommendations = tuple((key, r) for key, a in done.items() for r in a.recommendations)
+    return Plan(now, tuple(actions), recommendations, tuple(notes))
+
+
+def kind_of(workload: Workload) -> str:
+    """The custom-resource kind of ``workload`` (``DatabaseWorkload``/``GpuWorkload``)."""
+    return "DatabaseWorkload" if workload.kind == WorkloadKind.DATABASE else "GpuWorkload"

@@ -1,0 +1,144 @@
+"""kopf handlers: thin. Each takes the keyword arguments it uses and ``**_``, finds the
+runtime in ``memo.runtime`` and calls :mod:`cohabit.operator.reconciler`.
+
+Handlers are plain module functions (unit tests call them directly); :func:`build_registry`
+attaches them to a fresh :class:`kopf.OperatorRegistry` with the settings' intervals, so
+nothing is registered at import time and nothing reads the environment at import.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import kopf
+
+from cohabit.config import GROUP, VERSION, OperatorSettings
+from cohabit.operator.reconciler import (
+    accept_policy,
+    forget_workload,
+    reconcile_workload,
+    scheduling_pass,
+)
+from cohabit.operator.runtime import Runtime
+
+__all__ = [
+    "WORKLOAD_PLURALS",
+    "build_registry",
+    "configure",
+    "liveness",
+    "placement_loop",
+    "pod_pending",
+    "policy_changed",
+    "workload_changed",
+    "workload_deleted",
+]
+
+log = logging.getLogger(__name__)
+
+WORKLOAD_PLURALS = {"databaseworkloads": "DatabaseWorkload", "gpuworkloads": "GpuWorkload"}
+"""Workload resources (plural -> kind)."""
+
+
+def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
+    """Startup: kopf settings (state in ``cohabit.io`` annotations, peering, posting level)."""
+    runtime: Runtime = memo.runtime
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="cohabit.io")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="cohabit.io", key="last-handled-configuration")
+    settings.posting.level = logging.WARNING
+    settings.peering.name = runtime.settings.peering
+    settings.peering.mandatory = True
+    settings.execution.max_workers = 8
+    settings.watching.server_timeout = 300
+    settings.networking.request_timeout = 60
+
+
+def workload_changed(body: Any, spec: Any, name: str, namespace: str, meta: Any, status: Any,
+                     patch: Any, memo: Any, **_: Any) -> None:
+    """create/update/resume and the re-plan timer of a workload: write its status."""
+    runtime: Runtime = memo.runtime
+    new = reconcile_workload(runtime, body["kind"], name, namespace, dict(spec),
+                             int(meta.get("generation") or 0), dict(status or {}), time.time())
+    patch.status.update(new)
+    runtime.wake_all()
+
+
+def workload_deleted(name: str, namespace: str, memo: Any, **_: Any) -> None:
+    """delete of a workload (no finalizer: nothing outside the object to clean up)."""
+    forget_workload(memo.runtime, name, namespace)
+
+
+def policy_changed(spec: Any, name: str, meta: Any, status: Any, patch: Any, memo: Any,
+                   **_: Any) -> None:
+    """create/update/resume of a ``PlacementPolicy``: validate, keep, write its status."""
+    new = accept_policy(memo.runtime, name, dict(spec), int(meta.get("generation") or 0),
+                        dict(status or {}), time.time())
+    patch.status.update(new)
+
+
+def placement_loop(name: str, stopped: Any, memo: Any, logger: Any, **_: Any) -> None:
+    """Daemon per ``PlacementPolicy``: the secondary scheduler for the pods that follow it.
+
+    Runs a scheduling pass when woken by a pending pod (or every ``scheduler.interval_s``),
+    and a rebinding pass every ``reconcile.interval_s``. kopf stops it when the policy is
+    deleted or this operator loses peering.
+    """
+    runtime: Runtime = memo.runtime
+    wake = runtime.waker(name)
+    last_rebind = time.time()  # first rebinding after one interval: let status settle
+    while not stopped:
+        now = time.time()
+        rebind = now - last_rebind >= runtime.settings.reconcile.interval_s
+        try:
+            scheduling_pass(runtime, name, now, rebind=rebind)
+        except Exception:  # keep the scheduler alive; the next pass retries
+            logger.exception("scheduling pass for policy %s failed", name)
+        if rebind:
+            last_rebind = now
+        deadline = time.monotonic() + runtime.settings.scheduler.interval_s
+        while not stopped and time.monotonic() < deadline:
+            if wake.wait(0.2):
+                break
+        wake.clear()
+
+
+def pod_pending(spec: Any, memo: Any, **_: Any) -> None:
+    """A pod naming cohabit's scheduler changed: wake the scheduler if it has no node."""
+    if not spec.get("nodeName"):
+        memo.runtime.wake_all()
+
+
+def liveness(memo: Any, **_: Any) -> dict[str, int]:
+    """Liveness probe payload (``/healthz``): what the operator currently holds."""
+    runtime: Runtime = memo.runtime
+    return {"workloads": len(runtime.workloads), "policies": len(runtime.policies)}
+
+
+def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
+    """A kopf registry with every cohabit handler, intervals from ``settings``."""
+    reg = kopf.OperatorRegistry()
+    kopf.on.login(registry=reg)(kopf.login_via_client)
+    kopf.on.startup(registry=reg)(configure)
+    for plural in WORKLOAD_PLURALS:
+        kopf.on.resume(GROUP, VERSION, plural, registry=reg, id="reconcile")(workload_changed)
+        kopf.on.create(GROUP, VERSION, plural, registry=reg, id="reconcile")(workload_changed)
+        kopf.on.update(GROUP, VERSION, plural, registry=reg, id="reconcile",
+                       field="spec")(workload_changed)
+        kopf.timer(GROUP, VERSION, plural, registry=reg, id="replan",
+                   interval=settings.reconcile.interval_s,
+                   idle=settings.reconcile.idle_s or None,
+                   initial_delay=settings.reconcile.interval_s)(workload_changed)
+        kopf.on.delete(GROUP, VERSION, plural, registry=reg, optional=True,
+                       id="forget")(workload_deleted)
+    for register in (kopf.on.resume, kopf.on.create):
+        register(GROUP, VERSION, "placementpolicies", registry=reg, id="accept")(policy_changed)
+    kopf.on.update(GROUP, VERSION, "placementpolicies", registry=reg, id="accept",
+                   field="spec")(policy_changed)
+    kopf.daemon(GROUP, VERSION, "placementpolicies", registry=reg, id="scheduler",
+                cancellation_timeout=10.0)(placement_loop)
+    kopf.on.event("", "v1", "pods", registry=reg, field="spec.schedulerName",
+                  value=settings.scheduler.name)(pod_pending)
+    kopf.on.probe(registry=reg, id="state")(liveness)
+    return reg

@@ -1,0 +1,106 @@
+"""Start the operator: build the runtime, serve ``/metrics``, hand over to ``kopf.run``."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import kopf
+from kubernetes import client, config
+from prometheus_client import start_http_server
+
+from cohabit.actuator.base import MemoryLedger
+from cohabit.actuator.kubernetes import ConfigMapLedger, KubernetesActuator
+from cohabit.config import OperatorSettings
+from cohabit.operator.handlers import build_registry
+from cohabit.operator.runtime import Runtime
+from cohabit.telemetry.base import TelemetryUnavailable
+from cohabit.telemetry.kube import KubeClusterSource
+
+__all__ = ["api_client_from_environment", "build_runtime", "run"]
+
+log = logging.getLogger(__name__)
+
+
+def api_client_from_environment(kubeconfig: str | None = None) -> client.ApiClient:
+    """An ``ApiClient`` from the in-cluster service account, else ``kubeconfig``/``KUBECONFIG``.
+
+    Raises:
+        kubernetes.config.ConfigException: neither is usable.
+    """
+    if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
+        config.load_incluster_config()
+        return client.ApiClient()
+    cfg = client.Configuration()
+    config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
+    return client.ApiClient(cfg)
+
+
+def build_runtime(settings: OperatorSettings, api_client: Any,
+                  ledger_namespace: str = "") -> Runtime:
+    """The runtime: cluster source, Prometheus usage source (None when unset), actuator.
+
+    Args:
+        ledger_namespace: where the eviction ledger ConfigMap lives (``""`` = in memory; the
+            chart passes the operator's namespace so budgets survive restarts).
+    """
+    usage = None
+    if settings.prometheus.url:
+        from cohabit.telemetry.prometheus import PrometheusUsageSource
+
+        try:
+            usage = PrometheusUsageSource(settings.prometheus.url,
+                                          step_s=settings.prometheus.step_s,
+                                          timeout_s=settings.prometheus.timeout_s,
+                                          rate_window=settings.prometheus.rate_window)
+        except TelemetryUnavailable as exc:
+            log.warning("%s", exc)
+    else:
+        log.warning("no Prometheus URL (COHABIT_PROMETHEUS_URL): every recommendation will "
+                    "be low-confidence and nothing will be resized")
+    ledger = (ConfigMapLedger(api_client, ledger_namespace) if ledger_namespace
+              else MemoryLedger())
+    runtime = Runtime(
+        settings=settings,
+        api_client=api_client,
+        cluster=KubeClusterSource(api_client, settings.scheduler.name, settings.namespace),
+        usage=usage,
+        actuator=None,
+    )
+    runtime.actuator = KubernetesActuator(api_client, ledger=ledger,
+                                          resolve_target=runtime.resolve_target)
+    return runtime
+
+
+def run(settings: OperatorSettings, *, kubeconfig: str | None = None,
+        standalone: bool = False, priority: int = 0, ledger_namespace: str = "",
+        stop_flag: Any = None, ready_flag: Any = None) -> None:
+    """Run the operator until stopped (blocks).
+
+    Args:
+        settings: operator settings.
+        kubeconfig: kubeconfig file (default: in-cluster, then ``KUBECONFIG``).
+        standalone: no peering (a single instance, e.g. local development).
+        priority: kopf peering priority (the highest-priority live peer is active).
+        ledger_namespace: namespace of the eviction ledger ConfigMap.
+        stop_flag, ready_flag: kopf's flags (tests stop the operator with them).
+    """
+    api_client = api_client_from_environment(kubeconfig)
+    if kubeconfig:
+        os.environ["KUBECONFIG"] = kubeconfig  # kopf's login_via_client reads it
+    runtime = build_runtime(settings, api_client, ledger_namespace)
+    start_http_server(settings.metrics.port, registry=runtime.metrics.registry)
+    namespaces = [settings.namespace] if settings.namespace else []
+    kopf.run(
+        registry=build_registry(settings),
+        memo=kopf.Memo(runtime=runtime),
+        clusterwide=not namespaces,
+        namespaces=namespaces,
+        standalone=standalone,
+        priority=priority,
+        peering_name=settings.peering,
+        liveness_endpoint=f"http://0.0.0.0:{settings.metrics.liveness_port}/healthz",
+        stop_flag=stop_flag,
+        ready_flag=ready_flag,
+    )

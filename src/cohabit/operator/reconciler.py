@@ -1,0 +1,207 @@
+"""What the kopf handlers do, as plain synchronous functions over a :class:`Runtime`.
+
+* :func:`reconcile_workload` -- one workload: parse, read its target and pods, assess through
+  the engine, right-size through the actuator, return the status to write.
+* :func:`scheduling_pass` -- one policy: snapshot the cluster, place pending pods and (when
+  due) rebind through the engine, carry the plan out through the actuator.
+* :func:`accept_policy` -- parse and validate a ``PlacementPolicy``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from cohabit.actuator.base import EvictionLimits
+from cohabit.config import (
+    PolicyConfig,
+    RebindingConfig,
+    RightSizingConfig,
+    SpecError,
+    parse_policy,
+    parse_workload,
+)
+from cohabit.engine.reconcile import assess, reconcile_once, validate_policy
+from cohabit.model import Bind, Evict, Outcome, Resize, Snapshot
+from cohabit.operator.runtime import Runtime
+from cohabit.operator.status import invalid_status, workload_status
+from cohabit.telemetry.kube import (
+    TelemetryError,
+    list_workload_pods,
+    pod_from_k8s,
+    read_target,
+    template_requests,
+)
+
+__all__ = ["accept_policy", "forget_workload", "reconcile_workload", "scheduling_pass"]
+
+log = logging.getLogger(__name__)
+
+
+def _count(runtime: Runtime, outcomes: list[Outcome]) -> None:
+    for o in outcomes:
+        runtime.metrics.actions.labels(type(o.action).__name__, o.status).inc()
+
+
+def reconcile_workload(
+    runtime: Runtime,
+    kind: str,
+    name: str,
+    namespace: str,
+    spec: Mapping[str, Any],
+    generation: int,
+    status: Mapping[str, Any] | None,
+    now: float,
+) -> dict[str, Any]:
+    """Reconcile one ``DatabaseWorkload``/``GpuWorkload``; returns its new ``status``.
+
+    A spec failing validation gives ``Invalid`` (field named) and no action; missing telemetry
+    gives ``LowConfidence`` and no action; in ``Apply`` mode a confident recommendation
+    outside tolerance is applied to the target through the actuator.
+    """
+    started = time.perf_counter()
+    key = f"{namespace}/{name}"
+    try:
+        parsed = parse_workload(kind, spec, name=name, namespace=namespace)
+    except SpecError as exc:
+        runtime.workloads.pop(key, None)
+        log.warning("%s %s is invalid: %s", kind, key, exc)
+        return invalid_status(exc.field, str(exc), generation, now, status)
+    workload = parsed.workload
+    runtime.workloads[key] = parsed
+    runtime.targets[key] = (namespace, workload.target_kind, workload.target_name)
+
+    current: dict[tuple[str, str], Any] = {}
+    containers: tuple[str, ...] = parsed.containers
+    target = read_target(runtime.api_client, namespace, workload.target_kind,
+                         workload.target_name)
+    if target is not None:
+        try:
+            for container, res in template_requests(target).items():
+                current[(key, container)] = res
+        except TelemetryError as exc:
+            log.warning("%s: %s", key, exc)
+        if not containers:
+            containers = tuple(c for (_, c) in current)
+    pods = []
+    problems = []
+    for obj in list_workload_pods(runtime.api_client, namespace, name):
+        if (obj.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            continue
+        try:
+            pods.append(pod_from_k8s(obj))
+        except TelemetryError as exc:
+            problems.append(str(exc))
+    snapshot = Snapshot(now, (), tuple(pods))
+    assessment = assess(parsed, snapshot, runtime.usage, now,
+                        window_s=runtime.settings.prometheus.window_s,
+                        containers=containers, current=current)
+    if target is None:
+        assessment = replace(
+            assessment, low_confidence=True,
+            reason=f"{workload.target_kind} {namespace}/{workload.target_name} not found")
+    runtime.assessments[key] = assessment
+    policy = runtime.policy(parsed.policy_ref)
+    outcomes: list[Outcome] = []
+    if not assessment.low_confidence and workload.mode == "Apply":
+        # Right-sizing only: binds and evictions belong to the policy's scheduling pass.
+        only_resize = replace(policy, rebinding=RebindingConfig(enabled=False))
+        try:
+            plan = reconcile_once(snapshot, [parsed], runtime.usage, only_resize, now,
+                                  current=current, assessments={key: assessment}, place=False)
+        except SpecError:
+            plan = reconcile_once(snapshot, [parsed], runtime.usage,
+                                  replace(only_resize, policy="best-fit"), now, current=current,
+                                  assessments={key: assessment}, place=False)
+        resizes = [a for a in plan.actions if isinstance(a, Resize)]
+        if resizes:
+            with runtime.lock:
+                outcomes = runtime.actuator.apply(resizes)
+            _count(runtime, outcomes)
+    pending = sum(1 for p in pods if p.node is None)
+    result = workload_status(assessment, outcomes, generation, now, previous=status,
+                             pending=pending)
+    runtime.metrics.recommendations.labels(
+        kind, "low" if assessment.low_confidence else "ok").inc(len(assessment.recommendations))
+    runtime.metrics.qos_violations.labels(namespace, name).set(assessment.qos_violations)
+    runtime.metrics.reconcile_duration.labels("workload").observe(time.perf_counter() - started)
+    return result
+
+
+def forget_workload(runtime: Runtime, name: str, namespace: str) -> None:
+    """Drop a deleted workload from the runtime."""
+    key = f"{namespace}/{name}"
+    for table in (runtime.workloads, runtime.assessments, runtime.targets):
+        table.pop(key, None)
+    with contextlib.suppress(KeyError):  # never reported
+        runtime.metrics.qos_violations.remove(namespace, name)
+
+
+def accept_policy(runtime: Runtime, name: str, spec: Mapping[str, Any], generation: int,
+                  status: Mapping[str, Any] | None, now: float) -> dict[str, Any]:
+    """Parse a ``PlacementPolicy`` into the runtime; returns its status."""
+    from cohabit.operator.status import condition, merge_conditions
+
+    try:
+        config = parse_policy(spec, name=name)
+        validate_policy(config)
+    except SpecError as exc:
+        runtime.policies.pop(name, None)
+        return invalid_status(exc.field, str(exc), generation, now, status)
+    runtime.policies[name] = config
+    runtime.wake_all()
+    conds = [condition("Invalid", False, "SpecValid", f"placement policy {config.policy}",
+                       generation, now)]
+    return {"observedGeneration": int(generation),
+            "conditions": merge_conditions((status or {}).get("conditions"), conds)}
+
+
+def _policy_of_pod(runtime: Runtime, namespace: str, workload: str | None) -> str:
+    if workload:
+        spec = runtime.workloads.get(f"{namespace}/{workload}")
+        if spec is not None:
+            return spec.policy_ref
+    return runtime.settings.scheduler.default_policy
+
+
+def scheduling_pass(runtime: Runtime, policy_name: str, now: float, *,
+                    rebind: bool = False) -> list[Outcome]:
+    """Place the pending pods that follow ``policy_name`` and, when ``rebind``, let the
+    rebinding policy propose evictions; the actuator carries both out.
+
+    Pods follow the policy of their workload (``cohabit.io/workload`` label ->
+    ``spec.policyRef``) or, without one, the default policy.
+    """
+    started = time.perf_counter()
+    policy: PolicyConfig = runtime.policy(policy_name)
+    scheduling = replace(policy, right_sizing=RightSizingConfig(enabled=False))
+    if not rebind:
+        scheduling = replace(scheduling, rebinding=RebindingConfig(enabled=False))
+    with runtime.lock:
+        snapshot = runtime.cluster.snapshot(now)
+        specs = [s for s in runtime.workloads.values() if s.policy_ref == policy_name]
+        keys = {s.workload.key for s in specs}
+        assessments = {k: a for k, a in runtime.assessments.items() if k in keys}
+
+        def mine(pod: Any) -> bool:
+            return _policy_of_pod(runtime, pod.namespace, pod.workload) == policy_name
+
+        plan = reconcile_once(snapshot, specs, None, scheduling, now, assessments=assessments,
+                              pending_filter=mine)
+        actions = [a for a in plan.actions if isinstance(a, Bind | Evict)]
+        runtime.actuator.limits = EvictionLimits.from_config(policy.rebinding)
+        outcomes = runtime.actuator.apply(actions) if actions else []
+    _count(runtime, outcomes)
+    pending = sum(1 for p in snapshot.pods if p.node is None and mine(p))
+    placed = sum(1 for o in outcomes if isinstance(o.action, Bind) and o.status == "done")
+    runtime.metrics.pending.set(max(0, pending - placed))
+    for note in plan.notes:
+        if "fit on no node" in note:
+            log.info("policy %s: %s", policy_name, note)
+    runtime.metrics.reconcile_duration.labels("scheduling").observe(
+        time.perf_counter() - started)
+    return outcomes

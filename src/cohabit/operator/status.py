@@ -1,0 +1,160 @@
+"""Workload status: an :class:`~cohabit.engine.reconcile.Assessment` and the actuator's
+outcomes rendered as the CRD's ``status`` (plain dicts; no kopf, no I/O).
+
+Conditions follow the Kubernetes API conventions: ``type``, ``status`` (``True``/``False``/
+``Unknown``), ``reason`` (CamelCase), ``message``, ``lastTransitionTime`` (kept while the
+status does not change) and ``observedGeneration``. Types: ``RecommendationProvided``,
+``LowConfidence``, ``Placed``, ``Invalid``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from cohabit.engine.reconcile import Assessment
+from cohabit.model import Outcome, Recommendation, Resize, Resources
+
+__all__ = [
+    "CONDITION_TYPES",
+    "condition",
+    "invalid_status",
+    "iso",
+    "merge_conditions",
+    "workload_status",
+]
+
+CONDITION_TYPES = ("RecommendationProvided", "LowConfidence", "Placed", "Invalid")
+
+
+def iso(epoch: float) -> str:
+    """Epoch seconds as RFC 3339 UTC (``2026-11-22T02:30:00Z``)."""
+    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def condition(kind: str, status: bool | None, reason: str, message: str, generation: int,
+              now: float) -> dict[str, Any]:
+    """One condition dict (``status`` None = ``Unknown``)."""
+    value = "Unknown" if status is None else ("True" if status else "False")
+    return {"type": kind, "status": value, "reason": reason, "message": message[:1000],
+            "lastTransitionTime": iso(now), "observedGeneration": int(generation)}
+
+
+def merge_conditions(previous: Sequence[Mapping[str, Any]] | None,
+                     new: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``new`` conditions, keeping a previous ``lastTransitionTime`` where the status is the
+    same; previous conditions of other types are kept (sorted by type)."""
+    old = {c.get("type"): c for c in previous or ()}
+    out = {}
+    for c in new:
+        before = old.get(c["type"])
+        if before and before.get("status") == c["status"] and before.get("lastTransitionTime"):
+            c = {**c, "lastTransitionTime": before["lastTransitionTime"]}
+        out[c["type"]] = c
+    for kind, c in old.items():
+        if kind not in out and kind is not None:
+            out[kind] = dict(c)
+    return [out[k] for k in sorted(out)]
+
+
+def _amount(r: Resources) -> dict[str, int]:
+    return {"cpuMilli": r.cpu_milli, "memoryMiB": r.memory_mib, "gpuMilli": r.gpu_milli,
+            "gpuMemoryMiB": r.gpu_memory_mib}
+
+
+def _recommendation(r: Recommendation) -> dict[str, Any]:
+    return {"container": r.container, **_amount(r.target), "lower": _amount(r.lower),
+            "upper": _amount(r.upper), "confidence": round(float(r.confidence), 4),
+            "lowConfidence": bool(r.low_confidence)}
+
+
+def _outcome(o: Outcome) -> dict[str, str]:
+    action = o.action
+    target = (f"{action.workload}/{action.container}" if isinstance(action, Resize)
+              else action.pod)
+    return {"action": type(action).__name__, "target": target, "status": o.status,
+            "message": o.message[:500]}
+
+
+def workload_status(
+    a: Assessment,
+    outcomes: Sequence[Outcome],
+    generation: int,
+    now: float,
+    *,
+    previous: Mapping[str, Any] | None = None,
+    pending: int = 0,
+) -> dict[str, Any]:
+    """The ``status`` of a workload after one pass.
+
+    Args:
+        a: the assessment.
+        outcomes: what the actuator did for this workload this pass.
+        generation: ``metadata.generation`` the pass saw.
+        now: epoch seconds.
+        previous: the current status (for condition transition times).
+        pending: the workload's pods still waiting for a node.
+    """
+    conds = [condition("Invalid", False, "SpecValid", "spec passed validation", generation,
+                       now)]
+    if a.recommendations and not a.low_confidence:
+        conds.append(condition("RecommendationProvided", True, "Recommended",
+                               f"{len(a.recommendations)} container(s) sized", generation, now))
+        conds.append(condition("LowConfidence", False, "Confident",
+                               f"confidence {min(r.confidence for r in a.recommendations):.2f}",
+                               generation, now))
+    else:
+        conds.append(condition("RecommendationProvided", False, "LowConfidence",
+                               "no action taken: " + (a.reason or "low confidence"),
+                               generation, now))
+        source = "TelemetryUnavailable" if ("Prometheus" in a.reason or "source" in a.reason) \
+            else "InsufficientHistory"
+        conds.append(condition("LowConfidence", True, source, a.reason or "low confidence",
+                               generation, now))
+    managed = a.workload.placement == "managed"
+    if not a.pods:
+        conds.append(condition("Placed", False, "NoPods", "no pods carry the label "
+                               f"cohabit.io/workload={a.workload.name}", generation, now))
+    elif pending:
+        conds.append(condition("Placed", False, "PodsPending",
+                               f"{pending} of {len(a.pods)} pod(s) wait for a node", generation,
+                               now))
+    else:
+        reason = "BoundByCohabit" if managed else "BoundByOtherScheduler"
+        conds.append(condition("Placed", True, reason,
+                               f"{len(a.pods)} pod(s) on {', '.join(a.nodes) or 'no node'}",
+                               generation, now))
+    status: dict[str, Any] = {
+        "observedGeneration": int(generation),
+        "recommendations": [_recommendation(r) for r in a.recommendations],
+        "confidence": round(min((r.confidence for r in a.recommendations), default=0.0), 4),
+        "nodes": list(a.nodes),
+        "node": a.nodes[0] if a.nodes else "",
+        "qos": {"violations": int(a.qos_violations), "samples": int(a.qos_samples)},
+        "lastActions": [_outcome(o) for o in outcomes][-20:],
+        "lastPlanTime": iso(now),
+        "conditions": merge_conditions((previous or {}).get("conditions"), conds),
+    }
+    if not math.isnan(a.qos_observed):
+        status["qos"]["observed"] = round(float(a.qos_observed), 4)
+    if a.interference is not None:
+        status["interference"] = {
+            "pressure": round(sum(v for _, v in a.interference.pressure), 4),
+            "sensitivity": round(sum(v for _, v in a.interference.sensitivity), 4),
+        }
+    return status
+
+
+def invalid_status(field: str, message: str, generation: int, now: float,
+                   previous: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Status of a workload or policy whose spec failed validation (``Invalid`` True)."""
+    conds = [
+        condition("Invalid", True, "InvalidSpec", f"{field}: {message}" if field not in message
+                  else message, generation, now),
+        condition("RecommendationProvided", False, "InvalidSpec", "spec is invalid",
+                  generation, now),
+    ]
+    return {"observedGeneration": int(generation),
+            "conditions": merge_conditions((previous or {}).get("conditions"), conds)}

@@ -1,0 +1,128 @@
+"""CRDs: the chart's equal manifests/crds/, the generator reproduces them, the schemas are
+structural enough to validate the examples, and they accept/reject what the parser does."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[3]
+CHART_CRDS = ROOT / "helm" / "cohabit" / "crds"
+MANIFEST_CRDS = ROOT / "manifests" / "crds"
+EXAMPLES = ROOT / "examples"
+
+
+def _load_generator():
+    spec = importlib.util.spec_from_file_location("gen_crds", ROOT / "manifests" / "gen_crds.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _crds() -> dict[str, dict]:
+    out = {}
+    for path in sorted(MANIFEST_CRDS.glob("*.yaml")):
+        crd = yaml.safe_load(path.read_text())
+        out[crd["spec"]["names"]["kind"]] = crd
+    return out
+
+
+def _openapi_to_jsonschema(node):
+    """apiextensions' OpenAPI v3 subset -> JSON Schema draft 4 (exclusiveMinimum is a bool
+    there too); x-kubernetes-* keys are dropped."""
+    if isinstance(node, dict):
+        return {k: _openapi_to_jsonschema(v) for k, v in node.items()
+                if not k.startswith("x-kubernetes-") and k != "default"}
+    if isinstance(node, list):
+        return [_openapi_to_jsonschema(v) for v in node]
+    return node
+
+
+def _validator(kind: str) -> jsonschema.Draft4Validator:
+    schema = _crds()[kind]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    return jsonschema.Draft4Validator(_openapi_to_jsonschema(schema))
+
+
+def test_chart_crds_equal_manifests():
+    chart = {p.name: p.read_text() for p in CHART_CRDS.glob("*.yaml")}
+    manifests = {p.name: p.read_text() for p in MANIFEST_CRDS.glob("*.yaml")}
+    assert chart and chart == manifests
+
+
+def test_generator_reproduces_committed_crds():
+    gen = _load_generator()
+    for name, obj in gen.build().items():
+        assert (MANIFEST_CRDS / name).read_text() == gen.render(obj), name
+
+
+def test_crd_conventions():
+    crds = _crds()
+    assert set(crds) == {"DatabaseWorkload", "GpuWorkload", "PlacementPolicy"}
+    assert crds["PlacementPolicy"]["spec"]["scope"] == "Cluster"
+    for kind, crd in crds.items():
+        assert crd["apiVersion"] == "apiextensions.k8s.io/v1"
+        assert crd["spec"]["group"] == "cohabit.io"
+        version = crd["spec"]["versions"][0]
+        assert version["name"] == "v1alpha1" and version["subresources"] == {"status": {}}
+        assert crd["spec"]["names"]["shortNames"], kind
+        assert version["additionalPrinterColumns"], kind
+        schema = version["schema"]["openAPIV3Schema"]
+        assert schema["type"] == "object" and "status" in schema["properties"]
+
+
+def test_workload_kinds_share_one_schema_core():
+    crds = _crds()
+    db = crds["DatabaseWorkload"]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    gpu = crds["GpuWorkload"]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    db_spec, gpu_spec = db["properties"]["spec"]["properties"], gpu["properties"]["spec"][
+        "properties"]
+    core = set(db_spec) & set(gpu_spec)
+    assert {"targetRef", "qos", "bounds", "mode", "placement", "policyRef"} <= core
+    for key in core:
+        assert db_spec[key] == gpu_spec[key], key
+    assert db["properties"]["status"] == gpu["properties"]["status"]
+    conditions = db["properties"]["status"]["properties"]["conditions"]["items"]["properties"]
+    assert {"type", "status", "reason", "message", "lastTransitionTime",
+            "observedGeneration"} <= set(conditions)
+
+
+def _example_docs():
+    for path in sorted(EXAMPLES.glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc and doc.get("apiVersion", "").startswith("cohabit.io/"):
+                yield pytest.param(doc, id=f"{path.stem}:{doc['kind']}")
+
+
+@pytest.mark.parametrize("doc", list(_example_docs()))
+def test_examples_validate_against_crd_schema(doc):
+    errors = list(_validator(doc["kind"]).iter_errors(doc))
+    assert not errors, [e.message for e in errors]
+
+
+def _gpu_example():
+    for path in EXAMPLES.glob("gpu-inference-workload.yaml"):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc["kind"] == "GpuWorkload":
+                return doc
+    raise LookupError
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [(("spec", "mode"), "Auto"), (("spec", "qos", "metric"), "p50"),
+     (("spec", "bounds", "max", "memory"), "lots"), (("spec", "targetRef", "kind"), "Pod"),
+     (("spec", "qos", "target"), 0), (("spec", "bounds", "min", "gpuMilli"), -1)],
+    ids=["mode", "metric", "quantity", "target-kind", "zero-target", "negative-gpu"],
+)
+def test_schema_rejects_bad_values(path, value):
+    doc = copy.deepcopy(_gpu_example())
+    node = doc
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    assert list(_validator("GpuWorkload").iter_errors(doc))
