@@ -14,7 +14,14 @@ import requests
 import yaml
 from harness import rest
 from harness.cluster import Cluster
-from harness.kube import bind_pod, evict_pod, get_pod, wait_pod_gone, wait_pod_running
+from harness.kube import (
+    bind_pod,
+    evict_pod,
+    get_pod,
+    service_account_token,
+    wait_pod_gone,
+    wait_pod_running,
+)
 from harness.kubelet import KubeletStandIn, pdb_status
 from harness.procs import wait_until
 from harness.tools import Tool
@@ -265,3 +272,31 @@ def test_helm_lint_template_and_install(helm: Tool, kubectl: Tool, kube_client: 
     kubectl.run("apply", "-f", manifest)
     got = rest.request(kube_client, "GET", f"/api/v1/namespaces/{namespace}/configmaps/applied")
     assert got["data"] == {"k": "v"}
+
+
+def test_service_account_identity_is_held_to_rbac(kube_cluster: Cluster, kube_client: ApiClient,
+                                                  kubectl: Tool, namespace: str,
+                                                  tmp_path: Path) -> None:
+    ns = f"/api/v1/namespaces/{namespace}"
+    rest.request(kube_client, "POST", f"{ns}/serviceaccounts",
+                 body={"apiVersion": "v1", "kind": "ServiceAccount",
+                       "metadata": {"name": "reader"}})
+    rbac = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}"
+    rest.request(kube_client, "POST", f"{rbac}/roles", body={
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": "pod-reader"},
+        "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]})
+    rest.request(kube_client, "POST", f"{rbac}/rolebindings", body={
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "reader"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                    "name": "pod-reader"},
+        "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": namespace}]})
+    token = service_account_token(kube_client, namespace, "reader")
+    config = kube_cluster.kubeconfig_for_token(token, tmp_path / "reader.kubeconfig")
+    as_reader = Tool(path=kubectl.path, env={**kubectl.env, "KUBECONFIG": str(config)})
+    assert as_reader.run("get", "pods", "-n", namespace).returncode == 0
+    denied = as_reader.run("create", "configmap", "x", "-n", namespace, check=False)
+    assert denied.returncode != 0 and "forbidden" in denied.stderr.lower()
+    denied = as_reader.run("get", "nodes", check=False)
+    assert denied.returncode != 0 and "forbidden" in denied.stderr.lower()

@@ -104,3 +104,14 @@ def delete_namespace(api: ApiClient, name: str) -> None:
     except ApiException as exc:
         if exc.status != 404:
             raise
+
+
+def service_account_token(api: ApiClient, namespace: str, name: str,
+                          expiration_seconds: int = 3600) -> str:
+    """A token for service account ``namespace/name`` from the TokenRequest API (works
+    without a controller-manager). Raises ``ApiException`` (404 if the account is missing)."""
+    body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+            "spec": {"expirationSeconds": expiration_seconds}}
+    doc = rest.request(api, "POST",
+                       f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token", body=body)
+    return doc["status"]["token"]
