@@ -1,0 +1,65 @@
+"""One seed of the real default list against the FGD paper's published curves."""
+
+from __future__ import annotations
+
+import pytest
+
+from cohabit.placement import ClusterState
+from cohabit.simulator.fgd import inflate_workload, run_fgd
+from cohabit.simulator.results import FGD_CURVE_COLUMNS
+
+STEPS = list(range(50, 131, 10))
+
+
+@pytest.fixture(scope="module")
+def runs(openb_nodes, openb_default_pods):
+    return {
+        p: run_fgd(openb_nodes, openb_default_pods, policy=p, seed=42, workload="default")
+        for p in ("best-fit", "fgd")
+    }
+
+
+@pytest.mark.parametrize("policy", ["best-fit", "fgd"])
+def test_seed_42_within_half_a_point_of_published_mean(runs, published, policy):
+    curve = runs[policy].curve.set_index("arrived_gpu_demand_pct")["gpu_alloc_ratio_pct"]
+    pub = published[(published.workload == "openb_pod_list_default")
+                    & (published.policy == policy)
+                    & (published.metric == "gpu_alloc_ratio_pct")]
+    pub = pub.set_index("arrived_gpu_demand_pct")["mean"]
+    devs = {x: round(curve[x] - pub[x], 3) for x in STEPS}
+    assert all(abs(d) <= 0.5 for d in devs.values()), devs
+
+
+def test_fgd_beats_best_fit_at_full_demand(runs):
+    at = {p: r.curve.set_index("arrived_gpu_demand_pct").loc[130, "gpu_alloc_ratio_pct"]
+          for p, r in runs.items()}
+    assert at["fgd"] > at["best-fit"] + 1.5
+    assert runs["fgd"].failed_pods < runs["best-fit"].failed_pods
+
+
+def test_curve_contract(runs):
+    res = runs["fgd"]
+    c = res.curve
+    assert tuple(c.columns) == FGD_CURVE_COLUMNS
+    assert c["arrived_gpu_demand_pct"].tolist() == list(range(0, 131))
+    assert c["failed_pods"].is_monotonic_increasing
+    assert c["failed_pods"].iloc[-1] == res.failed_pods
+    # allocation never exceeds arrived demand, and CPU/memory are reported
+    assert (c["gpu_alloc_ratio_pct"] <= c["arrived_gpu_demand_pct"] + 1).all()
+    assert c.loc[c.arrived_gpu_demand_pct == 130, "cpu_alloc_ratio_pct"].iloc[0] > 10
+    assert (c["frag_ratio_pct"].between(0, 100)).all()
+
+
+def test_inflation_reaches_tune_times_capacity(openb_nodes, openb_default_pods):
+    import numpy as np
+
+    state = ClusterState.from_nodes(openb_nodes)
+    cap = int(state.gpu_cnt.sum()) * 1000
+    arrivals = inflate_workload(openb_default_pods, cap, 1.3, np.random.default_rng(42))
+    total = sum(p.gpu_request_milli for p in arrivals)
+    assert 1.29 * cap < total <= 1.3 * cap
+    assert len({p.name for p in arrivals}) == len(arrivals)
+    # the originals come first, shuffled, each exactly once
+    originals = arrivals[: len(openb_default_pods)]
+    assert sorted(p.name for p in originals) == sorted(p.name for p in openb_default_pods)
+    assert [p.name for p in originals] != sorted(p.name for p in originals)
