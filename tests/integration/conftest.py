@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from harness import binaries
 from harness.cluster import Cluster, external_cluster, start_local_cluster
-from harness.kube import create_namespace, delete_namespace
+from harness.kube import create_namespace, delete_namespace, force_delete_pods
 from harness.kubelet import KubeletStandIn
 from harness.nodes import create_node, delete_node
 from harness.prometheus import Exporter, PrometheusServer, serve_registry, start_prometheus
@@ -96,7 +96,8 @@ def kubelet(kube_cluster: Cluster) -> Iterator[KubeletStandIn]:
 
 @pytest.fixture
 def namespace(kube_client: ApiClient, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A fresh namespace named after the test; deleted at teardown."""
+    """A fresh namespace named after the test; its pods are deleted at once and the
+    namespace deleted at teardown."""
     name = create_namespace(kube_client, request.node.name[:30])
     yield name
     delete_namespace(kube_client, name)
@@ -106,7 +107,8 @@ def namespace(kube_client: ApiClient, request: pytest.FixtureRequest) -> Iterato
 def make_node(kube_client: ApiClient) -> Iterator[Callable[..., dict[str, Any]]]:
     """Factory ``make_node(name, cpu_milli=8000, memory_mib=32768, gpus=0, gpu_product=None,
     labels=None, allocatable=None, pods=110, taints=None) -> dict`` creating Ready Nodes
-    (see ``harness.nodes.node_manifest``); they are deleted at teardown."""
+    (see ``harness.nodes.node_manifest``); at teardown the pods bound to them are deleted at
+    once (so a later test reusing a node name starts empty) and then the nodes."""
     created: list[str] = []
 
     def factory(name: str, **kwargs: Any) -> dict[str, Any]:
@@ -116,6 +118,7 @@ def make_node(kube_client: ApiClient) -> Iterator[Callable[..., dict[str, Any]]]
 
     yield factory
     for name in created:
+        force_delete_pods(kube_client, field_selector=f"spec.nodeName={name}")
         delete_node(kube_client, name)
 
 

@@ -97,9 +97,29 @@ def create_namespace(api: ApiClient, prefix: str = "t") -> str:
     return name
 
 
+def force_delete_pods(api: ApiClient, namespace: str | None = None,
+                      field_selector: str | None = None) -> int:
+    """Delete pods at once (grace period 0) in ``namespace`` (all namespaces if ``None``)
+    matching ``field_selector`` (e.g. ``"spec.nodeName=n1"``); return how many."""
+    path = f"/api/v1/namespaces/{namespace}/pods" if namespace else "/api/v1/pods"
+    query = {"fieldSelector": field_selector} if field_selector else None
+    pods = rest.request(api, "GET", path, query=query).get("items", [])
+    core = CoreV1Api(api)
+    for pod in pods:
+        meta = pod["metadata"]
+        try:
+            core.delete_namespaced_pod(meta["name"], meta["namespace"], grace_period_seconds=0)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+    return len(pods)
+
+
 def delete_namespace(api: ApiClient, name: str) -> None:
-    """Delete a namespace (without a controller-manager it stays ``Terminating``)."""
+    """Delete a namespace's pods at once, then the namespace (without a controller-manager
+    it stays ``Terminating`` with its other objects, which is harmless in tests)."""
     try:
+        force_delete_pods(api, name)
         CoreV1Api(api).delete_namespace(name)
     except ApiException as exc:
         if exc.status != 404:
