@@ -25,6 +25,7 @@ string and keeps them apart. This only touches the ``gpuspecNN`` lists.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -135,6 +136,11 @@ class FragModel:
     A node state is ``(model id, CPU milli free, sorted per-GPU milli free)`` and
     ``model_names[model id]`` its GPU model ('' for a CPU-only node). :meth:`frag` returns the
     node's fragment milli (a float, frequency-weighted).
+
+    The free CPU only enters through comparisons with the typical pods' CPU requests, so the
+    memo is keyed by the number of distinct typical CPU requests the node can still fit
+    instead of the exact free CPU: states that differ only in CPU below the next threshold
+    share one entry.
     """
 
     def __init__(self, typical: TypicalPods, model_names: Sequence[str]) -> None:
@@ -145,15 +151,21 @@ class FragModel:
             for m, name in enumerate(self.model_names)
         }
         self._pods = tuple((t.cpu, t.milli, t.num, t.freq) for t in typical.pods)
+        self._cpu_levels = sorted({t.cpu for t in typical.pods})
         self._memo: dict[tuple[int, int, tuple[int, ...]], float] = {}
-        self._thresholds = sorted({t.milli for t in typical.pods if t.milli > 0})
 
     def frag(self, key: tuple[int, int, tuple[int, ...]]) -> float:
         """Fragment milli of the node state ``key`` (memoised)."""
-        v = self._memo.get(key)
+        model, cpu, gpus = key
+        levels = self._cpu_levels
+        level = bisect_right(levels, cpu)
+        mkey = (model, level, gpus)
+        v = self._memo.get(mkey)
         if v is None:
-            v = node_frag_parts(key, self._pods, self._acc[key[0]])
-            self._memo[key] = v
+            # any CPU with the same level gives the same comparisons: use the level's floor
+            floor = levels[level - 1] if level > 0 else -1
+            v = node_frag_parts((model, floor, gpus), self._pods, self._acc[model])
+            self._memo[mkey] = v
         return v
 
     def frag_many(self, keys: Sequence[tuple[int, int, tuple[int, ...]]]) -> np.ndarray:
@@ -163,7 +175,7 @@ class FragModel:
 
     @property
     def memo_size(self) -> int:
-        """Distinct node states seen so far."""
+        """Distinct memoised node states so far."""
         return len(self._memo)
 
 
@@ -175,7 +187,7 @@ def node_frag_parts(
     """Fragment milli of one node state (see the module docstring).
 
     Args:
-        key: ``(model id, CPU milli free, per-GPU milli free)``.
+        key: ``(model id, CPU milli free, per-GPU milli free ascending)``.
         pods: typical pods as ``(cpu, milli, num, freq)``.
         access: per typical pod, whether the node's GPU model is acceptable.
     """
@@ -189,6 +201,7 @@ def node_frag_parts(
     # 4 XL CPU-only satisfied, 5 XR CPU-only lacking CPU, 6 no access (2 = Q3, not fragment)
     q1 = q2 = q4 = xl = xr = na = 0.0
     ftotal = float(total)
+    n = len(gpus)
     cache: dict[int, tuple[int, int]] = {}
     for (tcpu, tmilli, tnum, freq), acc in zip(pods, access, strict=True):
         if tmilli == 0:
@@ -202,17 +215,14 @@ def node_frag_parts(
             continue
         cs = cache.get(tmilli)
         if cs is None:
-            cnt = 0
+            # gpus ascending: those below tmilli are a prefix
+            j = bisect_left(gpus, tmilli)
             small = 0
-            for g in gpus:
-                if g >= tmilli:
-                    cnt += 1
-                else:
-                    small += g
-            cs = (cnt, small)
+            for g in gpus[:j]:
+                small += g
+            cs = (n - j, small)
             cache[tmilli] = cs
-        hostable = cs[0] >= tnum
-        if hostable:
+        if cs[0] >= tnum:
             if cpu >= tcpu:
                 q2 += freq * float(cs[1])
             else:
@@ -232,4 +242,5 @@ def node_frag(node_gpu_free: Sequence[int], cpu_free: int, model: str,
     """
     access = tuple((not t.spec) or (model != "" and model in t.spec) for t in typical.pods)
     pods = tuple((t.cpu, t.milli, t.num, t.freq) for t in typical.pods)
-    return node_frag_parts((0, int(cpu_free), tuple(int(g) for g in node_gpu_free)), pods, access)
+    gpus = tuple(sorted(int(g) for g in node_gpu_free))
+    return node_frag_parts((0, int(cpu_free), gpus), pods, access)

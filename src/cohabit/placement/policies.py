@@ -66,15 +66,15 @@ def gpus_best(state: ClusterState, req: PodReq, node: int, rng: Rng | None) -> t
     """``best`` GPU choice: tightest GPU for a sharing pod, lowest-index free GPUs else."""
     if req.num == 0:
         return ()
-    row = state.gpu_free[node, : state.gpu_cnt[node]]
+    row = state.gpu_free[node, : state.gpu_cnt[node]].tolist()
     if req.is_share:
-        ok = row >= req.milli
-        if not ok.any():
-            return ()
-        masked = np.where(ok, row, MILLI_PER_GPU + 1)
-        return (int(np.argmin(masked)),)
-    idx = np.flatnonzero(row == MILLI_PER_GPU)[: req.num]
-    return tuple(int(x) for x in idx)
+        best, best_i = MILLI_PER_GPU + 1, -1
+        for i, g in enumerate(row):
+            if req.milli <= g < best:
+                best, best_i = g, i
+        return (best_i,) if best_i >= 0 else ()
+    idx = [i for i, g in enumerate(row) if g == MILLI_PER_GPU][: req.num]
+    return tuple(idx)
 
 
 def gpus_random(state: ClusterState, req: PodReq, node: int, rng: Rng | None) -> tuple[int, ...]:

@@ -333,12 +333,12 @@ class ClusterState:
 
     def _touch(self, i: int) -> None:
         cnt = int(self.gpu_cnt[i])
-        row = self.gpu_free[i, :cnt]
+        row = sorted(self.gpu_free[i, :cnt].tolist())
         if cnt:
-            self.full_free[i] = int((row == MILLI_PER_GPU).sum())
-            self.max_free[i] = int(row.max())
-            self.total_free[i] = int(row.sum())
-        key = (int(self.model_id[i]), int(self.cpu_free[i]), tuple(sorted(row.tolist())))
+            self.full_free[i] = row.count(MILLI_PER_GPU)
+            self.max_free[i] = row[-1]
+            self.total_free[i] = sum(row)
+        key = (int(self.model_id[i]), int(self.cpu_free[i]), tuple(row))
         sid = self._state_index.get(key)
         if sid is None:
             sid = len(self.state_keys)
@@ -377,10 +377,12 @@ class ClusterState:
         i = self.index.get(bind.node)
         if i is None:
             raise OverCommitError(f"pod {req.key}: unknown node {bind.node}")
-        if self.cpu_free[i] < req.cpu or self.mem_free[i] < req.mem:
+        cpu_free = int(self.cpu_free[i])
+        mem_free = int(self.mem_free[i])
+        if cpu_free < req.cpu or mem_free < req.mem:
             raise OverCommitError(
                 f"pod {req.key} on {bind.node}: needs cpu {req.cpu} mem {req.mem}, free cpu "
-                f"{int(self.cpu_free[i])} mem {int(self.mem_free[i])}"
+                f"{cpu_free} mem {mem_free}"
             )
         gpus = tuple(bind.gpu_indices)
         if len(gpus) != req.num or len(set(gpus)) != len(gpus):
@@ -390,16 +392,18 @@ class ClusterState:
         if req.num:
             if not self.spec_mask(req.spec)[i]:
                 raise OverCommitError(f"pod {req.key}: {bind.node} has no acceptable GPU model")
+            cnt = int(self.gpu_cnt[i])
+            row = self.gpu_free[i].tolist()
             for g in gpus:
-                if not 0 <= g < self.gpu_cnt[i]:
+                if not 0 <= g < cnt:
                     raise OverCommitError(f"pod {req.key}: {bind.node} has no GPU {g}")
-                if self.gpu_free[i, g] < req.milli:
+                if row[g] < req.milli:
                     raise OverCommitError(
                         f"pod {req.key} on {bind.node} GPU {g}: needs {req.milli} milli, "
-                        f"free {int(self.gpu_free[i, g])}"
+                        f"free {row[g]}"
                     )
-        self.cpu_free[i] -= req.cpu
-        self.mem_free[i] -= req.mem
+        self.cpu_free[i] = cpu_free - req.cpu
+        self.mem_free[i] = mem_free - req.mem
         for g in gpus:
             self.gpu_free[i, g] -= req.milli
         tag = self.gpu_affinity_tag(req)
