@@ -78,7 +78,7 @@ class KubernetesActuator:
     ) -> None:
         self.core = client.CoreV1Api(api_client)
         self.apps = client.AppsV1Api(api_client)
-        self.api_client = api_client
+        self.apis = client.ApisApi(api_client)
         self.limits = limits or EvictionLimits()
         self.ledger = ledger or MemoryLedger()
         self.resolve_target = resolve_target or (lambda _key: None)
@@ -211,7 +211,7 @@ class KubernetesActuator:
         if self._eviction_version is None:
             version = "policy/v1beta1"
             try:
-                groups = client.ApisApi(self.api_client).get_api_versions()
+                groups = self.apis.get_api_versions()
                 for group in groups.groups:
                     if group.name == "policy" and any(v.version == "v1" for v in group.versions):
                         version = "policy/v1"
@@ -229,12 +229,11 @@ class KubernetesActuator:
         namespace, kind, name = target
         if kind == "Job":
             return Outcome(action, "refused", "a Job's pod template is immutable; recreate it")
-        read, patch = {
-            "Deployment": (self.apps.read_namespaced_deployment,
-                           self.apps.patch_namespaced_deployment),
-            "StatefulSet": (self.apps.read_namespaced_stateful_set,
-                            self.apps.patch_namespaced_stateful_set),
-        }[kind]
+        if kind not in ("Deployment", "StatefulSet"):
+            return Outcome(action, "failed", f"cannot resize a {kind}")
+        suffix = "deployment" if kind == "Deployment" else "stateful_set"
+        read = getattr(self.apps, f"read_namespaced_{suffix}")
+        patch = getattr(self.apps, f"patch_namespaced_{suffix}")
         obj = read(name, namespace)
         containers = {c.name: c for c in obj.spec.template.spec.containers}
         if action.container not in containers:

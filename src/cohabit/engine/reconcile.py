@@ -27,7 +27,7 @@ import logging
 import math
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -49,6 +49,7 @@ from cohabit.model import (
 from cohabit.placement import POLICIES as PLACEMENT_POLICIES
 from cohabit.placement import ClusterState, typical_pods
 from cohabit.planner import PlanContext, build_policies
+from cohabit.planner.rightsizing import clamp_measured
 from cohabit.telemetry import TelemetryUnavailable, UsageSource
 
 __all__ = [
@@ -110,7 +111,8 @@ def predictors_recommender(workload: Workload, container: str, usage: pd.DataFra
     The long usage rows are pivoted to one row per ``(time, pod)`` with a column per
     resource (samples of all replicas pool into one history, as VPA aggregates a container
     over its pods); for a latency target the QoS series is joined as ``latency_ms`` by the
-    nearest earlier timestamp. Bounds are the workload's ``[min, max]``. Without samples the
+    nearest earlier timestamp. The sized resources are clamped into the workload's
+    ``[min, max]``; unsized ones stay 0. Without samples the
     recommendation has confidence 0 and is low-confidence.
     """
     from cohabit.predictors import recommend
@@ -126,8 +128,12 @@ def predictors_recommender(workload: Workload, container: str, usage: pd.DataFra
         wide["latency_ms"] = joined["value"].to_numpy(dtype=float)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence chatter of the QoS regression
-        return recommend(wide, workload.qos_target,
-                         (workload.min_resources, workload.max_resources), container)
+        rec = recommend(wide, workload.qos_target, None, container)
+    # Bounds apply to the resources that were sized; unsized ones stay 0 ("no opinion").
+    lo, hi = workload.min_resources, workload.max_resources
+    return replace(rec, target=clamp_measured(rec.target, Resources(), lo, hi),
+                   lower=clamp_measured(rec.lower, Resources(), lo, hi),
+                   upper=clamp_measured(rec.upper, Resources(), lo, hi))
 
 
 def _low(workload: Workload, containers: Sequence[str], current: Mapping[tuple[str, str],
@@ -222,8 +228,6 @@ def assess(
 
 
 def _replace(a: Assessment, **changes: object) -> Assessment:
-    from dataclasses import replace
-
     return replace(a, **changes)
 
 

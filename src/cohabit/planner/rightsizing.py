@@ -14,9 +14,18 @@ from dataclasses import dataclass
 from cohabit.model import Action, Resize, Resources
 from cohabit.planner.base import PlanContext, PolicyArgsError
 
-__all__ = ["RightSizing", "RightSizingArgs", "validate_right_sizing_args"]
+__all__ = ["RightSizing", "RightSizingArgs", "clamp_measured", "validate_right_sizing_args"]
 
 _FIELDS = ("cpu_milli", "memory_mib", "gpu_milli", "gpu_memory_mib")
+
+
+def clamp_measured(target: Resources, current: Resources, lower: Resources,
+                   upper: Resources) -> Resources:
+    """``target`` clamped into ``[lower, upper]`` field by field, where a field the
+    recommender did not size (0: no samples) keeps its ``current`` value unclamped."""
+    clamped = target.clamp(lower, upper)
+    return Resources(**{f: getattr(clamped, f) if getattr(target, f) else getattr(current, f)
+                        for f in _FIELDS})
 
 
 @dataclass(frozen=True)
@@ -59,10 +68,8 @@ class RightSizing:
                 current = ctx.current.get((workload.key, rec.container))
                 if current is None:
                     continue
-                target = rec.target.clamp(workload.min_resources, workload.max_resources)
-                # Keep fields the recommender does not size (target 0) at their current value.
-                values = {f: getattr(target, f) or getattr(current, f) for f in _FIELDS}
-                wanted = Resources(**values)
+                wanted = clamp_measured(rec.target, current, workload.min_resources,
+                                        workload.max_resources)
                 changed = [f for f in _FIELDS if self._differs(getattr(current, f),
                                                                getattr(wanted, f))]
                 if not changed:

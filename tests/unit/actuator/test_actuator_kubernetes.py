@@ -1,0 +1,207 @@
+"""The Kubernetes actuator against an API stand-in with a real server's answers (see
+fake_kube.py): binding, eviction (v1 / v1beta1, PDB 429, dry-run, budgets, idempotency),
+resize."""
+
+from __future__ import annotations
+
+import pytest
+from fake_kube import FakeKube
+from kubernetes import client
+
+from cohabit.actuator import Actuator, EvictionLimits, MemoryLedger
+from cohabit.actuator.kubernetes import KubernetesActuator
+from cohabit.model import Bind, Evict, Resize, Resources
+
+
+class Clock:
+    def __init__(self, t=1_000_000.0):
+        self.t = t
+
+    def __call__(self):
+        return self.t
+
+
+def make(fake, limits=None, ledger=None, clock=None, targets=None):
+    act = KubernetesActuator(client.ApiClient(), limits=limits or EvictionLimits(dry_run=False),
+                             ledger=ledger, clock=clock or Clock(),
+                             resolve_target=(targets or {}).get)
+    act.core = act.apps = act.apis = fake
+    return act
+
+
+def test_is_an_actuator():
+    assert isinstance(make(FakeKube()), Actuator)
+
+
+@pytest.mark.parametrize(
+    ("bound_to", "action", "status", "posts"),
+    [(None, Bind("ns/p", "n1", (0, 1)), "done", 1),
+     ("n1", Bind("ns/p", "n1"), "done", 0),
+     ("n2", Bind("ns/p", "n1"), "skipped", 0),
+     (None, Bind("ns/gone", "n1"), "skipped", 0)],
+    ids=["binds", "already-bound-here-is-done", "bound-elsewhere-skipped", "missing-pod"],
+)
+def test_bind(bound_to, action, status, posts):
+    fake = FakeKube()
+    fake.add_pod("p", node=bound_to)
+    [outcome] = make(fake).apply([action])
+    assert outcome.status == status
+    assert len(fake.bindings) == posts
+    if posts:
+        assert fake.bindings[0]["annotations"] == {"cohabit.io/gpu-indices": "0,1"}
+        assert fake.pods[("ns", "p")].spec.node_name == "n1"
+
+
+def test_bind_twice_binds_once():
+    fake = FakeKube()
+    fake.add_pod("p")
+    act = make(fake)
+    first = act.apply([Bind("ns/p", "n1")])
+    again = make(fake).apply([Bind("ns/p", "n1")])  # a restarted operator replays the plan
+    assert [o.status for o in first + again] == ["done", "done"]
+    assert len(fake.bindings) == 1
+
+
+def test_bind_race_409_is_read_back():
+    fake = FakeKube()
+    fake.add_pod("p")
+    act = make(fake)
+    real_read = fake.read_namespaced_pod
+    calls = {"n": 0}
+
+    def stale_read(name, namespace, **kw):  # first read sees it pending, then someone binds
+        calls["n"] += 1
+        pod = real_read(name, namespace)
+        if calls["n"] == 1:
+            fake.pods[("ns", "p")].spec.node_name = None
+            copy = client.V1Pod(metadata=pod.metadata, spec=client.V1PodSpec(
+                containers=pod.spec.containers, node_name=None), status=pod.status)
+            pod.spec.node_name = "n1"
+            return copy
+        return pod
+
+    fake.read_namespaced_pod = stale_read
+    [outcome] = act.apply([Bind("ns/p", "n1")])
+    assert outcome.status == "done" and "already bound" in outcome.message
+
+
+@pytest.mark.parametrize(
+    ("versions", "expected"),
+    [(("v1beta1",), "policy/v1beta1"), (("v1", "v1beta1"), "policy/v1")],
+    ids=["k8s-1.20-falls-back", "k8s-1.22-uses-v1"],
+)
+def test_eviction_api_version(versions, expected):
+    fake = FakeKube(policy_versions=versions)
+    fake.add_pod("p", node="n1")
+    [outcome] = make(fake).apply([Evict("ns/p")])
+    assert outcome.status == "done"
+    assert fake.evictions[0]["apiVersion"] == expected
+
+
+def test_pdb_429_is_refused_and_pod_stays():
+    fake = FakeKube()
+    fake.add_pod("p", node="n1")
+    fake.protected.add(("ns", "p"))
+    ledger = MemoryLedger()
+    [outcome] = make(fake, ledger=ledger).apply([Evict("ns/p")])
+    assert outcome.status == "refused" and "disruption budget" in outcome.message
+    assert fake.pods[("ns", "p")].metadata.deletion_timestamp is None
+    assert ledger.recent(1e12, 1e13) == []  # a refusal spends no budget
+
+
+def test_dry_run_evicts_nothing():
+    fake = FakeKube()
+    fake.add_pod("p", node="n1")
+    [outcome] = make(fake, limits=EvictionLimits(dry_run=True)).apply([Evict("ns/p")])
+    assert outcome.status == "dry-run" and fake.evictions == []
+
+
+def test_hourly_budget_and_window():
+    fake = FakeKube()
+    for i in range(4):
+        fake.add_pod(f"p{i}", node="n1")
+    clock = Clock()
+    act = make(fake, limits=EvictionLimits(dry_run=False, evictions_per_hour=2,
+                                           max_unavailable=0), clock=clock)
+    outcomes = act.apply([Evict(f"ns/p{i}") for i in range(3)])
+    assert [o.status for o in outcomes] == ["done", "done", "skipped"]
+    assert "budget" in outcomes[2].message
+    clock.t += 3601  # the window slides
+    assert act.apply([Evict("ns/p3")])[0].status == "done"
+
+
+def test_never_evicts_twice_even_after_restart():
+    fake = FakeKube()
+    fake.add_pod("p", node="n1")
+    ledger = MemoryLedger()  # the operator's is a ConfigMap; shared across incarnations
+    make(fake, ledger=ledger).apply([Evict("ns/p")])
+    fake.pods[("ns", "p")].metadata.deletion_timestamp = None  # pretend it lingers
+    [again] = make(fake, ledger=ledger).apply([Evict("ns/p")])
+    assert again.status == "skipped" and len(fake.evictions) == 1
+
+
+def test_terminating_pod_is_not_evicted():
+    fake = FakeKube()
+    fake.add_pod("p", node="n1", terminating=True)
+    [outcome] = make(fake).apply([Evict("ns/p")])
+    assert outcome.status == "skipped" and fake.evictions == []
+
+
+def test_max_unavailable_per_workload():
+    fake = FakeKube()
+    labels = {"cohabit.io/workload": "db"}
+    fake.add_pod("db-0", node="n1", labels=labels)
+    fake.add_pod("db-1", node=None, labels=labels)  # already unavailable (pending)
+    fake.add_pod("other", node="n1", labels={"cohabit.io/workload": "web"})
+    act = make(fake, limits=EvictionLimits(dry_run=False, max_unavailable=1))
+    outcomes = act.apply([Evict("ns/db-0"), Evict("ns/other")])
+    assert [o.status for o in outcomes] == ["skipped", "done"]
+    assert "max unavailable" in outcomes[0].message
+
+
+def test_disabled_rebinding_skips():
+    fake = FakeKube()
+    fake.add_pod("p", node="n1")
+    [o] = make(fake, limits=EvictionLimits(enabled=False, dry_run=False)).apply(
+        [Evict("ns/p")])
+    assert o.status == "skipped" and fake.evictions == []
+
+
+TARGETS = {"ns/web": ("ns", "Deployment", "web"), "ns/job": ("ns", "Job", "job")}
+
+
+@pytest.mark.parametrize(
+    ("requests", "limits", "resize", "status", "patched"),
+    [({"cpu": "1", "memory": "1Gi"}, None, Resources(500, 2048), "done",
+      {"cpu": "500m", "memory": "2048Mi"}),
+     ({"cpu": "500m", "memory": "2Gi"}, None, Resources(500, 2048), "done", None),
+     ({"cpu": "1", "memory": "1Gi"}, {"memory": "1536Mi"}, Resources(1000, 2048), "refused",
+      None)],
+    ids=["patches-requests", "unchanged-is-noop", "never-above-limit"],
+)
+def test_resize(requests, limits, resize, status, patched):
+    fake = FakeKube()
+    fake.add_deployment("web", requests=requests, limits=limits)
+    [o] = make(fake, targets=TARGETS).apply([Resize("ns/web", "main", resize)])
+    assert o.status == status
+    if patched is None:
+        assert fake.patches == []
+    else:
+        body = fake.patches[0][2]["spec"]["template"]["spec"]["containers"][0]
+        assert body == {"name": "main", "resources": {"requests": patched}}
+        again = make(fake, targets=TARGETS).apply([Resize("ns/web", "main", resize)])
+        assert again[0].status == "done" and len(fake.patches) == 1  # idempotent
+
+
+def test_resize_gpu_share_annotation_and_job_and_unknown():
+    fake = FakeKube()
+    fake.add_deployment("web", requests={"cpu": "1"},
+                        annotations={"cohabit.io/gpu-milli": "500"})
+    act = make(fake, targets=TARGETS)
+    outcomes = act.apply([Resize("ns/web", "main", Resources(1000, 0, 300, 0)),
+                          Resize("ns/job", "main", Resources(1000)),
+                          Resize("ns/none", "main", Resources(1000)),
+                          Resize("ns/web", "sidecar", Resources(1000))])
+    assert [o.status for o in outcomes] == ["done", "refused", "failed", "failed"]
+    assert fake.patches[0][2]["spec"]["template"] == {
+        "metadata": {"annotations": {"cohabit.io/gpu-milli": "300"}}}

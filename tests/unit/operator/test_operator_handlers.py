@@ -1,0 +1,227 @@
+"""kopf handlers called as plain functions over a runtime with recorded collaborators:
+status from real GenAI telemetry, Invalid naming the field, LowConfidence and no action when
+Prometheus is down, Apply-mode resizes through the actuator, the secondary scheduler binding
+only the pods that follow its policy, and the registry wiring."""
+
+from __future__ import annotations
+
+import threading
+from types import SimpleNamespace
+
+import pytest
+
+from cohabit.config import OperatorSettings, ReconcileSettings, SchedulerSettings
+from cohabit.model import Bind, GpuDevice, Node, Pod, Resize, Snapshot
+from cohabit.operator import handlers, reconciler
+from cohabit.operator.status import merge_conditions
+from conftest import DownUsage, StaticCluster, TraceUsage, memo
+
+NOW = 2_000_000_000.0
+
+DEPLOYMENT = {
+    "metadata": {"name": "sd", "namespace": "ns"},
+    "spec": {"template": {
+        "metadata": {"annotations": {"cohabit.io/gpu-milli": "500",
+                                     "cohabit.io/gpu-memory-mib": "12288"}},
+        "spec": {"containers": [{"name": "server", "resources": {
+            "requests": {"cpu": "4", "memory": "16Gi"}}}]}}},
+}
+
+
+def pod_json(name, node=None):
+    return {"metadata": {"name": name, "namespace": "ns", "labels": {"cohabit.io/workload": "sd"},
+                         "annotations": {"cohabit.io/gpu-milli": "500"},
+                         "ownerReferences": [{"kind": "ReplicaSet"}]},
+            "spec": {"schedulerName": "cohabit", "nodeName": node, "containers": [
+                {"name": "server", "resources": {"requests": {"cpu": "4", "memory": "16Gi"}}}]},
+            "status": {"phase": "Running" if node else "Pending"}}
+
+
+@pytest.fixture
+def cluster_api(monkeypatch):
+    state = {"target": DEPLOYMENT, "pods": [pod_json("sd-0", "g1"), pod_json("sd-1")]}
+    monkeypatch.setattr(reconciler, "read_target", lambda api, ns, kind, name: state["target"])
+    monkeypatch.setattr(reconciler, "list_workload_pods", lambda api, ns, name: state["pods"])
+    monkeypatch.setattr(handlers.time, "time", lambda: NOW)
+    return state
+
+
+def spec(mode="Apply", **over):
+    s = {"targetRef": {"kind": "Deployment", "name": "sd"}, "workloadType": "Inference",
+         "qos": {"metric": "p99LatencyMs", "target": 30000, "query": "q",
+                 "windowSeconds": 86400},
+         "bounds": {"min": {"cpu": "1", "memory": "4Gi", "gpuMilli": 200, "gpuMemory": "4Gi"},
+                    "max": {"cpu": "8", "memory": "32Gi", "gpuMilli": 1000,
+                            "gpuMemory": "24Gi"}},
+         "mode": mode, "placement": "managed"}
+    s.update(over)
+    return s
+
+
+def call_workload(runtime, workload_spec, status=None, generation=3):
+    patch = SimpleNamespace(status={})
+    handlers.workload_changed(
+        body={"kind": "GpuWorkload"}, spec=workload_spec, name="sd", namespace="ns",
+        meta={"generation": generation}, status=status or {}, patch=patch, memo=memo(runtime),
+        logger=None, reason="create", diff=(), old=None, new=None)
+    return patch.status
+
+
+def conditions(status):
+    return {c["type"]: c for c in status["conditions"]}
+
+
+def test_status_from_real_telemetry_and_apply_resize(genai_frame, cluster_api, make_runtime):
+    settings = OperatorSettings()
+    runtime = make_runtime(usage=TraceUsage(genai_frame, NOW), settings=settings)
+    runtime.settings = OperatorSettings(prometheus=type(settings.prometheus)(window_s=86400))
+    status = call_workload(runtime, spec())
+    conds = conditions(status)
+    assert conds["RecommendationProvided"]["status"] == "True"
+    assert conds["LowConfidence"]["status"] == "False"
+    assert conds["Invalid"]["status"] == "False"
+    assert conds["Placed"]["status"] == "False" and conds["Placed"]["reason"] == "PodsPending"
+    assert all(c["observedGeneration"] == 3 for c in status["conditions"])
+    [rec] = status["recommendations"]
+    assert rec["container"] == "server" and 200 <= rec["gpuMilli"] <= 1000
+    assert status["node"] == "g1" and status["qos"]["samples"] > 0
+    resizes = [a for a in runtime.actuator.applied if isinstance(a, Resize)]
+    assert resizes and resizes[0].workload == "ns/sd"
+    assert status["lastActions"][0]["action"] == "Resize"
+    assert runtime.targets["ns/sd"] == ("ns", "Deployment", "sd")
+
+
+def test_recommend_mode_writes_status_only(genai_frame, cluster_api, make_runtime):
+    runtime = make_runtime(usage=TraceUsage(genai_frame, NOW))
+    status = call_workload(runtime, spec(mode="Recommend"))
+    assert status["recommendations"] and runtime.actuator.applied == []
+
+
+@pytest.mark.parametrize("usage", [None, DownUsage()], ids=["no-prometheus", "prometheus-down"])
+def test_missing_telemetry_gives_low_confidence_and_no_action(usage, cluster_api, make_runtime):
+    runtime = make_runtime(usage=usage)
+    status = call_workload(runtime, spec())
+    conds = conditions(status)
+    assert conds["LowConfidence"]["status"] == "True"
+    assert conds["RecommendationProvided"]["status"] == "False"
+    if usage is not None:
+        assert conds["LowConfidence"]["reason"] == "TelemetryUnavailable"
+        assert "Prometheus" in conds["LowConfidence"]["message"]
+    assert runtime.actuator.applied == []
+    assert status["recommendations"][0]["lowConfidence"] is True
+
+
+def test_invalid_spec_names_the_field(cluster_api, make_runtime):
+    runtime = make_runtime()
+    bad = spec(bounds={"min": {"cpu": "4"}, "max": {"cpu": "1"}})
+    status = call_workload(runtime, bad)
+    invalid = conditions(status)["Invalid"]
+    assert invalid["status"] == "True" and invalid["reason"] == "InvalidSpec"
+    assert "spec.bounds.min.cpu" in invalid["message"]
+    assert "ns/sd" not in runtime.workloads and runtime.actuator.applied == []
+
+
+def test_missing_target_is_low_confidence(cluster_api, make_runtime, genai_frame):
+    cluster_api["target"] = None
+    runtime = make_runtime(usage=TraceUsage(genai_frame, NOW))
+    status = call_workload(runtime, spec())
+    assert "not found" in conditions(status)["LowConfidence"]["message"]
+    assert runtime.actuator.applied == []
+
+
+def test_condition_transition_time_is_kept():
+    old = [{"type": "Placed", "status": "True", "lastTransitionTime": "2020-01-01T00:00:00Z"}]
+    new = [{"type": "Placed", "status": "True", "lastTransitionTime": "2026-01-01T00:00:00Z"},
+           {"type": "Invalid", "status": "False", "lastTransitionTime": "2026-01-01T00:00:00Z"}]
+    merged = {c["type"]: c for c in merge_conditions(old, new)}
+    assert merged["Placed"]["lastTransitionTime"] == "2020-01-01T00:00:00Z"
+    flipped = merge_conditions(old, [{**new[0], "status": "False"}])
+    assert flipped[0]["lastTransitionTime"] == "2026-01-01T00:00:00Z"
+
+
+@pytest.mark.parametrize(
+    ("policy_spec", "invalid"),
+    [({"policy": "best-fit"}, False), ({"policy": "tetris"}, True),
+     ({"rebinding": {"evictionsPerHour": -2}}, True)],
+    ids=["valid", "unknown-placement-policy", "negative-budget"],
+)
+def test_policy_handler(policy_spec, invalid, make_runtime):
+    runtime = make_runtime()
+    patch = SimpleNamespace(status={})
+    handlers.policy_changed(spec=policy_spec, name="default", meta={"generation": 1},
+                            status={}, patch=patch, memo=memo(runtime))
+    cond = conditions(patch.status)["Invalid"]
+    assert (cond["status"] == "True") is invalid
+    assert ("default" in runtime.policies) is (not invalid)
+
+
+def gpu_node(name):
+    return Node(name, 32000, 131072, 32000, 131072,
+                tuple(GpuDevice(i, "A10", 1000, 24576) for i in range(2)))
+
+
+def test_scheduling_pass_binds_only_its_policys_pods(make_runtime):
+    pods = (Pod("mine", 1000, 1024, 1, 500, namespace="ns"),  # no workload: default policy
+            Pod("theirs", 1000, 1024, 1, 500, namespace="ns", workload="other"),
+            Pod("bound", 1000, 1024, namespace="ns", node="g1"))
+    runtime = make_runtime(cluster=StaticCluster(Snapshot(0, (gpu_node("g1"),), pods)))
+    from cohabit.config import WorkloadSpec
+    from cohabit.model import QosTarget, Workload, WorkloadKind
+    other = Workload("other", WorkloadKind.GPU_BATCH, QosTarget("throughput", 1.0, "q"), "ns")
+    runtime.workloads["ns/other"] = WorkloadSpec(other, policy_ref="gold")
+    outcomes = reconciler.scheduling_pass(runtime, "default", NOW)
+    assert [o.action.pod for o in outcomes] == ["ns/mine"]
+    assert isinstance(outcomes[0].action, Bind) and outcomes[0].action.node == "g1"
+    gold = reconciler.scheduling_pass(runtime, "gold", NOW)
+    assert [o.action.pod for o in gold] == ["ns/theirs"]
+
+
+def test_placement_loop_runs_until_stopped(make_runtime):
+    pods = (Pod("p", 1000, 1024, namespace="ns"),)
+    runtime = make_runtime(cluster=StaticCluster(Snapshot(0, (gpu_node("g1"),), pods)),
+                           settings=OperatorSettings(
+                               scheduler=SchedulerSettings(interval_s=0.05),
+                               reconcile=ReconcileSettings(interval_s=3600)))
+
+    class Stopped:
+        def __init__(self):
+            self.flag = threading.Event()
+
+        def __bool__(self):
+            return self.flag.is_set()
+
+    stopped = Stopped()
+    thread = threading.Thread(target=handlers.placement_loop, kwargs=dict(
+        name="default", stopped=stopped, memo=memo(runtime), logger=None), daemon=True)
+    thread.start()
+    deadline = threading.Event()
+    for _ in range(100):
+        if runtime.actuator.applied:
+            break
+        deadline.wait(0.05)
+    stopped.flag.set()
+    thread.join(5)
+    assert not thread.is_alive()
+    assert runtime.actuator.applied and runtime.actuator.applied[0] == Bind(
+        "ns/p", "g1", (), reason="policy fgd")
+
+
+def test_pod_event_wakes_scheduler_only_for_pending(make_runtime):
+    runtime = make_runtime()
+    wake = runtime.waker("default")
+    handlers.pod_pending(spec={"nodeName": "g1"}, memo=memo(runtime))
+    assert not wake.is_set()
+    handlers.pod_pending(spec={}, memo=memo(runtime))
+    assert wake.is_set()
+
+
+def test_registry_has_every_handler():
+    reg = handlers.build_registry(OperatorSettings())
+    names = [h.fn.__name__ for part in (reg._activities, reg._changing, reg._spawning,
+                                        reg._watching) for h in part.get_all_handlers()]
+    # create + update + resume per workload kind, the delete, the policy handlers, the
+    # timers (spawning), the daemon, the pod watcher, startup, probe and login
+    assert names.count("workload_changed") == 2 * 3 + 2
+    assert names.count("workload_deleted") == 2 and names.count("policy_changed") == 3
+    for name in ("placement_loop", "pod_pending", "liveness", "configure", "login_via_client"):
+        assert names.count(name) == 1, name
