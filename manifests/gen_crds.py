@@ -382,7 +382,42 @@ def build() -> dict[str, dict]:
         ],
         "How cohabit places pods and when it may move them.",
     )
+    peering = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "clusterkopfpeerings.kopf.dev", "labels": dict(LABELS)},
+        "spec": {
+            "group": "kopf.dev",
+            "scope": "Cluster",
+            "names": {
+                "kind": "ClusterKopfPeering",
+                "plural": "clusterkopfpeerings",
+                "singular": "clusterkopfpeering",
+            },
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "description": "kopf peering: live operator instances and their "
+                            "priorities (one active instance per peering).",
+                            "properties": {
+                                "status": {
+                                    "type": "object",
+                                    "x-kubernetes-preserve-unknown-fields": True,
+                                }
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
     return {
+        "kopf.dev_clusterkopfpeerings.yaml": peering,
         "cohabit.io_databaseworkloads.yaml": db,
         "cohabit.io_gpuworkloads.yaml": gpu,
         "cohabit.io_placementpolicies.yaml": policy,

@@ -270,7 +270,8 @@ class KubernetesActuator:
                                                 "resources": {"requests": requests}}]}
         if new_annotations:
             template["metadata"] = {"annotations": new_annotations}
-        patch(name, namespace, {"spec": {"template": template}})
+        patch(name, namespace, {"spec": {"template": template}},
+              _content_type="application/strategic-merge-patch+json")
         changed = ", ".join(f"{k}={v}" for k, v in {**requests, **new_annotations}.items())
         return Outcome(action, "done", f"patched {kind} {namespace}/{name}: {changed}")
 

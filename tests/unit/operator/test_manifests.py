@@ -26,7 +26,7 @@ def _load_generator():
 
 def _crds() -> dict[str, dict]:
     out = {}
-    for path in sorted(MANIFEST_CRDS.glob("*.yaml")):
+    for path in sorted(MANIFEST_CRDS.glob("cohabit.io_*.yaml")):
         crd = yaml.safe_load(path.read_text())
         out[crd["spec"]["names"]["kind"]] = crd
     return out
