@@ -152,6 +152,17 @@ def test_bad_trace_row_exits_2_naming_file_line_field(bad_pods, slice_files):
     assert "Traceback" not in res.output
 
 
+def test_fgd_mode_refuses_a_pod_list_without_gpu_requests(package_data, slice_files, tmp_path):
+    """The first 250 pods of gpushare40 are all CPU-only: arrived GPU demand stays 0."""
+    nodes, _ = slice_files
+    pods = _head(package_data / OPENB / "openb_pod_list_gpushare40.csv", tmp_path / "cpu.csv", 250)
+    res = _invoke("--pods", str(pods), "--nodes", str(nodes), "--policy", "fgd")
+    assert res.exit_code == 2
+    assert res.stderr.strip() == (
+        f"error: {pods}: no pod requests a GPU; --mode fgd measures GPU demand"
+    )
+
+
 @pytest.mark.parametrize(
     ("text", "seeds"),
     [

@@ -109,6 +109,15 @@ def _known_policies() -> list[str]:
     return sorted(POLICIES, key=report._policy_key)
 
 
+def _fgd_unmeasurable(trace: loaders.Trace) -> str | None:
+    """Why ``--mode fgd`` cannot run on ``trace`` (no GPU capacity or no GPU request)."""
+    if not any(n.gpus for n in trace.nodes):
+        return f"the cluster ({trace.nodes_source}) has no GPUs"
+    if not any(p.num_gpu for p in trace.pods):
+        return "no pod requests a GPU"
+    return None
+
+
 def _stdout() -> Console:
     console = Console(highlight=False)
     if not console.is_terminal:
@@ -190,6 +199,11 @@ def simulate(
             traces[trace.workload] = trace
     except loaders.TraceError as exc:
         raise _fail(str(exc)) from None
+    if mode == "fgd":
+        for trace in traces.values():
+            problem = _fgd_unmeasurable(trace)
+            if problem:
+                raise _fail(f"{trace.pods_source}: {problem}; --mode fgd measures GPU demand")
     load_s = time.perf_counter() - t0
 
     summaries = {}
