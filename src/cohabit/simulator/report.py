@@ -471,11 +471,8 @@ def replay_tables(summary: pd.DataFrame, pending: pd.DataFrame) -> list[Table]:
         tables.append(t)
         pw = pending[pending["workload"] == workload]
         if len(pw):
-            q = Table(
-                title=f"{workload}: pending time per QoS class (s)",
-                title_justify="left",
-                min_width=len(str(workload)) + 40,
-            )
+            short = str(workload).removeprefix("openb_pod_list_")
+            q = Table(title=f"{short}: pending time per QoS class (s)", title_justify="left")
             for name in ("policy", "QoS", "pods", "p50", "p99"):
                 q.add_column(name, justify="left" if name in ("policy", "QoS") else "right")
             for r in pw.itertuples(index=False):
@@ -621,27 +618,39 @@ def plot_fgd(
 
 
 def plot_replay(series: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """PNG per workload, ``unschedulable_<workload>.png``: unschedulable and pending pods
-    over trace time (days), one line per policy, mean over seeds.
+    """PNG per workload, ``unschedulable_<workload>.png``: over trace time (days), the GPU
+    allocation ratio, pending pods and unschedulable pods, one line per policy, mean over
+    seeds.
 
     Returns:
         Paths written.
     """
+    from matplotlib.ticker import MaxNLocator
+
     written = []
+    panels = (
+        ("gpu_alloc_ratio_pct", "GPU allocation ratio (%)", False),
+        ("pending_pods", "pending pods", True),
+        ("unschedulable_pods", "unschedulable pods", True),
+    )
     for workload, s in series.groupby("workload"):
         short = str(workload).removeprefix("openb_pod_list_")
-        fig, (ax1, ax2) = _figure(2)
+        fig, axes = _figure(3, width=4.4)
         for policy in _ordered(s["policy"]):
             p = s[s["policy"] == policy]
-            days = p.groupby("time_s")[["unschedulable_pods", "pending_pods"]].mean()
-            x = days.index.to_numpy(dtype=float) / 86400.0
-            kw = {"color": _COLORS.get(policy), "linewidth": 1.3, "label": policy}
-            ax1.step(x, days["unschedulable_pods"].to_numpy(), where="post", **kw)
-            ax2.step(x, days["pending_pods"].to_numpy(), where="post", **kw)
-        _style(ax1, "trace time (days)", "unschedulable pods")
-        _style(ax2, "trace time (days)", "pending pods")
-        ax1.legend(fontsize=8, frameon=False)
-        fig.suptitle(f"replay, {short}")
+            mean = p.groupby("time_s")[[c for c, _, _ in panels]].mean()
+            x = mean.index.to_numpy(dtype=float) / 86400.0
+            kw = {"color": _COLORS.get(policy), "linewidth": 1.2, "label": policy}
+            for ax, (col, _, _) in zip(axes, panels, strict=True):
+                ax.step(x, mean[col].to_numpy(), where="post", **kw)
+        for ax, (col, label, integer) in zip(axes, panels, strict=True):
+            _style(ax, "trace time (days)", label)
+            top = float(s[col].max()) if len(s) else 0.0
+            ax.set_ylim(bottom=0.0, top=max(1.0, top * 1.08))
+            if integer:
+                ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        axes[0].legend(fontsize=8, frameon=False)
+        fig.suptitle(f"replay, {short} (mean over seeds)")
         path = out_dir / f"unschedulable_{short}.png"
         fig.savefig(path)
         written.append(path)
