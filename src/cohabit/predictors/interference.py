@@ -1,0 +1,337 @@
+"""Co-location interference: pressure and sensitivity profiles from a few probe co-runs.
+
+The model follows Bubble-Up (Mars et al., MICRO 2011) and Paragon (Delimitrou & Kozyrakis,
+ASPLOS 2013), in the pressure/sensitivity vocabulary of URSA: a new workload is not run
+against every other workload; it is co-run briefly with at most three fixed *probe*
+workloads. From each probe co-run come two numbers:
+
+* **sensitivity** to probe ``p``: ``1 - f(w | p)``, the throughput the workload loses
+  next to the probe (``f`` = co-located throughput / solo throughput), and
+* **pressure** on probe ``p``: ``1 - f(p | w)``, the throughput it takes from the probe.
+
+Each probe stresses a different mix of the GPU's shared resources (SM time, GPU memory
+capacity and bandwidth, PCIe), so the probe vector stands for the resource vector. A
+regressor (extra trees, scikit-learn) learns ``f(a | b)`` from ``(sensitivity_a, pressure_a,
+sensitivity_b, pressure_b)`` on measured pairs, and then predicts any pair of profiled
+workloads in both directions: what ``a`` suffers next to ``b``, and what it inflicts.
+
+Data: Gavel (Narayanan et al., OSDI 2020), stanford-futuredata/gavel
+``scheduler/physical_cluster_throughputs.json`` (MIT): measured throughput of DL training
+jobs alone and when two share one GPU, per GPU type. A fraction of 0 means the pair could
+not run together (e.g. GPU memory).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.stats import spearmanr
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.ensemble import ExtraTreesRegressor
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from cohabit.model import InterferenceProfile
+
+from .telemetry_data import TelemetryDataError
+
+__all__ = [
+    "InterferenceModel",
+    "choose_probes",
+    "evaluate_interference",
+    "load_gavel",
+    "pair_features",
+    "probe_profile",
+]
+
+
+def load_gavel(path: str | Path, gpu_types: Sequence[str] | None = None) -> pd.DataFrame:
+    """Read Gavel's co-location throughputs into one row per ordered pair.
+
+    Args:
+        path: ``physical_cluster_throughputs.json`` (``{gpu: {"(job, scale)": {"null": solo,
+            "(other, scale)": [tput_job, tput_other]}}}``).
+        gpu_types: GPU types to keep (default: all).
+
+    Returns:
+        Columns ``gpu``, ``a``, ``b`` (job names), ``scale`` (workers), ``solo_a``,
+        ``fraction`` (= throughput of ``a`` next to ``b`` / ``solo_a``, in [0, ~1]).
+
+    Raises:
+        TelemetryDataError: unreadable file or an entry that does not follow the schema
+            (the message names the GPU type and key).
+    """
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise TelemetryDataError(f"{path}: cannot read Gavel throughputs: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise TelemetryDataError(f"{path}: top level must be an object keyed by GPU type")
+    rows = []
+    for gpu, jobs in raw.items():
+        if gpu_types is not None and gpu not in gpu_types:
+            continue
+        for key, entry in jobs.items():
+            try:
+                name, scale = ast.literal_eval(key)
+                solo = float(entry["null"])
+                for other_key, tputs in entry.items():
+                    if other_key == "null":
+                        continue
+                    other, other_scale = ast.literal_eval(other_key)
+                    if other_scale != scale:
+                        continue
+                    frac = float(tputs[0]) / solo if solo > 0 else 0.0
+                    rows.append((gpu, name, other, int(scale), solo, frac))
+            except (ValueError, SyntaxError, KeyError, TypeError, IndexError) as exc:
+                raise TelemetryDataError(f"{path}: {gpu} / {key}: bad entry: {exc}") from exc
+    if not rows:
+        raise TelemetryDataError(f"{path}: no pairs for GPU types {gpu_types}")
+    return pd.DataFrame(rows, columns=["gpu", "a", "b", "scale", "solo_a", "fraction"])
+
+
+def _lookup(pairs: pd.DataFrame) -> dict[tuple[str, str, int], float]:
+    return dict(zip(zip(pairs["a"], pairs["b"], pairs["scale"], strict=True),
+                    pairs["fraction"], strict=True))
+
+
+def probe_profile(
+    pairs: pd.DataFrame, job: str, scale: int, probes: Sequence[str]
+) -> InterferenceProfile:
+    """A workload's profile from its co-runs with the probes (one GPU type's pairs).
+
+    Returns:
+        :class:`~cohabit.model.InterferenceProfile` with keys ``probe<i>:<probe name>``:
+        sensitivity ``1 - f(job | probe)``, pressure ``1 - f(probe | job)``; a co-run that was
+        not measured gives NaN.
+    """
+    f = _lookup(pairs)
+    sens = tuple((f"probe{i}:{p}", 1.0 - f.get((job, p, scale), np.nan))
+                 for i, p in enumerate(probes))
+    press = tuple((f"probe{i}:{p}", 1.0 - f.get((p, job, scale), np.nan))
+                  for i, p in enumerate(probes))
+    return InterferenceProfile(pressure=press, sensitivity=sens)
+
+
+def _vector(profile: InterferenceProfile) -> list[float]:
+    return [v for _, v in profile.sensitivity] + [v for _, v in profile.pressure]
+
+
+def pair_features(
+    pairs: pd.DataFrame,
+    probes: Sequence[str],
+    with_victim_profile: bool = True,
+    measured: pd.DataFrame | None = None,
+) -> np.ndarray:
+    """Feature rows for ``pairs``: ``[profile(a), profile(b)]`` (or ``profile(b)`` only).
+
+    A profile is ``[sensitivity to each probe, pressure on each probe]``; shape
+    ``(len(pairs), 4k)`` or ``(len(pairs), 2k)`` for ``k`` probes. Profiles are looked up in
+    ``measured`` (default: ``pairs``), which must hold the probe co-runs; unmeasured ones
+    are NaN.
+    """
+    f = _lookup(pairs if measured is None else measured)
+    cache: dict[tuple[str, int], list[float]] = {}
+
+    def prof(job: str, scale: int) -> list[float]:
+        key = (job, scale)
+        if key not in cache:
+            cache[key] = [1.0 - f.get((job, p, scale), np.nan) for p in probes] + [
+                1.0 - f.get((p, job, scale), np.nan) for p in probes
+            ]
+        return cache[key]
+
+    rows = []
+    for a, b, s in zip(pairs["a"], pairs["b"], pairs["scale"], strict=True):
+        rows.append((prof(a, s) if with_victim_profile else []) + prof(b, s))
+    return np.asarray(rows, dtype=float)
+
+
+def choose_probes(pairs: pd.DataFrame, k: int = 3) -> list[str]:
+    """Pick ``k`` probe workloads from ``pairs`` (training jobs only).
+
+    Greedy, in the spirit of Paragon's choice of informative microbenchmarks: the first probe
+    is the co-runner whose inflicted fractions ``f(. | p)`` vary most across jobs; each next
+    one maximises the variance left after regressing its column on the chosen ones. Only
+    jobs measured at every scale are candidates, so a profile exists at every scale.
+    """
+    wide = pairs.pivot_table(index=["a", "scale"], columns="b", values="fraction")
+    wide = wide.dropna(axis=1)
+    if wide.shape[1] < k:
+        raise ValueError(f"only {wide.shape[1]} complete co-runners, {k} probes asked")
+    cols = list(wide.columns)
+    M = wide.to_numpy(float)
+    M = M - M.mean(axis=0)
+    chosen: list[int] = []
+    for _ in range(k):
+        if chosen:
+            B = M[:, chosen]
+            coef, *_ = np.linalg.lstsq(B, M, rcond=None)
+            R = M - B @ coef
+        else:
+            R = M
+        score = (R**2).sum(axis=0)
+        score[chosen] = -1.0
+        chosen.append(int(np.argmax(score)))
+    return [str(cols[i]) for i in chosen]
+
+
+class InterferenceModel(RegressorMixin, BaseEstimator):
+    """Predicts the co-located throughput fraction ``f(a | b)`` from probe profiles.
+
+    ``fit(X, y)``: ``X`` rows from :func:`pair_features` (NaN = unmeasured probe co-run,
+    filled with the column mean of training), ``y`` fractions in [0, 1]. ``predict(X)``
+    returns fractions clipped to ``[0, clip_max]``. Use :meth:`as_callable` to hand
+    placement a plain ``(profile_a, profile_b) -> float``.
+
+    Args:
+        n_estimators, min_samples_leaf, random_state: of the extra-trees regressor
+            (Geurts et al. 2006).
+        clip_max: upper clip of predictions (Gavel fractions rarely exceed 1).
+    """
+
+    def __init__(
+        self,
+        n_estimators: int = 150,
+        min_samples_leaf: int = 2,
+        random_state: int = 0,
+        clip_max: float = 1.0,
+    ):
+        self.n_estimators = n_estimators
+        self.min_samples_leaf = min_samples_leaf
+        self.random_state = random_state
+        self.clip_max = clip_max
+
+    def _fill(self, X: np.ndarray) -> np.ndarray:
+        return np.where(np.isnan(X), self.fill_, X)
+
+    def fit(self, X, y):
+        """Fit on pair features ``X`` (n, d) and fractions ``y`` (n,)."""
+        X, y = validate_data(self, X, y, ensure_all_finite="allow-nan", y_numeric=True)
+        fill = np.nanmean(np.where(np.isnan(X), np.nan, X), axis=0) if X.size else np.zeros(0)
+        self.fill_ = np.nan_to_num(fill, nan=0.0)
+        self.forest_ = ExtraTreesRegressor(
+            n_estimators=self.n_estimators,
+            min_samples_leaf=self.min_samples_leaf,
+            random_state=self.random_state,
+            n_jobs=1,
+        ).fit(self._fill(X), y)
+        return self
+
+    def predict(self, X):
+        """Predicted fractions, shape (n,)."""
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, ensure_all_finite="allow-nan")
+        return np.clip(self.forest_.predict(self._fill(X)), 0.0, self.clip_max)
+
+    def as_callable(self) -> Callable[[InterferenceProfile, InterferenceProfile], float]:
+        """A plain function ``(profile_a, profile_b) -> f(a | b)`` (throughput fraction of
+        ``a`` next to ``b``); call it with the arguments swapped for what ``a`` inflicts.
+
+        Profiles must come from :func:`probe_profile` with the probes the model was fit on.
+        """
+        check_is_fitted(self)
+
+        def interference(profile_a: InterferenceProfile, profile_b: InterferenceProfile) -> float:
+            row = np.asarray([_vector(profile_a) + _vector(profile_b)], dtype=float)
+            if row.shape[1] != self.n_features_in_:
+                raise ValueError(
+                    f"profiles give {row.shape[1]} features, the model expects "
+                    f"{self.n_features_in_}"
+                )
+            return float(np.clip(self.forest_.predict(self._fill(row))[0], 0.0, self.clip_max))
+
+        return interference
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        return tags
+
+
+def _spearman(pred: np.ndarray, true: np.ndarray) -> float:
+    if np.ptp(pred) == 0 or np.ptp(true) == 0:
+        return float("nan")
+    return float(spearmanr(pred, true).statistic)
+
+
+def evaluate_interference(
+    pairs: pd.DataFrame, n_probes: int = 3, n_estimators: int = 100
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Leave-one-job-out evaluation per GPU type (grouped by job name, all scales held out).
+
+    For each held-out job ``h`` (never a probe), probes are chosen on the other jobs, the
+    models are fit on pairs among the other jobs, and every measured pair involving ``h`` is
+    predicted: ``h`` as victim (what it suffers) and as aggressor (what it inflicts).
+
+    Methods: ``probe-profile`` (ours, ``n_probes`` probes), ``no-profile`` (the same model with
+    only the other side's profile: no probe run of the new job), ``mean-fraction`` (training
+    mean), ``no-interference`` (1.0).
+
+    Returns:
+        ``(predictions, summary)``: one row per predicted pair and method with ``gpu``,
+        ``held_out``, ``direction``, ``true``, ``pred``; and per ``gpu`` x ``method`` the
+        ``mae``, ``spearman`` and ``pairs`` (plus ``mae_suffered``/``mae_inflicted``).
+    """
+    out = []
+    for gpu, g in pairs.groupby("gpu", sort=True):
+        jobs = sorted(set(g["a"]))
+        for held in jobs:
+            train = g[(g["a"] != held) & (g["b"] != held)]
+            probes = choose_probes(train, n_probes)
+            if held in probes:  # cannot happen: probes come from train
+                continue
+            test = g[(g["a"] == held) | (g["b"] == held)]
+            test = test[~((test["a"] == held) & (test["b"] == held))]
+            direction = np.where(test["a"] == held, "suffered", "inflicted")
+            ours = InterferenceModel(n_estimators=n_estimators).fit(
+                pair_features(train, probes), train["fraction"]
+            )
+            # Features for test pairs use the held-out job's own probe co-runs from g.
+            pred_ours = ours.predict(pair_features(test, probes, measured=g))
+            nop = InterferenceModel(n_estimators=n_estimators)
+            # Victim side unknown: model sees only the other job's profile in that direction.
+            train_v = pair_features(train, probes, with_victim_profile=False)
+            nop.fit(train_v, train["fraction"])
+            # Aggressor-side model: predict f(a | b) from a's profile only.
+            swapped = train.rename(columns={"a": "b", "b": "a"})
+            nop_a = InterferenceModel(n_estimators=n_estimators).fit(
+                pair_features(swapped, probes, with_victim_profile=False), train["fraction"]
+            )
+            test_v = pair_features(test, probes, with_victim_profile=False, measured=g)
+            test_a = pair_features(
+                test.rename(columns={"a": "b", "b": "a"}), probes,
+                with_victim_profile=False, measured=g,
+            )
+            pred_nop = np.where(direction == "suffered", nop.predict(test_v), nop_a.predict(test_a))
+            mean = float(train["fraction"].mean())
+            for method, pred in (
+                ("probe-profile", pred_ours),
+                ("no-profile", pred_nop),
+                ("mean-fraction", np.full(len(test), mean)),
+                ("no-interference", np.ones(len(test))),
+            ):
+                out.append(pd.DataFrame({
+                    "gpu": gpu, "held_out": held, "method": method, "direction": direction,
+                    "a": test["a"].to_numpy(), "b": test["b"].to_numpy(),
+                    "scale": test["scale"].to_numpy(), "true": test["fraction"].to_numpy(),
+                    "pred": pred,
+                }))
+    preds = pd.concat(out, ignore_index=True)
+    rows = []
+    for (gpu, method), p in preds.groupby(["gpu", "method"], sort=False):
+        err = (p["pred"] - p["true"]).abs()
+        rows.append({
+            "gpu": gpu, "method": method, "mae": float(err.mean()),
+            "spearman": _spearman(p["pred"].to_numpy(), p["true"].to_numpy()),
+            "mae_suffered": float(err[p["direction"] == "suffered"].mean()),
+            "mae_inflicted": float(err[p["direction"] == "inflicted"].mean()),
+            "mae_job_p90": float(err.groupby(p["held_out"]).mean().quantile(0.9)),
+            "pairs": int(len(p)),
+        })
+    return preds, pd.DataFrame(rows)
