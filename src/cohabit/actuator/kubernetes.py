@@ -1,7 +1,7 @@
 """The Kubernetes actuator: the only code in cohabit that binds, evicts or patches.
 
 * ``Bind`` -> ``POST pods/{name}/binding`` (the pod's binding subresource, as kube-scheduler
-  does). GPU indices ride on the Binding's annotations (``cohabit.io/gpu-indices``), which the
+  does; RBAC ``pods/binding: create``). GPU indices ride on the Binding's annotations (``cohabit.io/gpu-indices``), which the
   API server copies onto the pod atomically with ``spec.nodeName``.
 * ``Evict`` -> ``POST pods/{name}/eviction`` with a ``policy/v1`` Eviction, or
   ``policy/v1beta1`` when the server does not serve ``policy/v1`` (Kubernetes < 1.22).
@@ -137,7 +137,8 @@ class KubernetesActuator:
         try:
             # _preload_content=False: the client cannot deserialise the Status the server
             # answers with (kubernetes-client/python#825).
-            self.core.create_namespaced_binding(namespace, body, _preload_content=False)
+            self.core.create_namespaced_pod_binding(name, namespace, body,
+                                                    _preload_content=False)
         except ApiException as exc:
             if exc.status == 409:  # someone (maybe our previous incarnation) bound it
                 again = self.core.read_namespaced_pod(name, namespace).spec.node_name

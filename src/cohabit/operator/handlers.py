@@ -27,6 +27,7 @@ __all__ = [
     "WORKLOAD_PLURALS",
     "build_registry",
     "configure",
+    "login",
     "liveness",
     "placement_loop",
     "pod_pending",
@@ -39,6 +40,21 @@ log = logging.getLogger(__name__)
 
 WORKLOAD_PLURALS = {"databaseworkloads": "DatabaseWorkload", "gpuworkloads": "GpuWorkload"}
 """Workload resources (plural -> kind)."""
+
+
+def login(memo: Any, **_: Any) -> kopf.ConnectionInfo:
+    """kopf login with the runtime's own ``ApiClient`` credentials (one identity for kopf's
+    watches and for cohabit's binds/evictions; works with ``--kubeconfig`` and in-cluster)."""
+    cfg = memo.runtime.api_client.configuration
+    header = (cfg.get_api_key_with_prefix("BearerToken")
+              or cfg.get_api_key_with_prefix("authorization"))
+    parts = header.split(" ", 1) if header else []
+    scheme, token = ((None, None) if not parts else (None, parts[0]) if len(parts) == 1
+                     else (parts[0], parts[1]))
+    return kopf.ConnectionInfo(
+        server=cfg.host, ca_path=cfg.ssl_ca_cert, insecure=not cfg.verify_ssl,
+        username=cfg.username or None, password=cfg.password or None, scheme=scheme,
+        token=token, certificate_path=cfg.cert_file, private_key_path=cfg.key_file)
 
 
 def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
@@ -119,7 +135,7 @@ def liveness(memo: Any, **_: Any) -> dict[str, int]:
 def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
     """A kopf registry with every cohabit handler, intervals from ``settings``."""
     reg = kopf.OperatorRegistry()
-    kopf.on.login(registry=reg)(kopf.login_via_client)
+    kopf.on.login(registry=reg)(login)
     kopf.on.startup(registry=reg)(configure)
     for plural in WORKLOAD_PLURALS:
         kopf.on.resume(GROUP, VERSION, plural, registry=reg, id="reconcile")(workload_changed)

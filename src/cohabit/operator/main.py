@@ -87,8 +87,6 @@ def run(settings: OperatorSettings, *, kubeconfig: str | None = None,
         stop_flag, ready_flag: kopf's flags (tests stop the operator with them).
     """
     api_client = api_client_from_environment(kubeconfig)
-    if kubeconfig:
-        os.environ["KUBECONFIG"] = kubeconfig  # kopf's login_via_client reads it
     runtime = build_runtime(settings, api_client, ledger_namespace)
     start_http_server(settings.metrics.port, registry=runtime.metrics.registry)
     namespaces = [settings.namespace] if settings.namespace else []

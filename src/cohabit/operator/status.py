@@ -131,12 +131,13 @@ def workload_status(
         "recommendations": [_recommendation(r) for r in a.recommendations],
         "confidence": round(min((r.confidence for r in a.recommendations), default=0.0), 4),
         "nodes": list(a.nodes),
-        "node": a.nodes[0] if a.nodes else "",
         "qos": {"violations": int(a.qos_violations), "samples": int(a.qos_samples)},
         "lastActions": [_outcome(o) for o in outcomes][-20:],
         "lastPlanTime": iso(now),
         "conditions": merge_conditions((previous or {}).get("conditions"), conds),
     }
+    if a.nodes:  # (an empty string here came back as null through kopf's status patch)
+        status["node"] = a.nodes[0]
     if not math.isnan(a.qos_observed):
         status["qos"]["observed"] = round(float(a.qos_observed), 4)
     if a.interference is not None:

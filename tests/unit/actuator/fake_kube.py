@@ -60,7 +60,8 @@ class FakeKube:
         except KeyError:
             raise api_error(404, f'pods "{name}" not found') from None
 
-    def create_namespaced_binding(self, namespace, body, **_):
+    def create_namespaced_pod_binding(self, name, namespace, body, **_):
+        assert name == body.metadata.name
         pod = self.read_namespaced_pod(body.metadata.name, namespace)
         if pod.spec.node_name:
             raise api_error(409, f"pod {body.metadata.name} is already assigned to node "

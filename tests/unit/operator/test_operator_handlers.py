@@ -223,5 +223,5 @@ def test_registry_has_every_handler():
     # timers (spawning), the daemon, the pod watcher, startup, probe and login
     assert names.count("workload_changed") == 2 * 3 + 2
     assert names.count("workload_deleted") == 2 and names.count("policy_changed") == 3
-    for name in ("placement_loop", "pod_pending", "liveness", "configure", "login_via_client"):
+    for name in ("placement_loop", "pod_pending", "liveness", "configure", "login"):
         assert names.count(name) == 1, name
