@@ -234,6 +234,8 @@ def simulate(
         )
     except matrix.MatrixError as exc:
         raise _fail(str(exc), code=1) from None
+    except KeyboardInterrupt:
+        raise _fail("interrupted", code=130) from None
 
     if mode == "fgd":
         summary = report.fgd_summary(result)

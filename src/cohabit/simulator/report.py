@@ -312,7 +312,7 @@ def fgd_tables(summary: pd.DataFrame, *, tune: float, tolerance: float = 0.3) ->
                 _fmt(r.gpu_alloc_pct_at_100),
                 _fmt(r.gpu_alloc_pct_at_130),
                 _fmt(r.frag_ratio_pct_at_90),
-                _fmt(r.failed_pods, 1),
+                _fmt(r.failed_pods, 0 if float(r.failed_pods).is_integer() else 1),
                 _fmt(r.wall_s, 2),
             ]
             if has_pub:
