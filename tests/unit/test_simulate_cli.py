@@ -142,6 +142,15 @@ def test_bad_arguments_exit_2_with_one_line(args, fragment):
     assert "Traceback" not in res.output
 
 
+def test_out_that_is_a_file_exits_2_before_running(tmp_path):
+    target = tmp_path / "results"
+    target.write_text("not a directory")
+    res = _invoke("--out", str(target), "--policy", "fgd")
+    assert res.exit_code == 2
+    assert res.stderr.startswith(f"error: --out: cannot create directory {target}")
+    assert "run(s)" not in res.stdout
+
+
 def test_bad_trace_row_exits_2_naming_file_line_field(bad_pods, slice_files):
     nodes, _ = slice_files
     res = _invoke("--pods", str(bad_pods), "--nodes", str(nodes), "--policy", "fgd")

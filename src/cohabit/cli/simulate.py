@@ -188,6 +188,11 @@ def simulate(
         pod_specs = parse_pods(pods)
     except UsageError as exc:
         raise _fail(str(exc)) from None
+    if out is not None:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _fail(f"--out: cannot create directory {out}: {exc.strerror or exc}") from None
 
     t0 = time.perf_counter()
     traces: dict[str, loaders.Trace] = {}
