@@ -38,6 +38,14 @@ done
 log() { printf '[build-kube-apiserver %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
+# One run at a time per cache (two test sessions may both try to build/fetch).
+mkdir -p "$CACHE"
+exec 9>"$CACHE/.kube-apiserver.lock"
+if command -v flock >/dev/null && ! flock -n 9; then
+  log "another run holds $CACHE/.kube-apiserver.lock: waiting for it"
+  flock 9
+fi
+
 # The cache stamp records the patch checksum: a changed patch forces a rebuild.
 patch_sum=$(sha256sum "$PATCH" | cut -c1-16)
 stamp=$CACHE/bin/.kube-apiserver.stamp

@@ -20,6 +20,14 @@ force=0
 log() { printf '[fetch-helm %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
+# One run at a time per cache (two test sessions may both try to build/fetch).
+mkdir -p "$CACHE"
+exec 9>"$CACHE/.helm.lock"
+if command -v flock >/dev/null && ! flock -n 9; then
+  log "another run holds $CACHE/.helm.lock: waiting for it"
+  flock 9
+fi
+
 if [ "$force" = 0 ] && [ -x "$BIN/helm" ] && [ -x "$BIN/kubectl" ] \
    && "$BIN/helm" version --short 2>/dev/null | grep -q "^$WANT_HELM"; then
   log "cached: helm $("$BIN/helm" version --short), kubectl at $BIN/kubectl (use --force to refetch)"
