@@ -493,7 +493,7 @@ def replay_tables(summary: pd.DataFrame, pending: pd.DataFrame) -> list[Table]:
 def _figure(ncols: int, width: float = 5.2, height: float = 3.8):
     from matplotlib.figure import Figure  # Agg canvas, no pyplot global state
 
-    fig = Figure(figsize=(width * ncols, height), dpi=120, layout="constrained")
+    fig = Figure(figsize=(width * ncols, height), dpi=120, layout="tight")
     axes = fig.subplots(1, ncols, squeeze=False)[0]
     return fig, axes
 
