@@ -310,7 +310,12 @@ def fgd_tables(summary: pd.DataFrame, *, tune: float, tolerance: float = 0.3) ->
             cells = [
                 r.policy,
                 _fmt(r.gpu_alloc_pct_at_100),
-                _fmt(r.gpu_alloc_pct_at_130),
+                _fmt(r.gpu_alloc_pct_at_130)
+                + (
+                    f" ±{r.gpu_alloc_pct_at_130_std:.2f}"
+                    if r.seeds > 1 and not math.isnan(r.gpu_alloc_pct_at_130_std)
+                    else ""
+                ),
                 _fmt(r.frag_ratio_pct_at_90),
                 _fmt(r.failed_pods, 0 if float(r.failed_pods).is_integer() else 1),
                 _fmt(r.wall_s, 2),
@@ -332,7 +337,8 @@ def fgd_tables(summary: pd.DataFrame, *, tune: float, tolerance: float = 0.3) ->
             t.add_row(*cells)
         if has_pub:
             t.caption = (
-                "alloc: GPU allocation ratio; frag: fragment / idle GPU milli; Δ: ours - paper, "
+                "alloc: GPU allocation ratio (± std over seeds); frag: fragment / idle GPU milli; "
+                "Δ: ours - paper, "
                 f"points (red: beyond {tolerance:g})"
             )
         tables.append(t)
