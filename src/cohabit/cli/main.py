@@ -18,6 +18,15 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+@app.callback()
+def _root() -> None:
+    """Capacity planning and contention-aware placement for GPU and database workloads.
+
+    A callback keeps ``cohabit`` a command group even while one command is registered
+    (Typer otherwise runs a lone command as the app itself).
+    """
+
+
 _COMMAND_MODULES = ("simulate", "evaluate", "agent", "run")
 
 

@@ -283,18 +283,6 @@ def simulate(
         console.print("add --out DIR for tidy CSV, a JSON summary and PNG plots", style="dim")
 
 
-def _group_callback() -> None:
-    """Capacity planning and contention-aware placement for GPU and database workloads."""
-
-
 def register(app: typer.Typer) -> None:
-    """Add ``simulate`` to the ``cohabit`` app.
-
-    Typer runs an app with a single command and no callback as that command (``cohabit
-    --pods ...`` instead of ``cohabit simulate --pods ...``); while ``simulate`` is the only
-    command, a no-op callback keeps ``cohabit`` a command group. An app that already has a
-    callback is left alone.
-    """
+    """Add ``simulate`` to the ``cohabit`` app."""
     app.command("simulate")(simulate)
-    if not app.registered_callback and not app.info.callback:
-        app.callback()(_group_callback)
