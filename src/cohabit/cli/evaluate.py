@@ -1,0 +1,242 @@
+"""``cohabit evaluate``: judge the predictors on real telemetry against the baselines.
+
+Subcommands (each prints a table, writes CSV files and PNG plots to ``--out``):
+
+* ``rightsizing --data DIR``: GenAI-schema telemetry directory; JustEnough vs the static
+  request, p95 x 1.15 and the VPA recommender, rolling origin per pod.
+* ``interference --data PATH``: Gavel ``physical_cluster_throughputs.json`` (or its folder);
+  probe-profile model vs no-profile, mean-fraction and no-interference, per GPU type.
+* ``peaks --data DIR``: GenAI-schema telemetry; Kube-Knots PP vs cohabit's quantile
+  forecaster, and Kube-Knots correlation-based co-location.
+
+Unreadable or malformed input ends the command with exit code 2 and a message naming the
+file and field.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cohabit.predictors.telemetry_data import TelemetryDataError
+
+__all__ = ["register"]
+
+evaluate_app = typer.Typer(
+    help="Judge cohabit's predictors on real telemetry against the baselines.",
+    no_args_is_help=True,
+)
+
+DATA_HELP = (
+    "Input data (required; e.g. ../shared/data/alibaba-genai-2026 beside a cohabit checkout "
+    "for rightsizing/peaks, ../shared/data/gavel for interference)."
+)
+
+
+def _console() -> Console:
+    console = Console()
+    return console if console.is_terminal else Console(width=180)
+
+
+def _fail(message: str) -> None:
+    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code=2)
+
+
+def _out_dir(out: Path) -> Path:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _fail(f"cannot create output directory {out}: {exc}")
+    return out
+
+
+def _table(title: str, frame, columns: list[str], fmt: dict[str, str]) -> Table:
+    table = Table(title=title)
+    for c in columns:
+        left = c in ("resource", "method", "gpu", "series")
+        table.add_column(c, justify="left" if left else "right")
+    for _, row in frame.iterrows():
+        cells = []
+        for c in columns:
+            v = row[c]
+            cells.append(format(v, fmt[c]) if c in fmt and v == v else str(v))
+        table.add_row(*cells)
+    return table
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+@evaluate_app.command("rightsizing")
+def rightsizing(
+    data: Path = typer.Option(..., "--data", help=DATA_HELP),
+    out: Path = typer.Option(..., "--out", help="Directory for CSV and PNG results."),
+    horizon_h: float = typer.Option(1.0, help="Judged horizon per origin (hours)."),
+    start: float = typer.Option(0.5, help="First origin as a fraction of each pod's history."),
+) -> None:
+    """Right-sizing: reserved vs static request, under-provisioning, QoS violations."""
+    from cohabit.predictors.evaluation import (
+        evaluate_rightsizing,
+        per_pod_rightsizing,
+        summarize_rightsizing,
+    )
+    from cohabit.predictors.telemetry_data import load_genai
+
+    try:
+        frame = load_genai(data)
+    except TelemetryDataError as exc:
+        _fail(str(exc))
+    out = _out_dir(out)
+    results = evaluate_rightsizing(frame, horizon_s=horizon_h * 3600, start_fraction=start)
+    if results.empty:
+        _fail(f"{data}: no pod has enough history to evaluate")
+    summary = summarize_rightsizing(results)
+    per_pod = per_pod_rightsizing(results)
+    summary.to_csv(out / "rightsizing_summary.csv", index=False)
+    per_pod.to_csv(out / "rightsizing_per_pod.csv", index=False)
+    pct = ".1%"
+    _console().print(_table(
+        "Right-sizing (saving = 1 - reserved / static peak request)", summary,
+        ["resource", "method", "saving", "under_share", "qos_violation_share", "saving_p10",
+         "saving_p50", "saving_p90", "under_share_p90", "pods"],
+        {"saving": pct, "under_share": ".2%", "qos_violation_share": ".2%", "saving_p10": pct,
+         "saving_p50": pct, "saving_p90": pct, "under_share_p90": ".2%"},
+    ))
+    plt = _plt()
+    resources = list(dict.fromkeys(summary["resource"]))
+    fig, axes = plt.subplots(1, len(resources), figsize=(6 * len(resources), 4.5), squeeze=False)
+    for ax, resource in zip(axes[0], resources, strict=True):
+        for method, g in per_pod[per_pod["resource"] == resource].groupby("method", sort=False):
+            ax.scatter(g["under_share"] * 100, g["saving"] * 100, s=12, label=method, alpha=0.7)
+        ax.set_title(f"{resource}: per pod")
+        ax.set_xlabel("under-provisioned intervals (%)")
+        ax.set_ylabel("reserved below static request (%)")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "rightsizing_per_pod.png", dpi=110)
+    plt.close(fig)
+    _console().print(f"wrote {out}/rightsizing_summary.csv, rightsizing_per_pod.csv/.png")
+
+
+@evaluate_app.command("interference")
+def interference(
+    data: Path = typer.Option(..., "--data", help=DATA_HELP),
+    out: Path = typer.Option(..., "--out", help="Directory for CSV and PNG results."),
+    gpu: list[str] = typer.Option(["p100", "v100"], help="GPU types to judge."),
+    probes: int = typer.Option(3, min=1, max=3, help="Probe workloads per profile (<= 3)."),
+) -> None:
+    """Interference: held-out Gavel jobs, co-located throughput fraction both directions."""
+    from cohabit.predictors.interference import evaluate_interference, load_gavel
+
+    path = data / "physical_cluster_throughputs.json" if data.is_dir() else data
+    try:
+        pairs = load_gavel(path, gpu)
+    except TelemetryDataError as exc:
+        _fail(str(exc))
+    out = _out_dir(out)
+    preds, summary = evaluate_interference(pairs, n_probes=probes)
+    summary.to_csv(out / "interference_summary.csv", index=False)
+    preds.to_csv(out / "interference_predictions.csv", index=False)
+    _console().print(_table(
+        f"Interference on held-out jobs ({probes}-probe profile)", summary,
+        ["gpu", "method", "mae", "spearman", "mae_suffered", "mae_inflicted", "mae_job_p90",
+         "pairs"],
+        {k: ".3f" for k in ("mae", "spearman", "mae_suffered", "mae_inflicted", "mae_job_p90")},
+    ))
+    plt = _plt()
+    gpus = list(dict.fromkeys(summary["gpu"]))
+    fig, axes = plt.subplots(1, len(gpus), figsize=(5 * len(gpus), 4.5), squeeze=False)
+    for ax, g in zip(axes[0], gpus, strict=True):
+        for method in ("probe-profile", "no-profile"):
+            p = preds[(preds["gpu"] == g) & (preds["method"] == method)]
+            ax.scatter(p["true"], p["pred"], s=6, alpha=0.5, label=method)
+        ax.plot([0, 1], [0, 1], color="grey", lw=1)
+        ax.set_title(f"{g}: predicted vs measured fraction")
+        ax.set_xlabel("measured co-located throughput fraction")
+        ax.set_ylabel("predicted")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "interference.png", dpi=110)
+    plt.close(fig)
+    _console().print(f"wrote {out}/interference_summary.csv, interference_predictions.csv, .png")
+
+
+@evaluate_app.command("peaks")
+def peaks(
+    data: Path = typer.Option(..., "--data", help=DATA_HELP),
+    out: Path = typer.Option(..., "--out", help="Directory for CSV and PNG results."),
+    fit_fraction: float = typer.Option(0.5, help="Share of each series used for fitting."),
+) -> None:
+    """Peaks: one-step forecast error and peak under-prediction; correlation-based co-location."""
+    from cohabit.predictors.peaks import evaluate_correlation, evaluate_peaks
+    from cohabit.predictors.telemetry_data import load_genai
+
+    try:
+        frame = load_genai(data)
+    except TelemetryDataError as exc:
+        _fail(str(exc))
+    out = _out_dir(out)
+    per_pod = evaluate_peaks(frame, fit_fraction=fit_fraction)
+    if per_pod.empty:
+        _fail(f"{data}: no series long enough to evaluate")
+    per_pod.to_csv(out / "peaks_per_pod.csv", index=False)
+    summary = per_pod.groupby(["series", "method"], sort=False).agg(
+        mae=("mae", "mean"), mae_p90=("mae", lambda s: s.quantile(0.9)),
+        forecast_mean=("reserved_mean", "mean"), peaks=("peaks", "sum"),
+        peaks_under=("peaks_under", "sum"), pods=("pod", "nunique"),
+    ).reset_index()
+    peaks_n = summary["peaks"].where(summary["peaks"] > 0)
+    summary["peak_under_rate"] = summary["peaks_under"] / peaks_n
+    summary.to_csv(out / "peaks_summary.csv", index=False)
+    _console().print(_table(
+        "One-step forecasts (peak = value >= the pod's fitting-window p95)", summary,
+        ["series", "method", "mae", "mae_p90", "forecast_mean", "peaks", "peak_under_rate", "pods"],
+        {"mae": ".1f", "mae_p90": ".1f", "forecast_mean": ".1f", "peak_under_rate": ".1%"},
+    ))
+    corr = evaluate_correlation(frame, fit_fraction=fit_fraction)
+    corr.to_csv(out / "correlation_pairs.csv", index=False)
+    if not corr.empty:
+        by = corr.groupby("colocate")["peak_ratio"].agg(["mean", "median", "count"]).reset_index()
+        names = {True: "CBP co-locate (corr < 0.5)", False: "CBP refuse"}
+        by["colocate"] = by["colocate"].map(names)
+        _console().print(_table(
+            "Correlation-based co-location: peak(a+b) / (peak(a)+peak(b)) on the judged part",
+            by.rename(columns={"colocate": "method"}), ["method", "mean", "median", "count"],
+            {"mean": ".3f", "median": ".3f"},
+        ))
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    for method, g in summary.groupby("method", sort=False):
+        axes[0].scatter(g["peak_under_rate"] * 100, g["mae"], label=method)
+        for _, r in g.iterrows():
+            axes[0].annotate(r["series"], (r["peak_under_rate"] * 100, r["mae"]), fontsize=7)
+    axes[0].set_xlabel("peaks under-predicted (%)")
+    axes[0].set_ylabel("one-step MAE")
+    axes[0].set_yscale("log")
+    axes[0].legend(fontsize=7)
+    if not corr.empty:
+        axes[1].scatter(corr["corr_fit"], corr["peak_ratio"], s=4, alpha=0.4)
+        axes[1].axvline(0.5, color="red", lw=1)
+    axes[1].set_xlabel("GPU duty correlation (fitting part)")
+    axes[1].set_ylabel("peak(a+b) / (peak a + peak b), judged part")
+    fig.tight_layout()
+    fig.savefig(out / "peaks.png", dpi=110)
+    plt.close(fig)
+    _console().print(
+        f"wrote {out}/peaks_summary.csv, peaks_per_pod.csv, correlation_pairs.csv, peaks.png"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``evaluate`` command group to the ``cohabit`` app."""
+    app.add_typer(evaluate_app, name="evaluate")
