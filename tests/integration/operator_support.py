@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -95,6 +96,9 @@ class OperatorProcess:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.liveness_port}/healthz",
                                         timeout=1) as resp:
                 return resp.status == 200
+        except urllib.error.HTTPError as exc:  # e.g. 500 while kopf starts: close its socket
+            exc.close()
+            return False
         except OSError:
             return False
 

@@ -1,7 +1,8 @@
 """The Kubernetes actuator: the only code in cohabit that binds, evicts or patches.
 
 * ``Bind`` -> ``POST pods/{name}/binding`` (the pod's binding subresource, as kube-scheduler
-  does; RBAC ``pods/binding: create``). GPU indices ride on the Binding's annotations (``cohabit.io/gpu-indices``), which the
+  does; RBAC ``pods/binding: create``). GPU indices ride on the Binding's annotations
+  (``cohabit.io/gpu-indices``), which the
   API server copies onto the pod atomically with ``spec.nodeName``.
 * ``Evict`` -> ``POST pods/{name}/eviction`` with a ``policy/v1`` Eviction, or
   ``policy/v1beta1`` when the server does not serve ``policy/v1`` (Kubernetes < 1.22).

@@ -129,11 +129,14 @@ def predictors_recommender(workload: Workload, container: str, usage: pd.DataFra
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence chatter of the QoS regression
         rec = recommend(wide, workload.qos_target, None, container)
-    # Bounds apply to the resources that were sized; unsized ones stay 0 ("no opinion").
+    # Bounds apply to the resources that had samples (a measured 0 becomes the minimum);
+    # resources without samples stay 0 ("no opinion": the planner keeps the current request).
+    measured = frozenset(c for c in ("cpu_milli", "memory_mib", "gpu_milli", "gpu_memory_mib")
+                         if c in wide.columns and wide[c].notna().any())
     lo, hi = workload.min_resources, workload.max_resources
-    return replace(rec, target=clamp_measured(rec.target, Resources(), lo, hi),
-                   lower=clamp_measured(rec.lower, Resources(), lo, hi),
-                   upper=clamp_measured(rec.upper, Resources(), lo, hi))
+    return replace(rec, target=clamp_measured(rec.target, Resources(), lo, hi, measured),
+                   lower=clamp_measured(rec.lower, Resources(), lo, hi, measured),
+                   upper=clamp_measured(rec.upper, Resources(), lo, hi, measured))
 
 
 def _low(workload: Workload, containers: Sequence[str], current: Mapping[tuple[str, str],

@@ -20,11 +20,14 @@ _FIELDS = ("cpu_milli", "memory_mib", "gpu_milli", "gpu_memory_mib")
 
 
 def clamp_measured(target: Resources, current: Resources, lower: Resources,
-                   upper: Resources) -> Resources:
-    """``target`` clamped into ``[lower, upper]`` field by field, where a field the
-    recommender did not size (0: no samples) keeps its ``current`` value unclamped."""
+                   upper: Resources, measured: frozenset[str] | None = None) -> Resources:
+    """``target`` clamped into ``[lower, upper]`` field by field. Fields not in ``measured``
+    (default: the fields with a non-zero target; 0 means "no samples") keep their ``current``
+    value unclamped."""
     clamped = target.clamp(lower, upper)
-    return Resources(**{f: getattr(clamped, f) if getattr(target, f) else getattr(current, f)
+    if measured is None:
+        measured = frozenset(f for f in _FIELDS if getattr(target, f))
+    return Resources(**{f: getattr(clamped, f) if f in measured else getattr(current, f)
                         for f in _FIELDS})
 
 
