@@ -51,3 +51,11 @@ def pod_list(workload: str) -> Path:
     """Path of ``openb_pod_list_<workload>.csv`` (``workload`` with or without the prefix)."""
     name = workload if workload.startswith("openb_pod_list_") else f"openb_pod_list_{workload}"
     return OPENB / f"{name}.csv"
+
+
+def raw_spec_text(path: Path) -> list[str]:
+    """The raw ``gpu_spec`` text of each pod row ('' when the column is absent)."""
+    df = pd.read_csv(path, keep_default_na=False, dtype=str)
+    if "gpu_spec" not in df.columns:
+        return [""] * len(df)
+    return [s.strip() for s in df["gpu_spec"]]

@@ -45,14 +45,20 @@ _CACHE: dict[str, tuple] = {}
 
 def _job(args: tuple[str, str, int, float]) -> pd.DataFrame:
     workload, policy, seed, tune = args
+    from cohabit.placement import typical_pods
     from cohabit.simulator.fgd import run_fgd
 
     if workload not in _CACHE:
         nodes = _openb.load_nodes()
+        path = _openb.pod_list(workload)
+        pods = _openb.load_pods(path, nodes)
+        # the paper's simulator groups typical pods by the raw gpu_spec text
+        raw = _openb.raw_spec_text(path)
         _CACHE.clear()
-        _CACHE[workload] = (nodes, _openb.load_pods(_openb.pod_list(workload), nodes))
-    nodes, pods = _CACHE[workload]
-    return run_fgd(nodes, pods, policy=policy, seed=seed, tune=tune, workload=workload).curve
+        _CACHE[workload] = (nodes, pods, typical_pods(pods, spec_text=raw))
+    nodes, pods, typical = _CACHE[workload]
+    return run_fgd(nodes, pods, policy=policy, seed=seed, tune=tune, workload=workload,
+                   typical=typical).curve
 
 
 def markdown(df: pd.DataFrame) -> str:

@@ -95,13 +95,19 @@ def _shape_key(pod: Pod) -> tuple[int, int, int, str]:
 
 
 def typical_pods(
-    pods: Sequence[Pod], coverage_pct: float = TYPICAL_POD_COVERAGE_PCT
+    pods: Sequence[Pod],
+    coverage_pct: float = TYPICAL_POD_COVERAGE_PCT,
+    *,
+    spec_text: Sequence[str] | None = None,
 ) -> TypicalPods:
     """The typical-pod distribution of ``pods`` (see the module docstring).
 
     Args:
         pods: the workload (the original pod list, before any inflation).
         coverage_pct: keep groups until they cover at least this share of pods (percent).
+        spec_text: optional raw ``gpu_spec`` text of each pod (as in the trace file); when
+            given, groups are keyed by it as in the paper's simulator instead of by the set
+            of models.
 
     Raises:
         ValueError: ``pods`` is empty.
@@ -110,7 +116,12 @@ def typical_pods(
     """
     if not pods:
         raise ValueError("typical_pods needs at least one pod")
-    counts = Counter(_shape_key(p) for p in pods)
+    if spec_text is None:
+        counts = Counter(_shape_key(p) for p in pods)
+    else:
+        if len(spec_text) != len(pods):
+            raise ValueError("spec_text needs one entry per pod")
+        counts = Counter(_shape_key(p)[:3] + (t,) for p, t in zip(pods, spec_text, strict=True))
     total = float(len(pods))
     # Descending by count; ties by the larger shape (sort.Reverse of TargetPodList.Less).
     groups = sorted(counts.items(), key=lambda kv: (kv[1], kv[0]), reverse=True)
@@ -125,7 +136,7 @@ def typical_pods(
         freq = cnt / total
         if kept < len(groups):
             freq /= cum / total
-        spec_set = frozenset(spec.split("|")) if spec else frozenset()
+        spec_set = frozenset(x for x in spec.split("|") if x)
         out.append(TypicalPod(cpu, milli, num, spec_set, freq, cnt))
     return TypicalPods(tuple(out), cum / total, len(pods))
 

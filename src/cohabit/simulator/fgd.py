@@ -32,7 +32,7 @@ import pandas as pd
 
 from cohabit.engine.scheduling import schedule_pod
 from cohabit.model import MILLI_PER_GPU, Node, Pod
-from cohabit.placement import POLICIES, typical_pods
+from cohabit.placement import POLICIES, TypicalPods, typical_pods
 from cohabit.placement.policies import frag_model
 from cohabit.simulator.cluster import SimulatedCluster
 from cohabit.simulator.results import FGD_CURVE_COLUMNS, FgdRunResult
@@ -127,6 +127,7 @@ def run_fgd(
     seed: int,
     tune: float = 1.3,
     workload: str = "custom",
+    typical: TypicalPods | None = None,
 ) -> FgdRunResult:
     """One ``--mode fgd`` run (see the module docstring).
 
@@ -137,6 +138,7 @@ def run_fgd(
         seed: seeds the shuffle, the inflation, the node tie-break order and ``random``.
         tune: target GPU request as a multiple of cluster GPU capacity.
         workload: name written into the curve's ``workload`` column.
+        typical: the typical-pod distribution (default: :func:`typical_pods` of ``pods``).
 
     Returns:
         :class:`~cohabit.simulator.results.FgdRunResult` with one curve row per 1% step.
@@ -149,7 +151,8 @@ def run_fgd(
     if not pods:
         raise ValueError("run_fgd needs a non-empty pod list")
     t0 = time.perf_counter()
-    typical = typical_pods(pods)
+    if typical is None:
+        typical = typical_pods(pods)
     cluster = SimulatedCluster(nodes, typical=typical)
     state = cluster.state
     total_gpus = int(state.gpu_cnt.sum())

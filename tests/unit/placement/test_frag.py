@@ -70,3 +70,15 @@ def test_cluster_frag_ratio_and_amount():
     assert cf.idle_milli == 3200
     assert cf.ratio_pct == pytest.approx(100 * 200 / 3200)
     assert cf.amount_pct == pytest.approx(100 * 200 / 4000)
+
+
+def test_raw_spec_text_keeps_groups_apart_as_the_paper_does():
+    pods = [mk_pod(f"p{i}", num=1, milli=500, spec=["V100M16", "V100M32"]) for i in range(4)]
+    text = ["V100M16|V100M32"] * 3 + ["V100M16|V100M32|V100M32"]
+    merged = typical_pods(pods, coverage_pct=100)
+    apart = typical_pods(pods, coverage_pct=100, spec_text=text)
+    assert [t.count for t in merged.pods] == [4]
+    assert [t.count for t in apart.pods] == [3, 1]
+    assert all(t.spec == frozenset({"V100M16", "V100M32"}) for t in apart.pods)
+    with pytest.raises(ValueError, match="one entry per pod"):
+        typical_pods(pods, spec_text=text[:2])

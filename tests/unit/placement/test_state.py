@@ -133,3 +133,20 @@ def test_never_over_commits(nodes, data, policy):
         if data.draw(st.booleans()) and cluster.state.bound:
             cluster.depart(data.draw(st.sampled_from(sorted(cluster.state.bound))))
             _check_invariants(cluster.state, nodes)
+
+
+def test_schedule_pod_without_actuator_applies_to_state():
+    state = ClusterState.from_nodes([mk_node("a", gpus=1)])
+    res = schedule_pod(state, mk_pod("p", num=1, milli=600), policy="best-fit")
+    assert res.placed and state.placement_of("default/p") == ("a", (0,))
+    res = schedule_pod(state, mk_pod("q", num=1, milli=600), policy="best-fit")
+    assert res.bind is None and not res.placed
+
+
+def test_simulated_cluster_raises_on_over_commit():
+    cluster = SimulatedCluster([mk_node("a", gpus=1)])
+    pod = mk_pod("p", num=1, milli=600)
+    cluster.bind_pod(Bind(pod.key, "a", (0,)), pod)
+    other = mk_pod("q", num=1, milli=600)
+    with pytest.raises(OverCommitError):
+        cluster.bind_pod(Bind(other.key, "a", (0,)), other)
