@@ -21,7 +21,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cohabit.predictors.telemetry_data import TelemetryDataError
+from cohabit.predictors.telemetry_data import PACKAGED_GAVEL, PACKAGED_GENAI, TelemetryDataError
 
 __all__ = ["register"]
 
@@ -31,9 +31,19 @@ evaluate_app = typer.Typer(
 )
 
 DATA_HELP = (
-    "Input data (required; e.g. ../shared/data/alibaba-genai-2026 beside a cohabit checkout "
-    "for rightsizing/peaks, ../shared/data/gavel for interference)."
+    "Input data: a GenAI-schema telemetry directory (rightsizing, peaks) or Gavel's "
+    "physical_cluster_throughputs.json or its folder (interference). Default: the copy "
+    "shipped inside the cohabit package."
 )
+
+
+def _data(data: Path | None, packaged: Path) -> Path:
+    if data is not None:
+        return data
+    if not packaged.exists():
+        _fail(f"no --data given and the packaged copy {packaged} is missing; pass --data DIR")
+    Console(stderr=True).print(f"using the data shipped with cohabit: {packaged}")
+    return packaged
 
 
 def _console() -> Console:
@@ -79,7 +89,7 @@ def _plt():
 
 @evaluate_app.command("rightsizing")
 def rightsizing(
-    data: Path = typer.Option(..., "--data", help=DATA_HELP),
+    data: Path | None = typer.Option(None, "--data", help=DATA_HELP),
     out: Path = typer.Option(..., "--out", help="Directory for CSV and PNG results."),
     horizon_h: float = typer.Option(1.0, help="Judged horizon per origin (hours)."),
     start: float = typer.Option(0.5, help="First origin as a fraction of each pod's history."),
@@ -92,6 +102,7 @@ def rightsizing(
     )
     from cohabit.predictors.telemetry_data import load_genai
 
+    data = _data(data, PACKAGED_GENAI)
     try:
         frame = load_genai(data)
     except TelemetryDataError as exc:
@@ -130,7 +141,7 @@ def rightsizing(
 
 @evaluate_app.command("interference")
 def interference(
-    data: Path = typer.Option(..., "--data", help=DATA_HELP),
+    data: Path | None = typer.Option(None, "--data", help=DATA_HELP),
     out: Path = typer.Option(..., "--out", help="Directory for CSV and PNG results."),
     gpu: list[str] = typer.Option(["p100", "v100"], help="GPU types to judge."),
     probes: int = typer.Option(3, min=1, max=3, help="Probe workloads per profile (<= 3)."),
@@ -138,6 +149,7 @@ def interference(
     """Interference: held-out Gavel jobs, co-located throughput fraction both directions."""
     from cohabit.predictors.interference import evaluate_interference, load_gavel
 
+    data = _data(data, PACKAGED_GAVEL)
     path = data / "physical_cluster_throughputs.json" if data.is_dir() else data
     try:
         pairs = load_gavel(path, gpu)
@@ -173,7 +185,7 @@ def interference(
 
 @evaluate_app.command("peaks")
 def peaks(
-    data: Path = typer.Option(..., "--data", help=DATA_HELP),
+    data: Path | None = typer.Option(None, "--data", help=DATA_HELP),
     out: Path = typer.Option(..., "--out", help="Directory for CSV and PNG results."),
     fit_fraction: float = typer.Option(0.5, help="Share of each series used for fitting."),
 ) -> None:
@@ -181,6 +193,7 @@ def peaks(
     from cohabit.predictors.peaks import evaluate_correlation, evaluate_peaks
     from cohabit.predictors.telemetry_data import load_genai
 
+    data = _data(data, PACKAGED_GENAI)
     try:
         frame = load_genai(data)
     except TelemetryDataError as exc:

@@ -115,6 +115,7 @@ class QuantileForecaster(RegressorMixin, BaseEstimator):
             learning_rate=self.learning_rate, random_state=self.random_state,
             max_leaf_nodes=15, early_stopping=False,
         ).fit(X, y)
+        self.n_iter_ = self.model_.n_iter_
         return self
 
     def predict(self, X):

@@ -165,6 +165,10 @@ class JustEnoughEstimator(RegressorMixin, BaseEstimator):
         return min(v, self.max_value) if self.max_value is not None else v
 
     # -- estimator API ------------------------------------------------------------------
+    def _finite(self) -> bool | str:
+        """NaN is allowed in ``X`` only for a latency column (latency is sampled sparsely)."""
+        return "allow-nan" if self.latency_column is not None else True
+
     def fit(self, X, y):
         """Learn the allocation from a history ``X`` (time [, latency]) and usage ``y``.
 
@@ -175,7 +179,7 @@ class JustEnoughEstimator(RegressorMixin, BaseEstimator):
         if not 0.0 < self.coverage < 1.0:
             raise ValueError(f"coverage must be in (0, 1), got {self.coverage}")
         X, y = validate_data(
-            self, X, y, y_numeric=True, dtype=np.float64, ensure_all_finite="allow-nan"
+            self, X, y, y_numeric=True, dtype=np.float64, ensure_all_finite=self._finite()
         )
         t = X[:, 0]
         if not np.all(np.isfinite(t)) or not np.all(np.isfinite(y)):
@@ -228,7 +232,7 @@ class JustEnoughEstimator(RegressorMixin, BaseEstimator):
     def predict(self, X):
         """The allocation for every row of ``X``, shape (n,)."""
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=np.float64, ensure_all_finite="allow-nan")
+        X = validate_data(self, X, reset=False, dtype=np.float64, ensure_all_finite=self._finite())
         return np.full(X.shape[0], self.target_)
 
     def __sklearn_tags__(self):

@@ -36,6 +36,12 @@ __all__ = [
     "pod_series",
 ]
 
+PACKAGED_GENAI = Path(__file__).resolve().parents[1] / "data" / "alibaba-genai-2026"
+"""The GenAI subset shipped inside the package (GPU duty, GPU memory, latency, QPS)."""
+
+PACKAGED_GAVEL = Path(__file__).resolve().parents[1] / "data" / "gavel"
+"""Gavel's co-location throughputs shipped inside the package."""
+
 STEP_SECONDS = 57.0
 """Sampling step of the GenAI trace."""
 

@@ -1,0 +1,195 @@
+"""Interference (Gavel, real data), peak and correlation predictors, and the evaluate CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from cohabit.cli.main import app
+from cohabit.model import InterferenceProfile
+from cohabit.predictors.interference import (
+    InterferenceModel,
+    choose_probes,
+    evaluate_interference,
+    load_gavel,
+    pair_features,
+    probe_profile,
+)
+from cohabit.predictors.peaks import (
+    colocation_score,
+    correlation_matrix,
+    evaluate_correlation,
+    lag_features,
+    pp_forecast,
+)
+from cohabit.predictors.telemetry_data import PACKAGED_GAVEL, PACKAGED_GENAI, TelemetryDataError
+
+
+@pytest.fixture(scope="module")
+def gavel():
+    return load_gavel(PACKAGED_GAVEL / "physical_cluster_throughputs.json", ["v100"])
+
+
+# --- interference ------------------------------------------------------------------------
+
+
+def test_gavel_loader_fractions(gavel):
+    assert set(gavel["gpu"]) == {"v100"}
+    assert gavel["fraction"].between(0.0, 1.05).all()
+    assert (gavel["fraction"] == 0).mean() > 0.3  # many pairs cannot share a GPU at all
+    same = gavel[gavel["a"] == gavel["b"]]
+    # A job next to a copy of itself typically runs at about half speed or less.
+    assert same["fraction"].median() <= 0.6
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [("not json", "cannot read"), ('{"v100": {"bad key": {"null": 1}}}', "bad entry")],
+    ids=["not-json", "bad-key"],
+)
+def test_gavel_loader_errors(tmp_path, content, message):
+    path = tmp_path / "t.json"
+    path.write_text(content)
+    with pytest.raises(TelemetryDataError, match=message):
+        load_gavel(path)
+
+
+def test_choose_probes_are_distinct_complete_jobs(gavel):
+    probes = choose_probes(gavel, 3)
+    assert len(set(probes)) == 3
+    assert all(p in set(gavel["b"]) for p in probes)
+
+
+def test_probe_profile_matches_measured_fractions(gavel):
+    probes = choose_probes(gavel, 3)
+    job = sorted(set(gavel["a"]) - set(probes))[0]
+    prof = probe_profile(gavel, job, 1, probes)
+    row = gavel[(gavel["a"] == job) & (gavel["b"] == probes[0]) & (gavel["scale"] == 1)]
+    assert prof.sensitivity[0][1] == pytest.approx(1 - row["fraction"].iloc[0])
+    assert len(prof.pressure) == 3
+
+
+def test_held_out_job_is_predicted_far_better_than_mean_fraction(gavel):
+    jobs = sorted(set(gavel["a"]))
+    held = jobs[5]
+    train = gavel[(gavel["a"] != held) & (gavel["b"] != held)]
+    test = gavel[((gavel["a"] == held) | (gavel["b"] == held)) & (gavel["a"] != gavel["b"])]
+    probes = choose_probes(train, 3)
+    model = InterferenceModel(n_estimators=50).fit(pair_features(train, probes), train["fraction"])
+    pred = model.predict(pair_features(test, probes, measured=gavel))
+    mae = np.abs(pred - test["fraction"]).mean()
+    mean_mae = np.abs(train["fraction"].mean() - test["fraction"]).mean()
+    assert mae < 0.1
+    assert mae < mean_mae / 2
+    # The plain callable gives the same answer from model.InterferenceProfile values.
+    fn = model.as_callable()
+    a, b = test.iloc[0]["a"], test.iloc[0]["b"]
+    s = int(test.iloc[0]["scale"])
+    got = fn(probe_profile(gavel, a, s, probes), probe_profile(gavel, b, s, probes))
+    assert got == pytest.approx(pred[0])
+    with pytest.raises(ValueError, match="features"):
+        fn(InterferenceProfile(), InterferenceProfile())
+
+
+@pytest.mark.slow
+def test_evaluate_interference_meets_target_on_v100(gavel):
+    _, summary = evaluate_interference(gavel, n_probes=3, n_estimators=50)
+    by = summary.set_index("method")
+    assert by.loc["probe-profile", "mae"] <= 0.04
+    assert by.loc["mean-fraction", "mae"] > 0.2
+    assert by.loc["probe-profile", "mae"] < by.loc["no-profile", "mae"]
+
+
+# --- peaks and correlation ---------------------------------------------------------------
+
+
+def test_pp_uses_ar1_on_autocorrelated_series_and_peak_otherwise():
+    rng = np.random.default_rng(1)
+    ar = np.zeros(600)
+    for i in range(1, 600):
+        ar[i] = 0.95 * ar[i - 1] + rng.normal()
+    hist, fut = ar[:400], ar[400:]
+    pred = pp_forecast(hist, fut)
+    assert np.mean(np.abs(pred - fut)) < 1.5  # one-step AR(1) error ~ noise sd
+    noise = rng.normal(size=600)
+    flat = pp_forecast(noise[:400], noise[400:])
+    assert np.all(flat == noise[:400].max())
+
+
+@pytest.mark.parametrize(
+    ("corr", "expected"),
+    [(-1.0, 1.0), (0.0, 0.5), (0.49, 0.255), (0.5, 0.0), (np.nan, 0.0)],
+    ids=["anti", "uncorrelated", "just-below", "threshold", "unknown"],
+)
+def test_colocation_score(corr, expected):
+    assert colocation_score(corr) == pytest.approx(expected)
+
+
+def test_lag_features_use_only_the_past():
+    y = np.arange(10.0)
+    X = lag_features(y, np.arange(10.0) * 60)
+    assert X[5, 0] == 4.0  # value at i-1
+    assert X[5, 3] == 4.0  # max of the last 5 known values
+
+
+def test_correlation_on_synthetic_pods():
+    t = np.arange(200) * 57.0
+    wave = np.sin(t / 600)
+    frame = pd.concat(
+        [
+            pd.DataFrame({"pod": p, "time": t, "gpu_milli": v})
+            for p, v in (("a", 500 + 400 * wave), ("b", 500 - 400 * wave), ("c", 500 + 390 * wave))
+        ]
+    )
+    corr = correlation_matrix(frame)
+    assert corr.loc["a", "b"] == pytest.approx(-1.0)
+    pairs = evaluate_correlation(frame).set_index(["a", "b"])
+    assert pairs.loc[("a", "b"), "colocate"] and not pairs.loc[("a", "c"), "colocate"]
+    assert pairs.loc[("a", "b"), "peak_ratio"] < pairs.loc[("a", "c"), "peak_ratio"]
+
+
+# --- CLI ----------------------------------------------------------------------------------
+
+
+def test_cli_unreadable_input_exits_non_zero(tmp_path):
+    runner = CliRunner()
+    res = runner.invoke(
+        app, ["evaluate", "rightsizing", "--data", str(tmp_path), "--out", str(tmp_path / "o")]
+    )
+    assert res.exit_code == 2
+    assert "pod_gpu_duty_cycle_anon" in res.output
+    bad = tmp_path / "g.json"
+    bad.write_text(json.dumps({"v100": {"('x', 1)": {}}}))
+    res = runner.invoke(
+        app, ["evaluate", "interference", "--data", str(bad), "--out", str(tmp_path / "o")]
+    )
+    assert res.exit_code == 2
+    assert "bad entry" in res.output
+
+
+@pytest.mark.slow
+def test_cli_rightsizing_on_packaged_slice(tmp_path):
+    # A real slice: the first 8 pods of the shipped GenAI subset, files in the same schema.
+    import gzip
+
+    data = tmp_path / "genai"
+    data.mkdir()
+    keep = None
+    for f in sorted(PACKAGED_GENAI.glob("*.csv.gz")):
+        df = pd.read_csv(f)
+        if keep is None:
+            keep = sorted(df["container_ip"].dropna().unique())[:8]
+        with gzip.open(data / f.name, "wt") as fh:
+            df[df["container_ip"].isin(keep)].to_csv(fh, index=False)
+    out = tmp_path / "out"
+    res = CliRunner().invoke(
+        app, ["evaluate", "rightsizing", "--data", str(data), "--out", str(out), "--horizon-h", "3"]
+    )
+    assert res.exit_code == 0, res.output
+    summary = pd.read_csv(out / "rightsizing_summary.csv")
+    assert {"static-peak", "vpa", "just-enough"} <= set(summary["method"])
+    assert (out / "rightsizing_per_pod.png").stat().st_size > 1000
