@@ -35,6 +35,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.integration)
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    """On a failure, attach the server logs' tails when etcd or kube-apiserver has died."""
+    outcome = yield
+    report = outcome.get_result()
+    cluster = getattr(item, "funcargs", {}).get("kube_cluster")
+    if report.failed and isinstance(cluster, Cluster):
+        for name, proc in cluster.processes.items():
+            dead = proc.exited()
+            if dead:
+                report.sections.append((f"{name} died", dead))
+
+
 def _use_external() -> str | None:
     kubeconfig = os.environ.get("KUBECONFIG", "")
     if kubeconfig and os.environ.get("COHABIT_LOCAL_CLUSTER") != "1":
