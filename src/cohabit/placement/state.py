@@ -167,12 +167,14 @@ class ClusterState:
         *,
         typical: Any = None,
     ) -> ClusterState:
-        """A state of ``nodes`` at full capacity, then ``pods_bound`` applied.
+        """A state of ``nodes`` (their free share, or full capacity minus ``pods_bound``).
 
         Args:
             nodes: the cluster; ``cpu_milli``/``memory_mib`` are the allocatable capacity.
-                Each node's free share is derived from the pods, not from
-                ``cpu_free_milli``/``GpuDevice.milli_free`` (those describe the same pods).
+                Without ``pods_bound`` the free share is the nodes' own
+                ``cpu_free_milli``/``memory_free_mib``/``GpuDevice.milli_free`` (a snapshot);
+                with ``pods_bound`` it is capacity minus those pods (the nodes' free fields
+                are ignored, they would count the same pods twice).
             pods_bound: pods with ``node`` set (and ``gpu_indices`` for GPU pods). A GPU pod
                 bound without ``gpu_indices`` gets the lowest-index GPUs that fit.
             typical: a :class:`~cohabit.placement.typical.TypicalPods` distribution for the
@@ -208,7 +210,9 @@ class ClusterState:
             for j, g in enumerate(sorted(nd.gpus, key=lambda d: d.index)):
                 if g.index != j:
                     raise ValueError(f"node {nd.name}: GPU indices must be 0..{len(nd.gpus)-1}")
-                gpu_free[i, j] = MILLI_PER_GPU
+                if not 0 <= g.milli_free <= MILLI_PER_GPU:
+                    raise ValueError(f"node {nd.name} GPU {j}: milli_free {g.milli_free}")
+                gpu_free[i, j] = MILLI_PER_GPU if pods_bound else g.milli_free
         cpu_cap = np.array([nd.cpu_milli for nd in nodes], np.int64)
         mem_cap = np.array([nd.memory_mib for nd in nodes], np.int64)
         order = sorted(range(n), key=lambda i: names[i])
@@ -220,16 +224,18 @@ class ClusterState:
             model_id=model_id,
             cpu_cap=cpu_cap,
             mem_cap=mem_cap,
-            cpu_free=cpu_cap.copy(),
-            mem_free=mem_cap.copy(),
+            cpu_free=cpu_cap.copy() if pods_bound else np.array(
+                [nd.cpu_free_milli for nd in nodes], np.int64),
+            mem_free=mem_cap.copy() if pods_bound else np.array(
+                [nd.memory_free_mib for nd in nodes], np.int64),
             gpu_free=gpu_free,
             gpu_cnt=gpu_cnt,
             prio=prio,
             index={nm: i for i, nm in enumerate(names)},
             labels=[nd.labels for nd in nodes],
-            full_free=gpu_cnt.copy(),
-            max_free=np.where(gpu_cnt > 0, MILLI_PER_GPU, 0).astype(np.int64),
-            total_free=gpu_cnt * MILLI_PER_GPU,
+            full_free=np.zeros(n, np.int64),
+            max_free=np.zeros(n, np.int64),
+            total_free=np.zeros(n, np.int64),
             aff=np.zeros((n, 8), np.int64),
             state_id=np.zeros(n, np.int64),
         )

@@ -150,3 +150,11 @@ def test_simulated_cluster_raises_on_over_commit():
     other = mk_pod("q", num=1, milli=600)
     with pytest.raises(OverCommitError):
         cluster.bind_pod(Bind(other.key, "a", (0,)), other)
+
+
+def test_from_nodes_snapshot_free_values_round_trip():
+    state = ClusterState.from_nodes([mk_node("a", gpus=2)], [used("a", 0, 300, cpu=5_000)])
+    snap = state.to_nodes()
+    again = ClusterState.from_nodes(snap)
+    assert again.to_nodes() == snap
+    assert again.feasible(state.request(mk_pod("p", num=1, milli=800))).tolist() == [0]
