@@ -24,6 +24,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from kubernetes import client
@@ -66,6 +67,10 @@ class KubernetesActuator:
         ledger: where evictions are remembered (default: in memory).
         resolve_target: workload key (``namespace/name``) -> :data:`TargetRef`, for ``Resize``.
         clock: epoch seconds (injected so tests control the budget window).
+        verify_binds: read each pod before binding it. The operator passes False: its binds
+            come from a snapshot listed just before, and the API server refuses a second bind
+            of a pod with 409 (read back and reported), so a bind is never applied twice.
+        bind_concurrency: binds sent in parallel (placement has already decided them all).
     """
 
     def __init__(
@@ -76,6 +81,8 @@ class KubernetesActuator:
         ledger: EvictionLedger | None = None,
         resolve_target: Callable[[str], TargetRef | None] | None = None,
         clock: Callable[[], float] = time.time,
+        verify_binds: bool = True,
+        bind_concurrency: int = 1,
     ) -> None:
         self.core = client.CoreV1Api(api_client)
         self.apps = client.AppsV1Api(api_client)
@@ -85,53 +92,68 @@ class KubernetesActuator:
         self.resolve_target = resolve_target or (lambda _key: None)
         self.clock = clock
         self._eviction_version: str | None = None
+        self.verify_binds = verify_binds
+        self.bind_concurrency = max(1, bind_concurrency)
 
     # -- the protocol -----------------------------------------------------------------------
     def apply(self, actions: Sequence[Action]) -> list[Outcome]:
-        """One :class:`~cohabit.model.Outcome` per action, in order; never raises for API errors."""
-        outcomes = []
-        for action in actions:
-            try:
-                if isinstance(action, Bind):
-                    outcome = self._bind(action)
-                elif isinstance(action, Evict):
-                    outcome = self._evict(action)
-                elif isinstance(action, Resize):
-                    outcome = self._resize(action)
-                else:
-                    outcome = Outcome(action, "failed", f"unknown action {action!r}")
-            except ApiException as exc:
-                outcome = Outcome(action, "failed", f"HTTP {exc.status}: {_reason(exc)}")
-            except (OSError, ValueError) as exc:  # connection errors, bad data
-                outcome = Outcome(action, "failed", f"{type(exc).__name__}: {exc}")
-            log.info("%s %s -> %s %s", type(action).__name__, _subject(action), outcome.status,
-                     outcome.message)
-            outcomes.append(outcome)
-        return outcomes
+        """One :class:`~cohabit.model.Outcome` per action, in order; never raises for API errors.
+
+        Binds run ``bind_concurrency`` at a time; evictions and resizes run one by one, in
+        order, after them (the budgets count as they go).
+        """
+        binds = [a for a in actions if isinstance(a, Bind)]
+        done: dict[int, Outcome] = {}
+        if self.bind_concurrency > 1 and len(binds) > 1:
+            with ThreadPoolExecutor(self.bind_concurrency) as pool:
+                for action, outcome in zip(binds, pool.map(self._one, binds), strict=True):
+                    done[id(action)] = outcome
+        return [done[id(a)] if id(a) in done else self._one(a) for a in actions]
+
+    def _one(self, action: Action) -> Outcome:
+        """Carry out one action; API and connection errors become ``"failed"``."""
+        try:
+            if isinstance(action, Bind):
+                outcome = self._bind(action)
+            elif isinstance(action, Evict):
+                outcome = self._evict(action)
+            elif isinstance(action, Resize):
+                outcome = self._resize(action)
+            else:
+                outcome = Outcome(action, "failed", f"unknown action {action!r}")
+        except ApiException as exc:
+            outcome = Outcome(action, "failed", f"HTTP {exc.status}: {_reason(exc)}")
+        except (OSError, ValueError) as exc:  # connection errors, bad data
+            outcome = Outcome(action, "failed", f"{type(exc).__name__}: {exc}")
+        log.info("%s %s -> %s %s", type(action).__name__, _subject(action), outcome.status,
+                 outcome.message)
+        return outcome
 
     # -- bind -------------------------------------------------------------------------------
     def _bind(self, action: Bind) -> Outcome:
         namespace, name = _split(action.pod)
-        try:
-            pod = self.core.read_namespaced_pod(name, namespace)
-        except ApiException as exc:
-            if exc.status == 404:
-                return Outcome(action, "skipped", "pod is gone")
-            raise
-        bound = pod.spec.node_name
-        if bound:
-            if bound == action.node:
-                return Outcome(action, "done", f"already bound to {bound}")
-            return Outcome(action, "skipped", f"already bound to {bound}")
-        if pod.metadata.deletion_timestamp is not None:
-            return Outcome(action, "skipped", "pod is terminating")
+        uid = None
+        if self.verify_binds:
+            try:
+                pod = self.core.read_namespaced_pod(name, namespace)
+            except ApiException as exc:
+                if exc.status == 404:
+                    return Outcome(action, "skipped", "pod is gone")
+                raise
+            bound = pod.spec.node_name
+            if bound:
+                if bound == action.node:
+                    return Outcome(action, "done", f"already bound to {bound}")
+                return Outcome(action, "skipped", f"already bound to {bound}")
+            if pod.metadata.deletion_timestamp is not None:
+                return Outcome(action, "skipped", "pod is terminating")
+            uid = pod.metadata.uid
         annotations = {}
         if action.gpu_indices:
             annotations[ANNOTATION_GPU_INDICES] = ",".join(str(i) for i in action.gpu_indices)
         body = client.V1Binding(
             metadata=client.V1ObjectMeta(
-                name=name, namespace=namespace, annotations=annotations or None,
-                uid=pod.metadata.uid,
+                name=name, namespace=namespace, annotations=annotations or None, uid=uid,
             ),
             target=client.V1ObjectReference(api_version="v1", kind="Node", name=action.node),
         )
@@ -141,6 +163,8 @@ class KubernetesActuator:
             self.core.create_namespaced_pod_binding(name, namespace, body,
                                                     _preload_content=False)
         except ApiException as exc:
+            if exc.status == 404:
+                return Outcome(action, "skipped", "pod is gone")
             if exc.status == 409:  # someone (maybe our previous incarnation) bound it
                 again = self.core.read_namespaced_pod(name, namespace).spec.node_name
                 status = "done" if again == action.node else "skipped"

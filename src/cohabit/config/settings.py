@@ -60,6 +60,9 @@ class SchedulerSettings:
     default_policy: str = "default"
     """Name of the ``PlacementPolicy`` used when a workload names none."""
 
+    max_pods_per_pass: int = 100
+    """Pending pods placed per pass (oldest first); the next pass follows at once."""
+
 
 @dataclass(frozen=True)
 class ReconcileSettings:

@@ -287,6 +287,7 @@ def reconcile_once(
     window_s: float = 3600.0,
     place: bool = True,
     pending_filter: Callable[[Pod], bool] | None = None,
+    max_pending: int | None = None,
 ) -> Plan:
     """One pass of the chain (see the module doc) at ``now``.
 
@@ -303,6 +304,8 @@ def reconcile_once(
         window_s: usage history length, seconds.
         place: place pending pods (False: plan resizes/evictions only).
         pending_filter: which pending pods this pass places (default: all).
+        max_pending: place at most this many (the oldest first); the rest wait for the next
+            pass, so a burst does not hold the first pods back.
 
     Returns:
         a :class:`~cohabit.model.Plan`: ``Resize``/``Evict`` from the planner, then ``Bind``
@@ -341,6 +344,9 @@ def reconcile_once(
         pending = [p for p in snapshot.pods if p.node is None and p.deletion_time is None]
         if pending_filter is not None:
             pending = [p for p in pending if pending_filter(p)]
+        if max_pending is not None and len(pending) > max_pending:
+            pending = sorted(pending, key=lambda p: (p.creation_time, p.key))[:max_pending]
+            notes.append(f"more pods pending than one pass places ({max_pending})")
         if pending:
             binds, unplaced = place_pending(snapshot, pending, policy_config.policy)
             actions.extend(binds)

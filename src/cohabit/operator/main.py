@@ -69,7 +69,8 @@ def build_runtime(settings: OperatorSettings, api_client: Any,
         actuator=None,
     )
     runtime.actuator = KubernetesActuator(api_client, ledger=ledger,
-                                          resolve_target=runtime.resolve_target)
+                                          resolve_target=runtime.resolve_target,
+                                          verify_binds=False, bind_concurrency=8)
     return runtime
 
 

@@ -191,7 +191,8 @@ def scheduling_pass(runtime: Runtime, policy_name: str, now: float, *,
             return _policy_of_pod(runtime, pod.namespace, pod.workload) == policy_name
 
         plan = reconcile_once(snapshot, specs, None, scheduling, now, assessments=assessments,
-                              pending_filter=mine)
+                              pending_filter=mine,
+                              max_pending=runtime.settings.scheduler.max_pods_per_pass)
         actions = [a for a in plan.actions if isinstance(a, Bind | Evict)]
         runtime.actuator.limits = EvictionLimits.from_config(policy.rebinding)
         outcomes = runtime.actuator.apply(actions) if actions else []
@@ -199,6 +200,8 @@ def scheduling_pass(runtime: Runtime, policy_name: str, now: float, *,
     pending = sum(1 for p in snapshot.pods if p.node is None and mine(p))
     placed = sum(1 for o in outcomes if isinstance(o.action, Bind) and o.status == "done")
     runtime.metrics.pending.set(max(0, pending - placed))
+    if any("more pods pending" in n for n in plan.notes):
+        runtime.waker(policy_name).set()  # more to place: the loop goes again at once
     for note in plan.notes:
         if "fit on no node" in note:
             log.info("policy %s: %s", policy_name, note)

@@ -62,7 +62,9 @@ class FakeKube:
 
     def create_namespaced_pod_binding(self, name, namespace, body, **_):
         assert name == body.metadata.name
-        pod = self.read_namespaced_pod(body.metadata.name, namespace)
+        pod = self.pods.get((namespace, name))
+        if pod is None:
+            raise api_error(404, f'pods "{name}" not found')
         if pod.spec.node_name:
             raise api_error(409, f"pod {body.metadata.name} is already assigned to node "
                                  f'"{pod.spec.node_name}"')

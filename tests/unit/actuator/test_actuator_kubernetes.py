@@ -205,3 +205,26 @@ def test_resize_gpu_share_annotation_and_job_and_unknown():
     assert [o.status for o in outcomes] == ["done", "refused", "failed", "failed"]
     assert fake.patches[0][2]["spec"]["template"] == {
         "metadata": {"annotations": {"cohabit.io/gpu-milli": "300"}}}
+
+
+def test_parallel_binds_without_reads_keep_order_and_never_double_bind():
+    fake = FakeKube()
+    for i in range(12):
+        fake.add_pod(f"p{i}", node="n0" if i == 3 else None)
+    act = KubernetesActuator(client.ApiClient(), verify_binds=False, bind_concurrency=4)
+    act.core = act.apps = act.apis = fake
+    reads = {"n": 0}
+    real_read = fake.read_namespaced_pod
+
+    def counting_read(name, namespace, **kw):
+        reads["n"] += 1
+        return real_read(name, namespace)
+
+    fake.read_namespaced_pod = counting_read
+    actions = [Bind(f"ns/p{i}", "n1") for i in range(12)] + [Evict("ns/gone")]
+    outcomes = act.apply(actions)
+    assert [o.action for o in outcomes] == actions
+    assert [o.status for o in outcomes[:12]] == ["done"] * 3 + ["skipped"] + ["done"] * 8
+    assert "already bound to n0" in outcomes[3].message  # the server's 409, read back
+    assert reads["n"] == 1 + 1  # the 409 read-back and the eviction's read only
+    assert len(fake.bindings) == 11

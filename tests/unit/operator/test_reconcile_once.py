@@ -136,3 +136,12 @@ def test_rebinding_policy_flows_through(genai_frame):
     cfg = PolicyConfig(rebinding=RebindingConfig(enabled=True, contention_threshold=0.0))
     plan = reconcile_once(snapshot(), [workload()], None, cfg, NOW)
     assert all(not isinstance(a, Resize) for a in plan.actions)  # low confidence: no resize
+
+
+def test_max_pending_places_the_oldest_first():
+    pending = tuple(Pod(f"p{i}", 100, 100, namespace="ns", creation_time=float(10 - i))
+                    for i in range(10))
+    plan = reconcile_once(snapshot(pending), [], None, PolicyConfig(policy="best-fit"), NOW,
+                          max_pending=3)
+    assert [a.pod for a in plan.actions] == ["ns/p9", "ns/p8", "ns/p7"]
+    assert any("more pods pending" in n for n in plan.notes)
