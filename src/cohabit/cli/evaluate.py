@@ -159,11 +159,12 @@ def interference(
     preds, summary = evaluate_interference(pairs, n_probes=probes)
     summary.to_csv(out / "interference_summary.csv", index=False)
     preds.to_csv(out / "interference_predictions.csv", index=False)
+    metrics = ["spearman", "spearman_within_job", "mae_suffered", "mae_inflicted",
+               "mae_job_p90", "mae_single_gpu", "mae_nonzero"]
     _console().print(_table(
         f"Interference on held-out jobs ({probes}-probe profile)", summary,
-        ["gpu", "method", "mae", "spearman", "mae_suffered", "mae_inflicted", "mae_job_p90",
-         "pairs"],
-        {k: ".3f" for k in ("mae", "spearman", "mae_suffered", "mae_inflicted", "mae_job_p90")},
+        ["gpu", "method", "mae", *metrics, "pairs"],
+        {k: ".3f" for k in ("mae", *metrics)},
     ))
     plt = _plt()
     gpus = list(dict.fromkeys(summary["gpu"]))

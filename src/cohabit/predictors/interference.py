@@ -197,8 +197,8 @@ class InterferenceModel(RegressorMixin, BaseEstimator):
 
     def __init__(
         self,
-        n_estimators: int = 150,
-        min_samples_leaf: int = 2,
+        n_estimators: int = 200,
+        min_samples_leaf: int = 1,
         random_state: int = 0,
         clip_max: float = 1.0,
     ):
@@ -260,8 +260,17 @@ def _spearman(pred: np.ndarray, true: np.ndarray) -> float:
     return float(spearmanr(pred, true).statistic)
 
 
+def _within_job_spearman(p: pd.DataFrame) -> float:
+    values = [
+        _spearman(q["pred"].to_numpy(), q["true"].to_numpy())
+        for _, q in p[p["scale"] == 1].groupby("held_out")
+    ]
+    values = [v for v in values if np.isfinite(v)]
+    return float(np.mean(values)) if values else float("nan")
+
+
 def evaluate_interference(
-    pairs: pd.DataFrame, n_probes: int = 3, n_estimators: int = 100
+    pairs: pd.DataFrame, n_probes: int = 3, n_estimators: int = 200
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Leave-one-job-out evaluation per GPU type (grouped by job name, all scales held out).
 
@@ -276,7 +285,12 @@ def evaluate_interference(
     Returns:
         ``(predictions, summary)``: one row per predicted pair and method with ``gpu``,
         ``held_out``, ``direction``, ``true``, ``pred``; and per ``gpu`` x ``method`` the
-        ``mae``, ``spearman`` and ``pairs`` (plus ``mae_suffered``/``mae_inflicted``).
+        ``mae``, ``spearman`` (pooled) and ``pairs``, plus ``spearman_within_job`` (rank
+        correlation among one held-out job's 1-GPU pairs, averaged over jobs: does the model
+        order its neighbours right; NaN for constant predictors),
+        ``mae_suffered``/``mae_inflicted`` (by direction), ``mae_job_p90`` (90th percentile
+        over held-out jobs), ``mae_single_gpu`` (pairs of 1-GPU jobs only: Gavel's multi-GPU
+        pairs are all 0, i.e. never shared) and ``mae_nonzero`` (pairs that did run together).
     """
     out = []
     for gpu, g in pairs.groupby("gpu", sort=True):
@@ -329,9 +343,12 @@ def evaluate_interference(
         rows.append({
             "gpu": gpu, "method": method, "mae": float(err.mean()),
             "spearman": _spearman(p["pred"].to_numpy(), p["true"].to_numpy()),
+            "spearman_within_job": _within_job_spearman(p),
             "mae_suffered": float(err[p["direction"] == "suffered"].mean()),
             "mae_inflicted": float(err[p["direction"] == "inflicted"].mean()),
             "mae_job_p90": float(err.groupby(p["held_out"]).mean().quantile(0.9)),
+            "mae_single_gpu": float(err[p["scale"] == 1].mean()),
+            "mae_nonzero": float(err[p["true"] > 0].mean()),
             "pairs": int(len(p)),
         })
     return preds, pd.DataFrame(rows)
