@@ -102,10 +102,10 @@ def main() -> int:
 
     nodes = pd.read_csv(DATA / "openb_node_list_all_node.csv")
     nodes = nodes.iloc[rng.choice(len(nodes), args.nodes, replace=False)].reset_index(drop=True)
-    pods = pd.read_csv(DATA / "openb_pod_list_default.csv")
+    pods = pd.read_csv(DATA / "openb_pod_list_default.csv", dtype={"gpu_spec": "string"})
     pods = pods.iloc[rng.choice(len(pods), args.pods, replace=False)].reset_index(drop=True)
     models = set(nodes["model"].dropna())
-    pods["gpu_spec"] = pods["gpu_spec"].fillna("")
+    pods["gpu_spec"] = pods["gpu_spec"].fillna("").astype(str)
 
     work = Path(tempfile.mkdtemp(prefix="cohabit-operator-scale-"))
     cluster = start_local_cluster(work / "kube")
