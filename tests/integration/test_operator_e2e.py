@@ -263,6 +263,11 @@ def test_status_from_prometheus_and_apply_patches_within_bounds(
     sts_after = get(kube_client, f"/apis/apps/v1/namespaces/{namespace}/statefulsets/orders-db")
     assert sts_after["metadata"]["generation"] == sts["metadata"]["generation"]
 
+    # what a user types: the short names and the printer columns
+    table = kubectl.run("get", "-n", namespace, "dbworkloads,gpuworkloads").stdout
+    assert "orders-db" in table and "sd-inference" in table and "pb-a10" in table
+    assert "CONFIDENCE" in table and "QOS-VIOLATIONS" in table
+
 
 def test_bad_spec_gets_invalid_and_schema_rejects(installed, kubectl, kube_client, namespace,
                                                   start_operator, cleanup_workloads, tmp_path):

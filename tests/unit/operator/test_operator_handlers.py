@@ -9,12 +9,17 @@ import threading
 from types import SimpleNamespace
 
 import pytest
+from operator_factories import DownUsage, StaticCluster, TraceUsage, memo
 
-from cohabit.config import OperatorSettings, ReconcileSettings, SchedulerSettings
+from cohabit.config import (
+    OperatorSettings,
+    PrometheusSettings,
+    ReconcileSettings,
+    SchedulerSettings,
+)
 from cohabit.model import Bind, GpuDevice, Node, Pod, Resize, Snapshot
 from cohabit.operator import handlers, reconciler
 from cohabit.operator.status import merge_conditions
-from conftest import DownUsage, StaticCluster, TraceUsage, memo
 
 NOW = 2_000_000_000.0
 
@@ -72,9 +77,8 @@ def conditions(status):
 
 
 def test_status_from_real_telemetry_and_apply_resize(genai_frame, cluster_api, make_runtime):
-    settings = OperatorSettings()
+    settings = OperatorSettings(prometheus=PrometheusSettings(window_s=86400))
     runtime = make_runtime(usage=TraceUsage(genai_frame, NOW), settings=settings)
-    runtime.settings = OperatorSettings(prometheus=type(settings.prometheus)(window_s=86400))
     status = call_workload(runtime, spec())
     conds = conditions(status)
     assert conds["RecommendationProvided"]["status"] == "True"

@@ -1,0 +1,81 @@
+"""Factories for the operator tests (fixtures are in conftest.py): a usage source replaying
+one pod of the real Alibaba GenAI trace (../shared/data/alibaba-genai-2026), a usage source
+whose Prometheus is down, a recording actuator, a static cluster source."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import SimpleNamespace
+
+import pandas as pd
+
+from cohabit.model import Outcome, Snapshot, Workload
+from cohabit.telemetry import TelemetryUnavailable, empty_qos
+
+GENAI_POD = "96c64ba31f81010967b49666a3a0990c"  # full 22.8 h history and 394 latency samples
+
+
+class TraceUsage:
+    """A UsageSource over one GenAI pod's history, shifted to end at ``end``: GPU duty cycle
+    (x10 = milli-GPU) and GPU memory under every pod asked for, latency as the QoS series."""
+
+    def __init__(self, frame: pd.DataFrame, end: float):
+        shift = end - frame["time"].max()
+        self.frame = frame.assign(time=frame["time"] + shift)
+        self.calls: list[tuple] = []
+
+    def usage(self, namespace: str, pods: Sequence[str], start: float, end: float):
+        self.calls.append(("usage", namespace, tuple(pods)))
+        f = self.frame[(self.frame.time >= start) & (self.frame.time <= end)]
+        rows = []
+        for pod in pods:
+            for resource in ("gpu_milli", "gpu_memory_mib"):
+                part = f[["time", resource]].dropna().rename(columns={resource: "value"})
+                rows.append(part.assign(namespace=namespace, pod=pod, container="",
+                                        resource=resource))
+        out = pd.concat(rows, ignore_index=True)
+        return out[["time", "namespace", "pod", "container", "resource", "value"]]
+
+    def qos(self, workload: Workload, start: float, end: float):
+        f = self.frame[(self.frame.time >= start) & (self.frame.time <= end)]
+        part = f[["time", "latency_ms"]].dropna().rename(columns={"latency_ms": "value"})
+        return part.reset_index(drop=True) if not part.empty else empty_qos()
+
+
+class DownUsage:
+    """A UsageSource whose Prometheus is down."""
+
+    def usage(self, *args, **kwargs):
+        raise TelemetryUnavailable("Prometheus http://127.0.0.1:1: connection refused")
+
+    qos = usage
+
+
+class RecordingActuator:
+    """Records actions; answers ``done`` (or what ``answer`` says)."""
+
+    def __init__(self, answer: str = "done"):
+        self.applied: list = []
+        self.answer = answer
+        self.limits = None
+
+    def apply(self, actions):
+        self.applied.extend(actions)
+        return [Outcome(a, self.answer) for a in actions]
+
+
+class StaticCluster:
+    """A ClusterSource returning a fixed snapshot (time replaced by ``now``)."""
+
+    def __init__(self, snapshot: Snapshot):
+        self.snap = snapshot
+
+    def snapshot(self, now: float) -> Snapshot:
+        return Snapshot(now, self.snap.nodes, self.snap.pods)
+
+
+
+
+def memo(runtime):
+    """What kopf passes as ``memo``: an object holding the runtime."""
+    return SimpleNamespace(runtime=runtime)
