@@ -129,7 +129,8 @@ def rightsizing(
     for ax, resource in zip(axes[0], resources, strict=True):
         for method, g in per_pod[per_pod["resource"] == resource].groupby("method", sort=False):
             ax.scatter(g["under_share"] * 100, g["saving"] * 100, s=12, label=method, alpha=0.7)
-        ax.set_title(f"{resource}: per pod")
+        ax.set_ylim(-50, 100)  # idle pods (static ~0) give huge negative savings: clipped
+        ax.set_title(f"{resource}: per pod (y clipped to -50..100 %)")
         ax.set_xlabel("under-provisioned intervals (%)")
         ax.set_ylabel("reserved below static request (%)")
         ax.legend(fontsize=7)

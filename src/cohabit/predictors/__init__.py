@@ -5,13 +5,22 @@ callables (:func:`recommend`, :func:`interference`, ...) that take and return pa
 values and :mod:`cohabit.model` types.
 """
 
-from .api import recommend
+from .api import InterferencePredictor, interference_predictor, recommend
+from .interference import InterferenceModel, probe_profile
+from .peaks import QuantileForecaster, colocation_score, pp_forecast
 from .rightsizing import JustEnoughEstimator
 from .telemetry_data import TelemetryDataError, load_genai
 from .vpa import VpaRecommender
 
 __all__ = [
+    "InterferenceModel",
+    "InterferencePredictor",
     "JustEnoughEstimator",
+    "QuantileForecaster",
+    "colocation_score",
+    "interference_predictor",
+    "pp_forecast",
+    "probe_profile",
     "TelemetryDataError",
     "VpaRecommender",
     "load_genai",

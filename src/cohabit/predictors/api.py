@@ -7,16 +7,21 @@ Nothing here returns a scikit-learn object: inputs are pandas/numpy, outputs are
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from cohabit.model import QosTarget, Recommendation, Resources
+from cohabit.model import InterferenceProfile, QosTarget, Recommendation, Resources
 
 from ._common import RESOURCES
+from .interference import InterferenceModel, choose_probes, load_gavel, pair_features
 from .rightsizing import JustEnoughEstimator
+from .telemetry_data import PACKAGED_GAVEL
 
-__all__ = ["recommend"]
+__all__ = ["InterferencePredictor", "interference_predictor", "recommend"]
 
 
 def recommend(
@@ -82,3 +87,46 @@ def recommend(
         lo, hi = bounds
         target, lower, upper = target.clamp(lo, hi), lower.clamp(lo, hi), upper.clamp(lo, hi)
     return Recommendation(container, target, lower, upper, float(min(confs)), bool(low))
+
+
+@dataclass(frozen=True)
+class InterferencePredictor:
+    """A trained interference model behind a plain call (no scikit-learn in its interface).
+
+    Attributes:
+        probes: the probe workloads a new workload must be co-run with to get its profile
+            (:func:`~cohabit.predictors.interference.probe_profile`).
+        gpu: GPU type the model was trained for.
+    """
+
+    probes: tuple[str, ...]
+    gpu: str
+    _fn: Callable[[InterferenceProfile, InterferenceProfile], float]
+
+    def __call__(self, profile_a: InterferenceProfile, profile_b: InterferenceProfile) -> float:
+        """Predicted throughput fraction of ``a`` when it shares a GPU with ``b`` (0..1);
+        swap the arguments for what ``a`` inflicts on ``b``."""
+        return self._fn(profile_a, profile_b)
+
+
+def interference_predictor(
+    path: str | Path | None = None, gpu: str = "v100", n_probes: int = 3
+) -> InterferencePredictor:
+    """Train :class:`~cohabit.predictors.interference.InterferenceModel` on Gavel pairs.
+
+    Args:
+        path: Gavel ``physical_cluster_throughputs.json`` (default: the packaged copy).
+        gpu: GPU type to train for.
+        n_probes: probe workloads (at most 3).
+
+    Raises:
+        TelemetryDataError: unreadable file or no pairs for ``gpu``.
+        ValueError: ``n_probes`` outside 1..3.
+    """
+    if not 1 <= n_probes <= 3:
+        raise ValueError(f"n_probes must be 1..3, got {n_probes}")
+    path = Path(path) if path is not None else PACKAGED_GAVEL / "physical_cluster_throughputs.json"
+    pairs = load_gavel(path, [gpu])
+    probes = choose_probes(pairs, n_probes)
+    model = InterferenceModel().fit(pair_features(pairs, probes), pairs["fraction"])
+    return InterferencePredictor(tuple(probes), gpu, model.as_callable())

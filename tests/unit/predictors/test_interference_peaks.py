@@ -193,3 +193,19 @@ def test_cli_rightsizing_on_packaged_slice(tmp_path):
     summary = pd.read_csv(out / "rightsizing_summary.csv")
     assert {"static-peak", "vpa", "just-enough"} <= set(summary["method"])
     assert (out / "rightsizing_per_pod.png").stat().st_size > 1000
+
+
+def test_interference_predictor_plain_callable(gavel):
+    from cohabit.predictors import interference_predictor
+
+    predict = interference_predictor(gpu="v100")
+    assert len(predict.probes) == 3
+    a, b = "ResNet-18 (batch size 16)", "Transformer (batch size 256)"
+    pa = probe_profile(gavel, a, 1, predict.probes)
+    pb = probe_profile(gavel, b, 1, predict.probes)
+    suffered, inflicted = predict(pa, pb), predict(pb, pa)
+    assert 0.0 <= suffered <= 1.0 and 0.0 <= inflicted <= 1.0
+    measured = gavel[(gavel["a"] == a) & (gavel["b"] == b) & (gavel["scale"] == 1)]["fraction"]
+    assert suffered == pytest.approx(measured.iloc[0], abs=0.1)  # a training pair
+    with pytest.raises(ValueError, match="n_probes"):
+        interference_predictor(n_probes=4)
