@@ -126,6 +126,19 @@ CORE_SPEC = {
         "default": "default",
         "description": "Name of the cluster-scoped PlacementPolicy to follow.",
     },
+    "interference": {
+        "type": "object",
+        "description": "Declared interference profile (e.g. from probe co-runs, see "
+        "`cohabit evaluate interference`), per shared resource (cpu, membw, gpu_sm, gpu_mem, "
+        "pcie): pressure it inflicts and sensitivity it suffers, 0 = none. Used when no "
+        "interference predictor runs; the rebinding policy reads it.",
+        "properties": {
+            "pressure": {"type": "object",
+                         "additionalProperties": {"type": "number", "minimum": 0}},
+            "sensitivity": {"type": "object",
+                            "additionalProperties": {"type": "number", "minimum": 0}},
+        },
+    },
 }
 
 CONDITIONS = {

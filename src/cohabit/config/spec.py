@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cohabit.config.quantity import QuantityError, cpu_milli, memory_mib
-from cohabit.model import QosTarget, Resources, Workload, WorkloadKind
+from cohabit.model import InterferenceProfile, QosTarget, Resources, Workload, WorkloadKind
 
 __all__ = [
     "GROUP",
@@ -122,12 +122,14 @@ class WorkloadSpec:
         policy_ref: name of the ``PlacementPolicy`` it follows.
         qos_window_s: window over which QoS violations are counted, seconds.
         containers: containers to recommend for (empty = every container of the target).
+        interference: the declared profile (``spec.interference``), or None.
     """
 
     workload: Workload
     policy_ref: str = "default"
     qos_window_s: float = 3600.0
     containers: tuple[str, ...] = ()
+    interference: InterferenceProfile | None = None
 
 
 def _get(obj: Mapping[str, Any], key: str, path: str, kind: type | tuple[type, ...]) -> Any:
@@ -239,6 +241,7 @@ def parse_workload(
     if len(set(containers)) != len(containers):
         raise SpecError("spec.containers", "lists a container twice")
 
+    interference = _interference(spec.get("interference"))
     workload = Workload(
         name=name,
         namespace=namespace,
@@ -251,7 +254,28 @@ def parse_workload(
         target_kind=target_kind,
         target_name=target_name,
     )
-    return WorkloadSpec(workload, policy_ref, float(window), tuple(containers))
+    return WorkloadSpec(workload, policy_ref, float(window), tuple(containers), interference)
+
+
+def _interference(obj: Any) -> InterferenceProfile | None:
+    if obj is None:
+        return None
+    if not isinstance(obj, Mapping):
+        raise SpecError("spec.interference", f"expected an object, got {obj!r}")
+    parts: dict[str, tuple[tuple[str, float], ...]] = {}
+    for part in ("pressure", "sensitivity"):
+        values = obj.get(part) or {}
+        if not isinstance(values, Mapping):
+            raise SpecError(f"spec.interference.{part}", "expected a map of resource -> number")
+        for resource, v in values.items():
+            if not isinstance(v, int | float) or isinstance(v, bool) or v < 0 or v != v:
+                raise SpecError(f"spec.interference.{part}.{resource}",
+                                f"expected a number >= 0, got {v!r}")
+        parts[part] = tuple(sorted((str(k), float(v)) for k, v in values.items()))
+    unknown = set(obj) - {"pressure", "sensitivity"}
+    if unknown:
+        raise SpecError(f"spec.interference.{sorted(unknown)[0]}", "unknown field")
+    return InterferenceProfile(pressure=parts["pressure"], sensitivity=parts["sensitivity"])
 
 
 def parse_policy(spec: Mapping[str, Any], *, name: str = "default") -> PolicyConfig:

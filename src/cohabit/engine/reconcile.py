@@ -178,7 +178,8 @@ def assess(
         current: ``(workload key, container)`` -> current requests (reported back as the
             low-confidence target when telemetry is missing).
         recommender: the predictor callable (default :func:`predictors_recommender`).
-        interference: an interference predictor (optional).
+        interference: an interference predictor (optional; without one the spec's declared
+            profile is used).
 
     Never raises for telemetry problems: they become ``low_confidence`` with ``reason``.
     """
@@ -191,7 +192,7 @@ def assess(
     pods = _pods_of(snapshot, workload)
     nodes = tuple(sorted({p.node for p in pods if p.node}))
     keys = tuple(p.key for p in pods)
-    base = Assessment(workload, pods=keys, nodes=nodes)
+    base = Assessment(workload, pods=keys, nodes=nodes, interference=spec.interference)
     if not names:
         names = sorted({c for (k, c) in current if k == workload.key}) or ["main"]
     if usage is None:
@@ -218,7 +219,7 @@ def assess(
         if container == primary:
             mask |= rows["container"] == ""  # pod-level series (DCGM without container)
         recs.append(recommender(workload, container, rows[mask], qos))
-    profile = interference(workload, rows) if interference is not None else None
+    profile = interference(workload, rows) if interference is not None else spec.interference
     low = any(r.low_confidence for r in recs)
     reason = ""
     if low:

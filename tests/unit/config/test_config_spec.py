@@ -72,6 +72,9 @@ def test_gpu_example_parses():
     assert w.kind == WorkloadKind.GPU_INFERENCE
     assert w.min_resources.gpu_milli == 200 and w.max_resources.gpu_memory_mib == 24 * 1024
     assert w.mode == "Apply"
+    spec = parse_workload(doc["kind"], doc["spec"], name="sd-inference")
+    assert dict(spec.interference.pressure) == {"gpu_sm": 0.6, "gpu_mem": 0.3}
+    assert dict(spec.interference.sensitivity) == {"gpu_sm": 0.5, "pcie": 0.2}
 
 
 def _spec(**changes):
@@ -102,12 +105,14 @@ def _spec(**changes):
         (_spec(mode="Auto"), "spec.mode"),
         (_spec(placement="always"), "spec.placement"),
         (_spec(containers=["a", "a"]), "spec.containers"),
+        (_spec(interference__pressure__gpu_sm=-1), "spec.interference.pressure.gpu_sm"),
+        (_spec(interference__blast=1), "spec.interference.blast"),
         ({"qos": {"metric": "throughput", "target": 1, "query": "q"}}, "spec.targetRef"),
     ],
     ids=["cpu-min-above-max", "mem-min-above-max", "bad-quantity", "negative-gpu",
          "unknown-resource", "zero-target", "bad-metric", "bad-window", "bad-target-kind",
          "empty-target-name", "bad-mode", "bad-placement", "duplicate-container",
-         "missing-target"],
+         "negative-pressure", "unknown-interference-field", "missing-target"],
 )
 def test_bad_workload_spec_names_field(spec, field):
     with pytest.raises(SpecError) as err:

@@ -229,3 +229,31 @@ def test_registry_has_every_handler():
     assert names.count("workload_deleted") == 2 and names.count("policy_changed") == 3
     for name in ("placement_loop", "pod_pending", "liveness", "configure", "login"):
         assert names.count(name) == 1, name
+
+
+def test_declared_interference_reaches_status_and_rebinding(cluster_api, make_runtime):
+    """Two noisy GPU workloads share g1 while g2 is empty: the status reports each declared
+    profile, and the policy's rebinding pass proposes moving one pod (dry-run by default)."""
+    from cohabit.config import parse_policy
+
+    noisy = {"pressure": {"gpu_sm": 2.0}, "sensitivity": {"gpu_sm": 1.0}}
+    pods = (Pod("a-0", 1000, 1024, 1, 500, namespace="ns", node="g1", gpu_indices=(0,),
+                workload="a"),
+            Pod("b-0", 1000, 1024, 1, 500, namespace="ns", node="g1", gpu_indices=(0,),
+                workload="b"))
+    runtime = make_runtime(cluster=StaticCluster(Snapshot(0, (gpu_node("g1"), gpu_node("g2")),
+                                                          pods)))
+    runtime.policies["default"] = parse_policy({"rebinding": {"enabled": True}})
+    for name in ("a", "b"):
+        cluster_api["pods"] = [pod_json(f"{name}-0", "g1")]
+        patch = SimpleNamespace(status={})
+        handlers.workload_changed(
+            body={"kind": "GpuWorkload"}, spec=spec(mode="Recommend", interference=noisy),
+            name=name, namespace="ns", meta={"generation": 1}, status={}, patch=patch,
+            memo=memo(runtime))
+        assert patch.status["interference"] == {"pressure": 2.0, "sensitivity": 1.0}
+    outcomes = reconciler.scheduling_pass(runtime, "default", NOW, rebind=True)
+    evictions = [o.action for o in outcomes if not isinstance(o.action, Bind)]
+    assert len(evictions) == 1 and evictions[0].pod in ("ns/a-0", "ns/b-0")
+    assert "contention on g1" in evictions[0].reason
+    assert reconciler.scheduling_pass(runtime, "default", NOW, rebind=False) == []
