@@ -36,6 +36,9 @@ def _operator(
 
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not verbose:  # one "handler succeeded" line per pod event is noise at scale
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+        logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     try:
         settings = OperatorSettings.from_env()
     except SettingsError as exc:
