@@ -28,7 +28,8 @@ where the telemetry has one, its latency beside it:
 
 GPU share comes from the duty cycle (percent x 10 = milli-GPU); GPU memory in MiB. Ideas
 from Autopilot (Rzadca et al., EuroSys 2020: recency-weighted percentiles, OOM feedback) and
-Sinan/Parslow-style QoS-aware sizing (learn QoS vs allocation, pick the smallest that holds).
+QoS-aware sizing in the manner of Sinan (Zhang et al., ASPLOS 2021: learn QoS against the
+allocation, pick the smallest allocation that holds it).
 """
 
 from __future__ import annotations

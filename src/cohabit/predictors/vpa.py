@@ -11,6 +11,9 @@ Upstream sources (kubernetes/autoscaler, ``vertical-pod-autoscaler/pkg/recommend
 * ``model/aggregations_config.go``: CPU buckets start at 0.01 core (newer releases use
   0.001), memory buckets at 1e7 bytes, 5 % growth, 24 h half-life for both; memory peaks per
   24 h interval, 8 intervals; OOM bump ``max(+100 MiB, x1.2)``; ``minSampleWeight`` 0.1.
+  Here decay weights are taken relative to the newest sample (upstream shifts a reference
+  timestamp to avoid overflow; percentiles are the same), and upstream's ``epsilon``
+  (minimum bucket weight) is not applied.
 * ``model/aggregate_container_state.go``, ``model/container.go``: CPU samples weighted by
   ``max(request, 0.1)``; memory enters the histogram as one peak per interval; an OOM adds
   a memory sample of ``max(used + 100 MiB, used * 1.2)``.
