@@ -29,6 +29,8 @@ class FakeKube:
         self.evictions: list[dict] = []
         self.patches: list[tuple[str, str, dict]] = []
         self.policy_versions = policy_versions
+        self.configmaps: dict[tuple[str, str], dict] = {}
+        self.conflicts = 0  # replace_namespaced_config_map answers 409 this many times
 
     # -- fixtures ---------------------------------------------------------------------------
     def add_pod(self, name, namespace="ns", node=None, labels=None, phase="Running",
@@ -94,6 +96,31 @@ class FakeKube:
         items = [p for (ns, _), p in self.pods.items()
                  if ns == namespace and (not key or (p.metadata.labels or {}).get(key) == value)]
         return client.V1PodList(items=items)
+
+    # -- ConfigMaps (the eviction ledger) --------------------------------------------------
+    def read_namespaced_config_map(self, name, namespace, **_):
+        cm = self.configmaps.get((namespace, name))
+        if cm is None:
+            raise api_error(404, f'configmaps "{name}" not found')
+        return client.V1ConfigMap(metadata=client.V1ObjectMeta(
+            name=name, namespace=namespace, resource_version=cm["rv"]), data=dict(cm["data"]))
+
+    def create_namespaced_config_map(self, namespace, body, **_):
+        key = (namespace, body.metadata.name)
+        if key in self.configmaps:
+            raise api_error(409, "already exists")
+        self.configmaps[key] = {"rv": "1", "data": dict(body.data)}
+
+    def replace_namespaced_config_map(self, name, namespace, body, **_):
+        cm = self.configmaps[(namespace, name)]
+        if self.conflicts:  # another writer got there first
+            self.conflicts -= 1
+            cm["rv"] = str(int(cm["rv"]) + 1)
+            raise api_error(409, "the object has been modified")
+        if body.metadata.resource_version != cm["rv"]:
+            raise api_error(409, "the object has been modified")
+        cm["rv"] = str(int(cm["rv"]) + 1)
+        cm["data"] = dict(body.data)
 
     # -- AppsV1Api --------------------------------------------------------------------------
     def read_namespaced_deployment(self, name, namespace, **_):

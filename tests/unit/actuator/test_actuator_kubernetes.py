@@ -228,3 +228,30 @@ def test_parallel_binds_without_reads_keep_order_and_never_double_bind():
     assert "already bound to n0" in outcomes[3].message  # the server's 409, read back
     assert reads["n"] == 1 + 1  # the 409 read-back and the eviction's read only
     assert len(fake.bindings) == 11
+
+
+def test_configmap_ledger_survives_restarts_and_conflicts():
+    from cohabit.actuator.kubernetes import ConfigMapLedger
+
+    fake = FakeKube()
+
+    def ledger():
+        led = ConfigMapLedger(client.ApiClient(), "cohabit-system")
+        led.core = fake
+        return led
+
+    first = ledger()
+    assert first.recent(1000.0) == []
+    first.record(1000.0, "ns/a")
+    fake.conflicts = 2  # two racing writers: retried with a fresh read
+    first.record(1010.0, "ns/b")
+    restarted = ledger()  # a new operator process reads the same ConfigMap
+    assert restarted.recent(1020.0) == [(1000.0, "ns/a"), (1010.0, "ns/b")]
+    assert restarted.recent(4605.0) == [(1010.0, "ns/b")]  # the hour slides
+    fake.add_pod("a", node="n1")
+    act = make(fake, ledger=restarted, clock=Clock(1030.0))
+    [again] = act.apply([Evict("ns/a")])
+    assert again.status == "skipped" and "evicted already" in again.message
+    fake.configmaps[("cohabit-system", "cohabit-evictions")]["data"] = {"evictions": "nope"}
+    with pytest.raises(ValueError, match="data.evictions"):
+        restarted.recent(1030.0)
