@@ -158,3 +158,25 @@ def test_from_nodes_snapshot_free_values_round_trip():
     again = ClusterState.from_nodes(snap)
     assert again.to_nodes() == snap
     assert again.feasible(state.request(mk_pod("p", num=1, milli=800))).tolist() == [0]
+
+
+class _RefusingActuator:
+    """An actuator that refuses every action (e.g. the API server answered 409)."""
+
+    def __init__(self) -> None:
+        self.seen: list = []
+
+    def apply(self, actions):
+        from cohabit.model import Outcome
+
+        self.seen.extend(actions)
+        return [Outcome(a, "refused", "conflict") for a in actions]
+
+
+def test_schedule_pod_leaves_state_to_the_actuator():
+    state = ClusterState.from_nodes([mk_node("a", gpus=1)])
+    act = _RefusingActuator()
+    res = schedule_pod(state, mk_pod("p", num=1, milli=600), policy="gpu-packing", actuator=act)
+    assert res.bind == act.seen[0] and res.bind.node == "a"
+    assert not res.placed
+    assert state.placement_of("default/p") is None  # the actuator did not bind it
