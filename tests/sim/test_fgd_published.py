@@ -63,3 +63,15 @@ def test_inflation_reaches_tune_times_capacity(openb_nodes, openb_default_pods):
     originals = arrivals[: len(openb_default_pods)]
     assert sorted(p.name for p in originals) == sorted(p.name for p in openb_default_pods)
     assert [p.name for p in originals] != sorted(p.name for p in originals)
+
+
+def test_tune_below_the_list_thins_it(openb_nodes, openb_default_pods):
+    import numpy as np
+
+    state = ClusterState.from_nodes(openb_nodes)
+    cap = int(state.gpu_cnt.sum()) * 1000
+    arrivals = inflate_workload(openb_default_pods, cap, 0.5, np.random.default_rng(1))
+    total = sum(p.gpu_request_milli for p in arrivals)
+    assert 0.49 * cap < total <= 0.5 * cap
+    assert len(arrivals) < len(openb_default_pods)
+    assert not any("tuned" in p.name for p in arrivals)
