@@ -45,6 +45,10 @@ NONZERO_CPU_MILLI = 100
 ``GetNonzeroRequests`` default, used by the FGD simulator's ``utils.GetPodResource``)."""
 
 
+MAX_REMEMBERED = 10_000
+"""Selections :meth:`ClusterState.remember` keeps for a later ``apply(bind)``."""
+
+
 class OverCommitError(ValueError):
     """A bind would over-commit a node's CPU, memory or a GPU, or is otherwise invalid."""
 
@@ -353,8 +357,15 @@ class ClusterState:
         self.state_id[i] = sid
 
     def remember(self, req: PodReq, pod: Pod | None) -> None:
-        """Remember ``req`` so that a later ``apply(bind)`` without the pod can find it."""
+        """Remember ``req`` so that a later ``apply(bind)`` without the pod can find it.
+
+        At most :data:`MAX_REMEMBERED` selections are kept (the oldest are forgotten), so a
+        caller that selects without ever applying does not grow the state without bound.
+        """
+        self._pending.pop(req.key, None)
         self._pending[req.key] = (req, pod)
+        if len(self._pending) > MAX_REMEMBERED:
+            del self._pending[next(iter(self._pending))]
 
     def apply(self, bind: Bind, pod: Pod | None = None) -> None:
         """Bind a pod: subtract its requests from the node and GPUs of ``bind``.
