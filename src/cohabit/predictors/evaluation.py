@@ -4,10 +4,31 @@ Split by time, per pod (never random rows): the pod's history from its first sam
 origin is the fitting window; the next ``horizon_s`` seconds are judged; then the origin moves
 forward by ``horizon_s`` (Hyndman & Athanasopoulos, *Forecasting: Principles and Practice*,
 "evaluation on a rolling forecasting origin"). Every method is refitted at every origin on the
-same window. Inside a horizon a method may react to a shortfall the way it would in production
-(VPA's OOM bump for memory, cohabit's bump); the static request does not.
+same window. Inside a horizon a method may react to a shortfall the way it would in production:
+after a shortfall interval the allocation used from the *next* interval on is the method's
+bumped one (VPA's OOM bump ``max(+100 MiB, x1.2)`` for memory, cohabit's bump for both
+resources); the static request and the p95 rule do not react.
 
-Metrics per resource, pod and method (summed over the pod's horizons):
+**Honest hyper-parameters (nested rolling origin).** The judged origins start at
+``start_fraction`` of each pod's history. The same origin grid is continued backwards into the
+fitting windows (``origin - k * horizon_s``, as long as ``min_fit_samples`` precede it): these
+*inner* horizons are the validation split. For every candidate operating point of
+:class:`JustEnoughEstimator` (``coverage`` x ``interval_confidence`` x ``half_life_s``,
+:data:`DEFAULT_GRID`) each inner and outer horizon is judged; at an outer origin ``o`` the
+operating point used is selected from the inner and earlier horizons of *all* pods that ended
+by ``o`` in trace time (what an operator has seen by then), never from the judged horizon or
+later. Two selection objectives:
+
+* ``just-enough`` (budgeted): the least reserved candidate whose pooled validation shortfall
+  share is within the resource's budget (:data:`~cohabit.predictors.rightsizing.SHORTFALL_BUDGET`:
+  1 % GPU share, 0.5 % GPU memory); if none is, the one with the fewest shortfalls.
+* ``just-enough@vpa-cost`` (cost-matched): the fewest validation shortfalls among candidates
+  reserving no more than the VPA recommender did on the same validation horizons; if none
+  does, the least reserved.
+
+``just-enough-prior`` is the estimator with its a-priori defaults (no selection at all).
+
+Metrics per resource, pod and method (summed over the pod's judged horizons):
 
 * ``reserved``: sum over judged intervals of the allocation;
 * ``static``: the same sum for the static request, the fitting window's peak;
@@ -27,13 +48,17 @@ import numpy as np
 import pandas as pd
 
 from ._common import MEMORY_LIKE
-from .rightsizing import JustEnoughEstimator
+from .rightsizing import SHORTFALL_BUDGET, JustEnoughEstimator, interval_uppers
 from .vpa import VpaRecommender
 
 __all__ = [
     "Allocator",
+    "DEFAULT_GRID",
+    "OperatingPoint",
     "RIGHTSIZING_METHODS",
     "evaluate_rightsizing",
+    "judge_horizon",
+    "select_operating_point",
     "summarize_rightsizing",
     "per_pod_rightsizing",
 ]
@@ -47,6 +72,28 @@ class Allocator:
     on_shortfall: Callable[[float, float], float] | None = None
     """``(time_s, used) -> new allocation``; ``None`` = keep the allocation."""
 
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """One candidate setting of :class:`JustEnoughEstimator` for the nested selection."""
+
+    coverage: float
+    interval_confidence: float
+    half_life_s: float
+
+    def label(self) -> str:
+        """Short text, e.g. ``c=0.99 ic=0.8 hl=6h``."""
+        return (f"c={self.coverage:g} ic={self.interval_confidence:g} "
+                f"hl={self.half_life_s / 3600:g}h")
+
+
+DEFAULT_GRID: tuple[OperatingPoint, ...] = tuple(
+    OperatingPoint(c, ic, hl * 3600.0)
+    for c in (0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999)
+    for ic in (0.5, 0.8, 0.95)
+    for hl in (1.0, 2.0, 6.0, 24.0)
+)
+"""Candidates of the nested selection: coverage x interval confidence x half-life (84)."""
 
 MethodFn = Callable[[str, np.ndarray, np.ndarray, np.ndarray | None, float | None], Allocator]
 """``(resource, times, usage, latency or None, latency SLO or None) -> Allocator``."""
@@ -97,13 +144,103 @@ RIGHTSIZING_METHODS: dict[str, MethodFn] = {
     "static-peak": _static,
     "p95x1.15": _p95_margin,
     "vpa": _vpa,
-    "just-enough": _just_enough,
-    "just-enough+qos": _just_enough_qos,
+    "just-enough-prior": _just_enough,
+    "just-enough-prior+qos": _just_enough_qos,
 }
-"""Methods judged by :func:`evaluate_rightsizing`: the static request (fitting-window peak),
-a plain p95 x 1.15 rule, the VPA recommender and cohabit's :class:`JustEnoughEstimator`
-from usage alone and, where the pod has latency, with its QoS model (SLO = the fitting
-window's p99 latency)."""
+"""Fixed methods judged by :func:`evaluate_rightsizing`: the static request (fitting-window
+peak), a plain p95 x 1.15 rule, the VPA recommender and cohabit's :class:`JustEnoughEstimator`
+with its a-priori defaults, from usage alone and, where the pod has latency, with its QoS
+model (SLO = the fitting window's p99 latency). The nested-selected ``just-enough`` rows are
+added by :func:`evaluate_rightsizing` itself."""
+
+_EPS = 1e-9
+
+
+def judge_horizon(
+    allocation: float,
+    usage: np.ndarray,
+    bump: Callable[[float, float], float] | None,
+    times: np.ndarray | None = None,
+) -> np.ndarray:
+    """Allocations in force at each judged interval, with the shortfall reaction.
+
+    Interval ``i`` is short when ``usage[i] > allocation``; the allocation from interval
+    ``i + 1`` on is then ``bump(usage[i])`` (never applied retroactively).
+
+    Args:
+        allocation: allocation at the start of the horizon.
+        usage: usage per judged interval, shape (n,).
+        bump: ``(time_s, used) -> new allocation``; ``None`` = never react.
+        times: interval times (s), shape (n,), passed to ``bump`` (default: the index).
+
+    Returns:
+        Allocations, shape (n,).
+    """
+    allocs = np.full(len(usage), float(allocation))
+    if bump is None:
+        return allocs
+    i = 0
+    while i < len(usage):
+        short = np.flatnonzero(usage[i:] > allocs[i:] * (1 + _EPS))
+        if not len(short):
+            break
+        j = i + int(short[0])
+        allocs[j + 1:] = bump(float(times[j]) if times is not None else float(j),
+                              float(usage[j]))
+        i = j + 1
+    return allocs
+
+
+def _je_bump(resource: str, current: float, cap: float | None) -> Callable[[float], float]:
+    """:meth:`JustEnoughEstimator.bump` as a closure over a running target."""
+    state = {"a": current}
+
+    def bump(_time_s: float, used: float) -> float:
+        b = max(used + 100.0, used * 1.2) if resource in MEMORY_LIKE else used * 1.2
+        if cap is not None:
+            b = min(b, cap)
+        state["a"] = max(state["a"], max(b, 0.0))
+        return state["a"]
+
+    return bump
+
+
+def select_operating_point(
+    reserved: np.ndarray,
+    static: float,
+    under: np.ndarray,
+    intervals: int,
+    budget: float | None = None,
+    cost_cap: float | None = None,
+) -> int:
+    """Index of the selected candidate from pooled validation sums.
+
+    Args:
+        reserved, under: per-candidate sums over the validation horizons, shape (C,).
+        static, intervals: the static request's reserved sum and the judged intervals.
+        budget: shortfall share allowed: pick the least reserved candidate within it, else
+            the fewest shortfalls (ties: least reserved).
+        cost_cap: reserved sum allowed (e.g. VPA's): pick the fewest shortfalls among
+            candidates within it (ties: least reserved), else the least reserved.
+
+    Raises:
+        ValueError: neither or both of ``budget`` and ``cost_cap`` given.
+    """
+    if (budget is None) == (cost_cap is None):
+        raise ValueError("give exactly one of budget and cost_cap")
+    reserved = np.asarray(reserved, float)
+    under = np.asarray(under, float)
+    fewest = np.lexsort((reserved, under))[0]
+    if budget is not None:
+        ok = under <= budget * intervals
+        if not ok.any():
+            return int(fewest)
+        return int(np.flatnonzero(ok)[np.argmin(reserved[ok])])
+    ok = reserved <= cost_cap * (1 + _EPS)
+    if not ok.any():
+        return int(np.argmin(reserved))
+    idx = np.flatnonzero(ok)
+    return int(idx[np.lexsort((reserved[ok], under[ok]))[0]])
 
 
 def evaluate_rightsizing(
@@ -115,6 +252,10 @@ def evaluate_rightsizing(
     min_fit_samples: int = 60,
     methods: dict[str, MethodFn] | None = None,
     latency_column: str = "latency_ms",
+    grid: Sequence[OperatingPoint] = DEFAULT_GRID,
+    budgets: dict[str, float] | None = None,
+    min_validation_intervals: int = 500,
+    selection: list[dict] | None = None,
 ) -> pd.DataFrame:
     """Judge right-sizing methods on every pod of ``frame`` by a rolling origin.
 
@@ -122,26 +263,42 @@ def evaluate_rightsizing(
         frame: a :func:`~cohabit.predictors.telemetry_data.load_genai` frame (``pod``, ``time``
             and one column per resource; ``latency_ms`` optional).
         resources: resource columns to size.
-        start_fraction: first origin, as a fraction of each pod's time span.
+        start_fraction: first judged origin, as a fraction of each pod's time span.
         horizon_s: length of each judged horizon; origins step by it.
-        min_fit_samples: pods/resources with fewer fitting samples at the first origin are
-            skipped (not enough history to size anything).
-        methods: name -> method; default :data:`RIGHTSIZING_METHODS`.
+        min_fit_samples: origins (inner or judged) need this many fitting samples; pods with
+            fewer before the first judged origin are skipped.
+        methods: name -> fixed method; default :data:`RIGHTSIZING_METHODS`.
         latency_column: column holding latency (ms), used for the GPU-share QoS metric.
+        grid: candidates of the nested selection; empty = no ``just-enough`` rows.
+        budgets: shortfall budget per resource (default
+            :data:`~cohabit.predictors.rightsizing.SHORTFALL_BUDGET`).
+        min_validation_intervals: below this many validation intervals the a-priori
+            defaults are used instead of a selected candidate.
+        selection: if a list, one dict per (resource, judged origin, objective) with the
+            selected candidate is appended to it.
 
     Returns:
         One row per (resource, pod, method) with ``reserved``, ``static``, ``under``,
-        ``intervals``, ``qos_violations``, ``qos_intervals``, ``horizons``.
+        ``intervals``, ``qos_violations``, ``qos_intervals``, ``horizons``. The nested
+        selection adds methods ``just-enough`` and, when ``vpa`` is among the methods,
+        ``just-enough@vpa-cost``.
 
     Raises:
         KeyError: a resource column is missing.
     """
-    methods = methods or RIGHTSIZING_METHODS
+    methods = RIGHTSIZING_METHODS if methods is None else methods
+    budgets = {**SHORTFALL_BUDGET, **(budgets or {})}
+    grid = list(grid)
+    points = [(g.coverage, g.interval_confidence) for g in grid]
+    half_lives = sorted({g.half_life_s for g in grid})
     rows: list[dict] = []
     has_latency = latency_column in frame.columns
     for resource in resources:
         if resource not in frame.columns:
             raise KeyError(f"telemetry has no column {resource!r}")
+        acc: dict[tuple[str, str], dict] = {}
+        # Candidate table over every (pod, origin): inner (k < 0) and judged (k >= 0).
+        cand: list[tuple[str, int, float, float, int, np.ndarray, np.ndarray, float]] = []
         for pod, group in frame.groupby("pod", sort=True):
             ok = group[resource].notna().to_numpy()
             t = group["time"].to_numpy(float)[ok]
@@ -150,47 +307,135 @@ def evaluate_rightsizing(
             if len(y) < 2:
                 continue
             t0, t1 = t[0], t[-1]
-            origin = t0 + start_fraction * (t1 - t0)
-            if np.sum(t < origin) < min_fit_samples:
+            origin0 = t0 + start_fraction * (t1 - t0)
+            if np.sum(t < origin0) < min_fit_samples:
                 continue
-            acc = {m: dict(reserved=0.0, static=0.0, under=0, intervals=0, qos_violations=0,
-                           qos_intervals=0, horizons=0) for m in methods}
-            while origin <= t1:
+            k = 0
+            while np.sum(t < origin0 - (k + 1) * horizon_s) >= min_fit_samples:
+                k += 1
+            for name in methods:
+                acc[(str(pod), name)] = dict(reserved=0.0, static=0.0, under=0, intervals=0,
+                                             qos_violations=0, qos_intervals=0, horizons=0)
+            for kk in range(-k, 10**9):
+                origin = origin0 + kk * horizon_s
+                if origin > t1:
+                    break
                 fit = t < origin
                 judged = (t >= origin) & (t < origin + horizon_s)
-                origin += horizon_s
                 if not judged.any():
                     continue
                 tf, yf = t[fit], y[fit]
+                te, ye = t[judged], y[judged]
+                static = float(np.max(yf))
+                cap = _gpu_cap(resource, yf)
+                # Candidates of the nested selection (all origins).
+                if grid:
+                    res_c = np.empty(len(grid))
+                    und_c = np.empty(len(grid), dtype=int)
+                    for hl in half_lives:
+                        idx = [i for i, g in enumerate(grid) if g.half_life_s == hl]
+                        ups, _ = interval_uppers(tf, yf, hl, [points[i] for i in idx])
+                        for i, a in zip(idx, ups, strict=True):
+                            a = max(float(a), 0.0)
+                            if cap is not None:
+                                a = min(a, cap)
+                            allocs = judge_horizon(a, ye, _je_bump(resource, a, cap))
+                            res_c[i] = allocs.sum()
+                            und_c[i] = int(np.sum(ye > allocs * (1 + _EPS)))
+                    vpa_res = np.nan
+                    if "vpa" in methods:
+                        va = methods["vpa"](resource, tf, yf, None, None)
+                        vpa_res = float(judge_horizon(va.allocation, ye, va.on_shortfall,
+                                                      te).sum())
+                    cand.append((str(pod), kk, origin, origin + horizon_s, len(ye),
+                                 res_c, und_c, static * len(ye), vpa_res))
+                if kk < 0:
+                    continue
                 lf = lat[fit] if lat is not None else None
                 slo = None
                 if lf is not None and resource == "gpu_milli" and np.isfinite(lf).sum() >= 30:
                     slo = float(np.nanquantile(lf, 0.99))
-                static = float(np.max(yf))
-                te, ye = t[judged], y[judged]
                 le = lat[judged] if lat is not None else None
                 for name, method in methods.items():
                     alloc = method(resource, tf, yf, lf if slo is not None else None, slo)
-                    a = alloc.allocation
-                    allocs = np.empty(len(ye))
-                    for i, (ti, ui) in enumerate(zip(te, ye, strict=True)):
-                        allocs[i] = a
-                        if ui > a * (1 + 1e-9) and alloc.on_shortfall is not None:
-                            a = alloc.on_shortfall(float(ti), float(ui))
-                    s = acc[name]
-                    s["reserved"] += float(allocs.sum())
-                    s["static"] += static * len(ye)
-                    s["under"] += int(np.sum(ye > allocs * (1 + 1e-9)))
-                    s["intervals"] += len(ye)
-                    s["horizons"] += 1
-                    if slo is not None and le is not None:
-                        has = np.isfinite(le)
-                        stretch = np.maximum(1.0, ye[has] / np.maximum(allocs[has], 1e-9))
-                        s["qos_violations"] += int(np.sum(le[has] * stretch > slo))
-                        s["qos_intervals"] += int(has.sum())
-            for name, s in acc.items():
-                rows.append({"resource": resource, "pod": str(pod), "method": name, **s})
+                    allocs = judge_horizon(alloc.allocation, ye, alloc.on_shortfall, te)
+                    _add(acc[(str(pod), name)], allocs, ye, static, slo, le)
+        rows += [{"resource": resource, "pod": pod, "method": name, **s}
+                 for (pod, name), s in acc.items()]
+        if grid and cand:
+            rows += _nested(resource, cand, grid, budgets[resource], "vpa" in methods,
+                            min_validation_intervals, selection)
     return pd.DataFrame(rows)
+
+
+def _add(s: dict, allocs: np.ndarray, ye: np.ndarray, static: float, slo, le) -> None:
+    s["reserved"] += float(allocs.sum())
+    s["static"] += static * len(ye)
+    s["under"] += int(np.sum(ye > allocs * (1 + _EPS)))
+    s["intervals"] += len(ye)
+    s["horizons"] += 1
+    if slo is not None and le is not None:
+        has = np.isfinite(le)
+        stretch = np.maximum(1.0, ye[has] / np.maximum(allocs[has], _EPS))
+        s["qos_violations"] += int(np.sum(le[has] * stretch > slo))
+        s["qos_intervals"] += int(has.sum())
+
+
+def _nested(resource, cand, grid, budget, with_vpa, min_validation, selection) -> list[dict]:
+    """Judged rows of the nested-selected ``just-enough`` methods (see the module docstring)."""
+    ends = np.array([c[3] for c in cand])
+    order = np.argsort(ends, kind="stable")
+    ends_sorted = ends[order]
+    n = np.cumsum([cand[i][4] for i in order])
+    res = np.cumsum(np.vstack([cand[i][5] for i in order]), axis=0)
+    und = np.cumsum(np.vstack([cand[i][6] for i in order]), axis=0)
+    stat = np.cumsum([cand[i][7] for i in order])
+    vpa = np.cumsum([cand[i][8] for i in order])
+    prior = JustEnoughEstimator(resource=resource)
+    prior_point = OperatingPoint(prior._coverage(), prior.interval_confidence, prior.half_life_s)
+    objectives = [("just-enough", "budget")] + ([("just-enough@vpa-cost", "vpa")] if with_vpa
+                                                  else [])
+    acc: dict[tuple[str, str], dict] = {}
+    for pod, kk, origin, _end, m, res_c, und_c, static_sum, _v in cand:
+        if kk < 0:
+            continue
+        j = int(np.searchsorted(ends_sorted, origin, side="right")) - 1
+        for name, objective in objectives:
+            s = acc.setdefault((pod, name), dict(
+                reserved=0.0, static=0.0, under=0, intervals=0, qos_violations=0,
+                qos_intervals=0, horizons=0))
+            if j < 0 or n[j] < min_validation:
+                i = _nearest(grid, prior_point)
+                chosen = "prior"
+            elif objective == "budget":
+                i = select_operating_point(res[j], stat[j], und[j], int(n[j]), budget=budget)
+                chosen = "selected"
+            else:
+                i = select_operating_point(res[j], stat[j], und[j], int(n[j]), cost_cap=vpa[j])
+                chosen = "selected"
+            s["reserved"] += float(res_c[i])
+            s["static"] += float(static_sum)
+            s["under"] += int(und_c[i])
+            s["intervals"] += int(m)
+            s["horizons"] += 1
+            if selection is not None:
+                selection.append({
+                    "resource": resource, "pod": pod, "origin": origin, "method": name,
+                    "candidate": grid[i].label(), "how": chosen,
+                    "validation_intervals": int(n[j]) if j >= 0 else 0,
+                    "validation_under_share": float(und[j][i] / n[j]) if j >= 0 else np.nan,
+                    "validation_saving": float(1 - res[j][i] / stat[j]) if j >= 0 else np.nan,
+                })
+    return [{"resource": resource, "pod": pod, "method": name, **s}
+            for (pod, name), s in acc.items()]
+
+
+def _nearest(grid: Sequence[OperatingPoint], p: OperatingPoint) -> int:
+    """Index of the grid point closest to ``p`` (the a-priori default, used before any
+    validation data exists)."""
+    d = [abs(g.coverage - p.coverage) * 100 + abs(g.interval_confidence - p.interval_confidence)
+         + abs(np.log(g.half_life_s / p.half_life_s)) for g in grid]
+    return int(np.argmin(d))
 
 
 def per_pod_rightsizing(results: pd.DataFrame) -> pd.DataFrame:

@@ -47,9 +47,75 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._common import MEMORY_LIKE, check_resource, decay_weights, weighted_quantile
 
-__all__ = ["JustEnoughEstimator", "QosModel"]
+__all__ = [
+    "DEFAULT_HALF_LIFE_S",
+    "DEFAULT_INTERVAL_CONFIDENCE",
+    "JustEnoughEstimator",
+    "QosModel",
+    "SHORTFALL_BUDGET",
+    "interval_level",
+    "interval_uppers",
+]
 
 HOUR_S = 3600.0
+
+SHORTFALL_BUDGET = {
+    "cpu_milli": 0.01,
+    "gpu_milli": 0.01,
+    "memory_mib": 0.005,
+    "gpu_memory_mib": 0.005,
+}
+"""Default share of intervals a resource may be short (the QoS requirement, not a tuned value):
+1 % for throttled shares (CPU, GPU share), 0.5 % for memory, whose shortfall is an OOM kill
+(the serving-pod requirements of cohabit issue 3). The default ``coverage`` is
+``1 - budget``: by definition of the requirement, not chosen on any evaluation."""
+
+DEFAULT_INTERVAL_CONFIDENCE = 0.9
+"""Default one-sided confidence of the bound on the quantile level: the conventional 90 %,
+fixed a priori (not chosen on the evaluation)."""
+
+DEFAULT_HALF_LIFE_S = 6 * HOUR_S
+"""Default recency half-life: a quarter of a day, so a day-old sample weighs 1/16 and a daily
+cycle is still represented; fixed a priori (not chosen on the evaluation)."""
+
+
+def interval_level(coverage: float, interval_confidence: float, n_eff: float) -> float:
+    """Quantile level of the one-sided prediction interval (module docstring, step 1).
+
+    ``min(1, c + z * sqrt(c (1 - c) / n_eff))`` with ``z`` the ``interval_confidence``
+    normal quantile: an upper confidence bound on the ``c``-quantile's level.
+    """
+    z = NormalDist().inv_cdf(interval_confidence)
+    c = coverage
+    return min(1.0, c + z * math.sqrt(c * (1 - c) / max(n_eff, 1.0)))
+
+
+def interval_uppers(
+    t: np.ndarray,
+    y: np.ndarray,
+    half_life_s: float,
+    points: list[tuple[float, float]],
+) -> tuple[np.ndarray, float]:
+    """Interval upper ends for several ``(coverage, interval_confidence)`` at once.
+
+    The same numbers :class:`JustEnoughEstimator` learns as ``target_`` before the QoS
+    model and cap (one sort of the history for all points; used by the nested evaluation).
+
+    Args:
+        t, y: sample times (s) and usage, 1-D, equal length, non-empty.
+        half_life_s: recency half-life of the weights.
+        points: ``(coverage, interval_confidence)`` pairs.
+
+    Returns:
+        ``(uppers, n_eff)``: array of shape ``(len(points),)`` and Kish's effective sample size.
+    """
+    w = decay_weights(t, half_life_s)
+    n_eff = float(w.sum() ** 2 / np.sum(w**2))
+    order = np.argsort(y, kind="stable")
+    cum = np.cumsum(w[order])
+    levels = np.array([interval_level(c, ic, n_eff) for c, ic in points])
+    idx = np.searchsorted(cum, levels * cum[-1], side="left")
+    return y[order][np.minimum(idx, len(y) - 1)], n_eff
 
 
 @dataclass(frozen=True)
@@ -75,9 +141,14 @@ class JustEnoughEstimator(RegressorMixin, BaseEstimator):
 
     Args:
         resource: ``cpu_milli``, ``memory_mib``, ``gpu_milli`` or ``gpu_memory_mib``.
-        coverage: share of future intervals the allocation should cover (0 < c < 1).
-        interval_confidence: one-sided confidence of the bound on the quantile level.
-        half_life_s: recency half-life of the sample weights (s).
+        coverage: share of future intervals the allocation should cover (0 < c < 1);
+            ``None`` = ``1 - SHORTFALL_BUDGET[resource]`` (0.99 for shares, 0.995 for memory).
+        interval_confidence: one-sided confidence of the bound on the quantile level
+            (default 0.9, :data:`DEFAULT_INTERVAL_CONFIDENCE`).
+        half_life_s: recency half-life of the sample weights (s; default 6 h,
+            :data:`DEFAULT_HALF_LIFE_S`). All three defaults are fixed a priori; the
+            evaluation (:mod:`cohabit.predictors.evaluation`) can instead select them on an
+            inner validation split of the fitting window.
         latency_column: column of ``X`` with latency, or ``None``.
         latency_target_ms: latency SLO; the QoS model is used only when it is set.
         qos_quantile: latency quantile the QoS model learns.
@@ -92,9 +163,9 @@ class JustEnoughEstimator(RegressorMixin, BaseEstimator):
     def __init__(
         self,
         resource: str = "gpu_milli",
-        coverage: float = 0.95,
-        interval_confidence: float = 0.65,
-        half_life_s: float = 2 * HOUR_S,
+        coverage: float | None = None,
+        interval_confidence: float = DEFAULT_INTERVAL_CONFIDENCE,
+        half_life_s: float = DEFAULT_HALF_LIFE_S,
         latency_column: int | None = None,
         latency_target_ms: float | None = None,
         qos_quantile: float = 0.9,
@@ -122,13 +193,16 @@ class JustEnoughEstimator(RegressorMixin, BaseEstimator):
         self.max_value = max_value
 
     # -- pieces -------------------------------------------------------------------------
+    def _coverage(self) -> float:
+        if self.coverage is None:
+            return 1.0 - SHORTFALL_BUDGET[self.resource]
+        return float(self.coverage)
+
     def _interval_upper(self, t: np.ndarray, y: np.ndarray) -> tuple[float, float, float, float]:
         """(upper allocation, lower (median), upper-of-range, n_eff) from the weighted history."""
         w = decay_weights(t, self.half_life_s)
         n_eff = float(w.sum() ** 2 / np.sum(w**2))
-        z = NormalDist().inv_cdf(self.interval_confidence)
-        c = self.coverage
-        level = min(1.0, c + z * math.sqrt(c * (1 - c) / max(n_eff, 1.0)))
+        level = interval_level(self._coverage(), self.interval_confidence, n_eff)
         top = min(1.0, level + (1 - level) / 2)
         return (
             weighted_quantile(y, w, level),
@@ -177,8 +251,12 @@ class JustEnoughEstimator(RegressorMixin, BaseEstimator):
             ValueError: bad parameters, non-finite usage or times, wrong shapes.
         """
         check_resource(self.resource)
-        if not 0.0 < self.coverage < 1.0:
+        if not 0.0 < self._coverage() < 1.0:
             raise ValueError(f"coverage must be in (0, 1), got {self.coverage}")
+        if not 0.0 < self.interval_confidence < 1.0:
+            raise ValueError(
+                f"interval_confidence must be in (0, 1), got {self.interval_confidence}"
+            )
         X, y = validate_data(
             self, X, y, y_numeric=True, dtype=np.float64, ensure_all_finite=self._finite()
         )
@@ -211,7 +289,7 @@ class JustEnoughEstimator(RegressorMixin, BaseEstimator):
             return float(base * 0.5)
         alloc, _, _, _ = self._interval_upper(t[:cut], y[:cut])
         miss = float(np.mean(y[cut:] > alloc))
-        allowed = 1.0 - self.coverage
+        allowed = 1.0 - self._coverage()
         excess = max(0.0, miss - allowed) / allowed
         return float(np.clip(base / (1.0 + excess), 0.0, 1.0))
 
