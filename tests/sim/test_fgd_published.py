@@ -75,3 +75,14 @@ def test_tune_below_the_list_thins_it(openb_nodes, openb_default_pods):
     assert 0.49 * cap < total <= 0.5 * cap
     assert len(arrivals) < len(openb_default_pods)
     assert not any("tuned" in p.name for p in arrivals)
+
+
+def test_trace_typical_pods_keep_raw_spec_groups(package_data, openb_nodes):
+    from cohabit.placement import typical_pods
+    from cohabit.simulator import loaders
+    from cohabit.simulator.fgd import trace_typical_pods
+
+    path = package_data / "alibaba-gpu-2023" / "openb_pod_list_gpuspec25.csv"
+    pods = loaders.load_pods(path, openb_nodes)
+    assert len(trace_typical_pods(pods, path)) == 113  # as GetTypicalPods on the raw text
+    assert len(typical_pods(pods)) == 111  # grouped by the set of models
