@@ -337,3 +337,13 @@ def test_load_trace_named_lists():
     assert s.nodes == 1523 and s.cpu_only_nodes == 310
     assert s.pods_by_kind["multi-GPU"] > 75  # more multi-GPU pods than the default list
     assert any("GPUs: 6212" in line for line in s.lines())
+
+
+def test_trace_keeps_raw_gpu_spec_text_per_pod():
+    """The raw gpu_spec text rides along in pod order (the paper groups typical pods by it)."""
+    trace = loaders.load_trace("gpuspec25")
+    assert len(trace.gpu_spec_text) == len(trace.pods)
+    for pod, text in zip(trace.pods, trace.gpu_spec_text, strict=True):
+        assert frozenset(t for t in text.split("|") if t) == pod.gpu_spec
+    # some rows repeat a model in their text: the set loses that, the text keeps it
+    assert any(len(t.split("|")) != len(set(t.split("|"))) for t in trace.gpu_spec_text if t)

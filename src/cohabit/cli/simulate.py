@@ -233,7 +233,7 @@ def simulate(
     try:
         result = matrix.run_matrix(
             cells,
-            {k: (t.nodes, t.pods) for k, t in traces.items()},
+            {k: (t.nodes, t.pods, t.gpu_spec_text) for k, t in traces.items()},
             workers=n_workers,
             progress=progress,
         )

@@ -91,6 +91,8 @@ def inflate_workload(
             p = arrivals.pop(int(rng.integers(len(arrivals))))
             total -= p.gpu_request_milli
     elif total < target:
+        if not any(p.gpu_request_milli for p in originals):
+            raise ValueError("cannot inflate a pod list that requests no GPU to a GPU target")
         n = len(originals)
         i = 0
         while True:

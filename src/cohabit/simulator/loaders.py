@@ -555,6 +555,10 @@ class Trace:
         nodes, pods: as loaded.
         nodes_source, pods_source: where they came from (path, or ``packaged:<stem>``).
         has_times: the pod list has ``creation_time`` (replay is meaningful).
+        gpu_spec_text: the raw ``gpu_spec`` text of each pod, in ``pods`` order ('' when the
+            column is absent). The FGD paper's simulator groups typical pods by this text
+            (``V100M16|V100M32`` and ``V100M16|V100M32|V100M32`` are two groups), while
+            :class:`~cohabit.model.Pod` keeps only the set of models.
     """
 
     workload: str
@@ -563,6 +567,7 @@ class Trace:
     nodes_source: str
     pods_source: str
     has_times: bool = True
+    gpu_spec_text: tuple[str, ...] = ()
 
 
 def _load_nodes_spec(spec: str | Path) -> tuple[list[Node], str]:
@@ -571,6 +576,14 @@ def _load_nodes_spec(spec: str | Path) -> tuple[list[Node], str]:
         return load_nodes(value), value
     with _packaged_file(value) as p:
         return load_nodes(p), f"packaged:{value}"
+
+
+def _spec_text(path: Path, n_pods: int) -> tuple[str, ...]:
+    df = pd.read_csv(path, keep_default_na=False, dtype=str, skip_blank_lines=True)
+    if "gpu_spec" not in df.columns:
+        return ("",) * n_pods
+    text = tuple(t.strip() for t in df["gpu_spec"])
+    return text if len(text) == n_pods else ()
 
 
 def _has_column(path: Path, column: str) -> bool:
@@ -608,12 +621,20 @@ def load_trace(
             nodes_source,
             str(path),
             _has_column(path, "creation_time"),
+            _spec_text(path, len(pod_list)),
         )
     with _packaged_file(value) as p:
         pod_list = load_pods(p, node_list, require_times=require_times)
         has_times = _has_column(p, "creation_time")
+        spec_text = _spec_text(p, len(pod_list))
     return Trace(
-        value, tuple(node_list), tuple(pod_list), nodes_source, f"packaged:{value}", has_times
+        value,
+        tuple(node_list),
+        tuple(pod_list),
+        nodes_source,
+        f"packaged:{value}",
+        has_times,
+        spec_text,
     )
 
 

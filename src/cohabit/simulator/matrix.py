@@ -33,6 +33,7 @@ from rich.progress import (
 )
 
 from cohabit.model import Node, Pod
+from cohabit.placement import TypicalPods, typical_pods
 from cohabit.simulator.results import (
     FGD_CURVE_COLUMNS,
     PENDING_COLUMNS,
@@ -124,23 +125,33 @@ class MatrixResult:
     workers: int
 
 
+TraceInput = (
+    tuple[Sequence[Node], Sequence[Pod]] | tuple[Sequence[Node], Sequence[Pod], Sequence[str]]
+)
+"""``(nodes, pods)`` or ``(nodes, pods, gpu_spec_text)``: one workload of the matrix."""
+
+
 class MatrixError(RuntimeError):
     """A run of the matrix raised; the message names the cell and the original error."""
 
 
 # ---------------------------------------------------------------------- worker side
 
-_TRACES: dict[str, tuple[list[Node], list[Pod]]] = {}
+_TRACES: dict[str, tuple[list[Node], list[Pod], TypicalPods]] = {}
 _PRELOAD = ("cohabit.simulator.matrix", "cohabit.simulator.fgd", "cohabit.simulator.replay")
 
 
-def _init_worker(traces: dict[str, tuple[Sequence[Node], Sequence[Pod]]]) -> None:
+def _init_worker(traces: dict[str, TraceInput]) -> None:
     _TRACES.clear()
-    _TRACES.update({k: (list(n), list(p)) for k, (n, p) in traces.items()})
+    for name, trace in traces.items():
+        nodes, pods = list(trace[0]), list(trace[1])
+        spec_text = trace[2] if len(trace) > 2 else ()
+        typical = typical_pods(pods, spec_text=list(spec_text) if spec_text else None)
+        _TRACES[name] = (nodes, pods, typical)
 
 
 def _run_cell(cell: Cell) -> FgdRunResult | ReplayRunResult:
-    nodes, pods = _TRACES[cell.workload]
+    nodes, pods, typical = _TRACES[cell.workload]
     if cell.mode == "fgd":
         from cohabit.simulator.fgd import run_fgd
 
@@ -151,6 +162,7 @@ def _run_cell(cell: Cell) -> FgdRunResult | ReplayRunResult:
             seed=cell.seed,
             tune=cell.tune,
             workload=cell.workload,
+            typical=typical,
         )
     from cohabit.simulator.replay import run_replay
 
@@ -184,7 +196,7 @@ def _default_workers() -> int:
 
 def run_matrix(
     matrix: Sequence[Cell],
-    traces: dict[str, tuple[Sequence[Node], Sequence[Pod]]],
+    traces: dict[str, TraceInput],
     *,
     workers: int | None = None,
     progress: bool = True,
@@ -195,7 +207,10 @@ def run_matrix(
 
     Args:
         matrix: cells from :func:`cells` (all of one mode).
-        traces: ``{workload: (nodes, pods)}`` for every workload the cells name.
+        traces: ``{workload: (nodes, pods)}`` or ``{workload: (nodes, pods, gpu_spec_text)}``
+            for every workload the cells name; with the raw ``gpu_spec`` text per pod,
+            typical pods are grouped by it as in the FGD paper (see
+            :attr:`cohabit.simulator.loaders.Trace.gpu_spec_text`).
         workers: worker processes (default ``os.cpu_count()``; capped at the number of
             cells). ``1`` runs the cells one after another in this process.
         progress: show the rich progress bar (on ``console``, default stderr).
