@@ -3,7 +3,9 @@
 Subcommands (each prints a table, writes CSV files and PNG plots to ``--out``):
 
 * ``rightsizing --data DIR``: GenAI-schema telemetry directory; JustEnough vs the static
-  request, p95 x 1.15 and the VPA recommender, rolling origin per pod.
+  request, p95 x 1.15 and the VPA recommender, rolling origin per pod; JustEnough's operating
+  point is selected on inner validation horizons of the fitting windows (nested rolling
+  origin), its a-priori defaults judged beside it.
 * ``interference --data PATH``: Gavel ``physical_cluster_throughputs.json`` (or its folder);
   probe-profile model vs no-profile, mean-fraction and no-interference, per GPU type.
 * ``peaks --data DIR``: GenAI-schema telemetry; Kube-Knots PP vs cohabit's quantile
@@ -108,21 +110,37 @@ def rightsizing(
     except TelemetryDataError as exc:
         _fail(str(exc))
     out = _out_dir(out)
-    results = evaluate_rightsizing(frame, horizon_s=horizon_h * 3600, start_fraction=start)
+    selection: list[dict] = []
+    candidates: list[dict] = []
+    results = evaluate_rightsizing(frame, horizon_s=horizon_h * 3600, start_fraction=start,
+                                   selection=selection, candidate_totals=candidates)
     if results.empty:
         _fail(f"{data}: no pod has enough history to evaluate")
     summary = summarize_rightsizing(results)
     per_pod = per_pod_rightsizing(results)
     summary.to_csv(out / "rightsizing_summary.csv", index=False)
     per_pod.to_csv(out / "rightsizing_per_pod.csv", index=False)
+    import pandas as pd
+
+    pd.DataFrame(selection).to_csv(out / "rightsizing_selection.csv", index=False)
+    pd.DataFrame(candidates).to_csv(out / "rightsizing_candidates.csv", index=False)
     pct = ".1%"
     _console().print(_table(
         "Right-sizing (saving = 1 - reserved / static peak request)", summary,
         ["resource", "method", "saving", "under_share", "qos_violation_share", "saving_p10",
-         "saving_p50", "saving_p90", "under_share_p90", "pods"],
+         "saving_p50", "saving_p90", "under_share_p50", "under_share_p90", "pods"],
         {"saving": pct, "under_share": ".2%", "qos_violation_share": ".2%", "saving_p10": pct,
-         "saving_p50": pct, "saving_p90": pct, "under_share_p90": ".2%"},
+         "saving_p50": pct, "saving_p90": pct, "under_share_p50": ".2%",
+         "under_share_p90": ".2%"},
     ))
+    if selection:
+        chosen = pd.DataFrame(selection).groupby(["resource", "method"])["candidate"]
+        top = chosen.agg(lambda c: "; ".join(
+            f"{k} ({v:.0%})" for k, v in c.value_counts(normalize=True).head(3).items()))
+        _console().print(_table(
+            "Nested selection: operating points chosen on validation horizons (share of origins)",
+            top.reset_index(), ["resource", "method", "candidate"], {},
+        ))
     plt = _plt()
     resources = list(dict.fromkeys(summary["resource"]))
     fig, axes = plt.subplots(1, len(resources), figsize=(6 * len(resources), 4.5), squeeze=False)
@@ -137,7 +155,8 @@ def rightsizing(
     fig.tight_layout()
     fig.savefig(out / "rightsizing_per_pod.png", dpi=110)
     plt.close(fig)
-    _console().print(f"wrote {out}/rightsizing_summary.csv, rightsizing_per_pod.csv/.png")
+    _console().print(f"wrote {out}/rightsizing_summary.csv, rightsizing_per_pod.csv/.png, "
+                     "rightsizing_selection.csv, rightsizing_candidates.csv")
 
 
 @evaluate_app.command("interference")

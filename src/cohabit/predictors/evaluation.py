@@ -25,6 +25,11 @@ later. Two selection objectives:
 * ``just-enough@vpa-cost`` (cost-matched): the fewest validation shortfalls among candidates
   reserving no more than the VPA recommender did on the same validation horizons; if none
   does, the least reserved.
+* ``just-enough@vpa-under`` (shortfall-matched): the least reserved candidate with no more
+  validation shortfalls than VPA had on the same horizons; if none, the fewest shortfalls.
+
+The two VPA-matched objectives are how "dominates VPA" (less reserved at no more shortfalls,
+or fewer shortfalls at no more reserved) is sought without looking at the judged part.
 
 ``just-enough-prior`` is the estimator with its a-priori defaults (no selection at all).
 
@@ -48,7 +53,13 @@ import numpy as np
 import pandas as pd
 
 from ._common import MEMORY_LIKE
-from .rightsizing import SHORTFALL_BUDGET, JustEnoughEstimator, interval_uppers
+from .rightsizing import (
+    SHORTFALL_BUDGET,
+    JustEnoughEstimator,
+    growth_headroom,
+    interval_uppers,
+    peak_rises,
+)
 from .vpa import VpaRecommender
 
 __all__ = [
@@ -80,20 +91,32 @@ class OperatingPoint:
     coverage: float
     interval_confidence: float
     half_life_s: float
+    growth: bool = False
+    """Peak-growth term on (``growth_horizon_s`` = the evaluation horizon)."""
 
     def label(self) -> str:
-        """Short text, e.g. ``c=0.99 ic=0.8 hl=6h``."""
+        """Short text, e.g. ``c=0.99 ic=0.8 hl=6h +growth``."""
         return (f"c={self.coverage:g} ic={self.interval_confidence:g} "
-                f"hl={self.half_life_s / 3600:g}h")
+                f"hl={self.half_life_s / 3600:g}h" + (" +growth" if self.growth else ""))
+
+    def estimator(self, resource: str, horizon_s: float, **kwargs) -> JustEnoughEstimator:
+        """The :class:`JustEnoughEstimator` this point stands for."""
+        return JustEnoughEstimator(
+            resource=resource, coverage=self.coverage,
+            interval_confidence=self.interval_confidence, half_life_s=self.half_life_s,
+            growth_horizon_s=horizon_s if self.growth else None, **kwargs,
+        )
 
 
 DEFAULT_GRID: tuple[OperatingPoint, ...] = tuple(
-    OperatingPoint(c, ic, hl * 3600.0)
+    OperatingPoint(c, ic, hl * 3600.0, growth)
     for c in (0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999)
     for ic in (0.5, 0.8, 0.95)
     for hl in (1.0, 2.0, 6.0, 24.0)
+    for growth in (False, True)
 )
-"""Candidates of the nested selection: coverage x interval confidence x half-life (84)."""
+"""Candidates of the nested selection: coverage x interval confidence x half-life x peak
+growth (168)."""
 
 MethodFn = Callable[[str, np.ndarray, np.ndarray, np.ndarray | None, float | None], Allocator]
 """``(resource, times, usage, latency or None, latency SLO or None) -> Allocator``."""
@@ -207,40 +230,47 @@ def _je_bump(resource: str, current: float, cap: float | None) -> Callable[[floa
 
 def select_operating_point(
     reserved: np.ndarray,
-    static: float,
     under: np.ndarray,
     intervals: int,
     budget: float | None = None,
     cost_cap: float | None = None,
+    under_cap: float | None = None,
 ) -> int:
     """Index of the selected candidate from pooled validation sums.
 
+    Exactly one objective:
+
+    * ``budget`` (shortfall share allowed): the least reserved candidate within it, else the
+      fewest shortfalls (ties: least reserved);
+    * ``cost_cap`` (reserved sum allowed, e.g. VPA's): the fewest shortfalls among candidates
+      within it (ties: least reserved), else the least reserved;
+    * ``under_cap`` (shortfall count allowed, e.g. VPA's): the least reserved candidate
+      within it, else the fewest shortfalls.
+
     Args:
         reserved, under: per-candidate sums over the validation horizons, shape (C,).
-        static, intervals: the static request's reserved sum and the judged intervals.
-        budget: shortfall share allowed: pick the least reserved candidate within it, else
-            the fewest shortfalls (ties: least reserved).
-        cost_cap: reserved sum allowed (e.g. VPA's): pick the fewest shortfalls among
-            candidates within it (ties: least reserved), else the least reserved.
+        intervals: judged validation intervals.
 
     Raises:
-        ValueError: neither or both of ``budget`` and ``cost_cap`` given.
+        ValueError: not exactly one objective given.
     """
-    if (budget is None) == (cost_cap is None):
-        raise ValueError("give exactly one of budget and cost_cap")
+    given = [v is not None for v in (budget, cost_cap, under_cap)]
+    if sum(given) != 1:
+        raise ValueError("give exactly one of budget, cost_cap and under_cap")
     reserved = np.asarray(reserved, float)
     under = np.asarray(under, float)
-    fewest = np.lexsort((reserved, under))[0]
-    if budget is not None:
-        ok = under <= budget * intervals
+    fewest = int(np.lexsort((reserved, under))[0])
+    if cost_cap is not None:
+        ok = reserved <= cost_cap * (1 + _EPS)
         if not ok.any():
-            return int(fewest)
-        return int(np.flatnonzero(ok)[np.argmin(reserved[ok])])
-    ok = reserved <= cost_cap * (1 + _EPS)
+            return int(np.argmin(reserved))
+        idx = np.flatnonzero(ok)
+        return int(idx[np.lexsort((reserved[ok], under[ok]))[0]])
+    limit = budget * intervals if budget is not None else under_cap
+    ok = under <= limit + _EPS
     if not ok.any():
-        return int(np.argmin(reserved))
-    idx = np.flatnonzero(ok)
-    return int(idx[np.lexsort((reserved[ok], under[ok]))[0]])
+        return fewest
+    return int(np.flatnonzero(ok)[np.argmin(reserved[ok])])
 
 
 def evaluate_rightsizing(
@@ -256,6 +286,7 @@ def evaluate_rightsizing(
     budgets: dict[str, float] | None = None,
     min_validation_intervals: int = 500,
     selection: list[dict] | None = None,
+    candidate_totals: list[dict] | None = None,
 ) -> pd.DataFrame:
     """Judge right-sizing methods on every pod of ``frame`` by a rolling origin.
 
@@ -274,14 +305,18 @@ def evaluate_rightsizing(
             :data:`~cohabit.predictors.rightsizing.SHORTFALL_BUDGET`).
         min_validation_intervals: below this many validation intervals the a-priori
             defaults are used instead of a selected candidate.
-        selection: if a list, one dict per (resource, judged origin, objective) with the
+        selection: if a list, one dict per (resource, pod, judged origin, objective) with the
             selected candidate is appended to it.
+        candidate_totals: if a list, one dict per (resource, candidate) with its totals over
+            the judged horizons (``saving``, ``under_share``) is appended: the trade-off
+            curve of every *fixed* candidate, for information only (choosing one from it
+            would be tuning on the judged part).
 
     Returns:
         One row per (resource, pod, method) with ``reserved``, ``static``, ``under``,
         ``intervals``, ``qos_violations``, ``qos_intervals``, ``horizons``. The nested
         selection adds methods ``just-enough`` and, when ``vpa`` is among the methods,
-        ``just-enough@vpa-cost``.
+        ``just-enough@vpa-cost`` and ``just-enough@vpa-under``.
 
     Raises:
         KeyError: a resource column is missing.
@@ -313,6 +348,7 @@ def evaluate_rightsizing(
             k = 0
             while np.sum(t < origin0 - (k + 1) * horizon_s) >= min_fit_samples:
                 k += 1
+            rise_t, rises = peak_rises(t, y, horizon_s) if grid else (None, None)
             for name in methods:
                 acc[(str(pod), name)] = dict(reserved=0.0, static=0.0, under=0, intervals=0,
                                              qos_violations=0, qos_intervals=0, horizons=0)
@@ -328,34 +364,50 @@ def evaluate_rightsizing(
                 te, ye = t[judged], y[judged]
                 static = float(np.max(yf))
                 cap = _gpu_cap(resource, yf)
-                # Candidates of the nested selection (all origins).
-                if grid:
-                    res_c = np.empty(len(grid))
-                    und_c = np.empty(len(grid), dtype=int)
-                    for hl in half_lives:
-                        idx = [i for i, g in enumerate(grid) if g.half_life_s == hl]
-                        ups, _ = interval_uppers(tf, yf, hl, [points[i] for i in idx])
-                        for i, a in zip(idx, ups, strict=True):
-                            a = max(float(a), 0.0)
-                            if cap is not None:
-                                a = min(a, cap)
-                            allocs = judge_horizon(a, ye, _je_bump(resource, a, cap))
-                            res_c[i] = allocs.sum()
-                            und_c[i] = int(np.sum(ye > allocs * (1 + _EPS)))
-                    vpa_res = np.nan
-                    if "vpa" in methods:
-                        va = methods["vpa"](resource, tf, yf, None, None)
-                        vpa_res = float(judge_horizon(va.allocation, ye, va.on_shortfall,
-                                                      te).sum())
-                    cand.append((str(pod), kk, origin, origin + horizon_s, len(ye),
-                                 res_c, und_c, static * len(ye), vpa_res))
-                if kk < 0:
-                    continue
                 lf = lat[fit] if lat is not None else None
                 slo = None
                 if lf is not None and resource == "gpu_milli" and np.isfinite(lf).sum() >= 30:
                     slo = float(np.nanquantile(lf, 0.99))
                 le = lat[judged] if lat is not None else None
+
+                # Candidates of the nested selection (all origins).
+                if grid:
+                    res_c = np.empty(len(grid))
+                    und_c = np.empty(len(grid), dtype=int)
+                    qos_c = np.zeros(len(grid), dtype=int)
+                    has = np.isfinite(le) if (slo is not None and le is not None) else None
+                    rmask = rise_t + horizon_s <= tf[-1]
+                    recent = float(np.max(yf[tf > tf[-1] - horizon_s]))
+                    for hl in half_lives:
+                        idx = [i for i, g in enumerate(grid) if g.half_life_s == hl]
+                        pts = [points[i] for i in idx]
+                        ups, _ = interval_uppers(tf, yf, hl, pts)
+                        grow = growth_headroom(rise_t[rmask], rises[rmask], hl, pts)
+                        for i, a, gr in zip(idx, ups, grow, strict=True):
+                            a = float(a)
+                            if grid[i].growth:
+                                a = max(a, recent + float(gr))
+                            a = max(a, 0.0)
+                            if cap is not None:
+                                a = min(a, cap)
+                            allocs = judge_horizon(a, ye, _je_bump(resource, a, cap))
+                            res_c[i] = allocs.sum()
+                            und_c[i] = int(np.sum(ye > allocs * (1 + _EPS)))
+                            if has is not None:
+                                stretch = np.maximum(1.0, ye[has] / np.maximum(allocs[has], _EPS))
+                                qos_c[i] = int(np.sum(le[has] * stretch > slo))
+                    vpa_res, vpa_under = np.nan, 0
+                    if "vpa" in methods:
+                        va = methods["vpa"](resource, tf, yf, None, None)
+                        v_alloc = judge_horizon(va.allocation, ye, va.on_shortfall, te)
+                        vpa_res = float(v_alloc.sum())
+                        vpa_under = int(np.sum(ye > v_alloc * (1 + _EPS)))
+                    qos_n = int(has.sum()) if has is not None else 0
+                    cand.append((str(pod), kk, origin, origin + horizon_s, len(ye),
+                                 res_c, und_c, static * len(ye), vpa_res, qos_c, qos_n,
+                                 vpa_under))
+                if kk < 0:
+                    continue
                 for name, method in methods.items():
                     alloc = method(resource, tf, yf, lf if slo is not None else None, slo)
                     allocs = judge_horizon(alloc.allocation, ye, alloc.on_shortfall, te)
@@ -365,6 +417,18 @@ def evaluate_rightsizing(
         if grid and cand:
             rows += _nested(resource, cand, grid, budgets[resource], "vpa" in methods,
                             min_validation_intervals, selection)
+            if candidate_totals is not None:
+                outer = [c for c in cand if c[1] >= 0]
+                res = np.sum([c[5] for c in outer], axis=0)
+                und = np.sum([c[6] for c in outer], axis=0)
+                n = sum(c[4] for c in outer)
+                stat = sum(c[7] for c in outer)
+                for i, g in enumerate(grid):
+                    candidate_totals.append({
+                        "resource": resource, "candidate": g.label(),
+                        "saving": 1 - res[i] / stat, "under_share": und[i] / n,
+                        "under": int(und[i]), "intervals": int(n),
+                    })
     return pd.DataFrame(rows)
 
 
@@ -391,12 +455,15 @@ def _nested(resource, cand, grid, budget, with_vpa, min_validation, selection) -
     und = np.cumsum(np.vstack([cand[i][6] for i in order]), axis=0)
     stat = np.cumsum([cand[i][7] for i in order])
     vpa = np.cumsum([cand[i][8] for i in order])
+    vpa_under = np.cumsum([cand[i][11] for i in order])
     prior = JustEnoughEstimator(resource=resource)
-    prior_point = OperatingPoint(prior._coverage(), prior.interval_confidence, prior.half_life_s)
-    objectives = [("just-enough", "budget")] + ([("just-enough@vpa-cost", "vpa")] if with_vpa
-                                                  else [])
+    prior_point = OperatingPoint(prior._coverage(), prior.interval_confidence,
+                                 prior.half_life_s, prior.growth_horizon_s is not None)
+    objectives = [("just-enough", "budget")]
+    if with_vpa:
+        objectives += [("just-enough@vpa-cost", "vpa-cost"), ("just-enough@vpa-under", "vpa-under")]
     acc: dict[tuple[str, str], dict] = {}
-    for pod, kk, origin, _end, m, res_c, und_c, static_sum, _v in cand:
+    for pod, kk, origin, _end, m, res_c, und_c, static_sum, _v, qos_c, qos_n, _vu in cand:
         if kk < 0:
             continue
         j = int(np.searchsorted(ends_sorted, origin, side="right")) - 1
@@ -408,16 +475,21 @@ def _nested(resource, cand, grid, budget, with_vpa, min_validation, selection) -
                 i = _nearest(grid, prior_point)
                 chosen = "prior"
             elif objective == "budget":
-                i = select_operating_point(res[j], stat[j], und[j], int(n[j]), budget=budget)
+                i = select_operating_point(res[j], und[j], int(n[j]), budget=budget)
+                chosen = "selected"
+            elif objective == "vpa-cost":
+                i = select_operating_point(res[j], und[j], int(n[j]), cost_cap=vpa[j])
                 chosen = "selected"
             else:
-                i = select_operating_point(res[j], stat[j], und[j], int(n[j]), cost_cap=vpa[j])
+                i = select_operating_point(res[j], und[j], int(n[j]), under_cap=vpa_under[j])
                 chosen = "selected"
             s["reserved"] += float(res_c[i])
             s["static"] += float(static_sum)
             s["under"] += int(und_c[i])
             s["intervals"] += int(m)
             s["horizons"] += 1
+            s["qos_violations"] += int(qos_c[i])
+            s["qos_intervals"] += int(qos_n)
             if selection is not None:
                 selection.append({
                     "resource": resource, "pod": pod, "origin": origin, "method": name,
@@ -425,6 +497,9 @@ def _nested(resource, cand, grid, budget, with_vpa, min_validation, selection) -
                     "validation_intervals": int(n[j]) if j >= 0 else 0,
                     "validation_under_share": float(und[j][i] / n[j]) if j >= 0 else np.nan,
                     "validation_saving": float(1 - res[j][i] / stat[j]) if j >= 0 else np.nan,
+                    "vpa_validation_under_share": (float(vpa_under[j] / n[j]) if j >= 0
+                                                   else np.nan),
+                    "vpa_validation_saving": float(1 - vpa[j] / stat[j]) if j >= 0 else np.nan,
                 })
     return [{"resource": resource, "pod": pod, "method": name, **s}
             for (pod, name), s in acc.items()]
@@ -434,7 +509,8 @@ def _nearest(grid: Sequence[OperatingPoint], p: OperatingPoint) -> int:
     """Index of the grid point closest to ``p`` (the a-priori default, used before any
     validation data exists)."""
     d = [abs(g.coverage - p.coverage) * 100 + abs(g.interval_confidence - p.interval_confidence)
-         + abs(np.log(g.half_life_s / p.half_life_s)) for g in grid]
+         + abs(np.log(g.half_life_s / p.half_life_s)) + 10 * (g.growth != p.growth)
+         for g in grid]
     return int(np.argmin(d))
 
 

@@ -21,7 +21,14 @@ where the telemetry has one, its latency beside it:
    for memory-like resources the VPA-style OOM bump ``max(used + 100 MiB, used * 1.2)`` (a GPU
    memory shortfall kills a serving pod), for CPU/GPU share ``used * 1.2`` (the share is
    throttled, not killed, and can be raised in place).
-4. **Confidence** in [0, 1]: ``min(history / full_history, n_eff / min_samples)`` times
+4. **Peak growth** (optional, ``growth_horizon_s``; meant for memory, whose shortfall is an
+   OOM kill). A quantile of the history never reaches above the history's peak, so it is
+   short at the first interval after every upward jump. With a growth horizon ``H`` (the
+   time until the next refit), the estimator learns how far the peak of the next ``H`` rose
+   above the peak of the last ``H`` in its own history (:func:`peak_rises`, recency-weighted
+   like the usage) and allocates at least ``recent peak + that rise's quantile`` at the same
+   interval level: a prediction interval for the next horizon's peak, not a fixed margin.
+5. **Confidence** in [0, 1]: ``min(history / full_history, n_eff / min_samples)`` times
    ``1 / (1 + excess_miss)``, where ``excess_miss`` is how far a back-test on the last 20 % of
    the history (fit on the first 80 %) exceeds the allowed miss rate, relative to it.
    ``low_confidence_`` is ``confidence_ < low_confidence_below``.
@@ -53,8 +60,10 @@ __all__ = [
     "JustEnoughEstimator",
     "QosModel",
     "SHORTFALL_BUDGET",
+    "growth_headroom",
     "interval_level",
     "interval_uppers",
+    "peak_rises",
 ]
 
 HOUR_S = 3600.0
@@ -130,6 +139,74 @@ class QosModel:
         return self.intercept + self.slope * np.asarray(usage, dtype=float)
 
 
+def peak_rises(t: np.ndarray, y: np.ndarray, horizon_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """How far the peak of the next ``horizon_s`` rose above the peak of the last one.
+
+    For every sample time ``s`` with a full horizon on both sides (``t[0] + H <= s`` and
+    ``s + H <= t[-1]``): ``max(y in (s, s + H]) - max(y in (s - H, s])``, clipped at 0.
+
+    Args:
+        t: sample times (s), increasing; y: usage, same shape.
+        horizon_s: ``H`` (s), > 0.
+
+    Returns:
+        ``(times, rises)``, 1-D arrays (empty when the history is shorter than ``2 H``).
+    """
+    t = np.asarray(t, float)
+    y = np.asarray(y, float)
+    if len(t) < 2 or t[-1] - t[0] < 2 * horizon_s:
+        return np.empty(0), np.empty(0)
+    # Backward max over (s - H, s]: positions lo[i] = first index with t > t_i - H.
+    lo = np.searchsorted(t, t - horizon_s, side="right")
+    # Forward max over (s, s + H]: positions i + 1 .. hi[i] - 1, hi = first index with t > s + H.
+    hi = np.searchsorted(t, t + horizon_s, side="right")
+    back = _range_max(y, lo, np.arange(len(t)) + 1)
+    fwd = _range_max(y, np.arange(len(t)) + 1, hi)
+    valid = (t - horizon_s >= t[0]) & (t + horizon_s <= t[-1]) & (hi > np.arange(len(t)) + 1)
+    return t[valid], np.maximum(fwd[valid] - back[valid], 0.0)
+
+
+def _range_max(y: np.ndarray, start: np.ndarray, stop: np.ndarray) -> np.ndarray:
+    """``max(y[start[i]:stop[i]])`` for every ``i`` (sparse table; empty ranges give -inf)."""
+    n = len(y)
+    table = [y.astype(float)]
+    k = 1
+    while 2 * k <= n:
+        prev = table[-1]
+        table.append(np.maximum(prev[:-k], prev[k:]))
+        k *= 2
+    length = np.maximum(stop - start, 0)
+    out = np.full(len(start), -np.inf)
+    ok = length > 0
+    lvl = np.floor(np.log2(np.maximum(length[ok], 1))).astype(int)
+    s0, s1 = start[ok], stop[ok]
+    vals = np.empty(ok.sum())
+    for level in np.unique(lvl):
+        m = lvl == level
+        tab = table[level]
+        vals[m] = np.maximum(tab[s0[m]], tab[s1[m] - (1 << level)])
+    out[ok] = vals
+    return out
+
+
+def growth_headroom(
+    rise_t: np.ndarray,
+    rises: np.ndarray,
+    half_life_s: float,
+    points: list[tuple[float, float]],
+) -> np.ndarray:
+    """Quantiles of :func:`peak_rises` at the interval level of each ``(coverage,
+    interval_confidence)`` (recency-weighted as the usage); 0 without any rise sample.
+
+    Returns:
+        Array of shape ``(len(points),)``.
+    """
+    if len(rises) == 0:
+        return np.zeros(len(points))
+    ups, _ = interval_uppers(rise_t, rises, half_life_s, points)
+    return ups
+
+
 class JustEnoughEstimator(RegressorMixin, BaseEstimator):
     """Just-enough request for one resource of one workload (see the module docstring).
 
@@ -158,6 +235,9 @@ class JustEnoughEstimator(RegressorMixin, BaseEstimator):
         low_confidence_below: threshold of ``low_confidence_``.
         oom_ratio, oom_min_bump_mib: the memory bump (1.2, 100 MiB).
         max_value: cap of the allocation (e.g. 1000 milli-GPU for one GPU); ``None`` = none.
+        growth_horizon_s: if set, the allocation also covers the last ``growth_horizon_s``'s
+            peak plus the learned rise of the peak over such a horizon (module docstring,
+            step 4); ``None`` = off.
     """
 
     def __init__(
@@ -176,6 +256,7 @@ class JustEnoughEstimator(RegressorMixin, BaseEstimator):
         oom_ratio: float = 1.2,
         oom_min_bump_mib: float = 100.0,
         max_value: float | None = None,
+        growth_horizon_s: float | None = None,
     ):
         self.resource = resource
         self.coverage = coverage
@@ -191,6 +272,7 @@ class JustEnoughEstimator(RegressorMixin, BaseEstimator):
         self.oom_ratio = oom_ratio
         self.oom_min_bump_mib = oom_min_bump_mib
         self.max_value = max_value
+        self.growth_horizon_s = growth_horizon_s
 
     # -- pieces -------------------------------------------------------------------------
     def _coverage(self) -> float:
@@ -271,6 +353,15 @@ class JustEnoughEstimator(RegressorMixin, BaseEstimator):
         upper, median, top, n_eff = self._interval_upper(t, y)
         self.qos_model_ = self._fit_qos(y, lat) if lat is not None else None
         target = upper
+        self.growth_ = 0.0
+        if self.growth_horizon_s is not None:
+            if self.growth_horizon_s <= 0:
+                raise ValueError(f"growth_horizon_s must be > 0, got {self.growth_horizon_s}")
+            rt, rises = peak_rises(t, y, self.growth_horizon_s)
+            point = [(self._coverage(), self.interval_confidence)]
+            self.growth_ = float(growth_headroom(rt, rises, self.half_life_s, point)[0])
+            recent = float(np.max(y[t > t[-1] - self.growth_horizon_s]))
+            target = max(target, recent + self.growth_)
         if self.qos_model_ is not None:
             target = max(target, self._qos_allocation(y, lat, self.qos_model_))
         self.target_ = self._cap(target)

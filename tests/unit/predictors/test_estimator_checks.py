@@ -14,6 +14,7 @@ ESTIMATORS = [
     VpaRecommender(resource="memory_mib"),
     JustEnoughEstimator(),
     JustEnoughEstimator(resource="gpu_memory_mib"),
+    JustEnoughEstimator(resource="gpu_memory_mib", growth_horizon_s=3600.0),
     InterferenceModel(n_estimators=10),
     QuantileForecaster(max_iter=20),
 ]

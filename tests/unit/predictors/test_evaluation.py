@@ -7,8 +7,11 @@ import pandas as pd
 import pytest
 
 from cohabit.predictors.evaluation import (
+    OperatingPoint,
     evaluate_rightsizing,
+    judge_horizon,
     per_pod_rightsizing,
+    select_operating_point,
     summarize_rightsizing,
 )
 from cohabit.predictors.peaks import evaluate_peaks
@@ -69,3 +72,108 @@ def test_peaks_upper_quantile_misses_fewer_peaks_than_median():
     assert rate["ours-q99"] < rate["ours-median"]
     mae = res.groupby("method")["mae"].mean()
     assert mae["ours-median"] < mae["kube-knots-pp"] * 1.5
+
+
+# --- nested selection, shortfall reaction, peak growth ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("usage", "bump_to", "expected"),
+    [
+        ([1, 2, 1, 1], None, [1.5, 1.5, 1.5, 1.5]),
+        ([1, 2, 1, 1], 3.0, [1.5, 1.5, 3.0, 3.0]),
+        ([2, 1, 4, 1], 3.0, [1.5, 3.0, 3.0, 3.0]),
+        ([1, 1, 1, 1], 3.0, [1.5, 1.5, 1.5, 1.5]),
+    ],
+    ids=["no-reaction", "bump-from-next-interval", "second-shortfall-keeps-bump", "never-short"],
+)
+def test_judge_horizon_bumps_only_after_the_shortfall(usage, bump_to, expected):
+    bump = None if bump_to is None else (lambda _t, _u: bump_to)
+    got = judge_horizon(1.5, np.asarray(usage, float), bump)
+    assert got.tolist() == expected
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({"budget": 0.01}, 1),  # candidates 1 and 2 within 1 % of 1000: 1 reserves less
+        ({"budget": 0.001}, 2),  # none within 1 shortfall: the fewest shortfalls
+        ({"cost_cap": 90.0}, 1),  # fewest shortfalls among reserved <= 90 (0 and 1)
+        ({"cost_cap": 10.0}, 0),  # none that cheap: the least reserved
+        ({"under_cap": 30}, 0),  # least reserved with <= 30 shortfalls
+        ({"under_cap": 3}, 2),
+    ],
+    ids=["budget", "budget-unreachable", "cost-cap", "cost-cap-unreachable", "under-cap",
+         "under-cap-tight"],
+)
+def test_select_operating_point(kwargs, expected):
+    reserved = np.array([50.0, 80.0, 120.0])
+    under = np.array([30, 8, 5])
+    assert select_operating_point(reserved, under, 1000, **kwargs) == expected
+
+
+def test_select_operating_point_needs_one_objective():
+    with pytest.raises(ValueError, match="exactly one"):
+        select_operating_point(np.ones(2), np.ones(2), 10)
+    with pytest.raises(ValueError, match="exactly one"):
+        select_operating_point(np.ones(2), np.ones(2), 10, budget=0.1, cost_cap=1.0)
+
+
+def _noisy_pods(seed: int, n: int = 900, pods: int = 4) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.concat(
+        [_pod(f"p{i}", rng.gamma(2.0, 100.0, n), 20000 + rng.gamma(1.0, 500.0, n))
+         for i in range(pods)]
+    )
+
+
+def test_nested_selection_never_sees_the_judged_future():
+    # Two frames equal up to time T and different after it: every selection made at an
+    # origin <= T must be the same (validation horizons end by the origin).
+    a = _noisy_pods(1)
+    b = a.copy()
+    cut = 700 * STEP
+    late = b["time"] >= cut
+    b.loc[late, "gpu_milli"] = b.loc[late, "gpu_milli"] * 5.0
+    kw = dict(resources=("gpu_milli",), horizon_s=1800, min_validation_intervals=100)
+    sel_a, sel_b = [], []
+    evaluate_rightsizing(a, selection=sel_a, **kw)
+    evaluate_rightsizing(b, selection=sel_b, **kw)
+    sa, sb = pd.DataFrame(sel_a), pd.DataFrame(sel_b)
+    early = sa["origin"] <= cut
+    assert early.any() and (~early).any()
+    assert sa[early]["candidate"].tolist() == sb[early]["candidate"].tolist()
+    assert (sa["how"] == "selected").any()
+    # After T the validation changed, and with it the shortfalls seen.
+    assert not sa[~early]["validation_under_share"].equals(sb[~early]["validation_under_share"])
+
+
+def test_nested_budgeted_selection_meets_a_loose_budget_on_stationary_noise():
+    frame = _noisy_pods(2, n=1200, pods=6)
+    res = evaluate_rightsizing(frame, resources=("gpu_milli",), horizon_s=1800,
+                               budgets={"gpu_milli": 0.05}, min_validation_intervals=100)
+    summary = summarize_rightsizing(res).set_index("method")
+    # Stationary gamma noise: what held on validation holds when judged.
+    assert summary.loc["just-enough", "under_share"] <= 0.08
+    assert summary.loc["just-enough", "saving"] > summary.loc["just-enough-prior", "saving"]
+
+
+def test_candidate_totals_match_the_estimator_for_one_point():
+    frame = _noisy_pods(3, n=700, pods=2)
+    point = OperatingPoint(0.95, 0.8, 7200.0, growth=True)
+    totals: list[dict] = []
+    res = evaluate_rightsizing(
+        frame, resources=("gpu_memory_mib",), horizon_s=1800, grid=[point],
+        candidate_totals=totals,
+        methods={"same": lambda r, t, y, lat, slo: _allocator(point, r, t, y)},
+    )
+    by = summarize_rightsizing(res).set_index("method")
+    assert totals[0]["under"] == res[res["method"] == "same"]["under"].sum()
+    assert totals[0]["saving"] == pytest.approx(by.loc["same", "saving"])
+
+
+def _allocator(point, resource, t, y):
+    from cohabit.predictors.evaluation import Allocator
+
+    m = point.estimator(resource, 1800.0).fit(t[:, None], y)
+    return Allocator(m.target_, lambda _t, used: m.bump(used))

@@ -275,3 +275,76 @@ def test_recommend_on_real_pod_with_latency_slo(genai):
     plain, qos = recommend(frame), recommend(frame, slo)
     assert qos.target.gpu_milli >= plain.target.gpu_milli
     assert qos.target.gpu_memory_mib == plain.target.gpu_memory_mib
+
+
+# --- a-priori defaults, shared interval code, peak growth ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("resource", "coverage"),
+    [("gpu_milli", 0.99), ("cpu_milli", 0.99), ("gpu_memory_mib", 0.995), ("memory_mib", 0.995)],
+    ids=["gpu-share", "cpu", "gpu-memory", "memory"],
+)
+def test_default_coverage_is_one_minus_the_shortfall_budget(resource, coverage):
+    rng = np.random.default_rng(4)
+    t = _times(2.0)
+    y = rng.uniform(0.0, 1000.0, len(t))
+    m = JustEnoughEstimator(resource).fit(t[:, None], y)
+    assert m._coverage() == pytest.approx(coverage)
+    # Uniform usage: the allocation sits at or a little above the coverage quantile.
+    assert np.quantile(y, coverage) - 5 <= m.target_ <= np.quantile(y, min(1.0, coverage + 0.005))
+
+
+@pytest.mark.parametrize("half_life_h", [1.0, 6.0, 24.0], ids=["1h", "6h", "24h"])
+def test_interval_uppers_is_what_the_estimator_learns(genai, half_life_h):
+    from cohabit.predictors.rightsizing import interval_uppers
+
+    pod = sorted(genai["pod"].unique())[0]
+    g = genai[(genai["pod"] == pod) & genai["gpu_milli"].notna()]
+    t, y = g["time"].to_numpy(float), g["gpu_milli"].to_numpy(float)
+    points = [(0.9, 0.5), (0.99, 0.8), (0.999, 0.95)]
+    ups, _ = interval_uppers(t, y, half_life_h * 3600, points)
+    for (c, ic), up in zip(points, ups, strict=True):
+        m = JustEnoughEstimator("gpu_milli", coverage=c, interval_confidence=ic,
+                                half_life_s=half_life_h * 3600).fit(t[:, None], y)
+        assert m.target_ == pytest.approx(up)
+
+
+def test_peak_rises_on_a_step_and_against_brute_force():
+    from cohabit.predictors.rightsizing import peak_rises
+
+    t = np.arange(0.0, 10 * 3600, 60.0)
+    y = np.where(t < 5 * 3600, 1000.0, 1500.0)
+    rt, rises = peak_rises(t, y, 3600.0)
+    assert rises.max() == 500.0
+    assert np.all(rt[rises > 0] < 5 * 3600) and np.all(rt[rises > 0] >= 4 * 3600 - 60)
+    rng = np.random.default_rng(0)
+    t = np.cumsum(rng.uniform(30, 90, 400))
+    y = rng.normal(size=400).cumsum()
+    rt, rises = peak_rises(t, y, 1800.0)
+    brute = [max(y[(t > s) & (t <= s + 1800)].max() - y[(t > s - 1800) & (t <= s)].max(), 0)
+             for s in t if s - 1800 >= t[0] and s + 1800 <= t[-1]]
+    assert np.allclose(rises, brute)
+    assert peak_rises(t[:5], y[:5], 1800.0)[0].size == 0
+
+
+def test_growth_term_covers_a_recurring_jump_that_a_quantile_misses():
+    # GPU memory that climbs by 2 GiB every 3 h (a model loaded per period): the quantile of
+    # the history never reaches above the current peak; the learned peak growth does.
+    t = _times(1.0)
+    y = 10000.0 + 2048.0 * np.floor(t / (3 * 3600))
+    fit = t < 20 * 3600
+    plain = JustEnoughEstimator("gpu_memory_mib").fit(t[fit][:, None], y[fit])
+    grow = JustEnoughEstimator("gpu_memory_mib", growth_horizon_s=3600.0).fit(
+        t[fit][:, None], y[fit])
+    nxt = y[(t >= 21 * 3600) & (t < 22 * 3600)].max()
+    assert plain.target_ < nxt <= grow.target_
+    assert grow.growth_ == pytest.approx(2048.0)
+    with pytest.raises(ValueError, match="growth_horizon_s"):
+        JustEnoughEstimator("gpu_memory_mib", growth_horizon_s=0.0).fit(t[:, None], y)
+
+
+def test_bad_interval_confidence_is_rejected():
+    t, y = constant()
+    with pytest.raises(ValueError, match="interval_confidence"):
+        JustEnoughEstimator(interval_confidence=1.0).fit(t[:, None], y)
