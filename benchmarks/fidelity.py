@@ -20,23 +20,19 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
-import sys
 import time
+from importlib import resources
 from pathlib import Path
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _openb  # noqa: E402
+from cohabit.cli.simulate import parse_seeds
+from cohabit.simulator.report import PAPER_POLICY_NAMES as POLICY_OF
 
-POLICY_OF = {
-    "01-Random": "random",
-    "02-DotProd": "dot-product",
-    "03-GpuClustering": "gpu-clustering",
-    "04-GpuPacking": "gpu-packing",
-    "05-BestFit": "best-fit",
-    "06-FGD": "fgd",
-}
+PUBLISHED = (
+    resources.files("cohabit") / "data" / "fgd-published" / "fgd_expected_results_summary.csv"
+)
+
 STEPS = list(range(50, 131, 10))
 METRICS = ("gpu_alloc_ratio_pct", "frag_ratio_pct", "frag_amount_pct_of_cluster_gpus")
 
@@ -46,19 +42,19 @@ _CACHE: dict[str, tuple] = {}
 def _job(args: tuple[str, str, int, float]) -> pd.DataFrame:
     workload, policy, seed, tune = args
     from cohabit.placement import typical_pods
+    from cohabit.simulator import loaders
     from cohabit.simulator.fgd import run_fgd
 
     if workload not in _CACHE:
-        nodes = _openb.load_nodes()
-        path = _openb.pod_list(workload)
-        pods = _openb.load_pods(path, nodes)
+        trace = loaders.load_trace(workload)
         # the paper's simulator groups typical pods by the raw gpu_spec text
-        raw = _openb.raw_spec_text(path)
+        typical = typical_pods(trace.pods, spec_text=list(trace.gpu_spec_text))
         _CACHE.clear()
-        _CACHE[workload] = (nodes, pods, typical_pods(pods, spec_text=raw))
+        _CACHE[workload] = (list(trace.nodes), list(trace.pods), typical)
     nodes, pods, typical = _CACHE[workload]
-    return run_fgd(nodes, pods, policy=policy, seed=seed, tune=tune, workload=workload,
-                   typical=typical).curve
+    return run_fgd(
+        nodes, pods, policy=policy, seed=seed, tune=tune, workload=workload, typical=typical
+    ).curve
 
 
 def markdown(df: pd.DataFrame) -> str:
@@ -71,14 +67,6 @@ def markdown(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def parse_seeds(text: str) -> list[int]:
-    """``"42-51"`` or ``"42,43"`` -> list of ints."""
-    if "-" in text:
-        a, b = text.split("-")
-        return list(range(int(a), int(b) + 1))
-    return [int(x) for x in text.split(",")]
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workloads", default="all", help="comma list (e.g. default,cpu050) or all")
@@ -89,12 +77,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
 
-    pub = pd.read_csv(_openb.PUBLISHED)
+    pub = pd.read_csv(PUBLISHED)
     pub["policy"] = pub["sc_policy"].map(POLICY_OF)
     workloads = sorted(pub["workload"].unique())
     if args.workloads != "all":
-        want = [w if w.startswith("openb_pod_list_") else f"openb_pod_list_{w}"
-                for w in args.workloads.split(",")]
+        want = [
+            w if w.startswith("openb_pod_list_") else f"openb_pod_list_{w}"
+            for w in args.workloads.split(",")
+        ]
         workloads = [w for w in workloads if w in want]
     policies = list(POLICY_OF.values()) if args.policies == "all" else args.policies.split(",")
     seeds = parse_seeds(args.seeds)
@@ -112,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         .reset_index()
     )
     long = mean.melt(
-        id_vars=["workload", "policy", "arrived_gpu_demand_pct"], var_name="metric",
+        id_vars=["workload", "policy", "arrived_gpu_demand_pct"],
+        var_name="metric",
         value_name="ours",
     )
     joined = long.merge(
@@ -129,8 +120,10 @@ def main(argv: list[str] | None = None) -> int:
         allc.to_csv(args.out / "curves.csv", index=False)
         joined.to_csv(args.out / "deviation.csv", index=False)
 
-    print(f"{len(jobs)} runs ({len(workloads)} workloads x {len(policies)} policies x "
-          f"{len(seeds)} seeds) in {wall:.1f} s with {args.workers} workers\n")
+    print(
+        f"{len(jobs)} runs ({len(workloads)} workloads x {len(policies)} policies x "
+        f"{len(seeds)} seeds) in {wall:.1f} s with {args.workers} workers\n"
+    )
     for metric in METRICS:
         sub = joined[joined["metric"] == metric]
         # signed deviation at the step with the largest absolute deviation

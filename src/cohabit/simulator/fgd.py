@@ -36,22 +36,10 @@ from cohabit.model import MILLI_PER_GPU, Node, Pod
 from cohabit.placement import POLICIES, TypicalPods, typical_pods
 from cohabit.placement.policies import frag_model
 from cohabit.simulator.cluster import SimulatedCluster
+from cohabit.simulator.loaders import raw_gpu_spec_text as raw_spec_text
 from cohabit.simulator.results import FGD_CURVE_COLUMNS, FgdRunResult
 
 __all__ = ["aggregate_curve", "inflate_workload", "raw_spec_text", "run_fgd", "trace_typical_pods"]
-
-
-def raw_spec_text(path: str | Path) -> list[str]:
-    """The raw ``gpu_spec`` text of each row of an openb pod list ('' when absent).
-
-    The paper's simulator keys typical pods on this text (``GetTypicalPods``), so
-    ``V100M16|V100M32`` and ``V100M16|V100M32|V100M32`` are two groups; ``model.Pod`` keeps
-    only the set of models. On gpuspec25 this moves fgd by up to 0.37 points.
-    """
-    df = pd.read_csv(path, keep_default_na=False, dtype=str)
-    if "gpu_spec" not in df.columns:
-        return [""] * len(df)
-    return [t.strip() for t in df["gpu_spec"]]
 
 
 def trace_typical_pods(pods: Sequence[Pod], path: str | Path) -> TypicalPods:

@@ -578,11 +578,22 @@ def _load_nodes_spec(spec: str | Path) -> tuple[list[Node], str]:
         return load_nodes(p), f"packaged:{value}"
 
 
-def _spec_text(path: Path, n_pods: int) -> tuple[str, ...]:
-    df = pd.read_csv(path, keep_default_na=False, dtype=str, skip_blank_lines=True)
+def raw_gpu_spec_text(path: str | Path) -> list[str]:
+    """The raw ``gpu_spec`` text of each row of an openb pod list ('' when absent).
+
+    The FGD paper's simulator keys typical pods on this text (``GetTypicalPods`` in
+    hkust-adsl/kubernetes-scheduler-simulator ``pkg/utils``), so ``V100M16|V100M32`` and
+    ``V100M16|V100M32|V100M32`` are two groups; :class:`~cohabit.model.Pod` keeps only the
+    set of models. On gpuspec25 this moves fgd by up to 0.37 points.
+    """
+    df = pd.read_csv(path, keep_default_na=False, dtype=str)
     if "gpu_spec" not in df.columns:
-        return ("",) * n_pods
-    text = tuple(t.strip() for t in df["gpu_spec"])
+        return [""] * len(df)
+    return [t.strip() for t in df["gpu_spec"]]
+
+
+def _spec_text(path: Path, n_pods: int) -> tuple[str, ...]:
+    text = tuple(raw_gpu_spec_text(path))
     return text if len(text) == n_pods else ()
 
 
