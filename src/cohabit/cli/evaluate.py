@@ -209,6 +209,9 @@ def peaks(
     data: Path | None = typer.Option(None, "--data", help=DATA_HELP),
     out: Path = typer.Option(..., "--out", help="Directory for CSV and PNG results."),
     fit_fraction: float = typer.Option(0.5, help="Share of each series used for fitting."),
+    peak_target: float = typer.Option(
+        0.1, help="Peak-oriented variant: allowed share of peaks under-predicted, held on an "
+        "inner split of the fitting part when its quantile level is chosen."),
 ) -> None:
     """Peaks: one-step forecast error and peak under-prediction; correlation-based co-location."""
     from cohabit.predictors.peaks import evaluate_correlation, evaluate_peaks
@@ -220,7 +223,9 @@ def peaks(
     except TelemetryDataError as exc:
         _fail(str(exc))
     out = _out_dir(out)
-    per_pod = evaluate_peaks(frame, fit_fraction=fit_fraction)
+    chosen: dict = {}
+    per_pod = evaluate_peaks(frame, fit_fraction=fit_fraction, peak_target=peak_target,
+                             selected=chosen)
     if per_pod.empty:
         _fail(f"{data}: no series long enough to evaluate")
     per_pod.to_csv(out / "peaks_per_pod.csv", index=False)
@@ -237,6 +242,10 @@ def peaks(
         ["series", "method", "mae", "mae_p90", "forecast_mean", "peaks", "peak_under_rate", "pods"],
         {"mae": ".1f", "mae_p90": ".1f", "forecast_mean": ".1f", "peak_under_rate": ".1%"},
     ))
+    for column, (level, rates) in chosen.items():
+        shown = ", ".join(f"q{q:g}: {r:.1%}" for q, r in rates.items())
+        _console().print(f"ours-peak for {column}: quantile {level:g} chosen on the fitting "
+                         f"part (validation peaks under-predicted: {shown})")
     corr = evaluate_correlation(frame, fit_fraction=fit_fraction)
     corr.to_csv(out / "correlation_pairs.csv", index=False)
     if not corr.empty:

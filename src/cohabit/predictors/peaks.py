@@ -36,6 +36,7 @@ __all__ = [
     "evaluate_peaks",
     "lag_features",
     "pp_forecast",
+    "select_peak_quantile",
 ]
 
 CBP_THRESHOLD = 0.5
@@ -140,6 +141,71 @@ def _split(frame: pd.DataFrame, column: str, fraction: float):
         yield str(pod), t, y, cut
 
 
+PEAK_QUANTILES = (0.9, 0.95, 0.99, 0.995, 0.999)
+"""Candidate quantile levels of the peak-oriented forecaster (``ours-peak``)."""
+
+
+def _pooled_training(series, lo: float, hi: float, max_rows: int):
+    """Lag features and targets from the share ``[lo, hi)`` of every series' samples."""
+    Xs, ys = [], []
+    for _, t, y, _cut in series:
+        a, b = max(1, int(len(y) * lo)), int(len(y) * hi)
+        X = lag_features(y, t)
+        Xs.append(X[a:b])
+        ys.append(y[a:b])
+    Xtr, ytr = np.vstack(Xs), np.concatenate(ys)
+    if len(ytr) > max_rows:  # an even thinning keeps every pod and time of day
+        keep = np.linspace(0, len(ytr) - 1, max_rows).astype(int)
+        Xtr, ytr = Xtr[keep], ytr[keep]
+    return Xtr, ytr
+
+
+def select_peak_quantile(
+    series,
+    peak_target: float,
+    peak_quantile: float = 0.95,
+    quantiles: Sequence[float] = PEAK_QUANTILES,
+    max_train_rows: int = 20000,
+) -> tuple[float, dict[float, float]]:
+    """Choose the peak forecaster's quantile on an inner split of the fitting parts only.
+
+    Every series' fitting part (its first ``cut`` samples) is halved: forecasters at each
+    level in ``quantiles`` are fit on the first halves (pooled) and judged one step ahead on
+    the second halves, where a *peak* is a value at or above the first half's
+    ``peak_quantile``. The smallest level whose pooled peak under-prediction rate is at most
+    ``peak_target`` is chosen (the largest level if none reaches it).
+
+    Args:
+        series: ``(pod, t, y, cut)`` tuples as the evaluation builds them.
+        peak_target: allowed share of peaks under-predicted (e.g. 0.1).
+
+    Returns:
+        ``(chosen level, {level: validation under-prediction rate})``.
+    """
+    inner = [(pod, t[:cut], y[:cut], cut // 2) for pod, t, y, cut in series if cut >= 40]
+    if not inner:
+        return float(max(quantiles)), {}
+    Xtr, ytr = _pooled_training(inner, 0.0, 0.5, max_train_rows)
+    rates: dict[float, float] = {}
+    feats = [lag_features(y, t)[c:] for _, t, y, c in inner]
+    Xva = np.vstack(feats)
+    for q in sorted(quantiles):
+        pred = QuantileForecaster(q).fit(Xtr, ytr).predict(Xva)
+        peaks = under = 0
+        pos = 0
+        for (_, _t, y, c), f in zip(inner, feats, strict=True):
+            thr = max(float(np.quantile(y[:c], peak_quantile)), 1e-9)
+            fut = y[c:]
+            p = pred[pos:pos + len(f)]
+            pos += len(f)
+            peaks += int(np.sum(fut >= thr))
+            under += int(np.sum((fut >= thr) & (p < fut)))
+        rates[q] = under / peaks if peaks else 0.0
+        if rates[q] <= peak_target:
+            return float(q), rates
+    return float(max(quantiles)), rates
+
+
 def evaluate_peaks(
     frame: pd.DataFrame,
     columns: Sequence[str] = ("gpu_milli", "gpu_memory_mib"),
@@ -147,6 +213,8 @@ def evaluate_peaks(
     peak_quantile: float = 0.95,
     upper_quantile: float = 0.99,
     max_train_rows: int = 20000,
+    peak_target: float = 0.1,
+    selected: dict[str, tuple[float, dict[float, float]]] | None = None,
 ) -> pd.DataFrame:
     """One-step forecast error and peak under-prediction, PP vs ours, per series and pod.
 
@@ -156,9 +224,15 @@ def evaluate_peaks(
     of its fitting window (and above 0); a forecast *under-predicts* it when it is below
     the value.
 
+    Methods: ``kube-knots-pp``; ``ours-median`` (point forecast, for the error);
+    ``ours-q<upper>`` (fixed upper quantile); ``ours-peak``, the peak-oriented variant whose
+    quantile level is chosen by :func:`select_peak_quantile` on the fitting parts only so that
+    at most ``peak_target`` of peaks are under-predicted there (the level is reported in
+    ``selected`` if a dict is given, per column).
+
     Returns:
-        One row per (column, pod, method): ``mae``, ``peaks``, ``peaks_under``, ``n``; methods
-        ``kube-knots-pp``, ``ours-median``, ``ours-q<upper>``.
+        One row per (column, pod, method): ``mae``, ``reserved_mean`` (mean forecast),
+        ``peaks``, ``peaks_under``, ``n``.
     """
     rows = []
     for column in columns:
@@ -171,14 +245,20 @@ def evaluate_peaks(
             Xs.append(X[1:cut])
             ys.append(y[1:cut])
         Xtr, ytr = np.vstack(Xs), np.concatenate(ys)
-        if len(ytr) > max_train_rows:  # an even thinning keeps every pod and time of day
+        if len(ytr) > max_train_rows:
             keep = np.linspace(0, len(ytr) - 1, max_train_rows).astype(int)
             Xtr, ytr = Xtr[keep], ytr[keep]
+        q_peak, rates = select_peak_quantile(series, peak_target, peak_quantile,
+                                             max_train_rows=max_train_rows)
+        if selected is not None:
+            selected[column] = (q_peak, rates)
         med = QuantileForecaster(0.5).fit(Xtr, ytr)
         up = QuantileForecaster(upper_quantile).fit(Xtr, ytr)
+        pk = QuantileForecaster(q_peak).fit(Xtr, ytr)
         Xte = [lag_features(y, t)[cut:] for _, t, y, cut in series]
         bounds = np.cumsum([0] + [len(x) for x in Xte])
-        all_med, all_up = med.predict(np.vstack(Xte)), up.predict(np.vstack(Xte))
+        stacked = np.vstack(Xte)
+        all_med, all_up, all_pk = med.predict(stacked), up.predict(stacked), pk.predict(stacked)
         for i, (pod, _t, y, cut) in enumerate(series):
             hist, fut = y[:cut], y[cut:]
             thr = max(float(np.quantile(hist, peak_quantile)), 1e-9)
@@ -188,6 +268,7 @@ def evaluate_peaks(
                 ("kube-knots-pp", pp_forecast(hist, fut)),
                 ("ours-median", all_med[sl]),
                 (f"ours-q{int(upper_quantile * 100)}", all_up[sl]),
+                ("ours-peak", all_pk[sl]),
             ):
                 rows.append({
                     "series": column, "pod": pod, "method": method,

@@ -177,3 +177,30 @@ def _allocator(point, resource, t, y):
 
     m = point.estimator(resource, 1800.0).fit(t[:, None], y)
     return Allocator(m.target_, lambda _t, used: m.bump(used))
+
+
+@pytest.mark.parametrize("target", [0.02, 0.3], ids=["strict", "loose"])
+def test_peak_quantile_is_chosen_on_the_fitting_part_only(target):
+    from cohabit.predictors.peaks import _split, select_peak_quantile
+
+    rng = np.random.default_rng(5)
+    frames = [_pod(f"p{i}", rng.gamma(2.0, 100.0, 800), np.full(800, 1.0)) for i in range(5)]
+    frame = pd.concat(frames)
+    series = list(_split(frame, "gpu_milli", 0.5))
+    level, rates = select_peak_quantile(series, target)
+    # The smallest level within the target on validation (or the largest if none is).
+    within = [q for q, r in rates.items() if r <= target]
+    assert level == (min(within) if within else max(rates))
+    # Changing the judged halves does not change the choice.
+    moved = [(p, t, np.concatenate([y[:cut], y[cut:] * 10]), cut) for p, t, y, cut in series]
+    assert select_peak_quantile(moved, target)[0] == level
+
+
+def test_stricter_peak_target_never_chooses_a_lower_quantile():
+    from cohabit.predictors.peaks import _split, select_peak_quantile
+
+    rng = np.random.default_rng(6)
+    frame = pd.concat([_pod(f"p{i}", rng.gamma(2.0, 100.0, 800), np.full(800, 1.0))
+                       for i in range(5)])
+    series = list(_split(frame, "gpu_milli", 0.5))
+    assert select_peak_quantile(series, 0.02)[0] >= select_peak_quantile(series, 0.3)[0]
