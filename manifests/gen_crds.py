@@ -13,6 +13,11 @@ from pathlib import Path
 
 import yaml
 
+# The policy enum: the names of cohabit.placement.POLICIES (cohabit's own, then the FGD
+# paper's six); tests/unit/operator/test_manifests.py checks they match.
+PLACEMENT_POLICIES = ["cohabit", "fgd", "best-fit", "dot-product", "gpu-packing",
+                      "gpu-clustering", "random"]
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT_DIRS = (ROOT / "helm" / "cohabit" / "crds", ROOT / "manifests" / "crds")
 HEADER = (
@@ -340,11 +345,20 @@ def build() -> dict[str, dict]:
     policy_spec = {
         "policy": {
             "type": "string",
-            "minLength": 1,
-            "default": "fgd",
-            "description": "Placement policy: a name in the placement registry "
-            "(the simulator's names: fgd, best-fit, dot-product, gpu-packing, "
-            "gpu-clustering, random).",
+            "enum": list(PLACEMENT_POLICIES),
+            "default": "cohabit",
+            "description": "Placement policy, a name in the placement registry: cohabit "
+            "(FGD plus an interference penalty from the workloads' pressure/sensitivity "
+            "profiles; exactly fgd where no workload has a profile) or the simulator's "
+            "fgd, best-fit, dot-product, gpu-packing, gpu-clustering, random.",
+        },
+        "interferenceWeight": {
+            "type": "number",
+            "minimum": 0,
+            "maximum": 100,
+            "default": 1.0,
+            "description": "cohabit policy: score points per percent of predicted "
+            "co-location slowdown (suffered + inflicted); 0 places as fgd.",
         },
         "objective": {
             "type": "string",

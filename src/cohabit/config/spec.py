@@ -101,16 +101,21 @@ class PolicyConfig:
 
     Attributes:
         name: the resource's name.
-        policy: placement policy, a name in the placement registry (checked by the engine).
+        policy: placement policy, a name in the placement registry (checked by the engine);
+            default ``cohabit`` (FGD plus an interference penalty; exactly FGD where no
+            workload has an interference profile).
         objective: ``balanced``, ``packing`` or ``qos``.
         right_sizing, rebinding: planner policy arguments.
+        interference_weight: ``cohabit`` policy's score points per percent of predicted
+            co-location slowdown (``spec.interferenceWeight``, 0..100; 0 = plain FGD).
     """
 
     name: str = "default"
-    policy: str = "fgd"
+    policy: str = "cohabit"
     objective: str = "balanced"
     right_sizing: RightSizingConfig = field(default_factory=RightSizingConfig)
     rebinding: RebindingConfig = field(default_factory=RebindingConfig)
+    interference_weight: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -286,7 +291,7 @@ def parse_policy(spec: Mapping[str, Any], *, name: str = "default") -> PolicyCon
     """
     if not isinstance(spec, Mapping):
         raise SpecError("spec", "expected an object")
-    policy = _get(spec, "policy", "spec", str) or "fgd"
+    policy = _get(spec, "policy", "spec", str) or PolicyConfig.policy
     objective = _enum(spec.get("objective"), _OBJECTIVES, "spec.objective", "balanced")
 
     rs = _get(spec, "rightSizing", "spec", Mapping) or {}
@@ -313,7 +318,9 @@ def parse_policy(spec: Mapping[str, Any], *, name: str = "default") -> PolicyCon
         rb_default.dry_run if dry_run is None else dry_run,
         threshold,
     )
-    return PolicyConfig(name, policy, objective, right_sizing, rebinding)
+    weight = _number(spec, "interferenceWeight", "spec", PolicyConfig.interference_weight,
+                     0, 100)
+    return PolicyConfig(name, policy, objective, right_sizing, rebinding, weight)
 
 
 def _number(obj: Mapping[str, Any], key: str, path: str, default: float, lo: float,

@@ -47,7 +47,12 @@ from cohabit.model import (
     WorkloadKind,
 )
 from cohabit.placement import POLICIES as PLACEMENT_POLICIES
-from cohabit.placement import ClusterState, typical_pods
+from cohabit.placement import (
+    ClusterState,
+    Slowdown,
+    pressure_sensitivity_slowdown,
+    typical_pods,
+)
 from cohabit.planner import PlanContext, build_policies
 from cohabit.planner.rightsizing import clamp_measured
 from cohabit.telemetry import TelemetryUnavailable, UsageSource
@@ -58,6 +63,9 @@ __all__ = [
     "assess",
     "predictors_recommender",
     "place_pending",
+    "pod_profiles",
+    "predictor_slowdown",
+    "pressure_sensitivity",
     "reconcile_once",
     "validate_policy",
 ]
@@ -243,24 +251,87 @@ def validate_policy(config: PolicyConfig) -> None:
                                        f"{', '.join(PLACEMENT_POLICIES)}")
 
 
+def pressure_sensitivity(victim: InterferenceProfile, aggressor: InterferenceProfile) -> float:
+    """The default :data:`~cohabit.placement.Slowdown` the engine gives the ``cohabit``
+    policy: :func:`cohabit.placement.pressure_sensitivity_slowdown` (Bubble-Up's linear
+    pressure x sensitivity)."""
+    return pressure_sensitivity_slowdown(victim, aggressor)
+
+
+def predictor_slowdown(predictor: Callable[[InterferenceProfile, InterferenceProfile], float],
+                       probes: Sequence[str]) -> Slowdown:
+    """A :data:`~cohabit.placement.Slowdown` over a trained interference predictor.
+
+    Args:
+        predictor: ``f(a | b)``, the throughput fraction of ``a`` next to ``b`` (e.g.
+            ``cohabit.predictors.interference_predictor()``, Paragon/Bubble-Up probe
+            profiles trained on Gavel co-runs).
+        probes: the predictor's probe names; profiles keyed ``probe<i>:<name>`` for exactly
+            these probes go to the predictor (slowdown ``1 - f``), every other pair to
+            :func:`pressure_sensitivity` (declared or measured resource profiles).
+    """
+    keys = frozenset(f"probe{i}:{p}" for i, p in enumerate(probes))
+
+    def probed(p: InterferenceProfile) -> bool:
+        return ({r for r, _ in p.sensitivity} == keys and {r for r, _ in p.pressure} == keys)
+
+    def slowdown(victim: InterferenceProfile, aggressor: InterferenceProfile) -> float:
+        if probed(victim) and probed(aggressor):
+            return min(1.0, max(0.0, 1.0 - float(predictor(victim, aggressor))))
+        return pressure_sensitivity_slowdown(victim, aggressor)
+
+    return slowdown
+
+
+def pod_profiles(pods: Iterable[Pod], profiles: Mapping[str, InterferenceProfile]
+                 ) -> dict[str, InterferenceProfile]:
+    """Pod key -> the interference profile of its workload (``profiles`` by workload key
+    ``namespace/name``, pods by their ``workload`` label); pods of no profiled workload
+    are left out."""
+    out = {}
+    for p in pods:
+        if p.workload:
+            prof = profiles.get(f"{p.namespace}/{p.workload}")
+            if prof is not None:
+                out[p.key] = prof
+    return out
+
+
 def place_pending(snapshot: Snapshot, pending: Iterable[Pod], policy: str,
-                  seed: int = 0) -> tuple[list[Bind], list[str]]:
+                  seed: int = 0, *, profiles: Mapping[str, InterferenceProfile] | None = None,
+                  slowdown: Slowdown | None = None,
+                  interference_weight: float = 1.0) -> tuple[list[Bind], list[str]]:
     """Binds for ``pending`` pods under placement ``policy``, each seeing the earlier ones.
 
     Pods are placed in creation order (then name). Returns the binds and the keys of pods
     that fit nowhere.
+
+    Args:
+        snapshot: nodes and pods (bound pods shape the free space; all pods give FGD's
+            typical-pod distribution).
+        pending: pods to place.
+        policy: a placement policy name.
+        seed: seed of the ``random`` policy's generator.
+        profiles: pod key -> interference profile (bound and pending pods), read by the
+            ``cohabit`` policy; without any, ``cohabit`` places exactly as ``fgd``.
+        slowdown: the slowdown callable for ``cohabit`` (default
+            :func:`pressure_sensitivity`).
+        interference_weight: score points per percent of predicted slowdown.
 
     Raises:
         SpecError: unknown ``policy``.
     """
     if policy not in PLACEMENT_POLICIES:
         raise SpecError("spec.policy", f"{policy!r} is not a placement policy")
+    pending = list(pending)
     bound = [p for p in snapshot.pods if p.node is not None]
     state = ClusterState.from_nodes(list(snapshot.nodes), bound)
-    if policy == "fgd":
-        shapes = list(snapshot.pods)
+    if policy in ("fgd", "cohabit"):
+        shapes = list(snapshot.pods) or pending
         if shapes:
             state.set_typical(typical_pods(shapes))
+    if policy == "cohabit" and profiles:
+        state.set_interference(profiles, slowdown or pressure_sensitivity, interference_weight)
     rng = np.random.default_rng(seed)
     binds: list[Bind] = []
     unplaced: list[str] = []
@@ -285,6 +356,7 @@ def reconcile_once(
     assessments: Mapping[str, Assessment] | None = None,
     recommender: Recommender | None = None,
     interference: InterferencePredictor | None = None,
+    slowdown: Slowdown | None = None,
     window_s: float = 3600.0,
     place: bool = True,
     pending_filter: Callable[[Pod], bool] | None = None,
@@ -302,6 +374,10 @@ def reconcile_once(
         containers: workload key -> containers of its target (when the spec names none).
         assessments: already computed assessments by workload key (not recomputed).
         recommender, interference: predictor callables (see :func:`assess`).
+        slowdown: the ``cohabit`` placement policy's slowdown callable (default
+            :func:`pressure_sensitivity`; :func:`predictor_slowdown` wraps a trained
+            ``cohabit.predictors.interference_predictor()``). It sees the assessments'
+            interference profiles, given to each pod of the workload.
         window_s: usage history length, seconds.
         place: place pending pods (False: plan resizes/evictions only).
         pending_filter: which pending pods this pass places (default: all).
@@ -349,7 +425,10 @@ def reconcile_once(
             pending = sorted(pending, key=lambda p: (p.creation_time, p.key))[:max_pending]
             notes.append(f"more pods pending than one pass places ({max_pending})")
         if pending:
-            binds, unplaced = place_pending(snapshot, pending, policy_config.policy)
+            binds, unplaced = place_pending(
+                snapshot, pending, policy_config.policy,
+                profiles=pod_profiles(snapshot.pods, profiles), slowdown=slowdown,
+                interference_weight=policy_config.interference_weight)
             actions.extend(binds)
             if unplaced:
                 notes.append(f"{len(unplaced)} pod(s) fit on no node: "

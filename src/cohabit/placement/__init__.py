@@ -3,8 +3,10 @@
 Public API:
 
 * :data:`POLICIES`: the score plugins by name (``random``, ``dot-product``,
-  ``gpu-clustering``, ``gpu-packing``, ``best-fit``, ``fgd``), see
-  :mod:`cohabit.placement.policies`;
+  ``gpu-clustering``, ``gpu-packing``, ``best-fit``, ``fgd``, and cohabit's own
+  ``cohabit``: FGD minus an interference penalty), see :mod:`cohabit.placement.policies`;
+* :class:`Interference`, :data:`Slowdown`, :func:`pressure_sensitivity_slowdown`: the
+  interference view the ``cohabit`` policy reads (``ClusterState.set_interference``);
 * :class:`ClusterState`: the mutable placement view (``from_nodes``, ``apply``, ``release``,
   ``to_nodes``);
 * :func:`select`: one scheduling decision, ``-> Bind | None``;
@@ -20,13 +22,25 @@ from cohabit.placement.frag import (
     node_frag,
     typical_pods,
 )
+from cohabit.placement.interference import (
+    NODE_RESOURCES,
+    Interference,
+    Slowdown,
+    node_view,
+    pressure_sensitivity_slowdown,
+)
 from cohabit.placement.metrics import ClusterFrag, cluster_frag
 from cohabit.placement.policies import POLICIES, Policy
 from cohabit.placement.select import select, select_req
 from cohabit.placement.state import ClusterState, OverCommitError, PodReq, pod_request
 
 __all__ = [
+    "NODE_RESOURCES",
     "POLICIES",
+    "Interference",
+    "Slowdown",
+    "node_view",
+    "pressure_sensitivity_slowdown",
     "ClusterFrag",
     "ClusterState",
     "OverCommitError",

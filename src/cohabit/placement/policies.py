@@ -1,8 +1,10 @@
 """Score plugins: the placement policies, in one explicit registry (:data:`POLICIES`).
 
-Each policy scores the feasible nodes with an integer 0..100 (higher is better) and picks the
-GPUs of the chosen node. The definitions are those of the FGD paper's simulator
-(hkust-adsl/kubernetes-scheduler-simulator, ``pkg/simulator/plugin/*.go``) with the
+Each policy scores the feasible nodes with an integer 0..100 (higher is better; ``cohabit``
+subtracts a real-valued interference penalty) and picks the GPUs of the chosen node. The
+first six are the FGD paper's; ``cohabit`` is cohabit's own. The definitions are those of
+the FGD paper's simulator (hkust-adsl/kubernetes-scheduler-simulator,
+``pkg/simulator/plugin/*.go``) with the
 configuration of its artifact runs (``experiments/run_scripts/generate_run_scripts.py``,
 ``scripts/generate_config_and_run.py``): one score plugin enabled, the others disabled, and
 the GPU inside a node chosen by the plugin's ``GpuSelMethod``:
@@ -25,6 +27,9 @@ registry name             score (file)                              GPU choice i
                           (``best_fit_score.go``)
 ``fgd``                   ``int(100 * sigmoid((frag_before -        the GPU with the highest
                           frag_after) / 1000))`` (``fgd_score.go``) score, first on ties
+``cohabit``               ``fgd`` minus ``100 * w *`` predicted     the GPU with the highest
+                          slowdown suffered + inflicted             combined score
+                          (:func:`score_cohabit`)
 ========================  =======================================  ==========================
 
 ``best`` (``open_gpu_share.go``, ``allocateGpuIdBasedOnBestFit``): a sharing pod takes the
@@ -48,7 +53,7 @@ from cohabit.model import MILLI_PER_GPU
 from cohabit.placement.frag import FragModel
 from cohabit.placement.state import ClusterState, PodReq
 
-__all__ = ["POLICIES", "Policy", "fgd_node_score", "frag_model"]
+__all__ = ["POLICIES", "Policy", "cohabit_choice", "fgd_node_score", "frag_model"]
 
 MAX_SPEC_CPU = 128_000
 """CPU milli of the largest node shape, the normaliser of best-fit and dot-product."""
@@ -329,6 +334,108 @@ def gpus_fgd(state: ClusterState, req: PodReq, node: int, rng: Rng | None) -> tu
     return (best_i,) if best_i >= 0 else ()
 
 
+# --------------------------------------------------------------------- cohabit
+
+
+def _share_gpu_score(state: ClusterState, fm: FragModel, sid: int, req: PodReq, g: int) -> int:
+    """FGD score of putting sharing pod ``req`` on a GPU with ``g`` milli free, on a node in
+    state ``sid`` (memoised per (state, pod shape, free milli); the same number
+    :func:`gpus_fgd` computes)."""
+    memo: dict = state.caches.setdefault("fgd_gpu", {})
+    k = (sid, req.shape, g)
+    v = memo.get(k)
+    if v is None:
+        key = state.state_keys[sid]
+        model, cpu, gpus = key
+        new = list(gpus)
+        new[new.index(g)] = g - req.milli
+        v = _sigmoid_score(fm.frag(key),
+                           fm.frag((model, cpu - req.cpu_score, tuple(sorted(new)))))
+        memo[k] = v
+    return v
+
+
+def _interfering(state: ClusterState, req: PodReq) -> bool:
+    inter = state.interference
+    return inter is not None and bool(inter.on_node) and req.key in inter.profiles
+
+
+def cohabit_choice(state: ClusterState, req: PodReq, node: int,
+                   fgd_score: int | None = None) -> tuple[float, tuple[int, ...]]:
+    """cohabit's score and GPU choice on one node: ``FGD score - 100 * weight *
+    (slowdown suffered + slowdown inflicted)`` (see :func:`score_cohabit`).
+
+    A sharing pod tries every GPU that fits and keeps the best combined score (the lowest
+    index on ties); a whole-GPU, multi-GPU or CPU-only pod takes the GPUs ``fgd`` gives it
+    and pays the node-scope penalty. ``fgd_score`` (the node's FGD score, if known) saves
+    recomputing it for a non-sharing pod.
+    """
+    inter = state.interference
+    if req.is_share:
+        fm = frag_model(state)
+        sid = int(state.state_id[node])
+        best, best_i = -math.inf, -1
+        for i, g in enumerate(state.gpu_free[node, : state.gpu_cnt[node]].tolist()):
+            if g < req.milli:
+                continue
+            s = float(_share_gpu_score(state, fm, sid, req, g))
+            if inter is not None:
+                s -= inter.points(req.key, node, (i,))
+            if best_i < 0 or s > best:
+                best, best_i = s, i
+        return best, ((best_i,) if best_i >= 0 else ())
+    gpus = gpus_best(state, req, node, None)
+    if fgd_score is None:
+        fgd_score = fgd_node_score(frag_model(state),
+                                   state.state_keys[int(state.state_id[node])], req)
+    pen = inter.points(req.key, node, gpus) if inter is not None else 0.0
+    return float(fgd_score) - pen, gpus
+
+
+def score_cohabit(state: ClusterState, req: PodReq, feasible: np.ndarray,
+                  rng: Rng | None) -> np.ndarray:
+    """cohabit: FGD's fragmentation gradient minus an interference penalty.
+
+    ``score(n) = FGD(n) - 100 * w * sum_j [slowdown(pod | j) + slowdown(j | pod)]`` over the
+    profiled pods ``j`` already on node ``n`` -- full profiles for pods on the GPU the pod
+    would share, node-scope views for the others (:mod:`cohabit.placement.interference`);
+    ``w`` is :attr:`Interference.weight` (default 1: one score point per percent of
+    predicted slowdown). FGD is Weng et al., ATC'23 (``fgd_score.go``); the penalty is the
+    pressure/sensitivity co-location model of Bubble-Up (MICRO'11) and Paragon (ASPLOS'13),
+    with the slowdown predicted by the callable the engine injects (URSA-style profiles).
+
+    Speed: the FGD part is :func:`score_fgd` (memoised per node state and pod shape); only
+    nodes that hold a profiled pod are re-scored, and only when the incoming pod has a
+    profile. Without profiles (no :meth:`ClusterState.set_interference`, or none for this
+    pod or on any node) the scores are exactly ``fgd``'s, so the binds are too. Scores are
+    float when a penalty applied, int64 otherwise.
+    """
+    base = score_fgd(state, req, feasible, rng)
+    if not _interfering(state, req):
+        return base
+    inter = state.interference
+    nodes = np.fromiter(inter.on_node.keys(), np.int64, len(inter.on_node))
+    pos = np.searchsorted(feasible, nodes)
+    ok = pos < feasible.size
+    pos, nodes = pos[ok], nodes[ok]
+    hit = feasible[pos] == nodes
+    if not hit.any():
+        return base
+    out = base.astype(np.float64)
+    for p, n in zip(pos[hit].tolist(), nodes[hit].tolist(), strict=True):
+        out[p] = cohabit_choice(state, req, n, int(base[p]))[0]
+    return out
+
+
+def gpus_cohabit(state: ClusterState, req: PodReq, node: int,
+                 rng: Rng | None) -> tuple[int, ...]:
+    """cohabit's GPU choice: :func:`gpus_fgd` unless a penalty applies on ``node``, then the
+    fitting GPU with the best combined score (:func:`cohabit_choice`)."""
+    if not _interfering(state, req) or node not in state.interference.on_node:
+        return gpus_fgd(state, req, node, rng)
+    return cohabit_choice(state, req, node)[1]
+
+
 POLICIES: dict[str, Policy] = {
     "random": Policy("random", score_random, gpus_random, "random_score.go"),
     "dot-product": Policy("dot-product", score_dot_product, gpus_best, "dot_product_score.go"),
@@ -338,5 +445,7 @@ POLICIES: dict[str, Policy] = {
     "gpu-packing": Policy("gpu-packing", score_gpu_packing, gpus_best, "gpu_packing_score.go"),
     "best-fit": Policy("best-fit", score_best_fit, gpus_best, "best_fit_score.go"),
     "fgd": Policy("fgd", score_fgd, gpus_fgd, "fgd_score.go"),
+    "cohabit": Policy("cohabit", score_cohabit, gpus_cohabit,
+                      "fgd_score.go + cohabit.placement.interference"),
 }
 """Every placement policy by registry name (the ``--policy`` values of ``cohabit simulate``)."""

@@ -24,13 +24,14 @@ check capacity first and raise :class:`OverCommitError` instead of over-committi
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from cohabit.model import MILLI_PER_GPU, Bind, GpuDevice, Node, Pod
+from cohabit.model import MILLI_PER_GPU, Bind, GpuDevice, InterferenceProfile, Node, Pod
+from cohabit.placement.interference import Interference, Slowdown
 
 __all__ = [
     "NONZERO_CPU_MILLI",
@@ -157,6 +158,7 @@ class ClusterState:
     _state_index: dict[tuple[int, int, tuple[int, ...]], int] = field(default_factory=dict)
     bound: dict[str, _Bound] = field(default_factory=dict)
     typical: Any = None
+    interference: Any = None
     caches: dict[str, Any] = field(default_factory=dict)
     _pending: dict[str, tuple[PodReq, Pod | None]] = field(default_factory=dict)
     _spec_masks: dict[frozenset[str], np.ndarray] = field(default_factory=dict)
@@ -264,6 +266,35 @@ class ClusterState:
         fragmentation and ``fgd``; drops the memoised fragmentation and scores."""
         self.typical = typical
         self.caches.clear()
+
+    def set_interference(
+        self,
+        profiles: Mapping[str, InterferenceProfile],
+        slowdown: Slowdown,
+        weight: float = 1.0,
+    ) -> Interference:
+        """Give the ``cohabit`` score plugin interference profiles and a slowdown callable.
+
+        Args:
+            profiles: pod key (``namespace/name``) -> profile, for bound pods and for the
+                pods still to be placed (empty profiles are ignored).
+            slowdown: ``slowdown(victim, aggressor) -> 0..1`` (see
+                :data:`cohabit.placement.interference.Slowdown`).
+            weight: score points per percent of predicted slowdown (>= 0).
+
+        Returns:
+            the :class:`~cohabit.placement.interference.Interference` now in
+            :attr:`interference` (already bound pods are recorded; later ``apply``/``release``
+            keep it current).
+
+        Raises:
+            ValueError: negative or non-finite ``weight``.
+        """
+        inter = Interference(dict(profiles), slowdown, weight)
+        for key, b in self.bound.items():
+            inter.bound(key, b.node, b.gpus)
+        self.interference = inter
+        return inter
 
     def set_priority(self, prio: Sequence[int] | np.ndarray) -> None:
         """Set the tie-break rank of every node (lower wins; a permutation of ``0..N-1``).
@@ -429,6 +460,8 @@ class ClusterState:
         self.bound[req.key] = _Bound(i, gpus, req, pod)
         self._pending.pop(req.key, None)
         self._touch(i)
+        if self.interference is not None:
+            self.interference.bound(req.key, i, gpus)
 
     def release(self, pod: Pod | str) -> Bind:
         """Unbind a pod (a departure or an eviction) and return where it was.
@@ -449,6 +482,8 @@ class ClusterState:
         if tag is not None:
             self.aff[i, self._aff_col(tag)] -= 1
         self._touch(i)
+        if self.interference is not None:
+            self.interference.unbound(key, i)
         return Bind(key, self.names[i], b.gpus)
 
     def _aff_col(self, tag: str) -> int:

@@ -129,19 +129,25 @@ def test_unknown_kind_is_rejected():
 def test_policy_example_and_defaults():
     doc = _docs("placement-policy.yaml")[0]
     cfg = parse_policy(doc["spec"], name="default")
-    assert cfg.policy == "fgd" and cfg.rebinding.enabled and cfg.rebinding.dry_run
+    assert cfg.policy == "cohabit" and cfg.rebinding.enabled and cfg.rebinding.dry_run
     assert cfg.rebinding.evictions_per_hour == 6 and cfg.right_sizing.min_confidence == 0.5
+    assert cfg.interference_weight == 1.0
     empty = parse_policy({})
-    assert empty.policy == "fgd" and not empty.rebinding.enabled and empty.rebinding.dry_run
+    assert empty.policy == "cohabit" and not empty.rebinding.enabled and empty.rebinding.dry_run
+    assert empty.interference_weight == 1.0
+    assert parse_policy({"interferenceWeight": 0}).interference_weight == 0.0
 
 
 @pytest.mark.parametrize(
     ("spec", "field"),
     [({"rebinding": {"evictionsPerHour": -1}}, "spec.rebinding.evictionsPerHour"),
+     ({"interferenceWeight": -1}, "spec.interferenceWeight"),
+     ({"interferenceWeight": "high"}, "spec.interferenceWeight"),
      ({"rebinding": {"dryRun": "yes"}}, "spec.rebinding.dryRun"),
      ({"rightSizing": {"minConfidence": 2}}, "spec.rightSizing.minConfidence"),
      ({"objective": "cheapest"}, "spec.objective")],
-    ids=["negative-budget", "string-bool", "confidence-above-1", "bad-objective"],
+    ids=["negative-budget", "negative-weight", "string-weight", "string-bool",
+         "confidence-above-1", "bad-objective"],
 )
 def test_bad_policy_names_field(spec, field):
     with pytest.raises(SpecError) as err:

@@ -126,3 +126,35 @@ def test_schema_rejects_bad_values(path, value):
         node = node[key]
     node[path[-1]] = value
     assert list(_validator("GpuWorkload").iter_errors(doc))
+
+
+def _policy_schema() -> dict:
+    crd = _crds()["PlacementPolicy"]
+    return crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+
+
+def test_policy_enum_is_the_placement_registry_and_defaults_to_cohabit():
+    from cohabit.config import PolicyConfig
+    from cohabit.placement import POLICIES
+
+    policy = _policy_schema()["properties"]["policy"]
+    assert set(policy["enum"]) == set(POLICIES)
+    assert policy["default"] == "cohabit" == PolicyConfig().policy
+    weight = _policy_schema()["properties"]["interferenceWeight"]
+    assert weight["default"] == PolicyConfig().interference_weight
+    values = yaml.safe_load((ROOT / "helm" / "cohabit" / "values.yaml").read_text())
+    assert values["defaultPolicy"]["policy"] == "cohabit"
+
+
+@pytest.mark.parametrize(
+    ("spec", "ok"),
+    [({"policy": "cohabit"}, True), ({"policy": "fgd", "interferenceWeight": 0}, True),
+     ({"policy": "tetris"}, False), ({"interferenceWeight": -1}, False),
+     ({"interferenceWeight": 101}, False)],
+    ids=["cohabit", "fgd-weight-0", "unknown-policy", "negative-weight", "weight-above-100"],
+)
+def test_policy_schema_accepts_and_rejects(spec, ok):
+    doc = {"apiVersion": "cohabit.io/v1alpha1", "kind": "PlacementPolicy",
+           "metadata": {"name": "p"}, "spec": spec}
+    errors = list(_validator("PlacementPolicy").iter_errors(doc))
+    assert (not errors) == ok, [e.message for e in errors]

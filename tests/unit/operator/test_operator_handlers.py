@@ -207,7 +207,7 @@ def test_placement_loop_runs_until_stopped(make_runtime):
     thread.join(5)
     assert not thread.is_alive()
     assert runtime.actuator.applied and runtime.actuator.applied[0] == Bind(
-        "ns/p", "g1", (), reason="policy fgd")
+        "ns/p", "g1", (), reason="policy cohabit")
 
 
 def test_pod_event_wakes_scheduler_only_for_pending(make_runtime):

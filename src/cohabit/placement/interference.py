@@ -1,0 +1,189 @@
+"""Interference between co-located pods, as placement sees it: profiles, a plain slowdown
+callable, and which profiled pods sit on which node and GPU.
+
+cohabit's own score plugin (``cohabit`` in :data:`~cohabit.placement.POLICIES`) combines
+FGD's fragmentation gradient with an interference penalty computed here. The model follows
+the pressure/sensitivity split of Bubble-Up (Mars et al., "Bubble-Up: Increasing Utilization
+in Modern Warehouse Scale Computers via Sensible Co-locations", MICRO 2011), Paragon
+(Delimitrou & Kozyrakis, ASPLOS 2013) and URSA: every workload has a *pressure* vector (how
+hard it loads each shared resource) and a *sensitivity* vector (how much it slows per unit of
+its neighbours' pressure), one :class:`~cohabit.model.InterferenceProfile` per pod.
+
+Placement never imports the predictors: it sees only a :data:`Slowdown` callable
+``slowdown(victim, aggressor) -> fraction`` injected by the engine (the trained
+``cohabit.predictors.interference_predictor()`` on probe profiles, or
+:func:`pressure_sensitivity_slowdown`).
+
+**Scope.** Pods that share a GPU interfere through every resource of their profiles; pods on
+the same node but on different GPUs (or without GPUs) interfere only through the node's
+shared resources (:data:`NODE_RESOURCES`: CPU, memory, memory bandwidth, cache, disk,
+network), so the callable sees their *node views* (profiles restricted to those keys). A pod
+without a profile is unknown, not harmless or fragile: it adds no penalty and suffers none,
+so with no profiles at all the ``cohabit`` policy is exactly ``fgd``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from cohabit.model import InterferenceProfile
+
+__all__ = [
+    "NODE_RESOURCES",
+    "Interference",
+    "Slowdown",
+    "node_view",
+    "pressure_sensitivity_slowdown",
+]
+
+Slowdown = Callable[[InterferenceProfile, InterferenceProfile], float]
+"""``slowdown(victim, aggressor) -> float``: predicted fractional slowdown of ``victim`` when
+co-located with ``aggressor`` (0 = none, 1 = stopped); e.g. ``1 - f(victim | aggressor)`` of
+a throughput-fraction model."""
+
+NODE_RESOURCES = frozenset({"cpu", "memory", "membw", "llc", "cache", "disk", "net", "network"})
+"""Profile keys that pods on the same node share whatever GPU they use; every other key
+(``gpu_sm``, ``gpu_mem``, ``pcie``, ``probe<i>:<name>``, ...) is shared only on one GPU."""
+
+
+def pressure_sensitivity_slowdown(victim: InterferenceProfile,
+                                  aggressor: InterferenceProfile) -> float:
+    """The default :data:`Slowdown`: ``sum_r aggressor.pressure[r] * victim.sensitivity[r]``,
+    clipped to ``[0, 1]``; NaN entries count as unknown (skipped).
+
+    The linear pressure x sensitivity model of Bubble-Up (MICRO'11, a workload's slowdown is
+    its sensitivity curve read at its co-runners' pressure score, linearised here) and of the
+    planner's rebinding contention ``C(n)``.
+
+    Example: victim sensitivity ``{gpu_sm: 0.5}``, aggressor pressure ``{gpu_sm: 0.8,
+    cpu: 0.2}`` -> ``0.4``.
+    """
+    sens = {r: v for r, v in victim.sensitivity if not math.isnan(v)}
+    if not sens:
+        return 0.0
+    total = 0.0
+    for r, p in aggressor.pressure:
+        s = sens.get(r)
+        if s is not None and not math.isnan(p):
+            total += p * s
+    return min(1.0, max(0.0, total))
+
+
+def node_view(profile: InterferenceProfile) -> InterferenceProfile:
+    """``profile`` restricted to :data:`NODE_RESOURCES` (what pods on other GPUs feel)."""
+    return InterferenceProfile(
+        pressure=tuple((r, v) for r, v in profile.pressure if r in NODE_RESOURCES),
+        sensitivity=tuple((r, v) for r, v in profile.sensitivity if r in NODE_RESOURCES),
+    )
+
+
+def _active(p: InterferenceProfile) -> bool:
+    return bool(p.pressure) or bool(p.sensitivity)
+
+
+@dataclass
+class Interference:
+    """Profiles and placement of profiled pods, for the ``cohabit`` score plugin.
+
+    Build it with :meth:`cohabit.placement.ClusterState.set_interference`, which also keeps
+    :attr:`on_node` in step with every ``apply``/``release``.
+
+    Attributes:
+        profiles: pod key (``namespace/name``) -> profile, for bound and pending pods.
+        slowdown: the :data:`Slowdown` callable.
+        weight: score points per 1% of predicted slowdown x 100 (the penalty is
+            ``100 * weight * total slowdown``; FGD scores are 0..100).
+        on_node: node index -> {pod key: GPU indices} of the *profiled* bound pods.
+
+    Raises (from ``__post_init__``):
+        ValueError: ``weight`` negative or not finite.
+    """
+
+    profiles: dict[str, InterferenceProfile]
+    slowdown: Slowdown
+    weight: float = 1.0
+    on_node: dict[int, dict[str, tuple[int, ...]]] = field(default_factory=dict)
+    _pairs: dict[tuple[InterferenceProfile, InterferenceProfile], float] = field(
+        default_factory=dict)
+    _views: dict[str, InterferenceProfile] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.weight) or self.weight < 0:
+            raise ValueError(f"interference weight must be finite and >= 0, got {self.weight}")
+        self.profiles = {k: p for k, p in self.profiles.items() if _active(p)}
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    def bound(self, key: str, node: int, gpus: tuple[int, ...]) -> None:
+        """Record a bind of ``key`` (no-op for a pod without a profile)."""
+        if key in self.profiles:
+            self.on_node.setdefault(node, {})[key] = gpus
+
+    def unbound(self, key: str, node: int) -> None:
+        """Record a release of ``key`` from ``node``."""
+        pods = self.on_node.get(node)
+        if pods is not None and pods.pop(key, None) is not None and not pods:
+            del self.on_node[node]
+
+    def update(self, profiles: Mapping[str, InterferenceProfile]) -> None:
+        """Add or replace profiles (e.g. newly pending pods); bound pods keep their place."""
+        for k, p in profiles.items():
+            if _active(p):
+                self.profiles[k] = p
+                self._views.pop(k, None)
+
+    # ------------------------------------------------------------------ prediction
+
+    def pair(self, victim: InterferenceProfile, aggressor: InterferenceProfile) -> float:
+        """Memoised ``slowdown(victim, aggressor)`` (0 when either side is empty).
+
+        Raises:
+            ValueError: the callable returned NaN or a value outside ``[0, 1]``.
+        """
+        if not victim.sensitivity or not aggressor.pressure:
+            return 0.0
+        k = (victim, aggressor)
+        v = self._pairs.get(k)
+        if v is None:
+            v = float(self.slowdown(victim, aggressor))
+            if not 0.0 <= v <= 1.0:  # also catches NaN
+                raise ValueError(f"slowdown callable returned {v}, expected 0..1")
+            self._pairs[k] = v
+        return v
+
+    def _view(self, key: str) -> InterferenceProfile:
+        v = self._views.get(key)
+        if v is None:
+            v = node_view(self.profiles[key])
+            self._views[key] = v
+        return v
+
+    def penalty(self, key: str, node: int, gpus: Iterable[int]) -> float:
+        """Total predicted slowdown if pod ``key`` joins ``node`` on GPUs ``gpus``: what it
+        suffers plus what it inflicts, summed over the profiled pods already there (full
+        profiles for pods sharing one of ``gpus``, node views for the others). 0 when
+        ``key`` has no profile or the node has no profiled pod."""
+        me = self.profiles.get(key)
+        there = self.on_node.get(node)
+        if me is None or not there:
+            return 0.0
+        mine = set(gpus)
+        mine_view: InterferenceProfile | None = None
+        total = 0.0
+        for other, their_gpus in there.items():
+            if other == key:
+                continue
+            if mine.intersection(their_gpus):
+                a, b = me, self.profiles[other]
+            else:
+                if mine_view is None:
+                    mine_view = self._view(key)
+                a, b = mine_view, self._view(other)
+            total += self.pair(a, b) + self.pair(b, a)
+        return total
+
+    def points(self, key: str, node: int, gpus: Iterable[int]) -> float:
+        """:meth:`penalty` in score points: ``100 * weight * penalty``."""
+        return 100.0 * self.weight * self.penalty(key, node, gpus)
