@@ -189,14 +189,40 @@ WORKLOAD_STATUS = {
         },
         "interference": {
             "type": "object",
+            "description": "Interference profile per shared resource (cpu, memory, gpu_sm, "
+            "gpu_mem, ...). Pressure is measured from telemetry where a source exists "
+            "(usage relative to the node's or GPU's capacity, in the manner of Bubble-Up's "
+            "pressure score), declared otherwise; sensitivity is declared or predicted.",
             "properties": {
                 "pressure": {
-                    "type": "number",
-                    "description": "Contention this workload inflicts (0 = none).",
+                    "type": "object",
+                    "additionalProperties": {"type": "number"},
+                    "description": "Load this workload puts on each shared resource, 0..1 of "
+                    "its capacity when measured (absent = unknown, not 0).",
                 },
                 "sensitivity": {
+                    "type": "object",
+                    "additionalProperties": {"type": "number"},
+                    "description": "Slowdown it suffers per unit of neighbours' pressure.",
+                },
+                "measured": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "Pressure components measured from telemetry.",
+                },
+                "missing": {
+                    "type": "array",
+                    "description": "Expected pressure components with no source.",
+                    "items": {
+                        "type": "object",
+                        "properties": {"resource": {"type": "string"},
+                                       "reason": {"type": "string"}},
+                    },
+                },
+                "confidence": {
                     "type": "number",
-                    "description": "Slowdown it suffers from neighbours (0 = none).",
+                    "description": "Confidence of the measured pressure, 0..1 (share of "
+                    "expected components measured x sample sufficiency).",
                 },
             },
         },

@@ -28,6 +28,7 @@ import math
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -61,6 +62,7 @@ __all__ = [
     "Assessment",
     "Recommender",
     "assess",
+    "pod_capacities",
     "predictors_recommender",
     "place_pending",
     "pod_profiles",
@@ -82,6 +84,49 @@ Usage rows have the :data:`~cohabit.telemetry.USAGE_COLUMNS`; the QoS frame
 InterferencePredictor = Callable[[Workload, pd.DataFrame], InterferenceProfile]
 """``(workload, its usage rows) -> InterferenceProfile``."""
 
+PressureFn = Callable[..., Any]
+"""``(usage rows, pod name -> PodCapacity, *, expect_gpu: bool) -> PressureEstimate`` (default
+:func:`cohabit.predictors.measured_pressure`)."""
+
+GPU_PRESSURE = ("gpu_sm", "gpu_mem")
+
+
+def pod_capacities(snapshot: Snapshot, pods: Sequence[Pod]) -> dict[str, Any]:
+    """Pod name -> :class:`cohabit.predictors.PodCapacity` from the snapshot's nodes: the
+    node's allocatable CPU/memory and the memory of the pod's first GPU (0 = unknown). Pods
+    that are pending or on a node missing from the snapshot are left out."""
+    from cohabit.predictors import PodCapacity
+
+    nodes = {n.name: n for n in snapshot.nodes}
+    out = {}
+    for p in pods:
+        node = nodes.get(p.node) if p.node else None
+        if node is None:
+            continue
+        gpus = len(p.gpu_indices) or p.num_gpu
+        gmem = None
+        if node.gpus:
+            idx = p.gpu_indices[0] if p.gpu_indices else 0
+            dev = next((g for g in node.gpus if g.index == idx), node.gpus[0])
+            gmem = dev.memory_mib or None
+        out[p.name] = PodCapacity(node.cpu_milli, node.memory_mib, gpus, gmem)
+    return out
+
+
+def _merge_profile(declared: InterferenceProfile | None, predicted: InterferenceProfile | None,
+                   measured: tuple[tuple[str, float], ...]) -> InterferenceProfile | None:
+    """Pressure: measured components over declared (and predicted) ones; sensitivity: the
+    predictor's when it ran, else the declared one."""
+    if declared is None and predicted is None and not measured:
+        return None
+    pressure: dict[str, float] = {}
+    for src in (declared, predicted):
+        if src is not None:
+            pressure.update(src.pressure)
+    pressure.update(measured)
+    sens = (predicted or declared or InterferenceProfile()).sensitivity
+    return InterferenceProfile(tuple(pressure.items()), tuple(sens))
+
 
 @dataclass(frozen=True)
 class Assessment:
@@ -95,9 +140,14 @@ class Assessment:
         qos_observed: latest QoS sample (NaN when none).
         qos_violations: samples missing the target within the QoS window.
         qos_samples: samples within the window.
-        interference: the workload's profile, or None when no predictor ran.
+        interference: the workload's profile (measured pressure over declared pressure;
+            the predictor's or the declared sensitivity), or None when there is none.
         pods: keys of the workload's pods in the snapshot.
         nodes: nodes those pods are bound to (sorted, unique).
+        interference_confidence: confidence of the measured pressure, 0..1 (0 when nothing
+            was measured).
+        pressure_measured: keys of the pressure components measured from telemetry.
+        pressure_missing: ``(key, reason)`` of expected components left absent.
     """
 
     workload: Workload
@@ -110,6 +160,9 @@ class Assessment:
     interference: InterferenceProfile | None = None
     pods: tuple[str, ...] = ()
     nodes: tuple[str, ...] = field(default=())
+    interference_confidence: float = 0.0
+    pressure_measured: tuple[str, ...] = ()
+    pressure_missing: tuple[tuple[str, str], ...] = ()
 
 
 def predictors_recommender(workload: Workload, container: str, usage: pd.DataFrame,
@@ -172,6 +225,7 @@ def assess(
     current: Mapping[tuple[str, str], Resources] | None = None,
     recommender: Recommender | None = None,
     interference: InterferencePredictor | None = None,
+    pressure: PressureFn | None = None,
 ) -> Assessment:
     """Recommendations, QoS violations and interference of one workload at ``now``.
 
@@ -186,8 +240,16 @@ def assess(
         current: ``(workload key, container)`` -> current requests (reported back as the
             low-confidence target when telemetry is missing).
         recommender: the predictor callable (default :func:`predictors_recommender`).
-        interference: an interference predictor (optional; without one the spec's declared
-            profile is used).
+        interference: an interference predictor (optional): its sensitivity (e.g. from a
+            probe profile) replaces the declared one, its pressure fills components not
+            measured.
+        pressure: the measured-pressure callable (default
+            :func:`cohabit.predictors.measured_pressure`, Bubble-Up-style usage relative to the
+            node's/GPU's capacity); it needs the pods' nodes in ``snapshot``.
+
+    The profile's pressure is measured from the same usage rows per shared resource (CPU,
+    memory, GPU SM, GPU memory); a component without telemetry or capacity stays absent
+    (declared value if the spec has one) and lowers ``interference_confidence``.
 
     Never raises for telemetry problems: they become ``low_confidence`` with ``reason``.
     """
@@ -200,7 +262,10 @@ def assess(
     pods = _pods_of(snapshot, workload)
     nodes = tuple(sorted({p.node for p in pods if p.node}))
     keys = tuple(p.key for p in pods)
-    base = Assessment(workload, pods=keys, nodes=nodes, interference=spec.interference)
+    gpu = workload.kind != WorkloadKind.DATABASE or any(p.num_gpu for p in pods)
+    expected = ["cpu", "memory"] + (list(GPU_PRESSURE) if gpu else [])
+    base = Assessment(workload, pods=keys, nodes=nodes, interference=spec.interference,
+                      pressure_missing=tuple((k, "no usage telemetry") for k in expected))
     if not names:
         names = sorted({c for (k, c) in current if k == workload.key}) or ["main"]
     if usage is None:
@@ -227,7 +292,11 @@ def assess(
         if container == primary:
             mask |= rows["container"] == ""  # pod-level series (DCGM without container)
         recs.append(recommender(workload, container, rows[mask], qos))
-    profile = interference(workload, rows) if interference is not None else spec.interference
+    predicted = interference(workload, rows) if interference is not None else None
+    if pressure is None:
+        from cohabit.predictors import measured_pressure as pressure
+    est = pressure(rows, pod_capacities(snapshot, pods), expect_gpu=gpu)
+    profile = _merge_profile(spec.interference, predicted, est.pressure)
     low = any(r.low_confidence for r in recs)
     reason = ""
     if low:
@@ -236,7 +305,8 @@ def assess(
         reason = ("no usage samples for " + ", ".join(empty) if empty else
                   "history too short or too noisy for " + ", ".join(weak))
     return Assessment(workload, tuple(recs), low, reason, observed, violations, len(qos_in),
-                      profile, keys, nodes)
+                      profile, keys, nodes, float(est.confidence),
+                      tuple(k for k, _ in est.pressure), tuple(est.missing))
 
 
 def _replace(a: Assessment, **changes: object) -> Assessment:

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Mapping
@@ -26,18 +27,20 @@ from cohabit.config import (
     parse_workload,
 )
 from cohabit.engine.reconcile import assess, reconcile_once, validate_policy
-from cohabit.model import Bind, Evict, Outcome, Resize, Snapshot
+from cohabit.model import Bind, Evict, Node, Outcome, Resize, Snapshot
 from cohabit.operator.runtime import Runtime
 from cohabit.operator.status import invalid_status, workload_status
 from cohabit.telemetry.kube import (
     TelemetryError,
     list_workload_pods,
+    node_from_k8s,
     pod_from_k8s,
     read_target,
     template_requests,
 )
 
-__all__ = ["accept_policy", "forget_workload", "reconcile_workload", "scheduling_pass"]
+__all__ = ["accept_policy", "forget_workload", "read_nodes", "reconcile_workload",
+           "scheduling_pass"]
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +99,8 @@ def reconcile_workload(
             pods.append(pod_from_k8s(obj))
         except TelemetryError as exc:
             problems.append(str(exc))
-    snapshot = Snapshot(now, (), tuple(pods))
+    nodes = read_nodes(runtime.api_client, {p.node for p in pods if p.node})
+    snapshot = Snapshot(now, tuple(nodes), tuple(pods))
     assessment = assess(parsed, snapshot, runtime.usage, now,
                         window_s=runtime.settings.prometheus.window_s,
                         containers=containers, current=current)
@@ -130,6 +134,26 @@ def reconcile_workload(
     runtime.metrics.qos_violations.labels(namespace, name).set(assessment.qos_violations)
     runtime.metrics.reconcile_duration.labels("workload").observe(time.perf_counter() - started)
     return result
+
+
+def read_nodes(api_client: Any, names: set[str]) -> list[Node]:
+    """The named nodes (their allocatable CPU, memory and GPUs), for the capacity the
+    measured interference pressure is relative to. A node that cannot be read is left out
+    (its pods' pressure components stay absent) and logged."""
+    if not names:
+        return []
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    core = client.CoreV1Api(api_client)
+    out = []
+    for name in sorted(names):
+        try:
+            resp = core.read_node(name, _preload_content=False)
+            out.append(node_from_k8s(json.loads(resp.data)))
+        except (ApiException, TelemetryError, ValueError) as exc:
+            log.info("node %s unreadable, its pods' pressure stays unmeasured: %s", name, exc)
+    return out
 
 
 def forget_workload(runtime: Runtime, name: str, namespace: str) -> None:

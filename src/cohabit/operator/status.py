@@ -21,6 +21,7 @@ __all__ = [
     "CONDITION_TYPES",
     "condition",
     "invalid_status",
+    "interference_status",
     "iso",
     "merge_conditions",
     "workload_status",
@@ -140,12 +141,32 @@ def workload_status(
         status["node"] = a.nodes[0]
     if not math.isnan(a.qos_observed):
         status["qos"]["observed"] = round(float(a.qos_observed), 4)
-    if a.interference is not None:
-        status["interference"] = {
-            "pressure": round(sum(v for _, v in a.interference.pressure), 4),
-            "sensitivity": round(sum(v for _, v in a.interference.sensitivity), 4),
-        }
+    interference = interference_status(a)
+    if interference:
+        status["interference"] = interference
     return status
+
+
+def _vector(pairs: Sequence[tuple[str, float]]) -> dict[str, float]:
+    return {k: round(float(v), 4) for k, v in pairs if not math.isnan(v)}
+
+
+def interference_status(a: Assessment) -> dict[str, Any]:
+    """``status.interference``: pressure and sensitivity per shared resource, which pressure
+    components were measured from telemetry (the rest are declared), which expected ones
+    are absent and why, and the measurement's confidence. Empty when there is nothing."""
+    if a.interference is None and not a.pressure_missing:
+        return {}
+    profile = a.interference
+    out: dict[str, Any] = {
+        "pressure": _vector(profile.pressure) if profile else {},
+        "sensitivity": _vector(profile.sensitivity) if profile else {},
+        "measured": list(a.pressure_measured),
+        "confidence": round(float(a.interference_confidence), 4),
+    }
+    if a.pressure_missing:
+        out["missing"] = [{"resource": k, "reason": r} for k, r in a.pressure_missing]
+    return out
 
 
 def invalid_status(field: str, message: str, generation: int, now: float,

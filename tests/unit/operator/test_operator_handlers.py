@@ -44,9 +44,12 @@ def pod_json(name, node=None):
 
 @pytest.fixture
 def cluster_api(monkeypatch):
-    state = {"target": DEPLOYMENT, "pods": [pod_json("sd-0", "g1"), pod_json("sd-1")]}
+    state = {"target": DEPLOYMENT, "pods": [pod_json("sd-0", "g1"), pod_json("sd-1")],
+             "nodes": {"g1": gpu_node("g1")}}
     monkeypatch.setattr(reconciler, "read_target", lambda api, ns, kind, name: state["target"])
     monkeypatch.setattr(reconciler, "list_workload_pods", lambda api, ns, name: state["pods"])
+    monkeypatch.setattr(reconciler, "read_nodes", lambda api, names: [
+        state["nodes"][n] for n in sorted(names) if n in state["nodes"]])
     monkeypatch.setattr(handlers.time, "time", lambda: NOW)
     return state
 
@@ -93,6 +96,19 @@ def test_status_from_real_telemetry_and_apply_resize(genai_frame, cluster_api, m
     assert resizes and resizes[0].workload == "ns/sd"
     assert status["lastActions"][0]["action"] == "Resize"
     assert runtime.targets["ns/sd"] == ("ns", "Deployment", "sd")
+    # measured pressure from the same real GPU telemetry (DCGM duty cycle and FB used of the
+    # bound pod sd-0 on g1, 24,576 MiB GPUs); no CPU/memory series -> absent, confidence 1/2
+    window = genai_frame[genai_frame.time > genai_frame.time.max() - 86400]
+    inter = status["interference"]
+    assert inter["measured"] == ["gpu_sm", "gpu_mem"]
+    assert inter["pressure"]["gpu_sm"] == pytest.approx(
+        window["gpu_milli"].dropna().mean() / 1000, abs=1e-4)
+    assert inter["pressure"]["gpu_mem"] == pytest.approx(
+        min(1.0, window["gpu_memory_mib"].dropna().mean() / 24576), abs=1e-4)
+    assert "cpu" not in inter["pressure"] and "memory" not in inter["pressure"]
+    assert {m["resource"] for m in inter["missing"]} == {"cpu", "memory"}
+    assert inter["confidence"] == 0.5
+    assert inter["sensitivity"] == {}
 
 
 def test_recommend_mode_writes_status_only(genai_frame, cluster_api, make_runtime):
@@ -251,7 +267,11 @@ def test_declared_interference_reaches_status_and_rebinding(cluster_api, make_ru
             body={"kind": "GpuWorkload"}, spec=spec(mode="Recommend", interference=noisy),
             name=name, namespace="ns", meta={"generation": 1}, status={}, patch=patch,
             memo=memo(runtime))
-        assert patch.status["interference"] == {"pressure": 2.0, "sensitivity": 1.0}
+        inter = patch.status["interference"]
+        assert inter["pressure"] == {"gpu_sm": 2.0} and inter["sensitivity"] == {"gpu_sm": 1.0}
+        assert inter["measured"] == [] and inter["confidence"] == 0.0  # no usage source
+        assert {m["resource"] for m in inter["missing"]} == {"cpu", "memory", "gpu_sm",
+                                                             "gpu_mem"}
     outcomes = reconciler.scheduling_pass(runtime, "default", NOW, rebind=True)
     evictions = [o.action for o in outcomes if not isinstance(o.action, Bind)]
     assert len(evictions) == 1 and evictions[0].pod in ("ns/a-0", "ns/b-0")
