@@ -63,6 +63,12 @@ class SchedulerSettings:
     max_pods_per_pass: int = 100
     """Pending pods placed per pass (oldest first); the next pass follows at once."""
 
+    interference_model: str = "pressure-sensitivity"
+    """Slowdown model of the ``cohabit`` placement policy: ``pressure-sensitivity`` (linear
+    pressure x sensitivity of the workloads' profiles) or ``gavel`` (the interference model
+    trained at startup on the packaged Gavel co-runs, for probe profiles; others fall back
+    to pressure x sensitivity)."""
+
 
 @dataclass(frozen=True)
 class ReconcileSettings:

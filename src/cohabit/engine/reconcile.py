@@ -66,6 +66,7 @@ __all__ = [
     "predictors_recommender",
     "place_pending",
     "pod_profiles",
+    "slowdown_model",
     "predictor_slowdown",
     "pressure_sensitivity",
     "reconcile_once",
@@ -351,6 +352,32 @@ def predictor_slowdown(predictor: Callable[[InterferenceProfile, InterferencePro
         return pressure_sensitivity_slowdown(victim, aggressor)
 
     return slowdown
+
+
+INTERFERENCE_MODELS = ("pressure-sensitivity", "gavel")
+"""Names :func:`slowdown_model` accepts."""
+
+
+def slowdown_model(name: str) -> Slowdown:
+    """The ``cohabit`` policy's slowdown callable by name (operator setting
+    ``scheduler.interference_model``).
+
+    ``pressure-sensitivity``: :func:`pressure_sensitivity`. ``gavel``:
+    :func:`predictor_slowdown` over ``cohabit.predictors.interference_predictor()`` (trained
+    on the packaged Gavel co-runs, a few seconds).
+
+    Raises:
+        ValueError: an unknown name (lists the known ones).
+    """
+    if name == "pressure-sensitivity":
+        return pressure_sensitivity
+    if name == "gavel":
+        from cohabit.predictors import interference_predictor
+
+        model = interference_predictor()
+        return predictor_slowdown(model, model.probes)
+    raise ValueError(f"unknown interference model {name!r}; known: "
+                     f"{', '.join(INTERFERENCE_MODELS)}")
 
 
 def pod_profiles(pods: Iterable[Pod], profiles: Mapping[str, InterferenceProfile]

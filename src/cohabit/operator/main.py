@@ -13,6 +13,7 @@ from prometheus_client import start_http_server
 from cohabit.actuator.base import MemoryLedger
 from cohabit.actuator.kubernetes import ConfigMapLedger, KubernetesActuator
 from cohabit.config import OperatorSettings
+from cohabit.engine.reconcile import slowdown_model
 from cohabit.operator.handlers import build_registry
 from cohabit.operator.runtime import Runtime
 from cohabit.telemetry.base import TelemetryUnavailable
@@ -68,6 +69,8 @@ def build_runtime(settings: OperatorSettings, api_client: Any,
         usage=usage,
         actuator=None,
     )
+    if settings.scheduler.interference_model != "pressure-sensitivity":
+        runtime.slowdown = slowdown_model(settings.scheduler.interference_model)
     runtime.actuator = KubernetesActuator(api_client, ledger=ledger,
                                           resolve_target=runtime.resolve_target,
                                           verify_binds=False, bind_concurrency=8)

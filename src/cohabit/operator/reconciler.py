@@ -215,7 +215,7 @@ def scheduling_pass(runtime: Runtime, policy_name: str, now: float, *,
             return _policy_of_pod(runtime, pod.namespace, pod.workload) == policy_name
 
         plan = reconcile_once(snapshot, specs, None, scheduling, now, assessments=assessments,
-                              pending_filter=mine,
+                              slowdown=runtime.slowdown, pending_filter=mine,
                               max_pending=runtime.settings.scheduler.max_pods_per_pass)
         actions = [a for a in plan.actions if isinstance(a, Bind | Evict)]
         runtime.actuator.limits = EvictionLimits.from_config(policy.rebinding)

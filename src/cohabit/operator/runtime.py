@@ -61,6 +61,8 @@ class Runtime:
         targets: workload key -> ``(namespace, kind, name)`` for resizes.
         lock: serialises passes that act on the cluster (binds, evictions, patches).
         wakers: policy name -> event set by pod events to run that scheduler at once.
+        slowdown: the ``cohabit`` placement policy's slowdown callable (None = the engine's
+            pressure x sensitivity default).
     """
 
     settings: OperatorSettings
@@ -75,6 +77,7 @@ class Runtime:
     targets: dict[str, tuple[str, str, str]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     wakers: dict[str, threading.Event] = field(default_factory=dict)
+    slowdown: Any = None
 
     def waker(self, policy: str) -> threading.Event:
         """The wake-up event of ``policy``'s scheduler loop."""

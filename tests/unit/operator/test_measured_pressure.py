@@ -160,3 +160,32 @@ def test_measured_cpu_pressure_steers_cohabit_placement():
 
     assert binds(usage) == [("ns/fragile-0", "n2")]
     assert binds(None) == [("ns/fragile-0", "n1")]  # no telemetry: no pressure, plain fgd
+
+
+def probe_prof(sens, press):
+    keys = ("probe0:A", "probe1:B")
+    return InterferenceProfile(tuple(zip(keys, press, strict=True)),
+                               tuple(zip(keys, sens, strict=True)))
+
+
+@pytest.mark.parametrize(
+    ("victim", "aggressor", "expected"),
+    [(probe_prof((0.2, 0.4), (0.1, 0.1)), probe_prof((0.0, 0.0), (0.5, 0.5)), 0.3),
+     (InterferenceProfile((), (("cpu", 0.5),)), InterferenceProfile((("cpu", 0.8),), ()), 0.4),
+     (probe_prof((0.2, 0.4), (0.1, 0.1)), InterferenceProfile((("cpu", 0.8),), ()), 0.0)],
+    ids=["probe-profiles-use-the-model", "resource-profiles-fall-back", "mixed-fall-back"],
+)
+def test_predictor_slowdown_routes_by_profile_keys(victim, aggressor, expected):
+    from cohabit.engine.reconcile import predictor_slowdown
+
+    # a stand-in model f(a | b) = 0.7 for any pair of probe profiles -> slowdown 0.3
+    slow = predictor_slowdown(lambda a, b: 0.7, ["A", "B"])
+    assert slow(victim, aggressor) == pytest.approx(expected)
+
+
+def test_slowdown_model_names():
+    from cohabit.engine.reconcile import pressure_sensitivity, slowdown_model
+
+    assert slowdown_model("pressure-sensitivity") is pressure_sensitivity
+    with pytest.raises(ValueError, match="gavel"):
+        slowdown_model("oracle")
