@@ -128,5 +128,7 @@ def interference_predictor(
     path = Path(path) if path is not None else PACKAGED_GAVEL / "physical_cluster_throughputs.json"
     pairs = load_gavel(path, [gpu])
     probes = choose_probes(pairs, n_probes)
-    model = InterferenceModel().fit(pair_features(pairs, probes), pairs["fraction"])
+    model = InterferenceModel(n_probes=len(probes)).fit(
+        pair_features(pairs, probes), pairs["fraction"]
+    )
     return InterferencePredictor(tuple(probes), gpu, model.as_callable())

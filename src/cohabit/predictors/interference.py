@@ -152,18 +152,26 @@ def pair_features(
     return np.asarray(rows, dtype=float)
 
 
-def choose_probes(pairs: pd.DataFrame, k: int = 3) -> list[str]:
+def choose_probes(pairs: pd.DataFrame, k: int = 3, shared_only: bool = True) -> list[str]:
     """Pick ``k`` probe workloads from ``pairs`` (training jobs only).
 
     Greedy, in the spirit of Paragon's choice of informative microbenchmarks: the first probe
     is the co-runner whose inflicted fractions ``f(. | p)`` vary most across jobs; each next
     one maximises the variance left after regressing its column on the chosen ones. Only
     jobs measured at every scale are candidates, so a profile exists at every scale.
+
+    Args:
+        shared_only: score the variance on the smallest scale's pairs only (1-GPU jobs that
+            share one GPU). Gavel's multi-GPU pairs are all 0 (never shared): they carry no
+            information on interference and would only add the variance between scales.
     """
     wide = pairs.pivot_table(index=["a", "scale"], columns="b", values="fraction")
     wide = wide.dropna(axis=1)
     if wide.shape[1] < k:
         raise ValueError(f"only {wide.shape[1]} complete co-runners, {k} probes asked")
+    if shared_only:
+        scales = wide.index.get_level_values("scale")
+        wide = wide[scales == scales.min()]
     cols = list(wide.columns)
     M = wide.to_numpy(float)
     M = M - M.mean(axis=0)
@@ -193,6 +201,11 @@ class InterferenceModel(RegressorMixin, BaseEstimator):
         n_estimators, min_samples_leaf, random_state: of the extra-trees regressor
             (Geurts et al. 2006).
         clip_max: upper clip of predictions (Gavel fractions rarely exceed 1).
+        n_probes: if set, ``X`` must be the full ``[profile(a), profile(b)]`` rows of that many
+            probes (``4 * n_probes`` columns), and the model also sees the pressure x
+            sensitivity products ``sensitivity_a[i] * pressure_b[j]`` (the bilinear
+            interaction of URSA/Bubble-Up: what ``a`` suffers grows with how sensitive it is
+            to the resources ``b`` presses on). ``None`` = the raw profile only.
     """
 
     def __init__(
@@ -201,18 +214,31 @@ class InterferenceModel(RegressorMixin, BaseEstimator):
         min_samples_leaf: int = 1,
         random_state: int = 0,
         clip_max: float = 1.0,
+        n_probes: int | None = None,
     ):
         self.n_estimators = n_estimators
         self.min_samples_leaf = min_samples_leaf
         self.random_state = random_state
         self.clip_max = clip_max
+        self.n_probes = n_probes
 
     def _fill(self, X: np.ndarray) -> np.ndarray:
-        return np.where(np.isnan(X), self.fill_, X)
+        X = np.where(np.isnan(X), self.fill_, X)
+        if self.n_probes is None:
+            return X
+        k = self.n_probes
+        sens_a, press_b = X[:, :k], X[:, 3 * k:4 * k]
+        products = (sens_a[:, :, None] * press_b[:, None, :]).reshape(len(X), k * k)
+        return np.hstack([X, products])
 
     def fit(self, X, y):
         """Fit on pair features ``X`` (n, d) and fractions ``y`` (n,)."""
         X, y = validate_data(self, X, y, ensure_all_finite="allow-nan", y_numeric=True)
+        if self.n_probes is not None and X.shape[1] != 4 * self.n_probes:
+            raise ValueError(
+                f"with n_probes={self.n_probes} X needs {4 * self.n_probes} columns "
+                f"([profile(a), profile(b)]), got {X.shape[1]}"
+            )
         fill = np.nanmean(np.where(np.isnan(X), np.nan, X), axis=0) if X.size else np.zeros(0)
         self.fill_ = np.nan_to_num(fill, nan=0.0)
         self.forest_ = ExtraTreesRegressor(
@@ -269,18 +295,49 @@ def _within_job_spearman(p: pd.DataFrame) -> float:
     return float(np.mean(values)) if values else float("nan")
 
 
+def _fit_predict_by_scale(
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    probes: Sequence[str],
+    measured: pd.DataFrame,
+    n_estimators: int,
+    products: bool,
+) -> np.ndarray:
+    """One :class:`InterferenceModel` per job scale (1-GPU pairs share a GPU; Gavel's
+    multi-GPU pairs never do), fit on the training pairs of that scale and used for the test
+    pairs of the same scale; a scale absent from training falls back to a model on all."""
+    pred = np.empty(len(test))
+    kw = dict(n_estimators=n_estimators, n_probes=len(probes) if products else None)
+    fallback = None
+    for scale in np.unique(test["scale"]):
+        rows = (test["scale"] == scale).to_numpy()
+        part = train[train["scale"] == scale]
+        if len(part) < 10:
+            if fallback is None:
+                fallback = InterferenceModel(**kw).fit(
+                    pair_features(train, probes), train["fraction"])
+            model = fallback
+        else:
+            model = InterferenceModel(**kw).fit(pair_features(part, probes), part["fraction"])
+        pred[rows] = model.predict(pair_features(test[rows], probes, measured=measured))
+    return pred
+
+
 def evaluate_interference(
     pairs: pd.DataFrame, n_probes: int = 3, n_estimators: int = 200
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Leave-one-job-out evaluation per GPU type (grouped by job name, all scales held out).
 
     For each held-out job ``h`` (never a probe), probes are chosen on the other jobs, the
-    models are fit on pairs among the other jobs, and every measured pair involving ``h`` is
-    predicted: ``h`` as victim (what it suffers) and as aggressor (what it inflicts).
+    models are fit on pairs among the other jobs (one per job scale), and every measured pair
+    involving ``h`` is predicted: ``h`` as victim (what it suffers) and as aggressor (what it
+    inflicts).
 
-    Methods: ``probe-profile`` (ours, ``n_probes`` probes), ``no-profile`` (the same model with
-    only the other side's profile: no probe run of the new job), ``mean-fraction`` (training
-    mean), ``no-interference`` (1.0).
+    Methods: ``probe-profile`` (ours, ``n_probes`` probes, with the pressure x sensitivity
+    products), ``probe-profile-raw`` (the same without the products), ``no-profile`` (the
+    same model with only the other side's profile: no probe run of the new job),
+    ``mean-fraction`` (training mean), ``mean-fraction-per-scale`` (training mean of pairs of
+    the same scale: a stronger baseline on 1-GPU pairs), ``no-interference`` (1.0).
 
     Returns:
         ``(predictions, summary)``: one row per predicted pair and method with ``gpu``,
@@ -303,11 +360,8 @@ def evaluate_interference(
             test = g[(g["a"] == held) | (g["b"] == held)]
             test = test[~((test["a"] == held) & (test["b"] == held))]
             direction = np.where(test["a"] == held, "suffered", "inflicted")
-            ours = InterferenceModel(n_estimators=n_estimators).fit(
-                pair_features(train, probes), train["fraction"]
-            )
-            # Features for test pairs use the held-out job's own probe co-runs from g.
-            pred_ours = ours.predict(pair_features(test, probes, measured=g))
+            pred_ours = _fit_predict_by_scale(train, test, probes, g, n_estimators, True)
+            pred_raw = _fit_predict_by_scale(train, test, probes, g, n_estimators, False)
             nop = InterferenceModel(n_estimators=n_estimators)
             # Victim side unknown: model sees only the other job's profile in that direction.
             train_v = pair_features(train, probes, with_victim_profile=False)
@@ -324,10 +378,14 @@ def evaluate_interference(
             )
             pred_nop = np.where(direction == "suffered", nop.predict(test_v), nop_a.predict(test_a))
             mean = float(train["fraction"].mean())
+            by_scale = train.groupby("scale")["fraction"].mean()
+            mean_scale = test["scale"].map(by_scale).fillna(mean).to_numpy(float)
             for method, pred in (
                 ("probe-profile", pred_ours),
+                ("probe-profile-raw", pred_raw),
                 ("no-profile", pred_nop),
                 ("mean-fraction", np.full(len(test), mean)),
+                ("mean-fraction-per-scale", mean_scale),
                 ("no-interference", np.ones(len(test))),
             ):
                 out.append(pd.DataFrame({

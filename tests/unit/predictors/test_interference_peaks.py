@@ -209,3 +209,23 @@ def test_interference_predictor_plain_callable(gavel):
     assert suffered == pytest.approx(measured.iloc[0], abs=0.1)  # a training pair
     with pytest.raises(ValueError, match="n_probes"):
         interference_predictor(n_probes=4)
+
+
+def test_probe_choice_scores_only_shared_pairs(gavel):
+    # Multi-GPU pairs are all 0 in Gavel; scoring on them changes the choice, and the probes
+    # chosen on 1-GPU pairs are the ones that explain most 1-GPU variance.
+    shared = choose_probes(gavel, 3)
+    assert shared == choose_probes(gavel[gavel["scale"] == 1], 3, shared_only=False)
+    wide = gavel[gavel["scale"] == 1].pivot_table(index="a", columns="b", values="fraction")
+    first_var = wide[shared[0]].var()
+    assert first_var >= wide.var().max() - 1e-12
+
+
+def test_pressure_sensitivity_products_need_full_profiles(gavel):
+    probes = choose_probes(gavel, 3)
+    X = pair_features(gavel, probes)
+    model = InterferenceModel(n_estimators=10, n_probes=3).fit(X, gavel["fraction"])
+    assert model.forest_.n_features_in_ == 12 + 9  # profiles + sensitivity_a x pressure_b
+    assert model.predict(X[:5]).shape == (5,)
+    with pytest.raises(ValueError, match="n_probes=3"):
+        InterferenceModel(n_probes=3).fit(X[:, :6], gavel["fraction"])
