@@ -35,8 +35,8 @@ from operator_support import (
 )
 from prometheus_client import CollectorRegistry
 
-from cohabit.config import cpu_milli, memory_mib
-from cohabit.engine.reconcile import place_pending
+from cohabit.config import cpu_milli, memory_mib, parse_workload
+from cohabit.engine.reconcile import place_pending, pod_profiles
 from cohabit.telemetry.kube import snapshot_from_k8s
 
 
@@ -134,13 +134,21 @@ def test_pods_bound_to_the_node_the_policy_chose(installed, kubectl, kube_client
         materialize(kube_client, namespace, deployment(kube_client, namespace, name))
 
     # What the policy chooses for these pods on this cluster, computed by the placement
-    # engine on the same snapshot the operator will see.
+    # engine on the same snapshot the operator will see, with the interference profile the
+    # GpuWorkload declares (the default policy, cohabit, reads it; no Prometheus here).
     nodes = get(kube_client, "/api/v1/nodes")["items"]
     snap, problems = snapshot_from_k8s(nodes, pods_of(kube_client, namespace), time.time())
     assert not problems
     policy = get(kube_client, "/apis/cohabit.io/v1alpha1/placementpolicies/default")
+    declared = {}
+    for d in yaml.safe_load_all((EXAMPLES / "gpu-inference-workload.yaml").read_text()):
+        if d and d["kind"] == "GpuWorkload":
+            w = parse_workload(d["kind"], d["spec"], name=d["metadata"]["name"],
+                               namespace=namespace)
+            declared[w.workload.key] = w.interference
     expected_binds, unplaced = place_pending(snap, [p for p in snap.pods if p.node is None],
-                                             policy["spec"]["policy"])
+                                             policy["spec"]["policy"],
+                                             profiles=pod_profiles(snap.pods, declared))
     assert not unplaced and len(expected_binds) == 5
     expected = {b.pod.split("/")[1]: (b.node, b.gpu_indices) for b in expected_binds}
 

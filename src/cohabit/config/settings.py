@@ -63,6 +63,10 @@ class SchedulerSettings:
     max_pods_per_pass: int = 100
     """Pending pods placed per pass (oldest first); the next pass follows at once."""
 
+    workload_grace_s: float = 30.0
+    """Seconds a new pod of a cohabit workload waits for the workload's first assessment (its
+    ``policyRef`` and interference profile) before the default policy places it anyway."""
+
     interference_model: str = "pressure-sensitivity"
     """Slowdown model of the ``cohabit`` placement policy: ``pressure-sensitivity`` (linear
     pressure x sensitivity of the workloads' profiles) or ``gavel`` (the interference model

@@ -214,8 +214,18 @@ def scheduling_pass(runtime: Runtime, policy_name: str, now: float, *,
         def mine(pod: Any) -> bool:
             return _policy_of_pod(runtime, pod.namespace, pod.workload) == policy_name
 
+        grace = runtime.settings.scheduler.workload_grace_s
+
+        def ready(pod: Any) -> bool:
+            # A new pod of a cohabit workload waits (up to the grace period) for the
+            # workload's first assessment: its policyRef and interference profile decide
+            # where it goes, so a pass racing the workload handler must not place it blind.
+            if not pod.workload or f"{pod.namespace}/{pod.workload}" in runtime.assessments:
+                return mine(pod)
+            return now - pod.creation_time >= grace and mine(pod)
+
         plan = reconcile_once(snapshot, specs, None, scheduling, now, assessments=assessments,
-                              slowdown=runtime.slowdown, pending_filter=mine,
+                              slowdown=runtime.slowdown, pending_filter=ready,
                               max_pending=runtime.settings.scheduler.max_pods_per_pass)
         actions = [a for a in plan.actions if isinstance(a, Bind | Evict)]
         runtime.actuator.limits = EvictionLimits.from_config(policy.rebinding)

@@ -196,6 +196,27 @@ def test_scheduling_pass_binds_only_its_policys_pods(make_runtime):
     assert [o.action.pod for o in gold] == ["ns/theirs"]
 
 
+@pytest.mark.parametrize(
+    ("age_s", "assessed", "placed"),
+    [(5.0, False, False), (5.0, True, True), (60.0, False, True)],
+    ids=["new-unassessed-waits", "assessed-goes", "grace-over-goes"],
+)
+def test_workload_pods_wait_for_the_first_assessment(make_runtime, age_s, assessed, placed):
+    """A pass racing the workload handler does not place a new pod of a cohabit workload
+    before its policyRef and interference profile are known (30 s grace by default)."""
+    from cohabit.engine.reconcile import Assessment
+    from cohabit.model import QosTarget, Workload, WorkloadKind
+
+    pods = (Pod("sd-0", 1000, 1024, 1, 500, namespace="ns", workload="sd",
+                creation_time=NOW - age_s),)
+    runtime = make_runtime(cluster=StaticCluster(Snapshot(0, (gpu_node("g1"),), pods)))
+    if assessed:
+        sd = Workload("sd", WorkloadKind.GPU_INFERENCE, QosTarget("p99_latency_ms", 1.0), "ns")
+        runtime.assessments["ns/sd"] = Assessment(sd)
+    outcomes = reconciler.scheduling_pass(runtime, "default", NOW)
+    assert [o.action.pod for o in outcomes] == (["ns/sd-0"] if placed else [])
+
+
 def test_placement_loop_runs_until_stopped(make_runtime):
     pods = (Pod("p", 1000, 1024, namespace="ns"),)
     runtime = make_runtime(cluster=StaticCluster(Snapshot(0, (gpu_node("g1"),), pods)),
