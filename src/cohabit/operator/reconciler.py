@@ -126,6 +126,21 @@ def reconcile_workload(
             with runtime.lock:
                 outcomes = runtime.actuator.apply(resizes)
             _count(runtime, outcomes)
+    if (workload.placement == "managed" and runtime.cluster is not None
+            and any(p.node is None for p in pods)):
+        # New pods of this workload waited for this first assessment (its policyRef and
+        # interference profile decide their place, see scheduling_pass): place them now, so
+        # the status written below already says where they run.
+        mine = {p.key for p in pods}
+        binds = [o for o in scheduling_pass(runtime, parsed.policy_ref, now)
+                 if isinstance(o.action, Bind) and o.action.pod in mine]
+        outcomes = outcomes + binds
+        done = {o.action.pod: o.action.node for o in binds if o.status == "done"}
+        if done:
+            pods = [replace(p, node=done.get(p.key, p.node)) for p in pods]
+            assessment = replace(assessment,
+                                 nodes=tuple(sorted({p.node for p in pods if p.node})))
+            runtime.assessments[key] = assessment
     pending = sum(1 for p in pods if p.node is None)
     result = workload_status(assessment, outcomes, generation, now, previous=status,
                              pending=pending)

@@ -217,6 +217,22 @@ def test_workload_pods_wait_for_the_first_assessment(make_runtime, age_s, assess
     assert [o.action.pod for o in outcomes] == (["ns/sd-0"] if placed else [])
 
 
+def test_first_assessment_places_the_workloads_waiting_pods(cluster_api, make_runtime):
+    """The workload handler runs the policy's pass once its assessment exists, so the first
+    status already names the node of the pods that waited for it."""
+    snap = Snapshot(0, (gpu_node("g1"),),
+                    (Pod("sd-0", 4000, 16384, 1, 500, namespace="ns", node="g1",
+                         gpu_indices=(0,), workload="sd"),
+                     Pod("sd-1", 4000, 16384, 1, 500, namespace="ns", workload="sd",
+                         creation_time=NOW - 1)))
+    runtime = make_runtime(cluster=StaticCluster(snap))
+    status = call_workload(runtime, spec(mode="Recommend"))
+    binds = [a for a in runtime.actuator.applied if isinstance(a, Bind)]
+    assert [b.pod for b in binds] == ["ns/sd-1"] and binds[0].node == "g1"
+    assert conditions(status)["Placed"]["status"] == "True"
+    assert status["node"] == "g1" and status["lastActions"][-1]["action"] == "Bind"
+
+
 def test_placement_loop_runs_until_stopped(make_runtime):
     pods = (Pod("p", 1000, 1024, namespace="ns"),)
     runtime = make_runtime(cluster=StaticCluster(Snapshot(0, (gpu_node("g1"),), pods)),
