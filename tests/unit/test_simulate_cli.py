@@ -198,6 +198,15 @@ def test_parse_policies_all_and_order():
     assert parse_policies("fgd, best-fit,fgd", known) == ["fgd", "best-fit"]
 
 
+def test_parse_policies_paper_is_the_six_baselines_in_paper_order():
+    from cohabit.placement import POLICIES
+
+    known = list(POLICIES)
+    six = ["random", "dot-product", "gpu-clustering", "gpu-packing", "best-fit", "fgd"]
+    assert parse_policies("paper", known) == six
+    assert "cohabit" in parse_policies("all", known)
+
+
 def test_replay_on_a_real_slice(slice_files, tmp_path):
     pytest.importorskip("cohabit.simulator.replay")
     nodes, pods = slice_files

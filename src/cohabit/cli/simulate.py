@@ -32,7 +32,7 @@ from cohabit.simulator import loaders, matrix, report
 __all__ = ["parse_policies", "parse_pods", "parse_seeds", "register", "simulate"]
 
 DEFAULT_SEEDS = "42"
-DEFAULT_POLICIES = "all"
+DEFAULT_POLICIES = "paper"
 PUBLISHED_ALIAS = "published"
 """``--pods published``: every pod list the FGD paper published curves for."""
 
@@ -66,7 +66,10 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def parse_policies(text: str, known: list[str]) -> list[str]:
-    """``"fgd,best-fit"`` or ``"all"`` -> registry names (``all``: every known policy).
+    """``"fgd,best-fit"``, ``"paper"`` or ``"all"`` -> registry names.
+
+    ``paper`` is the FGD paper's six policies (random, dot-product, gpu-clustering,
+    gpu-packing, best-fit, fgd); ``all`` is every registered policy (adds ``cohabit``).
 
     Raises:
         UsageError: an unknown name (the message lists the known ones) or an empty list.
@@ -76,10 +79,12 @@ def parse_policies(text: str, known: list[str]) -> list[str]:
         raise UsageError("--policy: empty list")
     if names == ["all"]:
         return list(known)
+    if names == ["paper"]:
+        return [p for p in report.POLICY_ORDER if p in known]
     unknown = [n for n in names if n not in known]
     if unknown:
         raise UsageError(
-            f"--policy: unknown policy {', '.join(unknown)} (known: {', '.join(known)}, all)"
+            f"--policy: unknown policy {', '.join(unknown)} (known: {', '.join(known)}, paper, all)"
         )
     return list(dict.fromkeys(names))
 
@@ -147,8 +152,8 @@ def simulate(
     policy: str = typer.Option(
         DEFAULT_POLICIES,
         "--policy",
-        help="Comma list of placement policies, or 'all' (random, dot-product, "
-        "gpu-clustering, gpu-packing, best-fit, fgd).",
+        help="Comma list of placement policies, 'paper' (default: the FGD paper's random, "
+        "dot-product, gpu-clustering, gpu-packing, best-fit, fgd) or 'all' (adds cohabit).",
     ),
     seeds: str = typer.Option(
         DEFAULT_SEEDS, "--seeds", help="Seeds: 42, 42-51 or 42,45,50-52 (the paper uses 42-51)."
