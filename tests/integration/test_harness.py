@@ -236,13 +236,15 @@ def test_prometheus_scrapes_exporter(prometheus, exporter) -> None:
     first_sample_s = time.monotonic() - t0
     assert float(result[0]["value"][1]) == 42.5
     assert result[0]["metric"]["job"] == "harness"
-    client = PrometheusConnect(url=prom.url, disable_ssl=True, retry=Retry(total=0))
-    rows = client.custom_query('cohabit_harness_probe')
-    assert [r["metric"]["pod"] for r in rows] == ["infer-0"]
-    assert first_sample_s < 30
-    prom.stop()
-    with pytest.raises(requests.exceptions.ConnectionError):  # Prometheus is down
-        client.custom_query('cohabit_harness_probe')
+    with requests.Session() as session:  # closed, so no socket outlives the test
+        client = PrometheusConnect(url=prom.url, disable_ssl=True, retry=Retry(total=0),
+                                   session=session)
+        rows = client.custom_query('cohabit_harness_probe')
+        assert [r["metric"]["pod"] for r in rows] == ["infer-0"]
+        assert first_sample_s < 30
+        prom.stop()
+        with pytest.raises(requests.exceptions.ConnectionError):  # Prometheus is down
+            client.custom_query('cohabit_harness_probe')
 
 
 def test_helm_lint_template_and_install(helm: Tool, kubectl: Tool, kube_client: ApiClient,

@@ -26,6 +26,7 @@ from cohabit.operator.runtime import Runtime
 __all__ = [
     "WORKLOAD_PLURALS",
     "build_registry",
+    "cleanup",
     "configure",
     "login",
     "liveness",
@@ -55,6 +56,13 @@ def login(memo: Any, **_: Any) -> kopf.ConnectionInfo:
         server=cfg.host, ca_path=cfg.ssl_ca_cert, insecure=not cfg.verify_ssl,
         username=cfg.username or None, password=cfg.password or None, scheme=scheme,
         token=token, certificate_path=cfg.cert_file, private_key_path=cfg.key_file)
+
+
+def cleanup(memo: Any, **_: Any) -> None:
+    """kopf cleanup: release the telemetry source's pooled HTTP connections."""
+    close = getattr(memo.runtime.usage, "close", None)
+    if close is not None:
+        close()
 
 
 def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
@@ -137,6 +145,7 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
     reg = kopf.OperatorRegistry()
     kopf.on.login(registry=reg)(login)
     kopf.on.startup(registry=reg)(configure)
+    kopf.on.cleanup(registry=reg)(cleanup)
     for plural in WORKLOAD_PLURALS:
         kopf.on.resume(GROUP, VERSION, plural, registry=reg, id="reconcile")(workload_changed)
         kopf.on.create(GROUP, VERSION, plural, registry=reg, id="reconcile")(workload_changed)

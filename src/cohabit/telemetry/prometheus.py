@@ -77,9 +77,22 @@ class PrometheusUsageSource:
         self.step_s = step_s
         self.timeout_s = timeout_s
         self.rate_window = rate_window
-        # No retries: a down Prometheus must answer "unavailable" within one timeout.
+        # No retries: a down Prometheus must answer "unavailable" within one timeout. The
+        # HTTP session is ours, so close() releases its pooled connections.
+        self._session = requests.Session()
         self._prom = PrometheusConnect(url=url, disable_ssl=True, timeout=int(max(1, timeout_s)),
-                                       retry=Retry(total=0, raise_on_status=False))
+                                       retry=Retry(total=0, raise_on_status=False),
+                                       session=self._session)
+
+    def close(self) -> None:
+        """Close the pooled HTTP connections (the source stays usable: it reconnects)."""
+        self._session.close()
+
+    def __enter__(self) -> PrometheusUsageSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _range(self, query: str, start: float, end: float) -> list[dict[str, Any]]:
         try:

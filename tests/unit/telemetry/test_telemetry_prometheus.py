@@ -73,8 +73,8 @@ def wl(query="p99_latency"):
 
 
 def test_usage_frame(prom):
-    src = PrometheusUsageSource(prom, step_s=60)
-    frame = src.usage("ns", ["web-0"], 0, 200)
+    with PrometheusUsageSource(prom, step_s=60) as src:
+        frame = src.usage("ns", ["web-0"], 0, 200)
     assert tuple(frame.columns) == USAGE_COLUMNS
     got = {(r.resource, r.time): r.value for r in frame.itertuples()}
     assert got == {("cpu_milli", 100.0): 250.0, ("cpu_milli", 160.0): 300.0,
@@ -84,23 +84,25 @@ def test_usage_frame(prom):
 
 
 def test_qos_frame_averages_series(prom):
-    frame = PrometheusUsageSource(prom).qos(wl(), 0, 200)
+    with PrometheusUsageSource(prom) as src:
+        frame = src.qos(wl(), 0, 200)
     assert frame.to_dict("list") == {"time": [100.0, 160.0], "value": [15.0, 30.0]}
 
 
 def test_bad_query_is_unavailable(prom):
-    with pytest.raises(TelemetryUnavailable, match="syntax error"):
-        PrometheusUsageSource(prom).qos(wl("syntax error"), 0, 200)
+    with PrometheusUsageSource(prom) as src, pytest.raises(TelemetryUnavailable,
+                                                           match="syntax error"):
+        src.qos(wl("syntax error"), 0, 200)
 
 
 def test_down_prometheus_is_unavailable():
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    src = PrometheusUsageSource(f"http://127.0.0.1:{port}", timeout_s=2)
-    assert not src.healthy()
-    with pytest.raises(TelemetryUnavailable, match="Prometheus"):
-        src.usage("ns", ["web-0"], 0, 200)
+    with PrometheusUsageSource(f"http://127.0.0.1:{port}", timeout_s=2) as src:
+        assert not src.healthy()
+        with pytest.raises(TelemetryUnavailable, match="Prometheus"):
+            src.usage("ns", ["web-0"], 0, 200)
 
 
 def test_no_url_is_unavailable():
