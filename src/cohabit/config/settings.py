@@ -64,8 +64,9 @@ class SchedulerSettings:
     """Pending pods placed per pass (oldest first); the next pass follows at once."""
 
     workload_grace_s: float = 30.0
-    """Seconds a new pod of a cohabit workload waits for the workload's first assessment (its
-    ``policyRef`` and interference profile) before the default policy places it anyway."""
+    """Seconds a new pod of a cohabit workload waits for the workload's spec to be parsed (its
+    ``policyRef`` and declared interference profile) before the default policy places it
+    anyway. Pods never wait for the telemetry assessment."""
 
     interference_model: str = "pressure-sensitivity"
     """Slowdown model of the ``cohabit`` placement policy: ``pressure-sensitivity`` (linear

@@ -126,21 +126,10 @@ def reconcile_workload(
             with runtime.lock:
                 outcomes = runtime.actuator.apply(resizes)
             _count(runtime, outcomes)
-    if (workload.placement == "managed" and runtime.cluster is not None
-            and any(p.node is None for p in pods)):
-        # New pods of this workload waited for this first assessment (its policyRef and
-        # interference profile decide their place, see scheduling_pass): place them now, so
-        # the status written below already says where they run.
-        mine = {p.key for p in pods}
-        binds = [o for o in scheduling_pass(runtime, parsed.policy_ref, now)
-                 if isinstance(o.action, Bind) and o.action.pod in mine]
-        outcomes = outcomes + binds
-        done = {o.action.pod: o.action.node for o in binds if o.status == "done"}
-        if done:
-            pods = [replace(p, node=done.get(p.key, p.node)) for p in pods]
-            assessment = replace(assessment,
-                                 nodes=tuple(sorted({p.node for p in pods if p.node})))
-            runtime.assessments[key] = assessment
+    if workload.placement == "managed" and any(p.node is None for p in pods):
+        # Its pending pods waited for this spec (see scheduling_pass): wake the policy's
+        # scheduler loop rather than run a whole-cluster pass inside this handler.
+        runtime.waker(parsed.policy_ref).set()
     pending = sum(1 for p in pods if p.node is None)
     result = workload_status(assessment, outcomes, generation, now, previous=status,
                              pending=pending)
@@ -232,10 +221,13 @@ def scheduling_pass(runtime: Runtime, policy_name: str, now: float, *,
         grace = runtime.settings.scheduler.workload_grace_s
 
         def ready(pod: Any) -> bool:
-            # A new pod of a cohabit workload waits (up to the grace period) for the
-            # workload's first assessment: its policyRef and interference profile decide
-            # where it goes, so a pass racing the workload handler must not place it blind.
-            if not pod.workload or f"{pod.namespace}/{pod.workload}" in runtime.assessments:
+            # A new pod of a cohabit workload waits (up to the grace period) until the
+            # workload's spec is parsed: its policyRef and declared interference profile
+            # decide where it goes, so a pass racing the workload handler must not place it
+            # blind. It does not wait for the telemetry assessment (Prometheus queries take
+            # seconds; kube-scheduler does not hold pods for metrics either): measured
+            # pressure refines later placements and rebinding.
+            if not pod.workload or f"{pod.namespace}/{pod.workload}" in runtime.workloads:
                 return mine(pod)
             return now - pod.creation_time >= grace and mine(pod)
 

@@ -197,40 +197,42 @@ def test_scheduling_pass_binds_only_its_policys_pods(make_runtime):
 
 
 @pytest.mark.parametrize(
-    ("age_s", "assessed", "placed"),
+    ("age_s", "known", "placed"),
     [(5.0, False, False), (5.0, True, True), (60.0, False, True)],
-    ids=["new-unassessed-waits", "assessed-goes", "grace-over-goes"],
+    ids=["new-unknown-waits", "spec-known-goes", "grace-over-goes"],
 )
-def test_workload_pods_wait_for_the_first_assessment(make_runtime, age_s, assessed, placed):
+def test_workload_pods_wait_for_the_workload_spec(make_runtime, age_s, known, placed):
     """A pass racing the workload handler does not place a new pod of a cohabit workload
-    before its policyRef and interference profile are known (30 s grace by default)."""
-    from cohabit.engine.reconcile import Assessment
+    before its spec (policyRef, declared interference profile) is parsed (30 s grace by
+    default); it does not wait for the telemetry assessment."""
+    from cohabit.config import WorkloadSpec
     from cohabit.model import QosTarget, Workload, WorkloadKind
 
     pods = (Pod("sd-0", 1000, 1024, 1, 500, namespace="ns", workload="sd",
                 creation_time=NOW - age_s),)
     runtime = make_runtime(cluster=StaticCluster(Snapshot(0, (gpu_node("g1"),), pods)))
-    if assessed:
+    if known:
         sd = Workload("sd", WorkloadKind.GPU_INFERENCE, QosTarget("p99_latency_ms", 1.0), "ns")
-        runtime.assessments["ns/sd"] = Assessment(sd)
+        runtime.workloads["ns/sd"] = WorkloadSpec(sd, policy_ref="default")
+    assert "ns/sd" not in runtime.assessments
     outcomes = reconciler.scheduling_pass(runtime, "default", NOW)
     assert [o.action.pod for o in outcomes] == (["ns/sd-0"] if placed else [])
 
 
-def test_first_assessment_places_the_workloads_waiting_pods(cluster_api, make_runtime):
-    """The workload handler runs the policy's pass once its assessment exists, so the first
-    status already names the node of the pods that waited for it."""
+def test_workload_handler_wakes_the_scheduler_for_its_pending_pods(cluster_api, make_runtime):
+    """The workload handler does not bind (that is the policy's scheduling pass) but wakes
+    the pass of its policy when some of its pods wait, so they are placed at once."""
     snap = Snapshot(0, (gpu_node("g1"),),
                     (Pod("sd-0", 4000, 16384, 1, 500, namespace="ns", node="g1",
                          gpu_indices=(0,), workload="sd"),
                      Pod("sd-1", 4000, 16384, 1, 500, namespace="ns", workload="sd",
                          creation_time=NOW - 1)))
     runtime = make_runtime(cluster=StaticCluster(snap))
-    status = call_workload(runtime, spec(mode="Recommend"))
-    binds = [a for a in runtime.actuator.applied if isinstance(a, Bind)]
-    assert [b.pod for b in binds] == ["ns/sd-1"] and binds[0].node == "g1"
-    assert conditions(status)["Placed"]["status"] == "True"
-    assert status["node"] == "g1" and status["lastActions"][-1]["action"] == "Bind"
+    waker = runtime.waker("default")
+    assert not waker.is_set()
+    call_workload(runtime, spec(mode="Recommend"))
+    assert not [a for a in runtime.actuator.applied if isinstance(a, Bind)]
+    assert waker.is_set()
 
 
 def test_placement_loop_runs_until_stopped(make_runtime):
