@@ -48,6 +48,19 @@ if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
   done
 fi
 
-bash scripts/build-kube-apiserver.sh >/dev/null
-bash scripts/fetch-helm.sh >/dev/null
+# Quiet when it works; the log's tail when it does not.
+run_logged() {
+  local log_file
+  log_file=$(mktemp)
+  if ! bash "$@" >"$log_file" 2>&1; then
+    log "$* failed; last lines of its output:"
+    tail -n 40 "$log_file" >&2
+    rm -f "$log_file"
+    return 1
+  fi
+  rm -f "$log_file"
+}
+log "kube-apiserver: cached or built from Debian source (about 7 min the first time)"
+run_logged scripts/build-kube-apiserver.sh
+run_logged scripts/fetch-helm.sh
 log "done"
