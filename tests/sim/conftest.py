@@ -6,15 +6,7 @@ import pandas as pd
 import pytest
 
 from cohabit.simulator import loaders
-
-POLICY_OF = {
-    "01-Random": "random",
-    "02-DotProd": "dot-product",
-    "03-GpuClustering": "gpu-clustering",
-    "04-GpuPacking": "gpu-packing",
-    "05-BestFit": "best-fit",
-    "06-FGD": "fgd",
-}
+from cohabit.simulator.report import PAPER_POLICY_NAMES
 
 
 @pytest.fixture(scope="session")
@@ -34,5 +26,5 @@ def openb_default_pods(package_data, openb_nodes):
 def published(package_data):
     """The FGD paper's published mean curves, with our policy names in ``policy``."""
     df = pd.read_csv(package_data / "fgd-published" / "fgd_expected_results_summary.csv")
-    df["policy"] = df["sc_policy"].map(POLICY_OF)
+    df["policy"] = df["sc_policy"].map(PAPER_POLICY_NAMES)
     return df
