@@ -208,7 +208,6 @@ def test_parse_policies_paper_is_the_six_baselines_in_paper_order():
 
 
 def test_replay_on_a_real_slice(slice_files, tmp_path):
-    pytest.importorskip("cohabit.simulator.replay")
     nodes, pods = slice_files
     out = tmp_path / "replay"
     res = _invoke(
