@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from cohabit.placement import ClusterState
@@ -50,12 +51,14 @@ def test_curve_contract(runs):
     assert (c["frag_ratio_pct"].between(0, 100)).all()
 
 
-def test_inflation_reaches_tune_times_capacity(openb_nodes, openb_default_pods):
-    import numpy as np
+def _inflate(nodes, pods, tune: float, seed: int):
+    """The arrivals for ``tune`` times the cluster's GPU capacity, and that capacity (milli)."""
+    cap = int(ClusterState.from_nodes(nodes).gpu_cnt.sum()) * 1000
+    return inflate_workload(pods, cap, tune, np.random.default_rng(seed)), cap
 
-    state = ClusterState.from_nodes(openb_nodes)
-    cap = int(state.gpu_cnt.sum()) * 1000
-    arrivals = inflate_workload(openb_default_pods, cap, 1.3, np.random.default_rng(42))
+
+def test_inflation_reaches_tune_times_capacity(openb_nodes, openb_default_pods):
+    arrivals, cap = _inflate(openb_nodes, openb_default_pods, 1.3, 42)
     total = sum(p.gpu_request_milli for p in arrivals)
     assert 1.29 * cap < total <= 1.3 * cap
     assert len({p.name for p in arrivals}) == len(arrivals)
@@ -66,11 +69,7 @@ def test_inflation_reaches_tune_times_capacity(openb_nodes, openb_default_pods):
 
 
 def test_tune_below_the_list_thins_it(openb_nodes, openb_default_pods):
-    import numpy as np
-
-    state = ClusterState.from_nodes(openb_nodes)
-    cap = int(state.gpu_cnt.sum()) * 1000
-    arrivals = inflate_workload(openb_default_pods, cap, 0.5, np.random.default_rng(1))
+    arrivals, cap = _inflate(openb_nodes, openb_default_pods, 0.5, 1)
     total = sum(p.gpu_request_milli for p in arrivals)
     assert 0.49 * cap < total <= 0.5 * cap
     assert len(arrivals) < len(openb_default_pods)
