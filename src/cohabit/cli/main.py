@@ -6,9 +6,9 @@ collects them, so the command modules stay independent of each other.
 
 from __future__ import annotations
 
-import importlib
-
 import typer
+
+from cohabit.cli import agent, evaluate, run, simulate
 
 app = typer.Typer(
     name="cohabit",
@@ -27,21 +27,8 @@ def _root() -> None:
     """
 
 
-_COMMAND_MODULES = ("simulate", "evaluate", "agent", "run")
-
-
-def _register_all() -> None:
-    for name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"cohabit.cli.{name}")
-        except ModuleNotFoundError as exc:  # a command group not built yet
-            if exc.name != f"cohabit.cli.{name}":
-                raise
-            continue
-        module.register(app)
-
-
-_register_all()
+for _module in (simulate, evaluate, agent, run):
+    _module.register(app)
 
 
 def main() -> None:
