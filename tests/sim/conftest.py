@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import pytest
 
 from cohabit.simulator import loaders
-from cohabit.simulator.report import PAPER_POLICY_NAMES
+from cohabit.simulator.report import published_curves
 
 
 @pytest.fixture(scope="session")
@@ -25,6 +24,4 @@ def openb_default_pods(package_data, openb_nodes):
 @pytest.fixture(scope="session")
 def published(package_data):
     """The FGD paper's published mean curves, with our policy names in ``policy``."""
-    df = pd.read_csv(package_data / "fgd-published" / "fgd_expected_results_summary.csv")
-    df["policy"] = df["sc_policy"].map(PAPER_POLICY_NAMES)
-    return df
+    return published_curves(package_data / "fgd-published" / "fgd_expected_results_summary.csv")
