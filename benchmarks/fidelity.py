@@ -21,17 +21,12 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import time
-from importlib import resources
 from pathlib import Path
 
 import pandas as pd
 
 from cohabit.cli.simulate import parse_seeds
-from cohabit.simulator.report import PAPER_POLICY_NAMES as POLICY_OF
-
-PUBLISHED = (
-    resources.files("cohabit") / "data" / "fgd-published" / "fgd_expected_results_summary.csv"
-)
+from cohabit.simulator.report import POLICY_ORDER, published_curves
 
 STEPS = list(range(50, 131, 10))
 METRICS = ("gpu_alloc_ratio_pct", "frag_ratio_pct", "frag_amount_pct_of_cluster_gpus")
@@ -77,8 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
 
-    pub = pd.read_csv(PUBLISHED)
-    pub["policy"] = pub["sc_policy"].map(POLICY_OF)
+    pub = published_curves()
     workloads = sorted(pub["workload"].unique())
     if args.workloads != "all":
         want = [
@@ -86,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             for w in args.workloads.split(",")
         ]
         workloads = [w for w in workloads if w in want]
-    policies = list(POLICY_OF.values()) if args.policies == "all" else args.policies.split(",")
+    policies = list(POLICY_ORDER) if args.policies == "all" else args.policies.split(",")
     seeds = parse_seeds(args.seeds)
     # workload-major order so each worker reuses its loaded trace
     jobs = [(w, p, s, args.tune) for w in workloads for p in policies for s in seeds]
