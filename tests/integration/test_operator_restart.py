@@ -158,17 +158,22 @@ def test_kill_at_random_points_then_converge(helm, kube_client, kube_cluster, ku
     names = [f"db-{i:03d}" for i in range(WORKLOADS)]
     created = 0
     bumped: list[str] = []
+
+    def create_next() -> None:
+        nonlocal created
+        name = names[created]
+        sts = rest.request(kube_client, "POST", f"{ns_path}/statefulsets",
+                           body=_statefulset(name))
+        rest.request(kube_client, "POST", workload_path(namespace, "databaseworkloads"),
+                     body=_workload(name))
+        materialize(kube_client, namespace, sts)
+        created += 1
+
     try:
         for kill in range(5):
             deadline = time.time() + rng.uniform(1.0, 6.0)
             while time.time() < deadline and created < WORKLOADS:  # work arrives meanwhile
-                name = names[created]
-                sts = rest.request(kube_client, "POST", f"{ns_path}/statefulsets",
-                                   body=_statefulset(name))
-                rest.request(kube_client, "POST", workload_path(namespace, "databaseworkloads"),
-                             body=_workload(name))
-                materialize(kube_client, namespace, sts)
-                created += 1
+                create_next()
             if kill >= 2:  # spec changes in flight: status must reach generation 2
                 for name in names[kill * 10:kill * 10 + 10]:
                     if name in bumped or names.index(name) >= created:
@@ -182,13 +187,7 @@ def test_kill_at_random_points_then_converge(helm, kube_client, kube_cluster, ku
             op.priority += 1
             op.start()
         while created < WORKLOADS:
-            name = names[created]
-            sts = rest.request(kube_client, "POST", f"{ns_path}/statefulsets",
-                               body=_statefulset(name))
-            rest.request(kube_client, "POST", workload_path(namespace, "databaseworkloads"),
-                         body=_workload(name))
-            materialize(kube_client, namespace, sts)
-            created += 1
+            create_next()
 
         def converged():
             pods = get(kube_client, f"/api/v1/namespaces/{namespace}/pods")["items"]
