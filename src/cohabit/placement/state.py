@@ -332,8 +332,9 @@ class ClusterState:
             self._spec_masks[spec] = mask
         return mask
 
-    def feasible(self, req: PodReq) -> np.ndarray:
-        """Indices of the nodes that pass the filter for ``req``, ascending.
+    def feasible(self, req: PodReq, among: np.ndarray | None = None) -> np.ndarray:
+        """Indices of the nodes that pass the filter for ``req``, ascending (``among``: only
+        these node indices are checked, and the result keeps their order).
 
         The filter of the FGD paper's scheduler: the default resource fit (CPU and memory
         requests as given) and Open-Gpu-Share's ``Filter``
@@ -341,14 +342,16 @@ class ClusterState:
         acceptable model and, for a sharing pod, one GPU with at least ``milli`` free, for a
         whole/multi-GPU pod ``num`` fully free GPUs.
         """
-        ok = (self.cpu_free >= req.cpu) & (self.mem_free >= req.mem)
+        at = slice(None) if among is None else among
+        ok = (self.cpu_free[at] >= req.cpu) & (self.mem_free[at] >= req.mem)
         if req.num > 0:
-            ok &= self.spec_mask(req.spec)
+            ok &= self.spec_mask(req.spec)[at]
             if req.milli < MILLI_PER_GPU:
-                ok &= self.max_free >= req.milli
+                ok &= self.max_free[at] >= req.milli
             else:
-                ok &= self.full_free >= req.num
-        return np.flatnonzero(ok)
+                ok &= self.full_free[at] >= req.num
+        hits = np.flatnonzero(ok)
+        return hits if among is None else among[hits]
 
     def first_fit_gpus(self, req: PodReq, node: int) -> tuple[int, ...]:
         """Lowest-index GPUs of ``node`` that fit ``req`` (whole GPUs for a whole/multi pod)."""

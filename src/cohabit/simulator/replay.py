@@ -28,26 +28,14 @@ import numpy as np
 import pandas as pd
 
 from cohabit.engine.scheduling import schedule_pod
-from cohabit.model import MILLI_PER_GPU, Node, Pod
-from cohabit.placement import POLICIES, ClusterState, PodReq, cluster_frag, typical_pods
+from cohabit.model import Node, Pod
+from cohabit.placement import POLICIES, ClusterState, cluster_frag, typical_pods
 from cohabit.simulator.cluster import SimulatedCluster
 from cohabit.simulator.results import PENDING_COLUMNS, REPLAY_SERIES_COLUMNS, ReplayRunResult
 
 __all__ = ["run_replay"]
 
 _DEPART, _ARRIVE = 0, 1
-
-
-def _fits_node(state: ClusterState, req: PodReq, i: int) -> bool:
-    if state.cpu_free[i] < req.cpu or state.mem_free[i] < req.mem:
-        return False
-    if req.num == 0:
-        return True
-    if not state.spec_mask(req.spec)[i]:
-        return False
-    if req.milli < MILLI_PER_GPU:
-        return bool(state.max_free[i] >= req.milli)
-    return bool(state.full_free[i] >= req.num)
 
 
 def run_replay(
@@ -160,8 +148,9 @@ def run_replay(
                 arrivals.append(k)
         if freed and pending:
             keep: deque[int] = deque()
+            freed_nodes = np.array(freed, np.int64)
             for k in pending:
-                if any(_fits_node(state, reqs[k], i) for i in freed):
+                if state.feasible(reqs[k], among=freed_nodes).size:
                     retries += 1
                     if try_place(k, now):
                         pending_set.discard(k)
