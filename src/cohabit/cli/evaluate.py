@@ -80,13 +80,12 @@ def _table(title: str, frame, columns: list[str], fmt: dict[str, str]) -> Table:
     return table
 
 
-def _plt():
-    import matplotlib
+def _figure(ncols: int, width: float):
+    """A ``1 x ncols`` figure on the Agg canvas (no pyplot global state, nothing to close)."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig = Figure(figsize=(width * ncols, 4.5), layout="tight")
+    return fig, fig.subplots(1, ncols, squeeze=False)[0]
 
 
 @evaluate_app.command("rightsizing")
@@ -141,10 +140,9 @@ def rightsizing(
             "Nested selection: operating points chosen on validation horizons (share of origins)",
             top.reset_index(), ["resource", "method", "candidate"], {},
         ))
-    plt = _plt()
     resources = list(dict.fromkeys(summary["resource"]))
-    fig, axes = plt.subplots(1, len(resources), figsize=(6 * len(resources), 4.5), squeeze=False)
-    for ax, resource in zip(axes[0], resources, strict=True):
+    fig, axes = _figure(len(resources), 6)
+    for ax, resource in zip(axes, resources, strict=True):
         for method, g in per_pod[per_pod["resource"] == resource].groupby("method", sort=False):
             ax.scatter(g["under_share"] * 100, g["saving"] * 100, s=12, label=method, alpha=0.7)
         ax.set_ylim(-50, 100)  # idle pods (static ~0) give huge negative savings: clipped
@@ -152,9 +150,7 @@ def rightsizing(
         ax.set_xlabel("under-provisioned intervals (%)")
         ax.set_ylabel("reserved below static request (%)")
         ax.legend(fontsize=7)
-    fig.tight_layout()
     fig.savefig(out / "rightsizing_per_pod.png", dpi=110)
-    plt.close(fig)
     _console().print(f"wrote {out}/rightsizing_summary.csv, rightsizing_per_pod.csv/.png, "
                      "rightsizing_selection.csv, rightsizing_candidates.csv")
 
@@ -186,10 +182,9 @@ def interference(
         ["gpu", "method", "mae", *metrics, "pairs"],
         {k: ".3f" for k in ("mae", *metrics)},
     ))
-    plt = _plt()
     gpus = list(dict.fromkeys(summary["gpu"]))
-    fig, axes = plt.subplots(1, len(gpus), figsize=(5 * len(gpus), 4.5), squeeze=False)
-    for ax, g in zip(axes[0], gpus, strict=True):
+    fig, axes = _figure(len(gpus), 5)
+    for ax, g in zip(axes, gpus, strict=True):
         for method in ("probe-profile", "no-profile"):
             p = preds[(preds["gpu"] == g) & (preds["method"] == method)]
             ax.scatter(p["true"], p["pred"], s=6, alpha=0.5, label=method)
@@ -198,9 +193,7 @@ def interference(
         ax.set_xlabel("measured co-located throughput fraction")
         ax.set_ylabel("predicted")
         ax.legend(fontsize=7)
-    fig.tight_layout()
     fig.savefig(out / "interference.png", dpi=110)
-    plt.close(fig)
     _console().print(f"wrote {out}/interference_summary.csv, interference_predictions.csv, .png")
 
 
@@ -257,8 +250,7 @@ def peaks(
             by.rename(columns={"colocate": "method"}), ["method", "mean", "median", "count"],
             {"mean": ".3f", "median": ".3f"},
         ))
-    plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    fig, axes = _figure(2, 5.5)
     for method, g in summary.groupby("method", sort=False):
         axes[0].scatter(g["peak_under_rate"] * 100, g["mae"], label=method)
         for _, r in g.iterrows():
@@ -272,9 +264,7 @@ def peaks(
         axes[1].axvline(0.5, color="red", lw=1)
     axes[1].set_xlabel("GPU duty correlation (fitting part)")
     axes[1].set_ylabel("peak(a+b) / (peak a + peak b), judged part")
-    fig.tight_layout()
     fig.savefig(out / "peaks.png", dpi=110)
-    plt.close(fig)
     _console().print(
         f"wrote {out}/peaks_summary.csv, peaks_per_pod.csv, correlation_pairs.csv, peaks.png"
     )
