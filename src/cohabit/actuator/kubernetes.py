@@ -31,7 +31,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from cohabit.actuator.base import EvictionLedger, EvictionLimits, MemoryLedger
-from cohabit.config.quantity import cpu_milli, format_cpu, format_memory, memory_mib
+from cohabit.config.quantity import cpu_milli, memory_mib
 from cohabit.model import Action, Bind, Evict, Outcome, Resize
 
 __all__ = [
@@ -273,9 +273,9 @@ class KubernetesActuator:
         want = action.requests
         requests: dict[str, str] = {}
         if want.cpu_milli and cpu_milli(current.get("cpu", "0")) != want.cpu_milli:
-            requests["cpu"] = format_cpu(want.cpu_milli)
+            requests["cpu"] = f"{want.cpu_milli}m"
         if want.memory_mib and memory_mib(current.get("memory", "0")) != want.memory_mib:
-            requests["memory"] = format_memory(want.memory_mib)
+            requests["memory"] = f"{want.memory_mib}Mi"
         annotations = dict(obj.spec.template.metadata.annotations or {}) \
             if obj.spec.template.metadata else {}
         new_annotations: dict[str, str] = {}
