@@ -225,11 +225,15 @@ def test_status_from_prometheus_and_apply_patches_within_bounds(
     path = workload_path(namespace, "gpuworkloads", "sd-inference")
 
     def recommended():
+        # Binding is the scheduler loop's; the workload's status names the node from the
+        # next reconcile on (5 s here), so wait for both conditions.
         obj = get(kube_client, path)
         c = condition(obj, "RecommendationProvided")
-        return obj if c and c["status"] == "True" else None
+        placed = condition(obj, "Placed")
+        return (obj if c and c["status"] == "True" and placed and placed["status"] == "True"
+                else None)
 
-    obj = wait_for(recommended, 120, "GpuWorkload RecommendationProvided")
+    obj = wait_for(recommended, 120, "GpuWorkload RecommendationProvided and Placed")
     status = obj["status"]
     assert status["observedGeneration"] == obj["metadata"]["generation"]
     [rec] = status["recommendations"]
