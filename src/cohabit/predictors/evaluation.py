@@ -17,16 +17,22 @@ fitting windows (``origin - k * horizon_s``, as long as ``min_fit_samples`` prec
 :data:`DEFAULT_GRID`) each inner and outer horizon is judged; at an outer origin ``o`` the
 operating point used is selected from the inner and earlier horizons of *all* pods that ended
 by ``o`` in trace time (what an operator has seen by then), never from the judged horizon or
-later. Two selection objectives:
+later. Older evidence counts less: a validation horizon that ended ``age`` seconds before
+``o`` has weight ``2 ** (-age / evidence_half_life_s)`` (default the estimator's a-priori
+usage half-life, 6 h). Objectives:
 
-* ``just-enough`` (budgeted): the least reserved candidate whose pooled validation shortfall
-  share is within the resource's budget (:data:`~cohabit.predictors.rightsizing.SHORTFALL_BUDGET`:
-  1 % GPU share, 0.5 % GPU memory); if none is, the one with the fewest shortfalls.
-* ``just-enough@vpa-cost`` (cost-matched): the fewest validation shortfalls among candidates
-  reserving no more than the VPA recommender did on the same validation horizons; if none
-  does, the least reserved.
-* ``just-enough@vpa-under`` (shortfall-matched): the least reserved candidate with no more
-  validation shortfalls than VPA had on the same horizons; if none, the fewest shortfalls.
+* ``just-enough`` (budgeted, per workload): each pod gets its own operating point, all under
+  one fleet-wide shortfall budget (:data:`~cohabit.predictors.rightsizing.SHORTFALL_BUDGET`:
+  1 % GPU share, 0.5 % GPU memory): :func:`select_per_workload` (Lagrangian allocation, one
+  exchange rate between reserved capacity and shortfalls for the whole fleet), so a
+  shortfall is spent on the pod where it saves most. A pod without validation horizons of
+  its own gets the pooled choice.
+* ``just-enough-pooled``: one operating point for all pods, the least reserved whose pooled
+  validation shortfall share is within the budget; if none is, the fewest shortfalls.
+* ``just-enough@vpa-cost`` (cost-matched, per workload): the fewest validation shortfalls at
+  no more pooled reservation than the VPA recommender had on the same validation horizons.
+* ``just-enough@vpa-under`` (shortfall-matched, per workload): the least reserved at no more
+  pooled validation shortfalls than VPA had.
 
 The two VPA-matched objectives are how "dominates VPA" (less reserved at no more shortfalls,
 or fewer shortfalls at no more reserved) is sought without looking at the judged part.
@@ -54,6 +60,7 @@ import pandas as pd
 
 from ._common import MEMORY_LIKE
 from .rightsizing import (
+    DEFAULT_HALF_LIFE_S,
     SHORTFALL_BUDGET,
     JustEnoughEstimator,
     growth_headroom,
@@ -70,6 +77,7 @@ __all__ = [
     "evaluate_rightsizing",
     "judge_horizon",
     "select_operating_point",
+    "select_per_workload",
     "summarize_rightsizing",
     "per_pod_rightsizing",
 ]
@@ -112,11 +120,11 @@ DEFAULT_GRID: tuple[OperatingPoint, ...] = tuple(
     OperatingPoint(c, ic, hl * 3600.0, growth)
     for c in (0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999)
     for ic in (0.5, 0.8, 0.95)
-    for hl in (1.0, 2.0, 6.0, 24.0)
+    for hl in (0.5, 1.0, 2.0, 6.0, 24.0)
     for growth in (False, True)
 )
 """Candidates of the nested selection: coverage x interval confidence x half-life x peak
-growth (168)."""
+growth (210). The half-lives span half an hour (the judged horizon's scale) to a day."""
 
 MethodFn = Callable[[str, np.ndarray, np.ndarray, np.ndarray | None, float | None], Allocator]
 """``(resource, times, usage, latency or None, latency SLO or None) -> Allocator``."""
@@ -285,6 +293,7 @@ def evaluate_rightsizing(
     grid: Sequence[OperatingPoint] = DEFAULT_GRID,
     budgets: dict[str, float] | None = None,
     min_validation_intervals: int = 500,
+    evidence_half_life_s: float | None = DEFAULT_HALF_LIFE_S,
     selection: list[dict] | None = None,
     candidate_totals: list[dict] | None = None,
 ) -> pd.DataFrame:
@@ -305,6 +314,9 @@ def evaluate_rightsizing(
             :data:`~cohabit.predictors.rightsizing.SHORTFALL_BUDGET`).
         min_validation_intervals: below this many validation intervals the a-priori
             defaults are used instead of a selected candidate.
+        evidence_half_life_s: validation horizons count with weight ``2 ** (-age / h)``,
+            ``age`` = origin - the horizon's end (default: the estimator's own a-priori
+            usage half-life, 6 h); ``None`` = all count alike.
         selection: if a list, one dict per (resource, pod, judged origin, objective) with the
             selected candidate is appended to it.
         candidate_totals: if a list, one dict per (resource, candidate) with its totals over
@@ -416,7 +428,7 @@ def evaluate_rightsizing(
                  for (pod, name), s in acc.items()]
         if grid and cand:
             rows += _nested(resource, cand, grid, budgets[resource], "vpa" in methods,
-                            min_validation_intervals, selection)
+                            min_validation_intervals, selection, evidence_half_life_s)
             if candidate_totals is not None:
                 outer = [c for c in cand if c[1] >= 0]
                 res = np.sum([c[5] for c in outer], axis=0)
@@ -445,43 +457,154 @@ def _add(s: dict, allocs: np.ndarray, ye: np.ndarray, static: float, slo, le) ->
         s["qos_intervals"] += int(has.sum())
 
 
-def _nested(resource, cand, grid, budget, with_vpa, min_validation, selection) -> list[dict]:
+def select_per_workload(
+    reserved: np.ndarray,
+    under: np.ndarray,
+    under_limit: float | None = None,
+    reserved_limit: float | None = None,
+) -> np.ndarray:
+    """Per-workload operating points under one fleet-wide limit (Lagrangian allocation).
+
+    Each workload ``w`` gets ``argmin_c reserved[w, c] + lam * under[w, c]``: one exchange
+    rate ``lam`` (reserved units per shortfall interval) for the whole fleet, so a shortfall
+    is spent where it saves most (Everett, "Generalized Lagrange multiplier method for
+    solving problems of optimum allocation of resources", Operations Research 1963). ``lam``
+    is found by bisection on ``log10 lam`` in [-4, 14]: pooled shortfalls fall and pooled
+    reservation rises as ``lam`` grows.
+
+    Exactly one limit:
+
+    * ``under_limit``: the smallest ``lam`` whose pooled shortfalls are within it (least
+      reserved); if even the largest ``lam`` exceeds it, the fewest-shortfall choices;
+    * ``reserved_limit``: the largest ``lam`` whose pooled reservation is within it (fewest
+      shortfalls); if even the smallest exceeds it, the least-reserving choices.
+
+    Args:
+        reserved, under: validation sums per workload and candidate, shape (W, C); rows of
+            workloads without validation data should be all zero (they then choose the
+            least reserved candidate and add nothing to the pooled sums).
+
+    Returns:
+        Candidate index per workload, shape (W,).
+
+    Raises:
+        ValueError: not exactly one limit given, or the shapes differ.
+    """
+    if (under_limit is None) == (reserved_limit is None):
+        raise ValueError("give exactly one of under_limit and reserved_limit")
+    reserved = np.asarray(reserved, float)
+    under = np.asarray(under, float)
+    if reserved.shape != under.shape or reserved.ndim != 2:
+        raise ValueError(f"reserved {reserved.shape} and under {under.shape} must be equal (W, C)")
+    rows = np.arange(len(reserved))
+
+    def at(log_lam: float) -> tuple[np.ndarray, float, float]:
+        choice = np.argmin(reserved + 10.0**log_lam * under, axis=1)
+        return choice, float(under[rows, choice].sum()), float(reserved[rows, choice].sum())
+
+    lo, hi = -4.0, 14.0
+    if under_limit is not None:
+        choice, u, _ = at(lo)
+        if u <= under_limit + _EPS:
+            return choice
+        for _ in range(60):
+            mid = (lo + hi) / 2
+            if at(mid)[1] <= under_limit + _EPS:
+                hi = mid
+            else:
+                lo = mid
+        return at(hi)[0]
+    choice, _, r = at(lo)
+    if r > reserved_limit * (1 + _EPS):
+        return choice
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if at(mid)[2] <= reserved_limit * (1 + _EPS):
+            lo = mid
+        else:
+            hi = mid
+    return at(lo)[0]
+
+
+def _nested(resource, cand, grid, budget, with_vpa, min_validation, selection,
+            evidence_half_life_s) -> list[dict]:
     """Judged rows of the nested-selected ``just-enough`` methods (see the module docstring)."""
+    pods = sorted({c[0] for c in cand})
+    pod_index = {p: i for i, p in enumerate(pods)}
     ends = np.array([c[3] for c in cand])
-    order = np.argsort(ends, kind="stable")
-    ends_sorted = ends[order]
-    n = np.cumsum([cand[i][4] for i in order])
-    res = np.cumsum(np.vstack([cand[i][5] for i in order]), axis=0)
-    und = np.cumsum(np.vstack([cand[i][6] for i in order]), axis=0)
-    stat = np.cumsum([cand[i][7] for i in order])
-    vpa = np.cumsum([cand[i][8] for i in order])
-    vpa_under = np.cumsum([cand[i][11] for i in order])
+    owner = np.array([pod_index[c[0]] for c in cand])
+    n_int = np.array([c[4] for c in cand], float)
+    res_all = np.vstack([c[5] for c in cand])
+    und_all = np.vstack([c[6] for c in cand]).astype(float)
+    stat_all = np.array([c[7] for c in cand])
+    vpa_all = np.array([c[8] for c in cand])
+    vpa_under_all = np.array([c[11] for c in cand], float)
     prior = JustEnoughEstimator(resource=resource)
     prior_point = OperatingPoint(prior._coverage(), prior.interval_confidence,
                                  prior.half_life_s, prior.growth_horizon_s is not None)
-    objectives = [("just-enough", "budget")]
+    objectives = [("just-enough", "budget", True), ("just-enough-pooled", "budget", False)]
     if with_vpa:
-        objectives += [("just-enough@vpa-cost", "vpa-cost"), ("just-enough@vpa-under", "vpa-under")]
+        objectives += [("just-enough@vpa-cost", "vpa-cost", True),
+                       ("just-enough@vpa-under", "vpa-under", True)]
+    cache: dict[float, dict] = {}
+
+    def evidence(origin: float) -> dict:
+        """Validation sums (decayed by age) of every horizon that ended by ``origin``."""
+        if origin in cache:
+            return cache[origin]
+        seen = ends <= origin
+        e: dict = {"n": float(n_int[seen].sum())}
+        if seen.any():
+            w = (np.ones(int(seen.sum())) if evidence_half_life_s is None
+                 else 0.5 ** ((origin - ends[seen]) / evidence_half_life_s))
+            shape = (len(pods), len(grid))
+            e["res_w"], e["und_w"] = np.zeros(shape), np.zeros(shape)
+            e["n_w"] = np.zeros(len(pods))
+            np.add.at(e["res_w"], owner[seen], res_all[seen] * w[:, None])
+            np.add.at(e["und_w"], owner[seen], und_all[seen] * w[:, None])
+            np.add.at(e["n_w"], owner[seen], n_int[seen] * w)
+            e["stat_w"] = float((stat_all[seen] * w).sum())
+            e["vpa_w"] = float((vpa_all[seen] * w).sum())
+            e["vpa_under_w"] = float((vpa_under_all[seen] * w).sum())
+            e["choice"] = {}
+        cache[origin] = e
+        return e
+
+    def choose(e: dict, objective: str, per_workload: bool, pod: str) -> int:
+        res_p, und_p, n_p = e["res_w"], e["und_w"], e["n_w"]
+        pooled_res, pooled_und, pooled_n = res_p.sum(0), und_p.sum(0), float(n_p.sum())
+        if not per_workload or n_p[pod_index[pod]] <= 0:
+            if objective == "budget":
+                return select_operating_point(pooled_res, pooled_und, 1, budget=budget * pooled_n)
+            if objective == "vpa-cost":
+                return select_operating_point(pooled_res, pooled_und, 1, cost_cap=e["vpa_w"])
+            return select_operating_point(pooled_res, pooled_und, 1, under_cap=e["vpa_under_w"])
+        if objective not in e["choice"]:
+            if objective == "budget":
+                e["choice"][objective] = select_per_workload(
+                    res_p, und_p, under_limit=budget * pooled_n)
+            elif objective == "vpa-cost":
+                e["choice"][objective] = select_per_workload(
+                    res_p, und_p, reserved_limit=e["vpa_w"])
+            else:
+                e["choice"][objective] = select_per_workload(
+                    res_p, und_p, under_limit=e["vpa_under_w"])
+        return int(e["choice"][objective][pod_index[pod]])
+
     acc: dict[tuple[str, str], dict] = {}
     for pod, kk, origin, _end, m, res_c, und_c, static_sum, _v, qos_c, qos_n, _vu in cand:
         if kk < 0:
             continue
-        j = int(np.searchsorted(ends_sorted, origin, side="right")) - 1
-        for name, objective in objectives:
+        e = evidence(origin)
+        for name, objective, per_workload in objectives:
             s = acc.setdefault((pod, name), dict(
                 reserved=0.0, static=0.0, under=0, intervals=0, qos_violations=0,
                 qos_intervals=0, horizons=0))
-            if j < 0 or n[j] < min_validation:
+            if e["n"] < min_validation:
                 i = _nearest(grid, prior_point)
                 chosen = "prior"
-            elif objective == "budget":
-                i = select_operating_point(res[j], und[j], int(n[j]), budget=budget)
-                chosen = "selected"
-            elif objective == "vpa-cost":
-                i = select_operating_point(res[j], und[j], int(n[j]), cost_cap=vpa[j])
-                chosen = "selected"
             else:
-                i = select_operating_point(res[j], und[j], int(n[j]), under_cap=vpa_under[j])
+                i = choose(e, objective, per_workload, pod)
                 chosen = "selected"
             s["reserved"] += float(res_c[i])
             s["static"] += float(static_sum)
@@ -491,15 +614,23 @@ def _nested(resource, cand, grid, budget, with_vpa, min_validation, selection) -
             s["qos_violations"] += int(qos_c[i])
             s["qos_intervals"] += int(qos_n)
             if selection is not None:
+                has = chosen == "selected"
+                k = pod_index[pod]
+                own_n = e["n_w"][k] if has else 0.0
                 selection.append({
                     "resource": resource, "pod": pod, "origin": origin, "method": name,
                     "candidate": grid[i].label(), "how": chosen,
-                    "validation_intervals": int(n[j]) if j >= 0 else 0,
-                    "validation_under_share": float(und[j][i] / n[j]) if j >= 0 else np.nan,
-                    "validation_saving": float(1 - res[j][i] / stat[j]) if j >= 0 else np.nan,
-                    "vpa_validation_under_share": (float(vpa_under[j] / n[j]) if j >= 0
-                                                   else np.nan),
-                    "vpa_validation_saving": float(1 - vpa[j] / stat[j]) if j >= 0 else np.nan,
+                    "validation_intervals": int(e["n"]),
+                    "validation_under_share": (float(e["und_w"][:, i].sum() / e["n_w"].sum())
+                                               if has else np.nan),
+                    "validation_saving": (float(1 - e["res_w"][:, i].sum() / e["stat_w"])
+                                          if has else np.nan),
+                    "pod_validation_under_share": (float(e["und_w"][k, i] / own_n)
+                                                   if own_n > 0 else np.nan),
+                    "vpa_validation_under_share": (float(e["vpa_under_w"] / e["n_w"].sum())
+                                                   if has else np.nan),
+                    "vpa_validation_saving": (float(1 - e["vpa_w"] / e["stat_w"])
+                                              if has else np.nan),
                 })
     return [{"resource": resource, "pod": pod, "method": name, **s}
             for (pod, name), s in acc.items()]

@@ -12,6 +12,7 @@ from cohabit.predictors.evaluation import (
     judge_horizon,
     per_pod_rightsizing,
     select_operating_point,
+    select_per_workload,
     summarize_rightsizing,
 )
 from cohabit.predictors.peaks import evaluate_peaks
@@ -110,6 +111,38 @@ def test_select_operating_point(kwargs, expected):
     reserved = np.array([50.0, 80.0, 120.0])
     under = np.array([30, 8, 5])
     assert select_operating_point(reserved, under, 1000, **kwargs) == expected
+
+
+# Two workloads, three candidates each. Removing workload 0's shortfalls is cheap first
+# (c0 -> c1: 10 reserved for 8 shortfalls), workload 1's only by jumping to c2 (50 for 10).
+_RES = np.array([[50.0, 60.0, 100.0], [50.0, 90.0, 100.0]])
+_UND = np.array([[10.0, 2.0, 0.0], [10.0, 8.0, 0.0]])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({"under_limit": 20}, [0, 0]),  # the cheapest choices are already within
+        ({"under_limit": 12}, [1, 0]),  # the fleet's shortfalls go where they save most
+        ({"under_limit": 2}, [1, 2]),
+        ({"under_limit": 0}, [2, 2]),
+        ({"under_limit": -1}, [2, 2]),  # unreachable: the fewest shortfalls
+        ({"reserved_limit": 160}, [1, 2]),  # fewest shortfalls within 160 reserved
+        ({"reserved_limit": 100}, [0, 0]),
+        ({"reserved_limit": 50}, [0, 0]),  # unreachable: the least reserved
+    ],
+    ids=["loose", "spend-on-cheapest", "tight", "zero", "unreachable", "cost-160", "cost-100",
+         "cost-unreachable"],
+)
+def test_select_per_workload(kwargs, expected):
+    assert select_per_workload(_RES, _UND, **kwargs).tolist() == expected
+
+
+def test_select_per_workload_checks_its_arguments():
+    with pytest.raises(ValueError, match="exactly one"):
+        select_per_workload(_RES, _UND)
+    with pytest.raises(ValueError, match="must be equal"):
+        select_per_workload(_RES, _UND[:, :2], under_limit=1)
 
 
 def test_select_operating_point_needs_one_objective():
