@@ -63,6 +63,7 @@ from .rightsizing import (
     DEFAULT_HALF_LIFE_S,
     SHORTFALL_BUDGET,
     JustEnoughEstimator,
+    fleet_headroom,
     growth_headroom,
     interval_uppers,
     peak_rises,
@@ -101,30 +102,44 @@ class OperatingPoint:
     half_life_s: float
     growth: bool = False
     """Peak-growth term on (``growth_horizon_s`` = the evaluation horizon)."""
+    fleet: bool = False
+    """Fleet peak-growth term on too (``fleet_rises``: the relative peak rises of every pod
+    that were complete by the origin); implies ``growth``."""
 
     def label(self) -> str:
         """Short text, e.g. ``c=0.99 ic=0.8 hl=6h +growth``."""
         return (f"c={self.coverage:g} ic={self.interval_confidence:g} "
-                f"hl={self.half_life_s / 3600:g}h" + (" +growth" if self.growth else ""))
+                f"hl={self.half_life_s / 3600:g}h" + (" +growth" if self.growth else "")
+                + (" +fleet" if self.fleet else ""))
 
-    def estimator(self, resource: str, horizon_s: float, **kwargs) -> JustEnoughEstimator:
-        """The :class:`JustEnoughEstimator` this point stands for."""
+    def estimator(
+        self, resource: str, horizon_s: float, fleet_rises: np.ndarray | None = None, **kwargs
+    ) -> JustEnoughEstimator:
+        """The :class:`JustEnoughEstimator` this point stands for.
+
+        Raises:
+            ValueError: a fleet point without ``fleet_rises``.
+        """
+        if self.fleet and fleet_rises is None:
+            raise ValueError(f"operating point {self.label()!r} needs fleet_rises")
         return JustEnoughEstimator(
             resource=resource, coverage=self.coverage,
             interval_confidence=self.interval_confidence, half_life_s=self.half_life_s,
-            growth_horizon_s=horizon_s if self.growth else None, **kwargs,
+            growth_horizon_s=horizon_s if (self.growth or self.fleet) else None,
+            fleet_rises=fleet_rises if self.fleet else None, **kwargs,
         )
 
 
 DEFAULT_GRID: tuple[OperatingPoint, ...] = tuple(
-    OperatingPoint(c, ic, hl * 3600.0, growth)
+    OperatingPoint(c, ic, hl * 3600.0, growth, fleet)
     for c in (0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999)
     for ic in (0.5, 0.8, 0.95)
     for hl in (0.5, 1.0, 2.0, 6.0, 24.0)
-    for growth in (False, True)
+    for growth, fleet in ((False, False), (True, False), (True, True))
 )
 """Candidates of the nested selection: coverage x interval confidence x half-life x peak
-growth (210). The half-lives span half an hour (the judged horizon's scale) to a day."""
+growth (none, the pod's own, own + fleet) (315). The half-lives span half an hour (the
+judged horizon's scale) to a day."""
 
 MethodFn = Callable[[str, np.ndarray, np.ndarray, np.ndarray | None, float | None], Allocator]
 """``(resource, times, usage, latency or None, latency SLO or None) -> Allocator``."""
@@ -344,6 +359,7 @@ def evaluate_rightsizing(
         if resource not in frame.columns:
             raise KeyError(f"telemetry has no column {resource!r}")
         acc: dict[tuple[str, str], dict] = {}
+        fleet_at = _fleet_rises(frame, resource, horizon_s, grid, points)
         # Candidate table over every (pod, origin): inner (k < 0) and judged (k >= 0).
         cand: list[tuple[str, int, float, float, int, np.ndarray, np.ndarray, float]] = []
         for pod, group in frame.groupby("pod", sort=True):
@@ -390,6 +406,7 @@ def evaluate_rightsizing(
                     has = np.isfinite(le) if (slo is not None and le is not None) else None
                     rmask = rise_t + horizon_s <= tf[-1]
                     recent = float(np.max(yf[tf > tf[-1] - horizon_s]))
+                    fleet = fleet_at(origin)
                     for hl in half_lives:
                         idx = [i for i, g in enumerate(grid) if g.half_life_s == hl]
                         pts = [points[i] for i in idx]
@@ -397,8 +414,10 @@ def evaluate_rightsizing(
                         grow = growth_headroom(rise_t[rmask], rises[rmask], hl, pts)
                         for i, a, gr in zip(idx, ups, grow, strict=True):
                             a = float(a)
-                            if grid[i].growth:
+                            if grid[i].growth or grid[i].fleet:
                                 a = max(a, recent + float(gr))
+                            if grid[i].fleet:
+                                a = max(a, recent * (1.0 + float(fleet[i])))
                             a = max(a, 0.0)
                             if cap is not None:
                                 a = min(a, cap)
@@ -442,6 +461,37 @@ def evaluate_rightsizing(
                         "under": int(und[i]), "intervals": int(n),
                     })
     return pd.DataFrame(rows)
+
+
+def _fleet_rises(frame, resource, horizon_s, grid, points) -> Callable[[float], np.ndarray]:
+    """``origin -> fleet headroom per grid point`` from the relative peak rises of every pod
+    complete by the origin (a rise at ``s`` is known at ``s + horizon_s``).
+
+    To bound the work, the rises are taken as of the last checkpoint at or before the origin
+    (checkpoints every ``horizon_s`` of trace time): never later than the origin."""
+    if not any(g.fleet for g in grid):
+        return lambda _origin: np.zeros(len(grid))
+    known, values = [], []
+    for _, group in frame.groupby("pod", sort=True):
+        ok = group[resource].notna().to_numpy()
+        t = group["time"].to_numpy(float)[ok]
+        rt, r = peak_rises(t, group[resource].to_numpy(float)[ok], horizon_s, relative=True)
+        known.append(rt + horizon_s)
+        values.append(r)
+    known_at = np.concatenate(known) if known else np.empty(0)
+    order = np.argsort(known_at, kind="stable")
+    known_at, rises = known_at[order], np.concatenate(values)[order] if values else np.empty(0)
+    t0 = float(frame["time"].min())
+    cache: dict[float, np.ndarray] = {}
+
+    def at(origin: float) -> np.ndarray:
+        checkpoint = t0 + np.floor((origin - t0) / horizon_s) * horizon_s
+        if checkpoint not in cache:
+            k = int(np.searchsorted(known_at, checkpoint, side="right"))
+            cache[checkpoint] = fleet_headroom(rises[:k], points)
+        return cache[checkpoint]
+
+    return at
 
 
 def _add(s: dict, allocs: np.ndarray, ye: np.ndarray, static: float, slo, le) -> None:
@@ -641,6 +691,7 @@ def _nearest(grid: Sequence[OperatingPoint], p: OperatingPoint) -> int:
     validation data exists)."""
     d = [abs(g.coverage - p.coverage) * 100 + abs(g.interval_confidence - p.interval_confidence)
          + abs(np.log(g.half_life_s / p.half_life_s)) + 10 * (g.growth != p.growth)
+         + 10 * (g.fleet != p.fleet)
          for g in grid]
     return int(np.argmin(d))
 

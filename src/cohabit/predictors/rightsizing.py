@@ -28,6 +28,9 @@ where the telemetry has one, its latency beside it:
    above the peak of the last ``H`` in its own history (:func:`peak_rises`, recency-weighted
    like the usage) and allocates at least ``recent peak + that rise's quantile`` at the same
    interval level: a prediction interval for the next horizon's peak, not a fixed margin.
+   A workload's own history holds few jumps; ``fleet_rises`` adds the same interval over
+   the relative rises of a whole fleet (how far any workload's peak rose over a horizon),
+   so a jump seen on other pods is covered before this pod makes it.
 5. **Confidence** in [0, 1]: ``min(history / full_history, n_eff / min_samples)`` times
    ``1 / (1 + excess_miss)``, where ``excess_miss`` is how far a back-test on the last 20 % of
    the history (fit on the first 80 %) exceeds the allowed miss rate, relative to it.
@@ -60,6 +63,7 @@ __all__ = [
     "JustEnoughEstimator",
     "QosModel",
     "SHORTFALL_BUDGET",
+    "fleet_headroom",
     "growth_headroom",
     "interval_level",
     "interval_uppers",
@@ -139,15 +143,22 @@ class QosModel:
         return self.intercept + self.slope * np.asarray(usage, dtype=float)
 
 
-def peak_rises(t: np.ndarray, y: np.ndarray, horizon_s: float) -> tuple[np.ndarray, np.ndarray]:
+def peak_rises(
+    t: np.ndarray, y: np.ndarray, horizon_s: float, relative: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """How far the peak of the next ``horizon_s`` rose above the peak of the last one.
 
     For every sample time ``s`` with a full horizon on both sides (``t[0] + H <= s`` and
     ``s + H <= t[-1]``): ``max(y in (s, s + H]) - max(y in (s - H, s])``, clipped at 0.
+    With ``relative``, the rise as a fraction of the last peak (``next / last - 1``, clipped
+    at 0; times whose last peak is not positive are left out): comparable across workloads
+    of different sizes, so a fleet's rises can be pooled (:class:`JustEnoughEstimator`'s
+    ``fleet_rises``). A rise at ``s`` is known only at ``s + H``.
 
     Args:
         t: sample times (s), increasing; y: usage, same shape.
         horizon_s: ``H`` (s), > 0.
+        relative: fractions instead of resource units.
 
     Returns:
         ``(times, rises)``, 1-D arrays (empty when the history is shorter than ``2 H``).
@@ -163,7 +174,28 @@ def peak_rises(t: np.ndarray, y: np.ndarray, horizon_s: float) -> tuple[np.ndarr
     back = _range_max(y, lo, np.arange(len(t)) + 1)
     fwd = _range_max(y, np.arange(len(t)) + 1, hi)
     valid = (t - horizon_s >= t[0]) & (t + horizon_s <= t[-1]) & (hi > np.arange(len(t)) + 1)
+    if relative:
+        valid &= back > 0
+        return t[valid], np.maximum(fwd[valid] / back[valid] - 1.0, 0.0)
     return t[valid], np.maximum(fwd[valid] - back[valid], 0.0)
+
+
+def fleet_headroom(rises: np.ndarray, points: list[tuple[float, float]]) -> np.ndarray:
+    """Relative headroom from a fleet's pooled relative peak rises, per operating point.
+
+    For each ``(coverage, interval_confidence)``: the quantile of ``rises`` (fractions, from
+    :func:`peak_rises` with ``relative=True`` over many workloads) at the interval level
+    :func:`interval_level` with ``n_eff = len(rises)`` (every workload's rise counts alike).
+
+    Returns:
+        Array of shape ``(len(points),)``; zeros when ``rises`` is empty.
+    """
+    rises = np.sort(np.asarray(rises, float))
+    if len(rises) == 0:
+        return np.zeros(len(points))
+    levels = np.array([interval_level(c, ic, len(rises)) for c, ic in points])
+    idx = np.ceil(levels * len(rises)).astype(int) - 1
+    return rises[np.clip(idx, 0, len(rises) - 1)]
 
 
 def _range_max(y: np.ndarray, start: np.ndarray, stop: np.ndarray) -> np.ndarray:
@@ -238,6 +270,12 @@ class JustEnoughEstimator(RegressorMixin, BaseEstimator):
         growth_horizon_s: if set, the allocation also covers the last ``growth_horizon_s``'s
             peak plus the learned rise of the peak over such a horizon (module docstring,
             step 4); ``None`` = off.
+        fleet_rises: relative rises of the peak over ``growth_horizon_s`` pooled over a fleet
+            of workloads (:func:`peak_rises` with ``relative=True``; only rises already
+            complete when fitting), 1-D. With ``growth_horizon_s`` set, the allocation also
+            covers the last horizon's peak x (1 + their quantile at the interval level,
+            :func:`fleet_headroom`): a jump this workload has never made but its fleet has.
+            ``None`` = off. Learned: ``fleet_growth_`` (the relative headroom).
     """
 
     def __init__(
@@ -257,6 +295,7 @@ class JustEnoughEstimator(RegressorMixin, BaseEstimator):
         oom_min_bump_mib: float = 100.0,
         max_value: float | None = None,
         growth_horizon_s: float | None = None,
+        fleet_rises: np.ndarray | None = None,
     ):
         self.resource = resource
         self.coverage = coverage
@@ -273,6 +312,7 @@ class JustEnoughEstimator(RegressorMixin, BaseEstimator):
         self.oom_min_bump_mib = oom_min_bump_mib
         self.max_value = max_value
         self.growth_horizon_s = growth_horizon_s
+        self.fleet_rises = fleet_rises
 
     # -- pieces -------------------------------------------------------------------------
     def _coverage(self) -> float:
@@ -362,6 +402,16 @@ class JustEnoughEstimator(RegressorMixin, BaseEstimator):
             self.growth_ = float(growth_headroom(rt, rises, self.half_life_s, point)[0])
             recent = float(np.max(y[t > t[-1] - self.growth_horizon_s]))
             target = max(target, recent + self.growth_)
+        self.fleet_growth_ = 0.0
+        if self.fleet_rises is not None:
+            if self.growth_horizon_s is None:
+                raise ValueError("fleet_rises needs growth_horizon_s (the horizon of the rises)")
+            rises = np.asarray(self.fleet_rises, float).ravel()
+            if not np.all(np.isfinite(rises)) or np.any(rises < 0):
+                raise ValueError("fleet_rises must be finite fractions >= 0")
+            point = [(self._coverage(), self.interval_confidence)]
+            self.fleet_growth_ = float(fleet_headroom(rises, point)[0])
+            target = max(target, recent * (1.0 + self.fleet_growth_))
         if self.qos_model_ is not None:
             target = max(target, self._qos_allocation(y, lat, self.qos_model_))
         self.target_ = self._cap(target)

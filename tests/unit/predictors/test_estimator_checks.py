@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from cohabit.predictors.interference import InterferenceModel
@@ -15,6 +16,8 @@ ESTIMATORS = [
     JustEnoughEstimator(),
     JustEnoughEstimator(resource="gpu_memory_mib"),
     JustEnoughEstimator(resource="gpu_memory_mib", growth_horizon_s=3600.0),
+    JustEnoughEstimator(resource="gpu_memory_mib", growth_horizon_s=3600.0,
+                        fleet_rises=np.array([0.0, 0.05, 0.2, 0.5])),
     InterferenceModel(n_estimators=10),
     QuantileForecaster(max_iter=20),
 ]

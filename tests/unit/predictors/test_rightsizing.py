@@ -344,6 +344,61 @@ def test_growth_term_covers_a_recurring_jump_that_a_quantile_misses():
         JustEnoughEstimator("gpu_memory_mib", growth_horizon_s=0.0).fit(t[:, None], y)
 
 
+def test_relative_peak_rises_and_fleet_headroom():
+    from cohabit.predictors.rightsizing import fleet_headroom, interval_level, peak_rises
+
+    t = np.arange(0.0, 10 * 3600, 60.0)
+    y = np.where(t < 5 * 3600, 1000.0, 1500.0)
+    _, rel = peak_rises(t, y, 3600.0, relative=True)
+    assert rel.max() == pytest.approx(0.5)
+    # A last peak of 0 has no relative rise: those times are left out, not divided by 0.
+    z = np.where(t < 5 * 3600, 0.0, 100.0)
+    rt, rel = peak_rises(t, z, 3600.0, relative=True)
+    assert np.all(rt >= 5 * 3600) and np.all(rel == 0.0)
+    rises = np.random.default_rng(1).exponential(0.1, 5000)
+    points = [(0.9, 0.5), (0.99, 0.8), (0.999, 0.95)]
+    head = fleet_headroom(rises, points)
+    for (c, ic), h in zip(points, head, strict=True):
+        level = interval_level(c, ic, len(rises))
+        assert h == pytest.approx(np.quantile(rises, level, method="inverted_cdf"))
+    assert np.all(np.diff(head) > 0)
+    assert fleet_headroom(np.empty(0), points).tolist() == [0.0, 0.0, 0.0]
+
+
+def test_fleet_growth_covers_a_jump_the_pod_never_made(genai):
+    # Real fleet: the relative one-hour peak rises of the GenAI pods' GPU memory. A pod that
+    # has been flat all along learns no growth of its own; the fleet's rises size it above
+    # its peak by their quantile.
+    from cohabit.predictors.evaluation import OperatingPoint
+    from cohabit.predictors.rightsizing import fleet_headroom, peak_rises
+
+    rises = np.concatenate([
+        peak_rises(g["time"].to_numpy(float), g["gpu_memory_mib"].to_numpy(float), 3600.0,
+                   relative=True)[1]
+        for _, g in genai[genai["gpu_memory_mib"].notna()].groupby("pod")
+    ])
+    assert len(rises) > 1000 and rises.max() > 0
+    t = _times(6.0)
+    y = np.full(len(t), 10000.0)
+    own = JustEnoughEstimator("gpu_memory_mib", growth_horizon_s=3600.0).fit(t[:, None], y)
+    fleet = JustEnoughEstimator("gpu_memory_mib", growth_horizon_s=3600.0,
+                                fleet_rises=rises).fit(t[:, None], y)
+    assert own.target_ == pytest.approx(10000.0) and own.growth_ == 0.0
+    head = fleet_headroom(rises, [(0.995, 0.9)])[0]
+    assert head > 0 and fleet.fleet_growth_ == pytest.approx(head)
+    assert fleet.target_ == pytest.approx(10000.0 * (1 + head))
+    with pytest.raises(ValueError, match="needs growth_horizon_s"):
+        JustEnoughEstimator("gpu_memory_mib", fleet_rises=rises).fit(t[:, None], y)
+    with pytest.raises(ValueError, match="fractions >= 0"):
+        JustEnoughEstimator("gpu_memory_mib", growth_horizon_s=3600.0,
+                            fleet_rises=np.array([0.1, -0.2])).fit(t[:, None], y)
+    point = OperatingPoint(0.995, 0.9, 6 * 3600.0, growth=True, fleet=True)
+    with pytest.raises(ValueError, match="needs fleet_rises"):
+        point.estimator("gpu_memory_mib", 3600.0)
+    assert point.estimator("gpu_memory_mib", 3600.0, fleet_rises=rises).fit(
+        t[:, None], y).target_ == pytest.approx(fleet.target_)
+
+
 def test_bad_interval_confidence_is_rejected():
     t, y = constant()
     with pytest.raises(ValueError, match="interval_confidence"):
