@@ -94,6 +94,9 @@ def rightsizing(
     out: Path = typer.Option(..., "--out", help="Directory for CSV and PNG results."),
     horizon_h: float = typer.Option(1.0, help="Judged horizon per origin (hours)."),
     start: float = typer.Option(0.5, help="First origin as a fraction of each pod's history."),
+    evidence_half_life_h: float = typer.Option(
+        6.0, help="Half-life (hours) of the validation evidence in the nested selection; "
+        "0 = all validation horizons count alike."),
 ) -> None:
     """Right-sizing: reserved vs static request, under-provisioning, QoS violations."""
     from cohabit.predictors.evaluation import (
@@ -111,8 +114,13 @@ def rightsizing(
     out = _out_dir(out)
     selection: list[dict] = []
     candidates: list[dict] = []
-    results = evaluate_rightsizing(frame, horizon_s=horizon_h * 3600, start_fraction=start,
-                                   selection=selection, candidate_totals=candidates)
+    if evidence_half_life_h < 0:
+        _fail(f"--evidence-half-life-h must be >= 0, got {evidence_half_life_h}")
+    results = evaluate_rightsizing(
+        frame, horizon_s=horizon_h * 3600, start_fraction=start, selection=selection,
+        candidate_totals=candidates,
+        evidence_half_life_s=evidence_half_life_h * 3600 if evidence_half_life_h > 0 else None,
+    )
     if results.empty:
         _fail(f"{data}: no pod has enough history to evaluate")
     summary = summarize_rightsizing(results)

@@ -333,7 +333,10 @@ def evaluate_rightsizing(
             ``age`` = origin - the horizon's end (default: the estimator's own a-priori
             usage half-life, 6 h); ``None`` = all count alike.
         selection: if a list, one dict per (resource, pod, judged origin, objective) with the
-            selected candidate is appended to it.
+            selected candidate is appended to it, with the validation shortfall share and
+            saving of what the objective chose for the whole fleet (weighted as the
+            evidence), the pod's own validation shortfall share, and VPA's on the same
+            horizons.
         candidate_totals: if a list, one dict per (resource, candidate) with its totals over
             the judged horizons (``saving``, ``under_share``) is appended: the trade-off
             curve of every *fixed* candidate, for information only (choosing one from it
@@ -667,14 +670,18 @@ def _nested(resource, cand, grid, budget, with_vpa, min_validation, selection,
                 has = chosen == "selected"
                 k = pod_index[pod]
                 own_n = e["n_w"][k] if has else 0.0
+                if has:  # the fleet's validation totals of what this objective chose
+                    fleet = (e["choice"].get(objective) if per_workload else None)
+                    fleet = np.full(len(pods), i) if fleet is None else fleet
+                    rows_ = np.arange(len(pods))
+                    v_under = float(e["und_w"][rows_, fleet].sum() / e["n_w"].sum())
+                    v_saving = float(1 - e["res_w"][rows_, fleet].sum() / e["stat_w"])
                 selection.append({
                     "resource": resource, "pod": pod, "origin": origin, "method": name,
                     "candidate": grid[i].label(), "how": chosen,
                     "validation_intervals": int(e["n"]),
-                    "validation_under_share": (float(e["und_w"][:, i].sum() / e["n_w"].sum())
-                                               if has else np.nan),
-                    "validation_saving": (float(1 - e["res_w"][:, i].sum() / e["stat_w"])
-                                          if has else np.nan),
+                    "validation_under_share": v_under if has else np.nan,
+                    "validation_saving": v_saving if has else np.nan,
                     "pod_validation_under_share": (float(e["und_w"][k, i] / own_n)
                                                    if own_n > 0 else np.nan),
                     "vpa_validation_under_share": (float(e["vpa_under_w"] / e["n_w"].sum())

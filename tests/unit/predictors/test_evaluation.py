@@ -237,3 +237,36 @@ def test_stricter_peak_target_never_chooses_a_lower_quantile():
                        for i in range(5)])
     series = list(_split(frame, "gpu_milli", 0.5))
     assert select_peak_quantile(series, 0.02)[0] >= select_peak_quantile(series, 0.3)[0]
+
+
+def test_evaluate_cli_rejects_a_negative_evidence_half_life(tmp_path):
+    from typer.testing import CliRunner
+
+    from cohabit.cli.main import app
+
+    res = CliRunner().invoke(app, [
+        "evaluate", "rightsizing", "--out", str(tmp_path / "o"),
+        "--evidence-half-life-h", "-1",
+    ])
+    assert res.exit_code == 2
+    assert "--evidence-half-life-h must be >= 0" in res.output
+
+
+def test_evidence_decay_changes_what_is_selected():
+    # Pods whose usage doubles halfway: validation horizons before the change make candidates
+    # look safer than they are now; decayed evidence weighs the recent horizons more.
+    rng = np.random.default_rng(7)
+    frames = []
+    for i in range(4):
+        base = rng.gamma(2.0, 100.0, 1400)
+        base[700:] *= 2.0
+        frames.append(_pod(f"p{i}", base, np.full(1400, 20000.0)))
+    frame = pd.concat(frames)
+    kw = dict(resources=("gpu_milli",), horizon_s=1800, min_validation_intervals=100,
+              methods={})
+    flat, decayed = [], []
+    evaluate_rightsizing(frame, selection=flat, evidence_half_life_s=None, **kw)
+    evaluate_rightsizing(frame, selection=decayed, evidence_half_life_s=3600.0, **kw)
+    a, b = pd.DataFrame(flat), pd.DataFrame(decayed)
+    assert len(a) == len(b) and (a["how"] == "selected").all()
+    assert a["candidate"].tolist() != b["candidate"].tolist()
