@@ -50,6 +50,7 @@ from dataclasses import dataclass
 from statistics import NormalDist
 
 import numpy as np
+import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import QuantileRegressor
@@ -167,13 +168,13 @@ def peak_rises(
     y = np.asarray(y, float)
     if len(t) < 2 or t[-1] - t[0] < 2 * horizon_s:
         return np.empty(0), np.empty(0)
-    # Backward max over (s - H, s]: positions lo[i] = first index with t > t_i - H.
-    lo = np.searchsorted(t, t - horizon_s, side="right")
-    # Forward max over (s, s + H]: positions i + 1 .. hi[i] - 1, hi = first index with t > s + H.
-    hi = np.searchsorted(t, t + horizon_s, side="right")
-    back = _range_max(y, lo, np.arange(len(t)) + 1)
-    fwd = _range_max(y, np.arange(len(t)) + 1, hi)
-    valid = (t - horizon_s >= t[0]) & (t + horizon_s <= t[-1]) & (hi > np.arange(len(t)) + 1)
+    # Time-based rolling maxima (pandas): backward over (s - H, s]; forward over (s, s + H],
+    # as a backward window over [-s - H, -s) on the reversed, negated time axis.
+    window = f"{horizon_s}s"
+    back = pd.Series(y, index=pd.to_timedelta(t, unit="s")).rolling(window).max().to_numpy()
+    rev = pd.Series(y[::-1], index=pd.to_timedelta(-t[::-1], unit="s"))
+    fwd = rev.rolling(window, closed="left").max().to_numpy()[::-1]
+    valid = (t - horizon_s >= t[0]) & (t + horizon_s <= t[-1]) & np.isfinite(fwd)
     if relative:
         valid &= back > 0
         return t[valid], np.maximum(fwd[valid] / back[valid] - 1.0, 0.0)
@@ -196,29 +197,6 @@ def fleet_headroom(rises: np.ndarray, points: list[tuple[float, float]]) -> np.n
     levels = np.array([interval_level(c, ic, len(rises)) for c, ic in points])
     idx = np.ceil(levels * len(rises)).astype(int) - 1
     return rises[np.clip(idx, 0, len(rises) - 1)]
-
-
-def _range_max(y: np.ndarray, start: np.ndarray, stop: np.ndarray) -> np.ndarray:
-    """``max(y[start[i]:stop[i]])`` for every ``i`` (sparse table; empty ranges give -inf)."""
-    n = len(y)
-    table = [y.astype(float)]
-    k = 1
-    while 2 * k <= n:
-        prev = table[-1]
-        table.append(np.maximum(prev[:-k], prev[k:]))
-        k *= 2
-    length = np.maximum(stop - start, 0)
-    out = np.full(len(start), -np.inf)
-    ok = length > 0
-    lvl = np.floor(np.log2(np.maximum(length[ok], 1))).astype(int)
-    s0, s1 = start[ok], stop[ok]
-    vals = np.empty(ok.sum())
-    for level in np.unique(lvl):
-        m = lvl == level
-        tab = table[level]
-        vals[m] = np.maximum(tab[s0[m]], tab[s1[m] - (1 << level)])
-    out[ok] = vals
-    return out
 
 
 def growth_headroom(
