@@ -184,7 +184,7 @@ def interference(
     summary.to_csv(out / "interference_summary.csv", index=False)
     preds.to_csv(out / "interference_predictions.csv", index=False)
     metrics = ["spearman", "spearman_within_job", "mae_suffered", "mae_inflicted",
-               "mae_job_p90", "mae_single_gpu", "mae_nonzero"]
+               "mae_job_p90", "mae_single_gpu", "mae_single_gpu_unprobed", "mae_nonzero"]
     _console().print(_table(
         f"Interference on held-out jobs ({probes}-probe profile)", summary,
         ["gpu", "method", "mae", *metrics, "pairs"],

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 from sklearn.base import BaseEstimator, RegressorMixin
-from sklearn.ensemble import ExtraTreesRegressor
+from sklearn.ensemble import ExtraTreesClassifier, ExtraTreesRegressor
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from cohabit.model import InterferenceProfile
@@ -206,6 +206,16 @@ class InterferenceModel(RegressorMixin, BaseEstimator):
             sensitivity products ``sensitivity_a[i] * pressure_b[j]`` (the bilinear
             interaction of URSA/Bubble-Up: what ``a`` suffers grows with how sensitive it is
             to the resources ``b`` presses on). ``None`` = the raw profile only.
+        hurdle: two-stage (hurdle) model, after Cragg (1971): an extra-trees classifier for
+            "the pair cannot co-run" (fraction 0 in training) and an extra-trees regressor fit
+            only on the pairs that ran. The prediction is 0 where the probability of failure
+            exceeds ``hurdle_threshold``, else the regressor's fraction (for the absolute
+            error, the point of the two-part mixture to predict: a failed co-run is
+            all-or-nothing, and one regressor averages it into "half speed"). With
+            ``n_probes`` set the failure probability is made symmetric (mean over ``(a, b)``
+            and ``(b, a)``: a pair that cannot share a GPU fails in both directions). With no
+            zeros (or only zeros) in training it falls back to the single regressor.
+        hurdle_threshold: failure probability above which ``hurdle`` predicts 0.
     """
 
     def __init__(
@@ -215,12 +225,16 @@ class InterferenceModel(RegressorMixin, BaseEstimator):
         random_state: int = 0,
         clip_max: float = 1.0,
         n_probes: int | None = None,
+        hurdle: bool = False,
+        hurdle_threshold: float = 0.5,
     ):
         self.n_estimators = n_estimators
         self.min_samples_leaf = min_samples_leaf
         self.random_state = random_state
         self.clip_max = clip_max
         self.n_probes = n_probes
+        self.hurdle = hurdle
+        self.hurdle_threshold = hurdle_threshold
 
     def _fill(self, X: np.ndarray) -> np.ndarray:
         X = np.where(np.isnan(X), self.fill_, X)
@@ -230,6 +244,13 @@ class InterferenceModel(RegressorMixin, BaseEstimator):
         sens_a, press_b = X[:, :k], X[:, 3 * k:4 * k]
         products = (sens_a[:, :, None] * press_b[:, None, :]).reshape(len(X), k * k)
         return np.hstack([X, products])
+
+    def _swapped(self, X: np.ndarray) -> np.ndarray | None:
+        """Rows ``[profile(b), profile(a)]`` of raw rows ``X`` (None without ``n_probes``)."""
+        if self.n_probes is None:
+            return None
+        half = 2 * self.n_probes
+        return np.hstack([X[:, half:], X[:, :half]])
 
     def fit(self, X, y):
         """Fit on pair features ``X`` (n, d) and fractions ``y`` (n,)."""
@@ -241,19 +262,35 @@ class InterferenceModel(RegressorMixin, BaseEstimator):
             )
         fill = np.nanmean(np.where(np.isnan(X), np.nan, X), axis=0) if X.size else np.zeros(0)
         self.fill_ = np.nan_to_num(fill, nan=0.0)
-        self.forest_ = ExtraTreesRegressor(
-            n_estimators=self.n_estimators,
-            min_samples_leaf=self.min_samples_leaf,
-            random_state=self.random_state,
-            n_jobs=1,
-        ).fit(self._fill(X), y)
+        Xf = self._fill(X)
+        kw = dict(n_estimators=self.n_estimators, min_samples_leaf=self.min_samples_leaf,
+                  random_state=self.random_state, n_jobs=1)
+        failed = y <= 0.0
+        self.failure_ = None
+        if self.hurdle and failed.any() and not failed.all():
+            self.failure_ = ExtraTreesClassifier(**kw).fit(Xf, failed)
+            self.forest_ = ExtraTreesRegressor(**kw).fit(Xf[~failed], y[~failed])
+        else:
+            self.forest_ = ExtraTreesRegressor(**kw).fit(Xf, y)
         return self
+
+    def _predict_raw(self, X: np.ndarray) -> np.ndarray:
+        """Predictions for raw (NaN-holding) rows ``X`` that passed validation."""
+        pred = self.forest_.predict(self._fill(X))
+        if self.failure_ is not None:
+            col = list(self.failure_.classes_).index(True)
+            p_fail = self.failure_.predict_proba(self._fill(X))[:, col]
+            swapped = self._swapped(X)
+            if swapped is not None:
+                p_fail = (p_fail + self.failure_.predict_proba(self._fill(swapped))[:, col]) / 2
+            pred = np.where(p_fail > self.hurdle_threshold, 0.0, pred)
+        return np.clip(pred, 0.0, self.clip_max)
 
     def predict(self, X):
         """Predicted fractions, shape (n,)."""
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, ensure_all_finite="allow-nan")
-        return np.clip(self.forest_.predict(self._fill(X)), 0.0, self.clip_max)
+        return self._predict_raw(X)
 
     def as_callable(self) -> Callable[[InterferenceProfile, InterferenceProfile], float]:
         """A plain function ``(profile_a, profile_b) -> f(a | b)`` (throughput fraction of
@@ -270,7 +307,7 @@ class InterferenceModel(RegressorMixin, BaseEstimator):
                     f"profiles give {row.shape[1]} features, the model expects "
                     f"{self.n_features_in_}"
                 )
-            return float(np.clip(self.forest_.predict(self._fill(row))[0], 0.0, self.clip_max))
+            return float(self._predict_raw(row)[0])
 
         return interference
 
@@ -302,12 +339,14 @@ def _fit_predict_by_scale(
     measured: pd.DataFrame,
     n_estimators: int,
     products: bool,
+    hurdle: bool = False,
 ) -> np.ndarray:
     """One :class:`InterferenceModel` per job scale (1-GPU pairs share a GPU; Gavel's
     multi-GPU pairs never do), fit on the training pairs of that scale and used for the test
     pairs of the same scale; a scale absent from training falls back to a model on all."""
     pred = np.empty(len(test))
-    kw = dict(n_estimators=n_estimators, n_probes=len(probes) if products else None)
+    kw = dict(n_estimators=n_estimators, n_probes=len(probes) if products else None,
+              hurdle=hurdle)
     fallback = None
     for scale in np.unique(test["scale"]):
         rows = (test["scale"] == scale).to_numpy()
@@ -333,9 +372,15 @@ def evaluate_interference(
     involving ``h`` is predicted: ``h`` as victim (what it suffers) and as aggressor (what it
     inflicts).
 
+    The held-out job's co-runs with its probes are measured while profiling it, so the
+    profile-based methods return those measured fractions for them (flag ``probe_pair``;
+    ``mae_single_gpu_unprobed`` leaves them out and judges only pairs never run).
+
     Methods: ``probe-profile`` (ours, ``n_probes`` probes, with the pressure x sensitivity
-    products), ``probe-profile-raw`` (the same without the products), ``no-profile`` (the
-    same model with only the other side's profile: no probe run of the new job),
+    products), ``probe-profile-hurdle`` (the same with ``hurdle=True``: "can the pair co-run
+    at all" classifier, then the fraction of pairs that run), ``probe-profile-raw`` (without
+    the products), ``no-profile`` (the same model with only the other side's profile: no
+    probe run of the new job),
     ``mean-fraction`` (training mean), ``mean-fraction-per-scale`` (training mean of pairs of
     the same scale: a stronger baseline on 1-GPU pairs), ``no-interference`` (1.0).
 
@@ -347,7 +392,8 @@ def evaluate_interference(
         order its neighbours right; NaN for constant predictors),
         ``mae_suffered``/``mae_inflicted`` (by direction), ``mae_job_p90`` (90th percentile
         over held-out jobs), ``mae_single_gpu`` (pairs of 1-GPU jobs only: Gavel's multi-GPU
-        pairs are all 0, i.e. never shared) and ``mae_nonzero`` (pairs that did run together).
+        pairs are all 0, i.e. never shared), ``mae_single_gpu_unprobed`` (the same without the
+        held-out job's probe co-runs) and ``mae_nonzero`` (pairs that did run together).
     """
     out = []
     for gpu, g in pairs.groupby("gpu", sort=True):
@@ -360,8 +406,19 @@ def evaluate_interference(
             test = g[(g["a"] == held) | (g["b"] == held)]
             test = test[~((test["a"] == held) & (test["b"] == held))]
             direction = np.where(test["a"] == held, "suffered", "inflicted")
-            pred_ours = _fit_predict_by_scale(train, test, probes, g, n_estimators, True)
-            pred_raw = _fit_predict_by_scale(train, test, probes, g, n_estimators, False)
+            partner = np.where(direction == "suffered", test["b"], test["a"])
+            probe_pair = np.isin(partner, probes)
+            measured_value = np.where(probe_pair, test["fraction"].to_numpy(float), np.nan)
+
+            def profiled(pred: np.ndarray, probe_pair=probe_pair, measured=measured_value):
+                return np.where(probe_pair, measured, pred)
+
+            pred_ours = profiled(
+                _fit_predict_by_scale(train, test, probes, g, n_estimators, True))
+            pred_hurdle = profiled(
+                _fit_predict_by_scale(train, test, probes, g, n_estimators, True, hurdle=True))
+            pred_raw = profiled(
+                _fit_predict_by_scale(train, test, probes, g, n_estimators, False))
             nop = InterferenceModel(n_estimators=n_estimators)
             # Victim side unknown: model sees only the other job's profile in that direction.
             train_v = pair_features(train, probes, with_victim_profile=False)
@@ -382,6 +439,7 @@ def evaluate_interference(
             mean_scale = test["scale"].map(by_scale).fillna(mean).to_numpy(float)
             for method, pred in (
                 ("probe-profile", pred_ours),
+                ("probe-profile-hurdle", pred_hurdle),
                 ("probe-profile-raw", pred_raw),
                 ("no-profile", pred_nop),
                 ("mean-fraction", np.full(len(test), mean)),
@@ -392,7 +450,7 @@ def evaluate_interference(
                     "gpu": gpu, "held_out": held, "method": method, "direction": direction,
                     "a": test["a"].to_numpy(), "b": test["b"].to_numpy(),
                     "scale": test["scale"].to_numpy(), "true": test["fraction"].to_numpy(),
-                    "pred": pred,
+                    "pred": pred, "probe_pair": probe_pair,
                 }))
     preds = pd.concat(out, ignore_index=True)
     rows = []
@@ -406,6 +464,7 @@ def evaluate_interference(
             "mae_inflicted": float(err[p["direction"] == "inflicted"].mean()),
             "mae_job_p90": float(err.groupby(p["held_out"]).mean().quantile(0.9)),
             "mae_single_gpu": float(err[p["scale"] == 1].mean()),
+            "mae_single_gpu_unprobed": float(err[(p["scale"] == 1) & ~p["probe_pair"]].mean()),
             "mae_nonzero": float(err[p["true"] > 0].mean()),
             "pairs": int(len(p)),
         })
