@@ -48,6 +48,17 @@ def _data(data: Path | None, packaged: Path) -> Path:
     return packaged
 
 
+def _genai(data: Path):
+    """The GenAI telemetry frame of ``data``; exits 2 with the loader's message (file, line,
+    field) when it cannot be read."""
+    from cohabit.predictors.telemetry_data import load_genai
+
+    try:
+        return load_genai(data)
+    except TelemetryDataError as exc:
+        _fail(str(exc))
+
+
 def _console() -> Console:
     console = Console()
     return console if console.is_terminal else Console(width=180)
@@ -104,13 +115,8 @@ def rightsizing(
         per_pod_rightsizing,
         summarize_rightsizing,
     )
-    from cohabit.predictors.telemetry_data import load_genai
-
     data = _data(data, PACKAGED_GENAI)
-    try:
-        frame = load_genai(data)
-    except TelemetryDataError as exc:
-        _fail(str(exc))
+    frame = _genai(data)
     out = _out_dir(out)
     selection: list[dict] = []
     candidates: list[dict] = []
@@ -216,13 +222,8 @@ def peaks(
 ) -> None:
     """Peaks: one-step forecast error and peak under-prediction; correlation-based co-location."""
     from cohabit.predictors.peaks import evaluate_correlation, evaluate_peaks
-    from cohabit.predictors.telemetry_data import load_genai
-
     data = _data(data, PACKAGED_GENAI)
-    try:
-        frame = load_genai(data)
-    except TelemetryDataError as exc:
-        _fail(str(exc))
+    frame = _genai(data)
     out = _out_dir(out)
     chosen: dict = {}
     per_pod = evaluate_peaks(frame, fit_fraction=fit_fraction, peak_target=peak_target,
