@@ -54,6 +54,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -251,6 +252,24 @@ def _je_bump(resource: str, current: float, cap: float | None) -> Callable[[floa
     return bump
 
 
+class _Horizon(NamedTuple):
+    """One judged hour of one pod (``k < 0``: an inner, validation horizon; ``k >= 0``: judged)
+    with the totals of every grid candidate (arrays of shape ``(C,)``) and of VPA."""
+
+    pod: str
+    k: int
+    origin: float
+    end: float
+    intervals: int
+    reserved: np.ndarray
+    under: np.ndarray
+    static: float
+    vpa_reserved: float
+    vpa_under: int
+    qos_violations: np.ndarray
+    qos_intervals: int
+
+
 def select_operating_point(
     reserved: np.ndarray,
     under: np.ndarray,
@@ -364,7 +383,7 @@ def evaluate_rightsizing(
         acc: dict[tuple[str, str], dict] = {}
         fleet_at = _fleet_rises(frame, resource, horizon_s, grid, points)
         # Candidate table over every (pod, origin): inner (k < 0) and judged (k >= 0).
-        cand: list[tuple[str, int, float, float, int, np.ndarray, np.ndarray, float]] = []
+        cand: list[_Horizon] = []
         for pod, group in frame.groupby("pod", sort=True):
             ok = group[resource].notna().to_numpy()
             t = group["time"].to_numpy(float)[ok]
@@ -437,9 +456,9 @@ def evaluate_rightsizing(
                         vpa_res = float(v_alloc.sum())
                         vpa_under = int(np.sum(ye > v_alloc * (1 + _EPS)))
                     qos_n = int(has.sum()) if has is not None else 0
-                    cand.append((str(pod), kk, origin, origin + horizon_s, len(ye),
-                                 res_c, und_c, static * len(ye), vpa_res, qos_c, qos_n,
-                                 vpa_under))
+                    cand.append(_Horizon(str(pod), kk, origin, origin + horizon_s, len(ye),
+                                         res_c, und_c, static * len(ye), vpa_res, vpa_under,
+                                         qos_c, qos_n))
                 if kk < 0:
                     continue
                 for name, method in methods.items():
@@ -452,11 +471,11 @@ def evaluate_rightsizing(
             rows += _nested(resource, cand, grid, budgets[resource], "vpa" in methods,
                             min_validation_intervals, selection, evidence_half_life_s)
             if candidate_totals is not None:
-                outer = [c for c in cand if c[1] >= 0]
-                res = np.sum([c[5] for c in outer], axis=0)
-                und = np.sum([c[6] for c in outer], axis=0)
-                n = sum(c[4] for c in outer)
-                stat = sum(c[7] for c in outer)
+                outer = [c for c in cand if c.k >= 0]
+                res = np.sum([c.reserved for c in outer], axis=0)
+                und = np.sum([c.under for c in outer], axis=0)
+                n = sum(c.intervals for c in outer)
+                stat = sum(c.static for c in outer)
                 for i, g in enumerate(grid):
                     candidate_totals.append({
                         "resource": resource, "candidate": g.label(),
@@ -582,16 +601,16 @@ def select_per_workload(
 def _nested(resource, cand, grid, budget, with_vpa, min_validation, selection,
             evidence_half_life_s) -> list[dict]:
     """Judged rows of the nested-selected ``just-enough`` methods (see the module docstring)."""
-    pods = sorted({c[0] for c in cand})
+    pods = sorted({c.pod for c in cand})
     pod_index = {p: i for i, p in enumerate(pods)}
-    ends = np.array([c[3] for c in cand])
-    owner = np.array([pod_index[c[0]] for c in cand])
-    n_int = np.array([c[4] for c in cand], float)
-    res_all = np.vstack([c[5] for c in cand])
-    und_all = np.vstack([c[6] for c in cand]).astype(float)
-    stat_all = np.array([c[7] for c in cand])
-    vpa_all = np.array([c[8] for c in cand])
-    vpa_under_all = np.array([c[11] for c in cand], float)
+    ends = np.array([c.end for c in cand])
+    owner = np.array([pod_index[c.pod] for c in cand])
+    n_int = np.array([c.intervals for c in cand], float)
+    res_all = np.vstack([c.reserved for c in cand])
+    und_all = np.vstack([c.under for c in cand]).astype(float)
+    stat_all = np.array([c.static for c in cand])
+    vpa_all = np.array([c.vpa_reserved for c in cand])
+    vpa_under_all = np.array([c.vpa_under for c in cand], float)
     prior = JustEnoughEstimator(resource=resource)
     prior_point = OperatingPoint(prior._coverage(), prior.interval_confidence,
                                  prior.half_life_s, prior.growth_horizon_s is not None)
@@ -645,7 +664,7 @@ def _nested(resource, cand, grid, budget, with_vpa, min_validation, selection,
         return int(e["choice"][objective][pod_index[pod]])
 
     acc: dict[tuple[str, str], dict] = {}
-    for pod, kk, origin, _end, m, res_c, und_c, static_sum, _v, qos_c, qos_n, _vu in cand:
+    for pod, kk, origin, _end, m, res_c, und_c, static_sum, _v, _vu, qos_c, qos_n in cand:
         if kk < 0:
             continue
         e = evidence(origin)
