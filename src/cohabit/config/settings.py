@@ -37,8 +37,11 @@ class PrometheusSettings:
     timeout_s: float = 10.0
     """Per-query timeout in seconds."""
 
-    window_s: float = 3600.0
-    """History a recommendation is computed from, seconds back from ``now``."""
+    window_s: float = 86400.0
+    """History a recommendation is computed from, seconds back from ``now``. Default one day,
+    as the chart's ``operator.historySeconds``: the just-enough estimator reaches full
+    confidence only with a day of history (``full_history_s``), so a shorter window keeps
+    every recommendation low-confidence (no action)."""
 
     step_s: float = 60.0
     """Range-query resolution in seconds."""
