@@ -20,9 +20,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
+from cohabit.cli._common import console as _console
+from cohabit.cli._common import data_dir as _data
+from cohabit.cli._common import fail as _fail
+from cohabit.cli._common import genai_frame as _genai
+from cohabit.cli._common import out_dir as _out_dir
+from cohabit.cli._common import table as _table
 from cohabit.predictors.telemetry_data import PACKAGED_GAVEL, PACKAGED_GENAI, TelemetryDataError
 
 __all__ = ["register"]
@@ -37,58 +41,6 @@ DATA_HELP = (
     "physical_cluster_throughputs.json or its folder (interference). Default: the copy "
     "shipped inside the cohabit package."
 )
-
-
-def _data(data: Path | None, packaged: Path) -> Path:
-    if data is not None:
-        return data
-    if not packaged.exists():
-        _fail(f"no --data given and the packaged copy {packaged} is missing; pass --data DIR")
-    Console(stderr=True).print(f"using the data shipped with cohabit: {packaged}")
-    return packaged
-
-
-def _genai(data: Path):
-    """The GenAI telemetry frame of ``data``; exits 2 with the loader's message (file, line,
-    field) when it cannot be read."""
-    from cohabit.predictors.telemetry_data import load_genai
-
-    try:
-        return load_genai(data)
-    except TelemetryDataError as exc:
-        _fail(str(exc))
-
-
-def _console() -> Console:
-    console = Console()
-    return console if console.is_terminal else Console(width=180)
-
-
-def _fail(message: str) -> None:
-    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(code=2)
-
-
-def _out_dir(out: Path) -> Path:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        _fail(f"cannot create output directory {out}: {exc}")
-    return out
-
-
-def _table(title: str, frame, columns: list[str], fmt: dict[str, str]) -> Table:
-    table = Table(title=title)
-    for c in columns:
-        left = c in ("resource", "method", "gpu", "series")
-        table.add_column(c, justify="left" if left else "right")
-    for _, row in frame.iterrows():
-        cells = []
-        for c in columns:
-            v = row[c]
-            cells.append(format(v, fmt[c]) if c in fmt and v == v else str(v))
-        table.add_row(*cells)
-    return table
 
 
 def _figure(ncols: int, width: float):

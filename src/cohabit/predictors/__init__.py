@@ -6,6 +6,7 @@ values and :mod:`cohabit.model` types.
 """
 
 from .api import InterferencePredictor, interference_predictor, recommend
+from .evaluation import FleetSelection, select_operating_points
 from .interference import InterferenceModel, probe_profile
 from .peaks import QuantileForecaster, colocation_score, pp_forecast
 from .pressure import PodCapacity, PressureEstimate, measured_pressure  # noqa: F401 (export)
@@ -14,6 +15,7 @@ from .telemetry_data import TelemetryDataError, load_genai
 from .vpa import VpaRecommender
 
 __all__ = [
+    "FleetSelection",
     "InterferenceModel",
     "InterferencePredictor",
     "JustEnoughEstimator",
@@ -26,4 +28,5 @@ __all__ = [
     "VpaRecommender",
     "load_genai",
     "recommend",
+    "select_operating_points",
 ]

@@ -17,6 +17,7 @@ import pandas as pd
 from cohabit.model import InterferenceProfile, QosTarget, Recommendation, Resources
 
 from ._common import RESOURCES
+from .evaluation import FleetSelection
 from .interference import InterferenceModel, choose_probes, load_gavel, pair_features
 from .rightsizing import JustEnoughEstimator
 from .telemetry_data import PACKAGED_GAVEL
@@ -29,6 +30,8 @@ def recommend(
     qos_target: QosTarget | None = None,
     bounds: tuple[Resources, Resources] | None = None,
     container: str = "main",
+    selection: FleetSelection | None = None,
+    workload: str | None = None,
 ) -> Recommendation:
     """Just-enough requests for one container from its usage history.
 
@@ -41,16 +44,26 @@ def recommend(
             QoS model; otherwise from usage alone.
         bounds: ``(min, max)`` resources the recommendation is clamped to (0 in max = no cap).
         container: container name carried into the result.
+        selection: operating points chosen for a fleet by
+            :func:`~cohabit.predictors.evaluation.select_operating_points`; the resources
+            ``workload`` has a point for are sized with it (coverage, interval confidence,
+            half-life, peak growth, fleet growth), the others with the estimator's a-priori
+            defaults. ``None`` = defaults everywhere.
+        workload: this history's key in ``selection`` (required with ``selection``).
 
     Returns:
         A :class:`~cohabit.model.Recommendation`; resources without samples are 0. Its
         confidence is the smallest over the sized resources, ``low_confidence`` if any is low.
 
     Raises:
-        ValueError: no ``time`` column, or no resource column with samples.
+        ValueError: no ``time`` column, no resource column with samples, or ``selection``
+            without ``workload``.
     """
     if "time" not in usage.columns:
         raise ValueError("usage frame needs a 'time' column (seconds)")
+    if selection is not None and workload is None:
+        raise ValueError("a selection needs the workload's key (workload=...)")
+    chosen = selection.points.get(workload, {}) if selection is not None else {}
     targets, lowers, uppers, confs = {}, {}, {}, []
     low = False
     for resource in RESOURCES:
@@ -68,13 +81,17 @@ def recommend(
             and resource in ("cpu_milli", "gpu_milli")
         )
         cap = 1000.0 * max(1.0, math.ceil(y.max() / 1000.0)) if resource == "gpu_milli" else None
+        kwargs: dict = {"max_value": cap}
         if use_qos:
-            est = JustEnoughEstimator(
-                resource=resource, latency_column=1, latency_target_ms=qos_target.value,
-                max_value=cap,
-            ).fit(np.column_stack([t, rows["latency_ms"].to_numpy(float)]), y)
+            kwargs.update(latency_column=1, latency_target_ms=qos_target.value)
+        point = chosen.get(resource)
+        if point is not None:
+            est = point.estimator(resource, selection.horizon_s,
+                                  fleet_rises=selection.fleet_rises.get(resource), **kwargs)
         else:
-            est = JustEnoughEstimator(resource=resource, max_value=cap).fit(t[:, None], y)
+            est = JustEnoughEstimator(resource=resource, **kwargs)
+        X = np.column_stack([t, rows["latency_ms"].to_numpy(float)]) if use_qos else t[:, None]
+        est.fit(X, y)
         targets[resource] = math.ceil(est.target_)
         lowers[resource] = math.floor(est.lower_)
         uppers[resource] = math.ceil(est.upper_)

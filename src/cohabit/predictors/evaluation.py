@@ -78,7 +78,9 @@ __all__ = [
     "RIGHTSIZING_METHODS",
     "evaluate_rightsizing",
     "judge_horizon",
+    "FleetSelection",
     "select_operating_point",
+    "select_operating_points",
     "select_per_workload",
     "summarize_rightsizing",
     "per_pod_rightsizing",
@@ -514,6 +516,85 @@ def _fleet_rises(frame, resource, horizon_s, grid, points) -> Callable[[float], 
         return cache[checkpoint]
 
     return at
+
+
+@dataclass(frozen=True)
+class FleetSelection:
+    """Operating points chosen now for every workload of a fleet (:func:`select_operating_points`).
+
+    Attributes:
+        points: ``{workload: {resource: OperatingPoint}}``; a workload is missing for a
+            resource it has too little history of (it then gets the estimator's defaults).
+        how: ``{workload: {resource: "selected" | "prior"}}`` (``prior``: too little
+            validation in the whole fleet, the a-priori defaults' nearest grid point).
+        fleet_rises: ``{resource: relative one-horizon peak rises of the whole fleet}``,
+            for ``+fleet`` points (:meth:`OperatingPoint.estimator`'s ``fleet_rises``).
+        horizon_s: the refit horizon the points were judged for (the growth horizon).
+    """
+
+    points: dict[str, dict[str, OperatingPoint]]
+    how: dict[str, dict[str, str]]
+    fleet_rises: dict[str, np.ndarray]
+    horizon_s: float
+
+
+def select_operating_points(
+    frame: pd.DataFrame,
+    resources: Sequence[str] = ("gpu_milli", "gpu_memory_mib"),
+    *,
+    horizon_s: float = 3600.0,
+    grid: Sequence[OperatingPoint] = DEFAULT_GRID,
+    budgets: dict[str, float] | None = None,
+    evidence_half_life_s: float | None = DEFAULT_HALF_LIFE_S,
+    min_fit_samples: int = 60,
+    min_validation_intervals: int = 500,
+) -> FleetSelection:
+    """Choose :class:`JustEnoughEstimator` operating points for a fleet, as of its last samples.
+
+    The same nested selection :func:`evaluate_rightsizing` judges as ``just-enough``, applied
+    at the end of the history: every workload's history is cut into the hourly horizons
+    before its last sample; each candidate of ``grid`` is judged on them (with the shortfall
+    reaction); the evidence is decayed by age; and every workload gets its own point under
+    one fleet-wide shortfall budget (:func:`select_per_workload`). Then fit
+    ``point.estimator(resource, horizon_s, fleet_rises=...)`` on the workload's whole history
+    to get its request, or pass the selection to :func:`cohabit.predictors.recommend`.
+
+    Args:
+        frame: ``pod`` (workload key), ``time`` (s) and one column per resource, as
+            :func:`~cohabit.predictors.telemetry_data.load_genai` returns.
+        resources, horizon_s, grid, budgets, evidence_half_life_s, min_fit_samples,
+            min_validation_intervals: as for :func:`evaluate_rightsizing`.
+
+    Returns:
+        A :class:`FleetSelection`.
+
+    Raises:
+        KeyError: a resource column is missing.
+    """
+    selection: list[dict] = []
+    evaluate_rightsizing(
+        frame, resources, start_fraction=1.0, horizon_s=horizon_s,
+        min_fit_samples=min_fit_samples, methods={}, grid=grid, budgets=budgets,
+        min_validation_intervals=min_validation_intervals,
+        evidence_half_life_s=evidence_half_life_s, selection=selection,
+    )
+    by_label = {g.label(): g for g in grid}
+    points: dict[str, dict[str, OperatingPoint]] = {}
+    how: dict[str, dict[str, str]] = {}
+    for row in selection:
+        if row["method"] != "just-enough":
+            continue
+        points.setdefault(row["pod"], {})[row["resource"]] = by_label[row["candidate"]]
+        how.setdefault(row["pod"], {})[row["resource"]] = row["how"]
+    fleet_rises = {}
+    for resource in resources:
+        rises = [
+            peak_rises(g["time"].to_numpy(float), g[resource].to_numpy(float), horizon_s,
+                       relative=True)[1]
+            for _, g in frame[frame[resource].notna()].groupby("pod", sort=True)
+        ]
+        fleet_rises[resource] = np.concatenate(rises) if rises else np.empty(0)
+    return FleetSelection(points, how, fleet_rises, float(horizon_s))
 
 
 def _add(s: dict, allocs: np.ndarray, ye: np.ndarray, static: float, slo, le) -> None:

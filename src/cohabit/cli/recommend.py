@@ -1,0 +1,99 @@
+"""``cohabit recommend``: just-enough requests for a fleet from its telemetry, offline.
+
+What the operator does for one workload at a time, done here for every pod of a telemetry
+directory at once, as a VPA user would run the recommender over recorded metrics. The
+operating point of each pod is chosen by the same nested, per-workload selection that
+``cohabit evaluate rightsizing`` judges as ``just-enough``
+(:func:`cohabit.predictors.select_operating_points`): each pod's history is cut into hourly
+horizons, every candidate is back-tested on them, and every pod gets its own point under one
+fleet-wide shortfall budget. The requests are then fitted on each pod's whole history
+(:func:`cohabit.predictors.recommend`). The a-priori defaults' requests and the history's
+peak are printed beside them.
+
+Input: a GenAI-schema telemetry directory (``--data``, default the packaged subset). Output:
+a table, and with ``--out DIR`` the file ``recommendations.csv`` (one row per pod and
+resource). Unreadable input exits 2 with the file and field.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from cohabit.cli._common import console, data_dir, fail, genai_frame, out_dir, table
+from cohabit.predictors.telemetry_data import PACKAGED_GENAI
+
+__all__ = ["register"]
+
+RESOURCES = ("gpu_milli", "gpu_memory_mib")
+
+
+def recommend_fleet(
+    data: Path | None = typer.Option(
+        None, "--data", help="GenAI-schema telemetry directory (default: the packaged copy)."),
+    out: Path | None = typer.Option(None, "--out", help="Directory for recommendations.csv."),
+    horizon_h: float = typer.Option(1.0, help="Refit horizon (hours) the points are chosen for."),
+    evidence_half_life_h: float = typer.Option(
+        6.0, help="Half-life (hours) of the back-test evidence; 0 = all horizons alike."),
+) -> None:
+    """Per-pod GPU share (milli-GPU) and GPU memory (MiB) requests from telemetry."""
+    import pandas as pd
+
+    from cohabit.predictors import recommend, select_operating_points
+
+    if horizon_h <= 0:
+        fail(f"--horizon-h must be > 0, got {horizon_h}")
+    if evidence_half_life_h < 0:
+        fail(f"--evidence-half-life-h must be >= 0, got {evidence_half_life_h}")
+    frame = genai_frame(data_dir(data, PACKAGED_GENAI))
+    selection = select_operating_points(
+        frame, RESOURCES, horizon_s=horizon_h * 3600,
+        evidence_half_life_s=evidence_half_life_h * 3600 if evidence_half_life_h > 0 else None,
+    )
+    rows = []
+    for pod, usage in frame.groupby("pod", sort=True):
+        usage = usage[["time", *RESOURCES]]
+        if usage[list(RESOURCES)].notna().sum().max() < 2:
+            continue
+        tuned = recommend(usage, selection=selection, workload=str(pod))
+        prior = recommend(usage)
+        for resource in RESOURCES:
+            y = usage[resource].dropna()
+            if y.empty:
+                continue
+            point = selection.points.get(str(pod), {}).get(resource)
+            rows.append({
+                "pod": str(pod), "resource": resource,
+                "request": getattr(tuned.target, resource),
+                "request_prior": getattr(prior.target, resource),
+                "peak": float(y.max()),
+                "confidence": tuned.confidence,
+                "low_confidence": tuned.low_confidence,
+                "operating_point": point.label() if point is not None else "prior",
+                "how": selection.how.get(str(pod), {}).get(resource, "prior"),
+            })
+    if not rows:
+        fail("no pod has two samples of GPU share or GPU memory")
+    result = pd.DataFrame(rows)
+    total = result.groupby("resource")[["request", "request_prior", "peak"]].sum()
+    for resource, r in total.iterrows():
+        console().print(
+            f"{resource}: requests sum to {r['request']:,.0f} "
+            f"({1 - r['request'] / r['peak']:.1%} below the pods' peaks; "
+            f"a-priori defaults {1 - r['request_prior'] / r['peak']:.1%})")
+    console().print(table(
+        "Just-enough requests (per pod, operating point chosen on its own back-test)", result,
+        ["pod", "resource", "request", "request_prior", "peak", "confidence",
+         "operating_point"],
+        {"request": ",.0f", "request_prior": ",.0f", "peak": ",.0f", "confidence": ".2f"},
+    ))
+    if out is not None:
+        path = out_dir(out) / "recommendations.csv"
+        result.to_csv(path, index=False)
+        console().print(f"wrote {path}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``recommend`` command to the ``cohabit`` app."""
+    app.command("recommend")(recommend_fleet)
