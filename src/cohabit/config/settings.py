@@ -91,6 +91,11 @@ class ReconcileSettings:
     qos_window_s: float = 3600.0
     """Window over which QoS violations are counted, seconds."""
 
+    tune_interval_s: float = 0.0
+    """Re-choose the just-enough estimator's per-workload operating points for the whole fleet
+    at most this often, seconds (:class:`cohabit.engine.tuning.FleetTuner`); 0 = off (the
+    estimator's a-priori defaults)."""
+
 
 @dataclass(frozen=True)
 class MetricsSettings:

@@ -64,6 +64,7 @@ __all__ = [
     "assess",
     "pod_capacities",
     "predictors_recommender",
+    "wide_usage",
     "place_pending",
     "pod_profiles",
     "slowdown_model",
@@ -166,31 +167,48 @@ class Assessment:
     pressure_missing: tuple[tuple[str, str], ...] = ()
 
 
+def wide_usage(usage: pd.DataFrame) -> pd.DataFrame:
+    """Long usage rows -> one row per ``(time, pod)`` with a column per resource, by time.
+
+    Samples of all replicas pool into one history, as VPA aggregates a container over its
+    pods. Empty input gives an empty frame with ``time`` and ``pod`` columns.
+    """
+    if usage.empty:
+        return pd.DataFrame({"time": [], "pod": []})
+    wide = usage.pivot_table(index=["time", "pod"], columns="resource", values="value",
+                             aggfunc="mean").reset_index().sort_values("time")
+    wide.columns.name = None
+    return wide
+
+
 def predictors_recommender(workload: Workload, container: str, usage: pd.DataFrame,
-                           qos: pd.DataFrame) -> Recommendation:
+                           qos: pd.DataFrame, selection: Any = None,
+                           selection_key: str | None = None) -> Recommendation:
     """:data:`Recommender` over :func:`cohabit.predictors.recommend`.
 
-    The long usage rows are pivoted to one row per ``(time, pod)`` with a column per
-    resource (samples of all replicas pool into one history, as VPA aggregates a container
-    over its pods); for a latency target the QoS series is joined as ``latency_ms`` by the
-    nearest earlier timestamp. The sized resources are clamped into the workload's
-    ``[min, max]``; unsized ones stay 0. Without samples the
+    The long usage rows are pivoted by :func:`wide_usage`; for a latency target the QoS
+    series is joined as ``latency_ms`` by the nearest earlier timestamp. The sized resources
+    are clamped into the workload's ``[min, max]``; unsized ones stay 0. Without samples the
     recommendation has confidence 0 and is low-confidence.
+
+    Args:
+        selection, selection_key: a :class:`cohabit.predictors.FleetSelection` and this
+            container's key in it (:class:`~cohabit.engine.tuning.FleetTuner`); ``None`` =
+            the estimator's a-priori defaults.
     """
     from cohabit.predictors import recommend
 
     if usage.empty:
         return Recommendation(container, Resources(), Resources(), Resources(), 0.0, True)
-    wide = usage.pivot_table(index=["time", "pod"], columns="resource", values="value",
-                             aggfunc="mean").reset_index().sort_values("time")
-    wide.columns.name = None
+    wide = wide_usage(usage)
     if workload.qos_target.metric == "p99_latency_ms" and not qos.empty:
         joined = pd.merge_asof(wide[["time"]], qos.sort_values("time"), on="time",
                                direction="backward")
         wide["latency_ms"] = joined["value"].to_numpy(dtype=float)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence chatter of the QoS regression
-        rec = recommend(wide, workload.qos_target, None, container)
+        rec = recommend(wide, workload.qos_target, None, container, selection=selection,
+                        workload=selection_key if selection is not None else None)
     # Bounds apply to the resources that had samples (a measured 0 becomes the minimum);
     # resources without samples stay 0 ("no opinion": the planner keeps the current request).
     measured = frozenset(c for c in ("cpu_milli", "memory_mib", "gpu_milli", "gpu_memory_mib")

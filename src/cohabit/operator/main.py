@@ -14,6 +14,7 @@ from cohabit.actuator.base import MemoryLedger
 from cohabit.actuator.kubernetes import ConfigMapLedger, KubernetesActuator
 from cohabit.config import OperatorSettings
 from cohabit.engine.reconcile import slowdown_model
+from cohabit.engine.tuning import FleetTuner
 from cohabit.operator.handlers import build_registry
 from cohabit.operator.runtime import Runtime
 from cohabit.telemetry.base import TelemetryUnavailable
@@ -69,6 +70,8 @@ def build_runtime(settings: OperatorSettings, api_client: Any,
         usage=usage,
         actuator=None,
     )
+    if settings.reconcile.tune_interval_s > 0:
+        runtime.tuner = FleetTuner(interval_s=settings.reconcile.tune_interval_s)
     if settings.scheduler.interference_model != "pressure-sensitivity":
         runtime.slowdown = slowdown_model(settings.scheduler.interference_model)
     runtime.actuator = KubernetesActuator(api_client, ledger=ledger,

@@ -103,7 +103,8 @@ def reconcile_workload(
     snapshot = Snapshot(now, tuple(nodes), tuple(pods))
     assessment = assess(parsed, snapshot, runtime.usage, now,
                         window_s=runtime.settings.prometheus.window_s,
-                        containers=containers, current=current)
+                        containers=containers, current=current,
+                        recommender=runtime.tuner.recommender if runtime.tuner else None)
     if target is None:
         assessment = replace(
             assessment, low_confidence=True,

@@ -63,6 +63,8 @@ class Runtime:
         wakers: policy name -> event set by pod events to run that scheduler at once.
         slowdown: the ``cohabit`` placement policy's slowdown callable (None = the engine's
             pressure x sensitivity default).
+        tuner: the :class:`~cohabit.engine.tuning.FleetTuner` whose recommender sizes the
+            workloads (None = the estimator's a-priori defaults).
     """
 
     settings: OperatorSettings
@@ -78,6 +80,7 @@ class Runtime:
     lock: threading.Lock = field(default_factory=threading.Lock)
     wakers: dict[str, threading.Event] = field(default_factory=dict)
     slowdown: Any = None
+    tuner: Any = None
 
     def waker(self, policy: str) -> threading.Event:
         """The wake-up event of ``policy``'s scheduler loop."""

@@ -111,6 +111,20 @@ def test_status_from_real_telemetry_and_apply_resize(genai_frame, cluster_api, m
     assert inter["sensitivity"] == {}
 
 
+def test_fleet_tuner_sizes_the_workload_when_enabled(genai_frame, cluster_api, make_runtime):
+    from cohabit.engine.tuning import FleetTuner
+
+    settings = OperatorSettings(prometheus=PrometheusSettings(window_s=86400))
+    runtime = make_runtime(usage=TraceUsage(genai_frame, NOW), settings=settings)
+    runtime.tuner = FleetTuner(interval_s=3600, background=False)
+    status = call_workload(runtime, spec(mode="Recommend"))
+    assert runtime.tuner.selections == 1
+    points = runtime.tuner.current().points["ns/sd/server"]
+    assert set(points) == {"gpu_milli", "gpu_memory_mib"}
+    [rec] = status["recommendations"]
+    assert rec["container"] == "server" and 200 <= rec["gpuMilli"] <= 1000
+
+
 def test_recommend_mode_writes_status_only(genai_frame, cluster_api, make_runtime):
     runtime = make_runtime(usage=TraceUsage(genai_frame, NOW))
     status = call_workload(runtime, spec(mode="Recommend"))
