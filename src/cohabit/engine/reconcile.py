@@ -64,6 +64,7 @@ __all__ = [
     "assess",
     "pod_capacities",
     "predictors_recommender",
+    "recommend_wide",
     "wide_usage",
     "place_pending",
     "pod_profiles",
@@ -196,11 +197,18 @@ def predictors_recommender(workload: Workload, container: str, usage: pd.DataFra
             container's key in it (:class:`~cohabit.engine.tuning.FleetTuner`); ``None`` =
             the estimator's a-priori defaults.
     """
-    from cohabit.predictors import recommend
-
     if usage.empty:
         return Recommendation(container, Resources(), Resources(), Resources(), 0.0, True)
-    wide = wide_usage(usage)
+    return recommend_wide(workload, container, wide_usage(usage), qos, selection,
+                          selection_key)
+
+
+def recommend_wide(workload: Workload, container: str, wide: pd.DataFrame, qos: pd.DataFrame,
+                   selection: Any = None, selection_key: str | None = None) -> Recommendation:
+    """:func:`predictors_recommender` on usage already pivoted by :func:`wide_usage`
+    (non-empty; a ``latency_ms`` column is added to ``wide`` for a latency target)."""
+    from cohabit.predictors import recommend
+
     if workload.qos_target.metric == "p99_latency_ms" and not qos.empty:
         joined = pd.merge_asof(wide[["time"]], qos.sort_values("time"), on="time",
                                direction="backward")

@@ -23,7 +23,7 @@ import pandas as pd
 
 from cohabit.model import Recommendation, Workload
 
-from .reconcile import predictors_recommender, wide_usage
+from .reconcile import predictors_recommender, recommend_wide, wide_usage
 
 __all__ = ["FleetTuner"]
 
@@ -123,9 +123,11 @@ class FleetTuner:
                     qos: pd.DataFrame) -> Recommendation:
         """A :data:`~cohabit.engine.reconcile.Recommender`: records the history, starts a
         selection when due, and recommends with the latest selection."""
+        if usage.empty:
+            return predictors_recommender(workload, container, usage, qos)
         key = self.key(workload, container)
-        if not usage.empty:
-            self.observe(key, wide_usage(usage))
-            self.maybe_retune()
-        return predictors_recommender(workload, container, usage, qos,
-                                      selection=self.current(), selection_key=key)
+        wide = wide_usage(usage)
+        self.observe(key, wide)
+        self.maybe_retune()
+        return recommend_wide(workload, container, wide, qos, selection=self.current(),
+                              selection_key=key)
