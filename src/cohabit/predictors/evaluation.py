@@ -487,24 +487,36 @@ def evaluate_rightsizing(
     return pd.DataFrame(rows)
 
 
+def fleet_rise_table(frame: pd.DataFrame, resource: str,
+                     horizon_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """Relative one-horizon peak rises of every pod of ``frame`` (:func:`peak_rises` with
+    ``relative=True``), with the time each became known (``s + horizon_s``).
+
+    Returns:
+        ``(known_at, rises)``, 1-D, sorted by ``known_at``.
+    """
+    known, values = [], []
+    for _, group in frame[frame[resource].notna()].groupby("pod", sort=True):
+        rt, r = peak_rises(group["time"].to_numpy(float), group[resource].to_numpy(float),
+                           horizon_s, relative=True)
+        known.append(rt + horizon_s)
+        values.append(r)
+    if not known:
+        return np.empty(0), np.empty(0)
+    known_at, rises = np.concatenate(known), np.concatenate(values)
+    order = np.argsort(known_at, kind="stable")
+    return known_at[order], rises[order]
+
+
 def _fleet_rises(frame, resource, horizon_s, grid, points) -> Callable[[float], np.ndarray]:
     """``origin -> fleet headroom per grid point`` from the relative peak rises of every pod
-    complete by the origin (a rise at ``s`` is known at ``s + horizon_s``).
+    complete by the origin (:func:`fleet_rise_table`).
 
     To bound the work, the rises are taken as of the last checkpoint at or before the origin
     (checkpoints every ``horizon_s`` of trace time): never later than the origin."""
     if not any(g.fleet for g in grid):
         return lambda _origin: np.zeros(len(grid))
-    known, values = [], []
-    for _, group in frame.groupby("pod", sort=True):
-        ok = group[resource].notna().to_numpy()
-        t = group["time"].to_numpy(float)[ok]
-        rt, r = peak_rises(t, group[resource].to_numpy(float)[ok], horizon_s, relative=True)
-        known.append(rt + horizon_s)
-        values.append(r)
-    known_at = np.concatenate(known) if known else np.empty(0)
-    order = np.argsort(known_at, kind="stable")
-    known_at, rises = known_at[order], np.concatenate(values)[order] if values else np.empty(0)
+    known_at, rises = fleet_rise_table(frame, resource, horizon_s)
     t0 = float(frame["time"].min())
     cache: dict[float, np.ndarray] = {}
 
@@ -586,14 +598,7 @@ def select_operating_points(
             continue
         points.setdefault(row["pod"], {})[row["resource"]] = by_label[row["candidate"]]
         how.setdefault(row["pod"], {})[row["resource"]] = row["how"]
-    fleet_rises = {}
-    for resource in resources:
-        rises = [
-            peak_rises(g["time"].to_numpy(float), g[resource].to_numpy(float), horizon_s,
-                       relative=True)[1]
-            for _, g in frame[frame[resource].notna()].groupby("pod", sort=True)
-        ]
-        fleet_rises[resource] = np.concatenate(rises) if rises else np.empty(0)
+    fleet_rises = {r: fleet_rise_table(frame, r, horizon_s)[1] for r in resources}
     return FleetSelection(points, how, fleet_rises, float(horizon_s))
 
 
