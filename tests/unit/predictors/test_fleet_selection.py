@@ -3,8 +3,6 @@ and the ``cohabit recommend`` command, on real GenAI telemetry."""
 
 from __future__ import annotations
 
-import gzip
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,7 +11,7 @@ from typer.testing import CliRunner
 from cohabit.cli.main import app
 from cohabit.predictors import FleetSelection, recommend, select_operating_points
 from cohabit.predictors.evaluation import DEFAULT_GRID
-from cohabit.predictors.telemetry_data import PACKAGED_GENAI, load_genai
+from cohabit.predictors.telemetry_data import load_genai
 
 RESOURCES = ("gpu_milli", "gpu_memory_mib")
 
@@ -81,16 +79,8 @@ def test_recommend_needs_the_workload_with_a_selection(fleet, selection):
 
 
 @pytest.mark.slow
-def test_cli_recommend_on_a_packaged_slice(tmp_path):
-    data = tmp_path / "genai"
-    data.mkdir()
-    keep = None
-    for f in sorted(PACKAGED_GENAI.glob("*.csv.gz")):
-        df = pd.read_csv(f)
-        if keep is None:
-            keep = sorted(df["container_ip"].dropna().unique())[:6]
-        with gzip.open(data / f.name, "wt") as fh:
-            df[df["container_ip"].isin(keep)].to_csv(fh, index=False)
+def test_cli_recommend_on_a_packaged_slice(tmp_path, genai_slice):
+    data = genai_slice(6)
     out = tmp_path / "out"
     res = CliRunner().invoke(app, ["recommend", "--data", str(data), "--out", str(out)])
     assert res.exit_code == 0, res.output

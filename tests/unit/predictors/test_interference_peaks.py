@@ -26,7 +26,7 @@ from cohabit.predictors.peaks import (
     lag_features,
     pp_forecast,
 )
-from cohabit.predictors.telemetry_data import PACKAGED_GAVEL, PACKAGED_GENAI, TelemetryDataError
+from cohabit.predictors.telemetry_data import PACKAGED_GAVEL, TelemetryDataError
 
 
 @pytest.fixture(scope="module")
@@ -172,19 +172,9 @@ def test_cli_unreadable_input_exits_non_zero(tmp_path):
 
 
 @pytest.mark.slow
-def test_cli_rightsizing_on_packaged_slice(tmp_path):
+def test_cli_rightsizing_on_packaged_slice(tmp_path, genai_slice):
     # A real slice: the first 8 pods of the shipped GenAI subset, files in the same schema.
-    import gzip
-
-    data = tmp_path / "genai"
-    data.mkdir()
-    keep = None
-    for f in sorted(PACKAGED_GENAI.glob("*.csv.gz")):
-        df = pd.read_csv(f)
-        if keep is None:
-            keep = sorted(df["container_ip"].dropna().unique())[:8]
-        with gzip.open(data / f.name, "wt") as fh:
-            df[df["container_ip"].isin(keep)].to_csv(fh, index=False)
+    data = genai_slice(8)
     out = tmp_path / "out"
     res = CliRunner().invoke(
         app, ["evaluate", "rightsizing", "--data", str(data), "--out", str(out), "--horizon-h", "3"]
