@@ -583,6 +583,7 @@ def select_operating_points(
     Raises:
         KeyError: a resource column is missing.
     """
+    grid = list(grid)
     selection: list[dict] = []
     evaluate_rightsizing(
         frame, resources, start_fraction=1.0, horizon_s=horizon_s,
@@ -590,13 +591,12 @@ def select_operating_points(
         min_validation_intervals=min_validation_intervals,
         evidence_half_life_s=evidence_half_life_s, selection=selection,
     )
-    by_label = {g.label(): g for g in grid}
     points: dict[str, dict[str, OperatingPoint]] = {}
     how: dict[str, dict[str, str]] = {}
     for row in selection:
         if row["method"] != "just-enough":
             continue
-        points.setdefault(row["pod"], {})[row["resource"]] = by_label[row["candidate"]]
+        points.setdefault(row["pod"], {})[row["resource"]] = grid[row["candidate_index"]]
         how.setdefault(row["pod"], {})[row["resource"]] = row["how"]
     fleet_rises = {r: fleet_rise_table(frame, r, horizon_s)[1] for r in resources}
     return FleetSelection(points, how, fleet_rises, float(horizon_s))
@@ -783,7 +783,7 @@ def _nested(resource, cand, grid, budget, with_vpa, min_validation, selection,
                     v_saving = float(1 - e["res_w"][rows_, fleet].sum() / e["stat_w"])
                 selection.append({
                     "resource": resource, "pod": pod, "origin": origin, "method": name,
-                    "candidate": grid[i].label(), "how": chosen,
+                    "candidate": grid[i].label(), "candidate_index": i, "how": chosen,
                     "validation_intervals": int(e["n"]),
                     "validation_under_share": v_under if has else np.nan,
                     "validation_saving": v_saving if has else np.nan,
