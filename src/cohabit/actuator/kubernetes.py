@@ -129,17 +129,23 @@ class KubernetesActuator:
                  outcome.message)
         return outcome
 
+    def _read_pod(self, name: str, namespace: str) -> Any:
+        """The pod, or None when it no longer exists."""
+        try:
+            return self.core.read_namespaced_pod(name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
     # -- bind -------------------------------------------------------------------------------
     def _bind(self, action: Bind) -> Outcome:
         namespace, name = _split(action.pod)
         uid = None
         if self.verify_binds:
-            try:
-                pod = self.core.read_namespaced_pod(name, namespace)
-            except ApiException as exc:
-                if exc.status == 404:
-                    return Outcome(action, "skipped", "pod is gone")
-                raise
+            pod = self._read_pod(name, namespace)
+            if pod is None:
+                return Outcome(action, "skipped", "pod is gone")
             bound = pod.spec.node_name
             if bound:
                 if bound == action.node:
@@ -178,12 +184,9 @@ class KubernetesActuator:
         limits = self.limits
         if not limits.enabled:
             return Outcome(action, "skipped", "rebinding is disabled")
-        try:
-            pod = self.core.read_namespaced_pod(name, namespace)
-        except ApiException as exc:
-            if exc.status == 404:
-                return Outcome(action, "skipped", "pod is gone")
-            raise
+        pod = self._read_pod(name, namespace)
+        if pod is None:
+            return Outcome(action, "skipped", "pod is gone")
         if pod.metadata.deletion_timestamp is not None:
             return Outcome(action, "skipped", "pod is already terminating")
         now = self.clock()
