@@ -26,14 +26,22 @@ DAYS = 8
 STEP = 60.0
 
 
-def build(data: str, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def build(data: str, n: int, days: float = DAYS,
+          step: float = STEP) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``n`` workloads of ``days`` at ``step`` seconds from the real GenAI pods: each pod's
+    series tiled and resampled, cycling through the pods with a per-workload phase shift.
+
+    Returns:
+        ``(gpu_milli, gpu_memory_mib)`` arrays per workload, each of shape ``(days * 86400 /
+        step,)``, on the time grid ``np.arange(0, days * 86400, step)``.
+    """
     frame = load_genai(data)
     bases = []
     for _, g in frame.groupby("pod"):
         g = g.dropna(subset=["gpu_milli", "gpu_memory_mib"])
         if len(g) >= 1000:
             bases.append(g[["time", "gpu_milli", "gpu_memory_mib"]].to_numpy(float))
-    t = np.arange(0.0, DAYS * 86400.0, STEP)
+    t = np.arange(0.0, days * 86400.0, step)
     out = []
     for i in range(n):
         base = bases[i % len(bases)]
