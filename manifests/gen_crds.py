@@ -246,6 +246,7 @@ WORKLOAD_STATUS = {
                     "target": {"type": "string"},
                     "status": {"type": "string"},
                     "message": {"type": "string"},
+                    "time": {"type": "string", "format": "date-time"},
                 },
             },
         },

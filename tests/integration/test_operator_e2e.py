@@ -263,9 +263,15 @@ def test_status_from_prometheus_and_apply_patches_within_bounds(
     changed = (requests != before["spec"]["template"]["spec"]["containers"][0]["resources"][
         "requests"]) or share != 500
     assert changed
-    obj = get(kube_client, path)
-    assert any(a["action"] == "Resize" and a["status"] == "done"
-               for a in obj["status"]["lastActions"])
+
+    # The reconcile that patched the Deployment writes its status (with the action) after
+    # the patch, so the patch can be seen first.
+    def resized():
+        obj = get(kube_client, path)
+        return obj if any(a["action"] == "Resize" and a["status"] == "done"
+                          for a in obj["status"].get("lastActions", [])) else None
+
+    wait_for(resized, 30, "GpuWorkload status with the done Resize action")
 
     # The database workload has no telemetry in this Prometheus: LowConfidence, untouched.
     db = wait_for(lambda: (lambda o: o if condition(o, "LowConfidence") else None)(

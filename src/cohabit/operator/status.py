@@ -71,12 +71,12 @@ def _recommendation(r: Recommendation) -> dict[str, Any]:
             "lowConfidence": bool(r.low_confidence)}
 
 
-def _outcome(o: Outcome) -> dict[str, str]:
+def _outcome(o: Outcome, now: float) -> dict[str, str]:
     action = o.action
     target = (f"{action.workload}/{action.container}" if isinstance(action, Resize)
               else action.pod)
     return {"action": type(action).__name__, "target": target, "status": o.status,
-            "message": o.message[:500]}
+            "message": o.message[:500], "time": iso(now)}
 
 
 def workload_status(
@@ -92,7 +92,9 @@ def workload_status(
 
     Args:
         a: the assessment.
-        outcomes: what the actuator did for this workload this pass.
+        outcomes: what the actuator did for this workload this pass; ``lastActions`` lists
+            them (at most 20, each with its ``time``), or, after a pass without any, keeps
+            the previous pass's list, so the last resize or eviction stays visible.
         generation: ``metadata.generation`` the pass saw.
         now: epoch seconds.
         previous: the current status (for condition transition times).
@@ -133,7 +135,8 @@ def workload_status(
         "confidence": round(min((r.confidence for r in a.recommendations), default=0.0), 4),
         "nodes": list(a.nodes),
         "qos": {"violations": int(a.qos_violations), "samples": int(a.qos_samples)},
-        "lastActions": [_outcome(o) for o in outcomes][-20:],
+        "lastActions": ([_outcome(o, now) for o in outcomes][-20:] if outcomes
+                        else list((previous or {}).get("lastActions") or [])),
         "lastPlanTime": iso(now),
         "conditions": merge_conditions((previous or {}).get("conditions"), conds),
     }
