@@ -97,7 +97,8 @@ def workload_status(
             the previous pass's list, so the last resize or eviction stays visible.
         generation: ``metadata.generation`` the pass saw.
         now: epoch seconds.
-        previous: the current status (for condition transition times).
+        previous: the current status (for condition transition times and the kept
+            ``lastActions``).
         pending: the workload's pods still waiting for a node.
     """
     conds = [condition("Invalid", False, "SpecValid", "spec passed validation", generation,
