@@ -36,6 +36,7 @@ import pandas as pd
 from cohabit.config import PolicyConfig, SpecError, WorkloadSpec
 from cohabit.engine.scheduling import schedule_pod
 from cohabit.model import (
+    RESOURCE_FIELDS,
     Action,
     Bind,
     InterferenceProfile,
@@ -219,7 +220,7 @@ def recommend_wide(workload: Workload, container: str, wide: pd.DataFrame, qos: 
                         workload=selection_key if selection is not None else None)
     # Bounds apply to the resources that had samples (a measured 0 becomes the minimum);
     # resources without samples stay 0 ("no opinion": the planner keeps the current request).
-    measured = frozenset(c for c in ("cpu_milli", "memory_mib", "gpu_milli", "gpu_memory_mib")
+    measured = frozenset(c for c in RESOURCE_FIELDS
                          if c in wide.columns and wide[c].notna().any())
     lo, hi = workload.min_resources, workload.max_resources
     return replace(rec, target=clamp_measured(rec.target, Resources(), lo, hi, measured),

@@ -21,15 +21,13 @@ from typing import Any
 
 import pandas as pd
 
-from cohabit.model import Recommendation, Workload
+from cohabit.model import RESOURCE_FIELDS, Recommendation, Workload
 
 from .reconcile import predictors_recommender, recommend_wide, wide_usage
 
 __all__ = ["FleetTuner"]
 
 log = logging.getLogger(__name__)
-
-SIZED = ("cpu_milli", "memory_mib", "gpu_milli", "gpu_memory_mib")
 
 
 class FleetTuner:
@@ -71,7 +69,7 @@ class FleetTuner:
     def observe(self, key: str, wide: pd.DataFrame) -> None:
         """Keep ``wide`` (``time`` and resource columns, :func:`wide_usage`) as ``key``'s
         latest history."""
-        cols = ["time", *[c for c in SIZED if c in wide.columns]]
+        cols = ["time", *[c for c in RESOURCE_FIELDS if c in wide.columns]]
         with self._lock:
             self._histories[key] = wide[cols]
 
@@ -102,7 +100,7 @@ class FleetTuner:
         try:
             frame = pd.concat([h.assign(pod=k) for k, h in histories.items()],
                               ignore_index=True)
-            resources = tuple(c for c in SIZED if c in frame.columns
+            resources = tuple(c for c in RESOURCE_FIELDS if c in frame.columns
                               and frame[c].notna().any())
             select = self._select
             if select is None:

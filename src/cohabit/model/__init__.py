@@ -20,6 +20,7 @@ from typing import Union
 
 __all__ = [
     "MILLI_PER_GPU",
+    "RESOURCE_FIELDS",
     "Bind",
     "Evict",
     "GpuDevice",
@@ -41,6 +42,10 @@ __all__ = [
 
 MILLI_PER_GPU = 1000
 """milli-GPU in one whole GPU."""
+
+RESOURCE_FIELDS = ("cpu_milli", "memory_mib", "gpu_milli", "gpu_memory_mib")
+"""The fields of :class:`Resources`, in order: the resources cohabit sizes and places (also
+the ``resource`` names of usage telemetry)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,12 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cohabit.model import Action, Resize, Resources
+from cohabit.model import RESOURCE_FIELDS, Action, Resize, Resources
 from cohabit.planner.base import PlanContext, PolicyArgsError
 
 __all__ = ["RightSizing", "RightSizingArgs", "clamp_measured", "validate_right_sizing_args"]
-
-_FIELDS = ("cpu_milli", "memory_mib", "gpu_milli", "gpu_memory_mib")
 
 
 def clamp_measured(target: Resources, current: Resources, lower: Resources,
@@ -26,9 +24,9 @@ def clamp_measured(target: Resources, current: Resources, lower: Resources,
     value unclamped."""
     clamped = target.clamp(lower, upper)
     if measured is None:
-        measured = frozenset(f for f in _FIELDS if getattr(target, f))
+        measured = frozenset(f for f in RESOURCE_FIELDS if getattr(target, f))
     return Resources(**{f: getattr(clamped, f) if f in measured else getattr(current, f)
-                        for f in _FIELDS})
+                        for f in RESOURCE_FIELDS})
 
 
 @dataclass(frozen=True)
@@ -73,7 +71,7 @@ class RightSizing:
                     continue
                 wanted = clamp_measured(rec.target, current, workload.min_resources,
                                         workload.max_resources)
-                changed = [f for f in _FIELDS if self._differs(getattr(current, f),
+                changed = [f for f in RESOURCE_FIELDS if self._differs(getattr(current, f),
                                                                getattr(wanted, f))]
                 if not changed:
                     continue

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-RESOURCES = ("cpu_milli", "memory_mib", "gpu_milli", "gpu_memory_mib")
+from cohabit.model import RESOURCE_FIELDS
+
+RESOURCES = RESOURCE_FIELDS
 """Resource names, as the fields of :class:`cohabit.model.Resources`."""
 
 MEMORY_LIKE = frozenset({"memory_mib", "gpu_memory_mib"})

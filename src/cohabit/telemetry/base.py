@@ -15,7 +15,7 @@ from typing import Protocol, runtime_checkable
 
 import pandas as pd
 
-from cohabit.model import Snapshot, Workload
+from cohabit.model import RESOURCE_FIELDS, Snapshot, Workload
 
 __all__ = [
     "QOS_COLUMNS",
@@ -28,7 +28,7 @@ __all__ = [
     "empty_usage",
 ]
 
-RESOURCES = ("cpu_milli", "memory_mib", "gpu_milli", "gpu_memory_mib")
+RESOURCES = RESOURCE_FIELDS
 """Values of the usage frame's ``resource`` column (units as in :mod:`cohabit.model`)."""
 
 USAGE_COLUMNS = ("time", "namespace", "pod", "container", "resource", "value")
