@@ -29,12 +29,13 @@ and lowers the confidence.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+from cohabit.model import MILLI_PER_GPU
 
 __all__ = ["PRESSURE_RESOURCES", "PodCapacity", "PressureEstimate", "measured_pressure"]
 
@@ -66,7 +67,7 @@ class PodCapacity:
     def of(self, key: str) -> float | None:
         """Capacity one sample of ``key`` is divided by, or None when unknown."""
         if key == "gpu_sm":
-            return float(1000)
+            return float(MILLI_PER_GPU)
         value = {"cpu": self.cpu_milli, "memory": self.memory_mib,
                  "gpu_mem": self.gpu_memory_mib}[key]
         return float(value) if value is not None and value > 0 else None
@@ -150,9 +151,6 @@ def measured_pressure(
             continue
         ratio = per.loc[known, "value"].to_numpy(float) / caps[known].to_numpy(float)
         value = float(np.clip(np.mean(ratio), 0.0, 1.0))
-        if math.isnan(value):  # pragma: no cover - notna() above keeps NaN out
-            missing.append((key, "no finite samples"))
-            continue
         pressure.append((key, round(value, 6)))
         samples.append((key, int(ratio.size)))
     confidence = 0.0
