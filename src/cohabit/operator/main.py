@@ -72,8 +72,7 @@ def build_runtime(settings: OperatorSettings, api_client: Any,
     )
     if settings.reconcile.tune_interval_s > 0:
         runtime.tuner = FleetTuner(interval_s=settings.reconcile.tune_interval_s)
-    if settings.scheduler.interference_model != "pressure-sensitivity":
-        runtime.slowdown = slowdown_model(settings.scheduler.interference_model)
+    runtime.slowdown = slowdown_model(settings.scheduler.interference_model)
     runtime.actuator = KubernetesActuator(api_client, ledger=ledger,
                                           resolve_target=runtime.resolve_target,
                                           verify_binds=False, bind_concurrency=8)
