@@ -1,4 +1,4 @@
-"""Shared helpers of the predictors: resource kinds, input checks, weighted quantiles."""
+"""Shared helpers of the predictors: resource kinds, input checks, recency weights."""
 
 from __future__ import annotations
 
@@ -18,19 +18,6 @@ def check_resource(resource: str) -> str:
     if resource not in RESOURCES:
         raise ValueError(f"resource must be one of {RESOURCES}, got {resource!r}")
     return resource
-
-
-def weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float:
-    """The smallest value whose cumulative weight reaches ``q`` of the total (a step quantile).
-
-    Args:
-        values, weights: 1-D arrays of equal length; weights >= 0 with a positive sum.
-        q: level in [0, 1].
-    """
-    order = np.argsort(values, kind="stable")
-    cum = np.cumsum(weights[order])
-    idx = int(np.searchsorted(cum, q * cum[-1], side="left"))
-    return float(values[order][min(idx, len(values) - 1)])
 
 
 def decay_weights(times: np.ndarray, half_life_s: float) -> np.ndarray:

@@ -56,7 +56,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import QuantileRegressor
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._common import MEMORY_LIKE, check_resource, decay_weights, weighted_quantile
+from ._common import MEMORY_LIKE, check_resource, decay_weights
 
 __all__ = [
     "DEFAULT_HALF_LIFE_S",
@@ -104,6 +104,12 @@ def interval_level(coverage: float, interval_confidence: float, n_eff: float) ->
     return min(1.0, c + z * math.sqrt(c * (1 - c) / max(n_eff, 1.0)))
 
 
+def _weighted_quantiles(y: np.ndarray, w: np.ndarray, levels: list[float]) -> np.ndarray:
+    """The smallest values whose cumulative weight reaches each level of the total (step
+    quantiles: numpy's weighted ``inverted_cdf``), shape ``(len(levels),)``."""
+    return np.quantile(y, levels, weights=w, method="inverted_cdf")
+
+
 def interval_uppers(
     t: np.ndarray,
     y: np.ndarray,
@@ -125,11 +131,8 @@ def interval_uppers(
     """
     w = decay_weights(t, half_life_s)
     n_eff = float(w.sum() ** 2 / np.sum(w**2))
-    order = np.argsort(y, kind="stable")
-    cum = np.cumsum(w[order])
-    levels = np.array([interval_level(c, ic, n_eff) for c, ic in points])
-    idx = np.searchsorted(cum, levels * cum[-1], side="left")
-    return y[order][np.minimum(idx, len(y) - 1)], n_eff
+    levels = [interval_level(c, ic, n_eff) for c, ic in points]
+    return _weighted_quantiles(y, w, levels), n_eff
 
 
 @dataclass(frozen=True)
@@ -304,12 +307,8 @@ class JustEnoughEstimator(RegressorMixin, BaseEstimator):
         n_eff = float(w.sum() ** 2 / np.sum(w**2))
         level = interval_level(self._coverage(), self.interval_confidence, n_eff)
         top = min(1.0, level + (1 - level) / 2)
-        return (
-            weighted_quantile(y, w, level),
-            weighted_quantile(y, w, 0.5),
-            weighted_quantile(y, w, top),
-            n_eff,
-        )
+        upper, median, top_ = _weighted_quantiles(y, w, [level, 0.5, top])
+        return float(upper), float(median), float(top_), n_eff
 
     def _fit_qos(self, y: np.ndarray, lat: np.ndarray) -> QosModel | None:
         ok = np.isfinite(lat)
