@@ -6,13 +6,15 @@ for Public Clouds", arXiv 1912.11963, ICPP 2020) plans a database's capacity fro
 measured performance at a few allocations, relying on performance improving monotonically
 with resources. This module holds that model:
 
-* **Shape.** Per memory level, ``log p99`` is fitted as a non-increasing function of
-  ``log cpu_milli`` by isotonic regression (scikit-learn ``IsotonicRegression``, pool
-  adjacent violators) over every repeat, so a noisy repeat at a larger allocation cannot
-  claim to be slower than a smaller one. Across memory levels the model is not forced
-  monotone: more memory can only help a database in principle, but an unmeasured level is
-  predicted from the nearest measured level *below* it (never from a larger one), which is
-  conservative.
+* **Shape.** ``log p99`` is fitted as a non-increasing function of CPU *and* memory:
+  isotonic regression on the partial order of allocations (``a <= b`` when ``b`` has at
+  least as much of both), i.e. the weighted least-squares projection of the per-allocation
+  mean ``log p99`` (weights = runs) onto the monotone cone, solved as a small quadratic
+  programme (scipy SLSQP; with one resource it is exactly scikit-learn's pool-adjacent-
+  violators ``IsotonicRegression``, which the tests check). A noisy repeat at a larger
+  allocation cannot claim to be slower than a smaller one: violators are pooled. An
+  unmeasured memory level is predicted from the nearest measured level *below* it (never
+  from a larger one), which is conservative.
 * **Noise.** Runs of the same allocation differ (this machine's p99 moved 4.5x between a
   busy and a quiet hour). The spread is the standard deviation of ``log p99`` between
   repeats of one allocation, shrunk toward the pooled spread of all allocations (a
@@ -34,9 +36,9 @@ import math
 
 import numpy as np
 import pandas as pd
+from scipy.optimize import minimize
 from scipy.stats import t as student_t
 from sklearn.base import BaseEstimator, RegressorMixin
-from sklearn.isotonic import IsotonicRegression
 from sklearn.utils.validation import check_is_fitted
 
 __all__ = ["AllocationCurve", "SUMMARY_COLUMNS"]
@@ -65,6 +67,26 @@ def _as_arrays(X, y=None):
     return X, y
 
 
+def _isotonic_2d(alloc: np.ndarray, means: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Weighted least-squares fit of ``means`` non-increasing on the dominance order of
+    ``alloc`` (rows ``(cpu, mem)``); ``means`` itself when it already is."""
+    k = len(means)
+    pairs = [(a, b) for a in range(k) for b in range(k) if a != b
+             and alloc[b, 0] >= alloc[a, 0] and alloc[b, 1] >= alloc[a, 1]]
+    if all(means[a] >= means[b] - 1e-12 for a, b in pairs):
+        return means.astype(float)
+    A = np.zeros((len(pairs), k))
+    for row, (a, b) in enumerate(pairs):
+        A[row, a], A[row, b] = 1.0, -1.0  # mu_a - mu_b >= 0: the larger b is no slower
+    res = minimize(
+        lambda mu: float(np.sum(weights * (mu - means) ** 2)), means.astype(float),
+        jac=lambda mu: 2.0 * weights * (mu - means), method="SLSQP",
+        constraints=[{"type": "ineq", "fun": lambda mu: A @ mu, "jac": lambda mu: A}],
+        options={"maxiter": 500, "ftol": 1e-12},
+    )
+    return np.asarray(res.x, dtype=float)
+
+
 class AllocationCurve(RegressorMixin, BaseEstimator):
     """Monotone p99-vs-allocation model with repeat-derived noise (module docstring).
 
@@ -75,7 +97,7 @@ class AllocationCurve(RegressorMixin, BaseEstimator):
 
     Learned attributes:
         levels_: sorted memory levels (MiB) seen.
-        fits_: memory level -> fitted ``IsotonicRegression`` on ``log cpu_milli``.
+        fitted_: ``(cpu_milli, memory_mib) -> fitted log p99`` per measured allocation.
         pooled_sd_, pooled_dof_: the pooled spread of ``log p99`` between repeats and its
             degrees of freedom (0 when no allocation was repeated).
         groups_: per allocation ``(cpu_milli, memory_mib) -> (n, mean log, sd log)``.
@@ -114,12 +136,11 @@ class AllocationCurve(RegressorMixin, BaseEstimator):
                 dof += n - 1
         self.pooled_dof_ = dof
         self.pooled_sd_ = math.sqrt(ss / dof) if dof else math.nan
-        self.levels_ = np.array(sorted(frame["mem"].unique()))
-        self.fits_ = {}
-        for mem, g in frame.groupby("mem"):
-            iso = IsotonicRegression(increasing=False, out_of_bounds="clip")
-            iso.fit(np.log(g["cpu"].to_numpy()), g["logy"].to_numpy())
-            self.fits_[float(mem)] = iso
+        keys = list(self.groups_)
+        fitted = _isotonic_2d(np.array(keys), np.array([self.groups_[k][1] for k in keys]),
+                              np.array([self.groups_[k][0] for k in keys], dtype=float))
+        self.fitted_ = dict(zip(keys, fitted, strict=True))
+        self.levels_ = np.array(sorted({k[1] for k in keys}))
         self.n_features_in_ = X.shape[1]
         return self
 
@@ -128,12 +149,18 @@ class AllocationCurve(RegressorMixin, BaseEstimator):
         return float(below.max()) if below.size else float(self.levels_.min())
 
     def predict_log(self, X) -> np.ndarray:
-        """Fitted ``log p99`` (ms) at each row, shape (n,)."""
+        """Fitted ``log p99`` (ms) at each row, shape (n,): the monotone fit at a measured
+        allocation; between two measured CPUs of the same memory level, linear in
+        ``log cpu``; beyond the level's measured CPUs, the nearest one's value; at an
+        unmeasured memory level, the nearest measured level below it (conservative)."""
         check_is_fitted(self)
         X, _ = _as_arrays(X)
         out = np.empty(X.shape[0])
         for i, (cpu, mem) in enumerate(X[:, :2]):
-            out[i] = self.fits_[self._level(mem)].predict([math.log(cpu)])[0]
+            level = self._level(mem)
+            pts = sorted((c, v) for (c, m), v in self.fitted_.items() if m == level)
+            xs = np.log([c for c, _ in pts])
+            out[i] = float(np.interp(math.log(cpu), xs, [v for _, v in pts]))
         return out
 
     def predict(self, X) -> np.ndarray:

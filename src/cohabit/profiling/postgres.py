@@ -11,10 +11,12 @@ rule, unless the user's file sets it).
 from __future__ import annotations
 
 import contextlib
+import grp
 import os
 import pwd
 import shutil
 import signal
+import stat
 import subprocess
 import tempfile
 import time
@@ -88,6 +90,26 @@ def _run_as(user: str | None) -> list[str]:
     return [setpriv, f"--reuid={user}", f"--regid={user}", "--init-groups"]
 
 
+def _check_reachable(directory: Path, user: str) -> None:
+    """Raise :class:`PrerequisiteError` unless ``user`` may traverse every directory down to
+    ``directory`` (the server must reach its data directory inside it)."""
+    pw = pwd.getpwnam(user)
+    groups = {g.gr_gid for g in grp.getgrall() if user in g.gr_mem} | {pw.pw_gid}
+    for d in [directory.resolve(), *directory.resolve().parents]:
+        st = d.stat()
+        if st.st_uid == pw.pw_uid:
+            ok = st.st_mode & stat.S_IXUSR
+        elif st.st_gid in groups:
+            ok = st.st_mode & stat.S_IXGRP
+        else:
+            ok = st.st_mode & stat.S_IXOTH
+        if not ok:
+            raise PrerequisiteError(
+                f"PostgreSQL runs as {user!r}, which cannot enter {d} (on the way to the "
+                f"temporary directory {directory}): set TMPDIR to a directory {user!r} can "
+                "traverse, e.g. /tmp")
+
+
 def _default_user() -> str | None:
     if os.geteuid() != 0:
         return None
@@ -125,6 +147,8 @@ class PostgresServer:
         self.cgroup = cgroup
         self.user = _default_user() if user == "" else user
         self.port = port
+        if self.user is not None:
+            _check_reachable(Path(base_dir or tempfile.gettempdir()), self.user)
         self.dir = Path(tempfile.mkdtemp(prefix="cohabit-pg-", dir=base_dir))
         self.data = self.dir / "data"
         self.socket_dir = self.dir / "sock"
