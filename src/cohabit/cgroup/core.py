@@ -52,6 +52,8 @@ class CgroupStats:
         memory_peak_mib: peak since the last :meth:`Cgroup.reset_peak`, MiB (None when the
             kernel does not keep it).
         memory_cache_mib: page cache charged, MiB (None when unknown).
+        memory_working_set_mib: usage minus inactive file pages, MiB (cAdvisor's
+            ``container_memory_working_set_bytes``, what the VPA and the kubelet read).
         oom_kills: processes killed by the OOM killer inside the group (cumulative).
     """
 
@@ -62,6 +64,7 @@ class CgroupStats:
     memory_usage_mib: float
     memory_peak_mib: float | None
     memory_cache_mib: float | None
+    memory_working_set_mib: float
     oom_kills: int
 
 
@@ -395,14 +398,17 @@ class Cgroup:
         mem = self.dirs["memory"]
         mstat = _keyed(_read(mem / "memory.stat"))
         oom = _keyed(_read(mem / "memory.oom_control"))
+        usage = int(_read(mem / "memory.usage_in_bytes"))
+        inactive = mstat.get("total_inactive_file", mstat.get("inactive_file", 0))
         return CgroupStats(
             cpu_usage_s=int(_read(self.dirs["cpuacct"] / "cpuacct.usage")) / 1e9,
             nr_periods=cpu.get("nr_periods", 0),
             nr_throttled=cpu.get("nr_throttled", 0),
             throttled_s=cpu.get("throttled_time", 0) / 1e9,
-            memory_usage_mib=int(_read(mem / "memory.usage_in_bytes")) / MIB,
+            memory_usage_mib=usage / MIB,
             memory_peak_mib=int(_read(mem / "memory.max_usage_in_bytes")) / MIB,
             memory_cache_mib=mstat.get("cache", 0) / MIB if "cache" in mstat else None,
+            memory_working_set_mib=max(0, usage - inactive) / MIB,
             oom_kills=oom.get("oom_kill", 0),
         )
 
@@ -412,13 +418,15 @@ class Cgroup:
         mstat = _keyed(_read(d / "memory.stat"))
         events = _keyed(_read(d / "memory.events"))
         peak = d / "memory.peak"
+        usage = int(_read(d / "memory.current"))
         return CgroupStats(
             cpu_usage_s=cpu.get("usage_usec", 0) / 1e6,
             nr_periods=cpu.get("nr_periods", 0),
             nr_throttled=cpu.get("nr_throttled", 0),
             throttled_s=cpu.get("throttled_usec", 0) / 1e6,
-            memory_usage_mib=int(_read(d / "memory.current")) / MIB,
+            memory_usage_mib=usage / MIB,
             memory_peak_mib=int(_read(peak)) / MIB if peak.exists() else None,
             memory_cache_mib=mstat["file"] / MIB if "file" in mstat else None,
+            memory_working_set_mib=max(0, usage - mstat.get("inactive_file", 0)) / MIB,
             oom_kills=events.get("oom_kill", 0),
         )

@@ -27,7 +27,10 @@ from cohabit.planner.dbspec import Choice, SpecSearch, Step
 from cohabit.predictors.dbcurve import SUMMARY_COLUMNS, AllocationCurve
 from cohabit.profiling import POINT_COLUMNS, DatabaseSession, ProfilingError
 
-__all__ = ["ProfileResult", "ProfileSettings", "fit_curve", "profile_database", "summarize"]
+__all__ = [
+    "ProfileResult", "ProfileSettings", "fit_curve", "measure_spec", "profile_database",
+    "summarize",
+]
 
 Progress = Callable[[str, dict], None]
 """``progress(event, info)``: ``"load"`` (data loaded), ``"step"`` (a step starts: its
@@ -187,3 +190,49 @@ def _apply(session: DatabaseSession, actuator: Actuator, step: Step,
         session.start(step.memory_mib)
         session.warm_up(settings.warmup_seconds, latency_limit_ms=limit_ms)
     return target
+
+
+def measure_spec(session: DatabaseSession, actuator: Actuator, cpu_milli: int, memory_mib: int,
+                 *, runs: int, seconds: float, latency_limit_ms: float,
+                 warmup_seconds: float = 5.0, sample_interval_s: float | None = None,
+                 label: str = "") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Fresh runs at one spec, as a validation measures it: stop the server, set the limits
+    through ``actuator``, start it sized for them, warm up, then ``runs`` runs of
+    ``seconds``. The session must have been prepared (:meth:`DatabaseSession.prepare`).
+
+    Args:
+        sample_interval_s: also sample the cgroup's CPU rate and memory working set every
+            this many seconds during the runs (cAdvisor-like), e.g. to feed a VPA.
+        label: put in a ``label`` column of the rows.
+
+    Returns:
+        ``(runs frame with POINT_COLUMNS + label, usage samples (SAMPLE_COLUMNS; empty when
+        not sampled))``.
+
+    Raises:
+        ProfilingError: the actuator could not set the limits or the server failed.
+    """
+    from cohabit.profiling import SAMPLE_COLUMNS, UsageSampler
+
+    if session.server is not None and session.server.running():
+        session.stop()
+    outcome = actuator.apply([Resize(session.name, "postgres", Resources(cpu_milli, memory_mib),
+                                     reason=label or "validation")])[0]
+    if outcome.status not in ("done", "dry-run"):
+        raise ProfilingError(f"could not set {cpu_milli}m/{memory_mib} MiB: {outcome.message}")
+    session.start(memory_mib)
+    session.warm_up(warmup_seconds, latency_limit_ms=latency_limit_ms)
+    rows = []
+    samples = pd.DataFrame(columns=list(SAMPLE_COLUMNS))
+    if sample_interval_s:
+        with UsageSampler(session.cgroup, sample_interval_s) as sampler:  # type: ignore
+            for k in range(runs):
+                rows.append(session.measure(seconds, latency_limit_ms=latency_limit_ms,
+                                            repeat=k))
+        samples = sampler.frame()
+    else:
+        for k in range(runs):
+            rows.append(session.measure(seconds, latency_limit_ms=latency_limit_ms, repeat=k))
+    frame = pd.DataFrame(rows, columns=list(POINT_COLUMNS))
+    frame["label"] = label
+    return frame, samples

@@ -9,6 +9,7 @@ chooses the next allocation, an actuator applies it, :mod:`cohabit.engine` wires
 * :mod:`cohabit.profiling.postgres`: the throwaway server.
 * :mod:`cohabit.profiling.pgbench`: data load, script check, runs and their logs.
 * :mod:`cohabit.profiling.session`: one database under test (:class:`DatabaseSession`).
+* :mod:`cohabit.profiling.sampler`: cAdvisor-like usage samples of a cgroup.
 * :mod:`cohabit.profiling.stress`: stress-ng stressors in a sibling cgroup.
 """
 
@@ -22,11 +23,13 @@ from cohabit.profiling.pgbench import (
     summarize,
 )
 from cohabit.profiling.postgres import PostgresBinaries, PostgresServer, shared_buffers_mib
+from cohabit.profiling.sampler import SAMPLE_COLUMNS, UsageSampler
 from cohabit.profiling.session import POINT_COLUMNS, DatabaseSession
 
 __all__ = [
     "BUILTINS",
     "POINT_COLUMNS",
+    "SAMPLE_COLUMNS",
     "DatabaseSession",
     "LoadSpec",
     "PgbenchProcess",
@@ -35,6 +38,7 @@ __all__ = [
     "PostgresServer",
     "PrerequisiteError",
     "ProfilingError",
+    "UsageSampler",
     "parse_logs",
     "shared_buffers_mib",
     "summarize",
