@@ -10,9 +10,9 @@ the schedule lag: the time spent waiting behind a slow server. p99 here is the 9
 percentile of ``time`` over every scheduled transaction, the lag included once (adding
 ``schedule_lag`` to ``time`` again would count it twice; :func:`parse_logs` checks
 ``time >= schedule_lag`` on every line). Transactions pgbench skipped because they were
-already later than ``--latency-limit`` (``time`` = ``skipped``), failed ones, and, beyond
-Poisson noise (3 sigma), scheduled transactions that never started before the run ended
-count as infinitely late: a starved server cannot look fast by serving fewer requests.
+already later than ``--latency-limit`` (``time`` = ``skipped``), failed ones, and scheduled
+transactions missing from the log beyond Poisson noise (3 sigma) and those legitimately in
+flight at the end (offered rate x the completed transactions' p99) count as infinitely late: a starved server cannot look fast by serving fewer requests.
 
 pgbench runs as the calling process's child, outside the server's cgroup, so the client's
 own CPU does not count against the server's quota.
@@ -263,7 +263,13 @@ def summarize(latency_us: np.ndarray, lag_us: np.ndarray, skipped: int, failed: 
     completed = int(latency_us.size)
     expected = rate_tps * seconds
     started = completed + skipped + failed
-    unstarted = max(0, int(math.floor(expected - 3.0 * math.sqrt(expected))) - started)
+    # Transactions scheduled in the last ~p99 seconds are legitimately still in flight
+    # when the run ends (pgbench logs only finished ones); beyond that and Poisson noise
+    # (3 sigma), missing transactions never started.
+    in_flight = rate_tps * min(seconds, float(np.quantile(latency_us, 0.99)) / 1e6) \
+        if completed else 0.0
+    unstarted = max(0, int(math.floor(expected - 3.0 * math.sqrt(expected) - in_flight))
+                    - started)
     infinite = skipped + failed + unstarted
     ms = latency_us / 1000.0
     every = np.concatenate([ms, np.full(infinite, np.inf)])
