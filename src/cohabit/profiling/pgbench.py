@@ -12,7 +12,8 @@ percentile of ``time`` over every scheduled transaction, the lag included once (
 ``time >= schedule_lag`` on every line). Transactions pgbench skipped because they were
 already later than ``--latency-limit`` (``time`` = ``skipped``), failed ones, and scheduled
 transactions missing from the log beyond Poisson noise (3 sigma) and those legitimately in
-flight at the end (offered rate x the completed transactions' p99) count as infinitely late: a starved server cannot look fast by serving fewer requests.
+flight at the end (offered rate x the completed transactions' p99) count as infinitely
+late: a starved server cannot look fast by serving fewer requests.
 
 pgbench runs as the calling process's child, outside the server's cgroup, so the client's
 own CPU does not count against the server's quota.
