@@ -16,17 +16,26 @@ from pathlib import Path
 
 __all__ = [
     "DEFAULT_CFS_PERIOD_US",
+    "PARENT_SHARES",
     "Cgroup",
     "CgroupError",
     "CgroupStats",
     "CgroupTree",
     "detect",
+    "milli_to_shares",
+    "shares_to_weight",
 ]
 
 DEFAULT_CFS_PERIOD_US = 100_000
 """The kubelet's default CFS period (``--cpu-cfs-quota-period``, 100 ms)."""
 
 MIB = 1 << 20
+PARENT_SHARES = 1024 * 4 * (os.cpu_count() or 1)
+"""CPU weight (v1 shares) of the ``cohabit`` parent group: like the kubelet's ``kubepods``
+group, which weighs the node's allocatable CPU against system processes, but 4x, because on
+a host shared with other users' processes those are the majority. Each child is capped by
+its CFS quota, so the weight only makes a group *get* its allocation under contention, as a
+Kubernetes CPU request does; it cannot take more."""
 _V1_CONTROLLERS = ("cpu", "cpuacct", "memory", "cpuset")
 _UNLIMITED_V1 = 2**63 - 4096  # what v1 reports as "no memory limit" (rounded to a page)
 _HINT = ("run cohabit as root on a host whose cgroup file system is writable (cgroup v1 "
@@ -108,6 +117,20 @@ class CgroupTree:
             return {"unified": self.mounts["unified"] / self.parent / name}
         keys = ["cpu", "cpuacct", "memory"] + (["cpuset"] if with_cpuset else [])
         return {k: self.mounts[k] / self.parent / name for k in keys}
+
+
+def milli_to_shares(cpu_milli: int | None) -> int:
+    """The kubelet's ``MilliCPUToShares``: ``cpu_milli * 1024 / 1000``, at least 2 (1024 for
+    None, an unlimited group)."""
+    if cpu_milli is None:
+        return 1024
+    return max(2, int(cpu_milli) * 1024 // 1000)
+
+
+def shares_to_weight(shares: int) -> int:
+    """cgroup v2 ``cpu.weight`` for v1 shares (the kubelet/runc conversion
+    ``1 + (shares - 2) * 9999 / 262142``)."""
+    return int(1 + (max(2, min(262144, shares)) - 2) * 9999 // 262142)
 
 
 def _parse_mounts(text: str) -> tuple[dict[str, Path], list[Path]]:
@@ -235,15 +258,21 @@ class Cgroup:
                 if missing:
                     _write(where / "cgroup.subtree_control",
                            " ".join(f"+{c}" for c in missing))
+            if "cpu" in wanted:
+                _write(parent / "cpu.weight", str(shares_to_weight(PARENT_SHARES)))
         elif key == "cpuset":
             for f in ("cpuset.cpus", "cpuset.mems"):
                 if not _read(parent / f).strip():
                     _write(parent / f, _read(parent.parent / f).strip())
+        elif key == "cpu":
+            _write(parent / "cpu.shares", str(PARENT_SHARES))
 
     # ------------------------------------------------------------------ limits
 
     def set_cpu(self, cpu_milli: int | None, period_us: int = DEFAULT_CFS_PERIOD_US) -> None:
-        """CFS quota of ``cpu_milli`` millicores per ``period_us`` (None = no limit).
+        """CFS quota of ``cpu_milli`` millicores per ``period_us`` (None = no limit), and the
+        CPU weight the kubelet gives a container requesting ``cpu_milli``
+        (:func:`milli_to_shares`; 1024 when None): requests = limits, a Guaranteed pod.
 
         Raises:
             CgroupError: write refused; ValueError: quota below the kernel's 1 ms minimum.
@@ -253,15 +282,18 @@ class Cgroup:
         quota = None if cpu_milli is None else int(round(cpu_milli * period_us / 1000))
         if quota is not None and quota < 1_000:
             raise ValueError(f"CFS quota {quota} us (cpu_milli={cpu_milli}) is below 1000 us")
+        shares = milli_to_shares(cpu_milli)
         if self.version == 2:
             _write(self.dirs["unified"] / "cpu.max",
                    f"{'max' if quota is None else quota} {period_us}")
+            _write(self.dirs["unified"] / "cpu.weight", str(shares_to_weight(shares)))
             return
         d = self.dirs["cpu"]
         _write(d / "cpu.cfs_quota_us", "-1")
         _write(d / "cpu.cfs_period_us", str(period_us))
         if quota is not None:
             _write(d / "cpu.cfs_quota_us", str(quota))
+        _write(d / "cpu.shares", str(shares))
 
     def set_memory(self, memory_mib: int | None) -> None:
         """Memory limit of ``memory_mib`` MiB (None = no limit); page cache counts.

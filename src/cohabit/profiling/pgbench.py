@@ -26,6 +26,7 @@ import math
 import os
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -349,7 +350,8 @@ _COUNTER = [0]
 
 def start_pgbench(binaries: PostgresBinaries, server: PostgresServer, load: LoadSpec,
                   seconds: float, *, rate_tps: float | None = None,
-                  latency_limit_ms: float | None = None) -> PgbenchProcess:
+                  latency_limit_ms: float | None = None,
+                  wrap: Callable[[list[str]], list[str]] | None = None) -> PgbenchProcess:
     """Start ``pgbench -n -R rate -T seconds -c clients --log`` against ``server``.
 
     Args:
@@ -357,6 +359,8 @@ def start_pgbench(binaries: PostgresBinaries, server: PostgresServer, load: Load
         rate_tps: offered rate (default ``load.rate_tps``).
         latency_limit_ms: ``-L``: transactions later than this at their scheduled start are
             skipped (counted as infinitely late), completed ones slower are ``late``.
+        wrap: prefixes the command (e.g. :meth:`cohabit.cgroup.Cgroup.wrap`, to run the
+            client in a cgroup of its own).
 
     Raises:
         ProfilingError: ``seconds`` < 1.
@@ -374,6 +378,8 @@ def start_pgbench(binaries: PostgresBinaries, server: PostgresServer, load: Load
     if latency_limit_ms:
         argv += ["-L", f"{latency_limit_ms:.3f}"]
     argv.append("postgres")
+    if wrap is not None:
+        argv = wrap(argv)
     with open(stderr, "wb") as err:
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err,
                                 stdin=subprocess.DEVNULL, env=_env())

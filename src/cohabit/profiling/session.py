@@ -78,6 +78,7 @@ class DatabaseSession:
         self.cpuset = cpuset
         self.port = port
         self.cgroup: Cgroup | None = None
+        self.client_group: Cgroup | None = None
         self.server: PostgresServer | None = None
         self.data_mib: float = math.nan
         self.load_seconds: float = math.nan
@@ -95,6 +96,10 @@ class DatabaseSession:
             tree = self.tree or detect()
             self.cgroup = self._stack.enter_context(
                 tree.create(self.name, cpuset=self.cpuset))
+            # pgbench runs outside the server's group, in one of its own (no quota, the
+            # default weight), so the client is neither limited nor starved.
+            self.client_group = self._stack.enter_context(tree.create(f"{self.name}-client"))
+            self.client_group.set_cpu(None)
             self.server = self._stack.enter_context(
                 PostgresServer(self.binaries, self.cgroup, port=self.port))
             self.server.initdb()
@@ -202,7 +207,8 @@ class DatabaseSession:
                    latency_limit_ms: float | None = None) -> PgbenchProcess:
         """Start the workload's pgbench (outside the server's cgroup) without waiting."""
         return start_pgbench(self.binaries, self._srv, self.load, seconds,  # type: ignore
-                             rate_tps=rate_tps, latency_limit_ms=latency_limit_ms)
+                             rate_tps=rate_tps, latency_limit_ms=latency_limit_ms,
+                             wrap=self.client_group.wrap if self.client_group else None)
 
     def counters(self) -> dict[str, float]:
         """The cgroup's and the database's cumulative counters and the wall clock, to
