@@ -60,6 +60,7 @@ class OnlineDatabasePlanner:
         horizon_s: how far ahead the peak load is forecast (s).
         lookback_s: load history the forecast looks at (s).
         min_windows_to_fit: windows before a model is fitted.
+        full_confidence_windows: windows for the model's full confidence.
         quantile: the p99 quantile the model predicts.
         container: container name in ``Resize`` actions.
     """
@@ -70,6 +71,7 @@ class OnlineDatabasePlanner:
     horizon_s: float = 300.0
     lookback_s: float = 600.0
     min_windows_to_fit: int = 6
+    full_confidence_windows: int = 20
     quantile: float = 0.9
     container: str = "postgres"
     history: list[dict] = field(default_factory=list)
@@ -118,7 +120,8 @@ class OnlineDatabasePlanner:
         rows = rows[rows["p99_ms"] > 0]
         if len(rows) < self.min_windows_to_fit or math.isnan(peak):
             return None, 0.0, peak
-        model = LoadAwareCurve(quantile=self.quantile).fit(
+        model = LoadAwareCurve(quantile=self.quantile,
+                               min_windows=self.full_confidence_windows).fit(
             rows[["cpu_milli", "memory_mib", "offered_tps"]].to_numpy(float),
             rows["p99_ms"].to_numpy(float))
         return model, model.confidence(peak), peak

@@ -14,8 +14,8 @@ seen, the model repeats the nearest seen value, which is why the planner
 
 **Confidence** (0..1) of a fitted model: ``min(1, windows / min_windows)`` x the share of
 training windows whose p99 is at or below the predicted quantile, relative to ``quantile``
-(a calibration check, capped at 1) x 1 if the forecast load lies inside the loads seen
-(0.5 beyond them).
+(a calibration check, capped at 1) x 1 if the forecast load lies within the loads seen or
+at most 25 % above the largest (a forecast peak carries headroom), 0.5 beyond.
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ class LoadAwareCurve(RegressorMixin, BaseEstimator):
         amount = min(1.0, self.n_windows_ / max(1, self.min_windows))
         calibration = min(1.0, self.coverage_ / self.quantile)
         lo, hi = self.load_range_
-        inside = 1.0 if lo <= load_tps <= hi * 1.05 else 0.5
+        inside = 1.0 if lo * 0.75 <= load_tps <= hi * 1.25 else 0.5
         return float(amount * calibration * inside)
 
     def __sklearn_tags__(self):

@@ -301,6 +301,8 @@ class PgbenchProcess:
         self.rate_tps = rate_tps
         self.latency_limit_ms = latency_limit_ms
         self.started = time.monotonic()
+        self.latencies_ms: np.ndarray = np.array([])
+        """Completed transactions' latencies (ms), set by :meth:`wait`."""
 
     def wait(self, grace_s: float = 60.0) -> PgbenchRun:
         """Wait for the run (``seconds`` plus ``grace_s``), parse and delete its logs.
@@ -320,6 +322,7 @@ class PgbenchProcess:
             lat, lag, _, skipped, failed = parse_logs(paths)
         finally:
             self._cleanup()
+        self.latencies_ms = lat / 1000.0
         error = ""
         if rc != 0:
             text = _tail(self.stderr, 2000)

@@ -14,6 +14,8 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
+import numpy as np
+
 from cohabit.cgroup import Cgroup, CgroupError, CgroupTree, detect
 from cohabit.profiling.errors import PrerequisiteError, ProfilingError
 from cohabit.profiling.pgbench import (
@@ -209,6 +211,14 @@ class DatabaseSession:
         return start_pgbench(self.binaries, self._srv, self.load, seconds,  # type: ignore
                              rate_tps=rate_tps, latency_limit_ms=latency_limit_ms,
                              wrap=self.client_group.wrap if self.client_group else None)
+
+    def run_logged(self, seconds: float, *, rate_tps: float | None = None,
+                   latency_limit_ms: float | None = None) -> tuple[PgbenchRun, np.ndarray]:
+        """One run of the load; its summary and every completed transaction's latency (ms,
+        from the scheduled start)."""
+        proc = self.start_load(seconds, rate_tps=rate_tps, latency_limit_ms=latency_limit_ms)
+        run = proc.wait()
+        return run, proc.latencies_ms
 
     def counters(self) -> dict[str, float]:
         """The cgroup's and the database's cumulative counters and the wall clock, to

@@ -37,6 +37,7 @@ def test_quantile_covers_about_its_share_and_confidence_grows() -> None:
     model = LoadAwareCurve(quantile=0.9, min_windows=50).fit(X, y)
     assert 0.8 <= model.coverage_ <= 1.0
     assert model.confidence(150.0) > 0.8 and model.confidence(1000.0) < 0.6
+    assert model.confidence(290.0) > 0.8  # a forecast up to 25 % above the loads seen
     few = LoadAwareCurve(min_windows=50).fit(X[:10], y[:10])
     assert few.confidence(150.0) <= 10 / 50
 
