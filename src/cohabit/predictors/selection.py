@@ -444,10 +444,10 @@ def _record(resource: str, h: HorizonTotals, objective: Objective,
     nan = float("nan")
     fleet_under = fleet_saving = vpa_under = vpa_saving = own_under = nan
     if how == "selected":
-        # The fleet's choice: per workload if one was made at this origin, else everyone's.
-        choice = evidence.choices.get(objective.limit) if objective.per_workload else None
-        if choice is None:
-            choice = np.full(len(evidence.workload_intervals), pick)
+        # What the objective chose for the whole fleet (a pod without validation of its own
+        # takes the pooled point, but the fleet's choice is still per workload).
+        choice = (evidence.per_workload_choice(objective.limit, budget) if objective.per_workload
+                  else np.full(len(evidence.workload_intervals), pick))
         fleet_under, fleet_saving = evidence.fleet_shares(choice)
         vpa_under = float(evidence.vpa_under / evidence.workload_intervals.sum())
         vpa_saving = float(1 - evidence.vpa_reserved / evidence.static)

@@ -11,14 +11,10 @@ from cohabit.predictors.evaluation import (
     per_pod_rightsizing,
     summarize_rightsizing,
 )
-from cohabit.predictors.judging import Allocator, judge_horizon
+from cohabit.predictors.judging import Allocator
 from cohabit.predictors.peaks import evaluate_peaks
 from cohabit.predictors.rightsizing import OperatingPoint
-from cohabit.predictors.selection import (
-    NestedSelection,
-    select_operating_point,
-    select_per_workload,
-)
+from cohabit.predictors.selection import NestedSelection
 
 STEP = 57.0
 
@@ -78,81 +74,7 @@ def test_peaks_upper_quantile_misses_fewer_peaks_than_median():
     assert mae["ours-median"] < mae["kube-knots-pp"] * 1.5
 
 
-# --- nested selection, shortfall reaction, peak growth ----------------------------------
-
-
-@pytest.mark.parametrize(
-    ("usage", "bump_to", "expected"),
-    [
-        ([1, 2, 1, 1], None, [1.5, 1.5, 1.5, 1.5]),
-        ([1, 2, 1, 1], 3.0, [1.5, 1.5, 3.0, 3.0]),
-        ([2, 1, 4, 1], 3.0, [1.5, 3.0, 3.0, 3.0]),
-        ([1, 1, 1, 1], 3.0, [1.5, 1.5, 1.5, 1.5]),
-    ],
-    ids=["no-reaction", "bump-from-next-interval", "second-shortfall-keeps-bump", "never-short"],
-)
-def test_judge_horizon_bumps_only_after_the_shortfall(usage, bump_to, expected):
-    bump = None if bump_to is None else (lambda _t, _u: bump_to)
-    got = judge_horizon(1.5, np.asarray(usage, float), bump)
-    assert got.tolist() == expected
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "expected"),
-    [
-        ({"budget": 0.01}, 1),  # candidates 1 and 2 within 1 % of 1000: 1 reserves less
-        ({"budget": 0.001}, 2),  # none within 1 shortfall: the fewest shortfalls
-        ({"cost_cap": 90.0}, 1),  # fewest shortfalls among reserved <= 90 (0 and 1)
-        ({"cost_cap": 10.0}, 0),  # none that cheap: the least reserved
-        ({"under_cap": 30}, 0),  # least reserved with <= 30 shortfalls
-        ({"under_cap": 3}, 2),
-    ],
-    ids=["budget", "budget-unreachable", "cost-cap", "cost-cap-unreachable", "under-cap",
-         "under-cap-tight"],
-)
-def test_select_operating_point(kwargs, expected):
-    reserved = np.array([50.0, 80.0, 120.0])
-    under = np.array([30, 8, 5])
-    assert select_operating_point(reserved, under, 1000, **kwargs) == expected
-
-
-# Two workloads, three candidates each. Removing workload 0's shortfalls is cheap first
-# (c0 -> c1: 10 reserved for 8 shortfalls), workload 1's only by jumping to c2 (50 for 10).
-_RES = np.array([[50.0, 60.0, 100.0], [50.0, 90.0, 100.0]])
-_UND = np.array([[10.0, 2.0, 0.0], [10.0, 8.0, 0.0]])
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "expected"),
-    [
-        ({"under_limit": 20}, [0, 0]),  # the cheapest choices are already within
-        ({"under_limit": 12}, [1, 0]),  # the fleet's shortfalls go where they save most
-        ({"under_limit": 2}, [1, 2]),
-        ({"under_limit": 0}, [2, 2]),
-        ({"under_limit": -1}, [2, 2]),  # unreachable: the fewest shortfalls
-        ({"reserved_limit": 160}, [1, 2]),  # fewest shortfalls within 160 reserved
-        ({"reserved_limit": 100}, [0, 0]),
-        ({"reserved_limit": 50}, [0, 0]),  # unreachable: the least reserved
-    ],
-    ids=["loose", "spend-on-cheapest", "tight", "zero", "unreachable", "cost-160", "cost-100",
-         "cost-unreachable"],
-)
-def test_select_per_workload(kwargs, expected):
-    assert select_per_workload(_RES, _UND, **kwargs).tolist() == expected
-
-
-def test_select_per_workload_checks_its_arguments():
-    with pytest.raises(ValueError, match="exactly one"):
-        select_per_workload(_RES, _UND)
-    with pytest.raises(ValueError, match="must be equal"):
-        select_per_workload(_RES, _UND[:, :2], under_limit=1)
-
-
-def test_select_operating_point_needs_one_objective():
-    with pytest.raises(ValueError, match="exactly one"):
-        select_operating_point(np.ones(2), np.ones(2), 10)
-    with pytest.raises(ValueError, match="exactly one"):
-        select_operating_point(np.ones(2), np.ones(2), 10, budget=0.1, cost_cap=1.0)
+# --- nested selection ---------------------------------------------------------------------
 
 
 def _noisy_pods(seed: int, n: int = 900, pods: int = 4) -> pd.DataFrame:
