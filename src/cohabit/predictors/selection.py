@@ -420,10 +420,11 @@ class NestedSelection:
                 continue
             evidence = table.at(h.origin)
             for objective in objectives:
-                pick, how = self._pick(evidence, objective, budget, table.index[h.pod], prior)
+                index, how = self._pick(evidence, objective, budget, table.index[h.pod], prior)
+                pick = _Pick(index, how, grid[index].label())
                 totals.setdefault((h.pod, objective.method), Totals()).add(
-                    h.outcome(pick), h.static, h.intervals)
-                records.append(_record(resource, h, objective, grid, pick, how, evidence,
+                    h.outcome(index), h.static, h.intervals)
+                records.append(_record(resource, h, objective, pick, evidence,
                                        table.index[h.pod], budget))
         return NestedOutcome(totals, records)
 
@@ -437,25 +438,32 @@ class NestedSelection:
         return int(evidence.per_workload_choice(objective.limit, budget)[workload]), "selected"
 
 
-def _record(resource: str, h: HorizonTotals, objective: Objective,
-            grid: Sequence[OperatingPoint], pick: int, how: str, evidence: Evidence,
-            workload: int, budget: float) -> SelectionRecord:
-    """The :class:`SelectionRecord` of one choice."""
+class _Pick(NamedTuple):
+    """One choice: the candidate's index, ``selected`` or ``prior``, its label."""
+
+    index: int
+    how: str
+    label: str
+
+
+def _record(resource: str, h: HorizonTotals, objective: Objective, pick: _Pick,
+            evidence: Evidence, workload: int, budget: float) -> SelectionRecord:
+    """The :class:`SelectionRecord` of one choice for ``workload`` (its row in ``evidence``)."""
     nan = float("nan")
     fleet_under = fleet_saving = vpa_under = vpa_saving = own_under = nan
-    if how == "selected":
+    if pick.how == "selected":
         # What the objective chose for the whole fleet (a pod without validation of its own
         # takes the pooled point, but the fleet's choice is still per workload).
         choice = (evidence.per_workload_choice(objective.limit, budget) if objective.per_workload
-                  else np.full(len(evidence.workload_intervals), pick))
+                  else np.full(len(evidence.workload_intervals), pick.index))
         fleet_under, fleet_saving = evidence.fleet_shares(choice)
         vpa_under = float(evidence.vpa_under / evidence.workload_intervals.sum())
         vpa_saving = float(1 - evidence.vpa_reserved / evidence.static)
         own_n = evidence.workload_intervals[workload]
         if own_n > 0:
-            own_under = float(evidence.under[workload, pick] / own_n)
+            own_under = float(evidence.under[workload, pick.index] / own_n)
     return SelectionRecord(
-        resource, h.pod, h.origin, objective.method, grid[pick].label(), pick, how,
+        resource, h.pod, h.origin, objective.method, pick.label, pick.index, pick.how,
         int(evidence.intervals), fleet_under, fleet_saving, own_under, vpa_under, vpa_saving,
     )
 
