@@ -75,6 +75,8 @@ def database(
     warmup_seconds: float = typer.Option(5.0, "--warmup-seconds", help="Warm-up after start."),
     cfs_period_us: int = typer.Option(100_000, "--cfs-period-us", help="CFS period (us)."),
     cpu_step: float = typer.Option(0.10, "--cpu-step", help="Relative CPU grid step."),
+    max_minutes: float = typer.Option(
+        10.0, "--max-minutes", help="Time budget (data load included); 0 = none."),
     price_core_hour: float = typer.Option(
         0.04048, "--price-core-hour", help="Cost per vCPU-hour (AWS Fargate us-east-1)."),
     price_gib_hour: float = typer.Option(
@@ -95,6 +97,8 @@ def database(
         fail(f"--point-seconds must be >= 1, got {point_seconds}")
     if warmup_seconds < 0:
         fail(f"--warmup-seconds must be >= 0, got {warmup_seconds}")
+    if max_minutes < 0:
+        fail(f"--max-minutes must be >= 0, got {max_minutes}")
     if config is not None and not os.access(config, os.R_OK):
         fail(f"cannot read --config {config}")
     cpu_lo, cpu_hi = _range(cpu_milli, "--cpu-milli")
@@ -115,13 +119,14 @@ def database(
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         _run(load, search, directory, config=config, point_seconds=point_seconds,
-             warmup_seconds=warmup_seconds, cfs_period_us=cfs_period_us)
+             warmup_seconds=warmup_seconds, cfs_period_us=cfs_period_us,
+             max_seconds=max_minutes * 60 if max_minutes > 0 else None)
     finally:
         signal.signal(signal.SIGTERM, previous)
 
 
 def _run(load, search, directory: Path, *, config: Path | None, point_seconds: float,
-         warmup_seconds: float, cfs_period_us: int) -> None:
+         warmup_seconds: float, cfs_period_us: int, max_seconds: float | None) -> None:
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from cohabit.actuator.cgroup import LocalCgroupActuator
@@ -129,7 +134,7 @@ def _run(load, search, directory: Path, *, config: Path | None, point_seconds: f
     from cohabit.profiling import DatabaseSession, ProfilingError
 
     settings = ProfileSettings(point_seconds=point_seconds, warmup_seconds=warmup_seconds,
-                               period_us=cfs_period_us)
+                               period_us=cfs_period_us, max_seconds=max_seconds)
     load_before = os.getloadavg()
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                TextColumn("{task.completed:.0f} runs"), TimeElapsedColumn())
@@ -189,6 +194,9 @@ def _write(result, load, search, settings, directory: Path, load_before, config)
         {"p99_measured_ms": ".1f", "p99_ms": ".1f", "p99_upper_ms": ".1f", "p_meet": ".2f",
          "cost_per_hour": ".4f"}))
     load_after = os.getloadavg()
+    if result.stopped != "search complete":
+        out.print(f"[yellow]the search stopped early ({result.stopped}); the choice is the "
+                  "best of what was measured[/]")
     if choice is None or not choice.feasible:
         out.print(f"wrote {points_path} and {directory / 'curve.png'}")
         fail(choice.why if choice else "nothing was measured")

@@ -48,6 +48,9 @@ class ProfileSettings:
             infinitely late; None = 10x the target (at least 1 s).
         period_us: CFS period (the kubelet's default 100,000 us).
         max_runs: hard bound on runs (the search normally ends far earlier).
+        max_seconds: time budget of the whole profile, data load included: a step that
+            would end past it is not started, and the choice is made from what was measured
+            (``ProfileResult.stopped`` says so). None = no budget.
     """
 
     point_seconds: float = 10.0
@@ -55,6 +58,7 @@ class ProfileSettings:
     latency_limit_ms: float | None = None
     period_us: int = 100_000
     max_runs: int = 90
+    max_seconds: float | None = 600.0
 
     def limit_ms(self, target_ms: float) -> float:
         """The latency limit used for a target."""
@@ -75,7 +79,8 @@ class ProfileResult:
         curve: the fitted model (None when nothing was measured).
         load_seconds, data_mib: data load time (s) and database size (MiB).
         elapsed_s: wall time of the whole profile (s).
-        stopped: why the loop ended (``"search complete"``, ``"max runs"``).
+        stopped: why the loop ended (``"search complete"``, ``"max runs"``,
+            ``"time budget"``).
     """
 
     points: pd.DataFrame
@@ -149,6 +154,10 @@ def profile_database(session: DatabaseSession, actuator: Actuator, search: SpecS
         if len(rows) + step.runs > settings.max_runs:
             stopped = "max runs"
             break
+        if settings.max_seconds is not None and _step_end(
+                clock() - t0, step, current, settings) > settings.max_seconds:
+            stopped = "time budget"
+            break
         steps.append(step)
         notify("step", {"step": step, "index": len(steps)})
         current = _apply(session, actuator, step, current, settings, limit_ms)
@@ -167,6 +176,15 @@ def profile_database(session: DatabaseSession, actuator: Actuator, search: SpecS
                            clock() - t0, stopped)
     notify("done", {"result": result})
     return result
+
+
+def _step_end(elapsed: float, step: Step, current: tuple[int, int] | None,
+              settings: ProfileSettings) -> float:
+    """When ``step`` would end (s since the start): its runs, plus a restart and warm-up
+    (about 10 s beyond the warm-up) when it changes memory."""
+    restart = (current is None or current[1] != step.memory_mib)
+    per_run = settings.point_seconds + 0.7  # pgbench start-up and log parsing
+    return elapsed + step.runs * per_run + (settings.warmup_seconds + 10 if restart else 0)
 
 
 def _apply(session: DatabaseSession, actuator: Actuator, step: Step,

@@ -11,8 +11,11 @@ of the allocations measured so far, summarised by the predictor
 recorded points.
 
 **States.** A measured allocation *meets* when ``p_meet >= confidence``, *fails* when
-``p_meet <= 1 - confidence`` or when it stayed uncertain after ``max_repeats`` runs (not
-confirmed, so not claimed), and is *uncertain* otherwise: it is measured again. An
+``p_meet < 1/2`` (a fresh run more likely misses than meets: not worth more runs) or when it
+stayed below ``confidence`` after ``max_repeats`` runs (not confirmed, so not claimed), and
+is *uncertain* otherwise (likely but not yet confidently meeting): it is measured again.
+Only the claim "meets" needs confidence; calling a likely miss a miss early costs at most
+some resource, never the target. An
 unmeasured allocation is implied to meet when a measured meeting allocation is no larger in
 both resources, and implied to fail when a measured failing one is no smaller in both
 (monotonicity).
@@ -208,7 +211,7 @@ class SpecSearch:
             key = (int(r.cpu_milli), int(r.memory_mib))
             if r.p_meet >= self.confidence:
                 out[key] = "meets"
-            elif r.p_meet <= 1 - self.confidence or r.n >= self.max_repeats:
+            elif r.p_meet < 0.5 or r.n >= self.max_repeats:
                 out[key] = "fails"
             else:
                 out[key] = "uncertain"
