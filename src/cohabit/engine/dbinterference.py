@@ -56,6 +56,8 @@ class InterferenceSettings:
         intensities: stressor intensities, cores of CFS quota.
         seconds: one pgbench run (s).
         probe_seconds: one probe run (s).
+        probe_repeats: alternated (alone, beside) probe pairs per resource for pressure
+            (their medians are used).
         latency_limit_ms: pgbench ``-L``.
     """
 
@@ -64,6 +66,7 @@ class InterferenceSettings:
     intensities: tuple[float, ...] = (0.3, 0.6, 0.9)
     seconds: float = 15.0
     probe_seconds: float = 8.0
+    probe_repeats: int = 2
     latency_limit_ms: float = 5000.0
 
 
@@ -84,17 +87,17 @@ def calibrate_probes(tree: CgroupTree, settings: InterferenceSettings,
     rows = []
     slopes = {}
     for r in settings.resources:
-        solo = run_probe(tree, r, settings.probe_seconds, cpus=settings.cpus)
         slows = []
         for level in settings.intensities:
+            solo = run_probe(tree, r, settings.probe_seconds, cpus=settings.cpus)
             with Stressor(tree, r, level, cpus=settings.cpus):
                 co = run_probe(tree, r, settings.probe_seconds, cpus=settings.cpus)
             rows.append({"resource": r, "intensity": level, "probe_solo": solo,
                          "probe_co": co})
             slows.append(max(0.0, 1.0 - co / solo))
         slopes[r] = sensitivity_slope(settings.intensities, slows)
-        log(f"probe {r}: solo {solo:.1f}, slowdown {[round(s, 3) for s in slows]} -> "
-            f"{slopes[r]:.3f} per core")
+        log(f"probe {r}: slowdown {[round(s, 3) for s in slows]} at "
+            f"{list(settings.intensities)} cores -> {slopes[r]:.3f} per core")
     return slopes, pd.DataFrame(rows)
 
 
@@ -124,15 +127,16 @@ def measure_interference(session: DatabaseSession, tree: CgroupTree,
                 f"{co.p99_ms:.1f} ms")
     press_rows = []
     for r in settings.resources:
-        alone = run_probe(tree, r, settings.probe_seconds, cpus=settings.cpus)
-        load = session.start_load(settings.probe_seconds + 4,
-                                  latency_limit_ms=settings.latency_limit_ms)
-        try:
-            beside = run_probe(tree, r, settings.probe_seconds, cpus=settings.cpus)
-        finally:
-            load.wait()
-        press_rows.append({"resource": r, "probe_solo": alone, "probe_co": beside})
-        log(f"  probe {r} beside {session.load.name}: {alone:.1f} -> {beside:.1f}")
+        for _ in range(settings.probe_repeats):  # alternated, so drift hits both sides
+            alone = run_probe(tree, r, settings.probe_seconds, cpus=settings.cpus)
+            load = session.start_load(settings.probe_seconds + 4,
+                                      latency_limit_ms=settings.latency_limit_ms)
+            try:
+                beside = run_probe(tree, r, settings.probe_seconds, cpus=settings.cpus)
+            finally:
+                load.wait()
+            press_rows.append({"resource": r, "probe_solo": alone, "probe_co": beside})
+            log(f"  probe {r} beside {session.load.name}: {alone:.1f} -> {beside:.1f}")
     sens = pd.DataFrame(sens_rows)
     press = pd.DataFrame(press_rows)
     return database_profile(sens, press, probe_sensitivity), sens, press
