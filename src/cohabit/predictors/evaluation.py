@@ -52,6 +52,7 @@ Metrics per resource, pod and method (summed over the pod's judged horizons):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -371,7 +372,13 @@ def evaluate_rightsizing(
 
     Raises:
         KeyError: a resource column is missing.
+        ValueError: ``horizon_s`` not a positive finite number (0 looped forever) or
+            ``start_fraction`` outside 0..1.
     """
+    if not (math.isfinite(horizon_s) and horizon_s > 0):
+        raise ValueError(f"horizon_s must be a positive finite number, got {horizon_s}")
+    if not 0 <= start_fraction <= 1:
+        raise ValueError(f"start_fraction must be within 0..1, got {start_fraction}")
     methods = RIGHTSIZING_METHODS if methods is None else methods
     budgets = {**SHORTFALL_BUDGET, **(budgets or {})}
     grid = list(grid)
