@@ -10,7 +10,7 @@ import typer
 
 
 def _agent(
-    port: int = typer.Option(9400, help="Port of /metrics."),
+    port: int = typer.Option(9400, min=1, max=65535, help="Port of /metrics."),
     node: str = typer.Option(None, help="Node name label (default: $NODE_NAME)."),
     proc_root: str = typer.Option("/proc", help="Where the host's /proc is mounted."),
     once: bool = typer.Option(False, help="Print one scrape to stdout and exit."),

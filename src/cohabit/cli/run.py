@@ -18,8 +18,8 @@ def _operator(
     namespace: str = typer.Option(None, help="Watch one namespace (default: all)."),
     standalone: bool = typer.Option(False, help="No peering: a single instance."),
     priority: int = typer.Option(0, help="kopf peering priority."),
-    metrics_port: int = typer.Option(None, help="Port of /metrics."),
-    liveness_port: int = typer.Option(None, help="Port of /healthz."),
+    metrics_port: int = typer.Option(None, min=1, max=65535, help="Port of /metrics."),
+    liveness_port: int = typer.Option(None, min=1, max=65535, help="Port of /healthz."),
     ledger_namespace: str = typer.Option(
         None, help="Namespace of the eviction-ledger ConfigMap (default: "
                    "COHABIT_LEDGER_NAMESPACE; empty = in memory)."),
