@@ -89,7 +89,8 @@ def number(
     """``value`` of ``option`` if it is finite and within the bounds given; else exit 2.
 
     ``above``/``below`` are open bounds, ``at_least``/``at_most`` closed ones; the message
-    names the option and the range, e.g. ``--start must be a number > 0 and < 1, got 2``.
+    names the option and the range, e.g.
+    ``--start must be > 0 and < 1 (a finite number), got 2``.
     """
     parts = []
     if above is not None:
@@ -104,8 +105,8 @@ def number(
     ok = ok and (above is None or value > above) and (at_least is None or value >= at_least)
     ok = ok and (below is None or value < below) and (at_most is None or value <= at_most)
     if not ok:
-        bounds = " and ".join(parts)
-        fail(f"{option} must be a finite number{' ' + bounds if bounds else ''}, got {value:g}")
+        bounds = " and ".join(parts) + " (a finite number)" if parts else "a finite number"
+        fail(f"{option} must be {bounds}, got {value:g}")
     return value
 
 
