@@ -209,7 +209,7 @@ def test_rightsizing_horizon_count_is_bounded(tmp_path):
     result = _run("evaluate", "rightsizing", "--data", str(data), "--out", str(tmp_path / "o"),
                   "--horizon-h", "0.0001")
     assert result.exit_code == 2
-    assert "horizons (at most 1,000" in result.output
+    assert "horizons (at most 10,000" in result.output
 
 
 @pytest.mark.parametrize("fraction", ["0", "1.5"])
