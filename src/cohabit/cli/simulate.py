@@ -137,15 +137,9 @@ def _check_runs(
             problem = checks.replay_problem(trace, sample_every)
         if problem:
             raise _fail(f"{trace.pods_source}: {problem}")
-        unplaceable = checks.pods_fitting_no_node(trace.nodes, trace.pods)
-        if unplaceable:
-            shown = "; ".join(f"{p.name} {why}" for p, why in unplaceable[:3])
-            more = f"; and {len(unplaceable) - 3} more" if len(unplaceable) > 3 else ""
-            notes.append(
-                f"note: {trace.workload}: {len(unplaceable)} pod(s) fit on no node even when "
-                f"the cluster is empty and will count as "
-                f"{'failed' if mode == 'fgd' else 'never placed'}: {shown}{more}"
-            )
+        note = checks.unplaceable_note(trace, mode)
+        if note:
+            notes.append(note)
     return notes
 
 

@@ -31,6 +31,7 @@ __all__ = [
     "nothing_measured",
     "pods_fitting_no_node",
     "replay_problem",
+    "unplaceable_note",
     "why_nothing_measured",
 ]
 
@@ -57,14 +58,16 @@ def pods_fitting_no_node(nodes: Sequence[Node], pods: Sequence[Pod]) -> list[tup
         ``(pod, why)`` in pod-list order, ``why`` naming the request no node can hold,
         e.g. ``"needs 16 GPUs; the largest node has 8"``.
     """
-    empty = ClusterState.from_nodes(nodes)
+    # On an empty cluster, nodes of the same capacity, GPU model and GPU count are
+    # interchangeable: the filter runs on one node of each kind.
+    kinds = {(n.cpu_milli, n.memory_mib, n.gpu_model, len(n.gpus)): n for n in nodes}
+    empty = ClusterState.from_nodes(list(kinds.values()))
     verdict: dict[tuple, bool] = {}
     out = []
     for pod in pods:
-        req = pod_request(pod)
-        key = (req.cpu, req.mem, req.num, req.milli, req.spec)
+        key = (pod.cpu_milli, pod.memory_mib, pod.num_gpu, pod.gpu_milli, pod.gpu_spec)
         if key not in verdict:
-            verdict[key] = empty.feasible(req).size > 0
+            verdict[key] = empty.feasible(pod_request(pod)).size > 0
         if not verdict[key]:
             out.append((pod, _why_no_node(pod, nodes)))
     return out
@@ -100,6 +103,19 @@ def _describe(unplaceable: Sequence[tuple[Pod, str]], limit: int = 3) -> str:
     shown = "; ".join(f"{p.name} {why}" for p, why in unplaceable[:limit])
     more = len(unplaceable) - limit
     return shown + (f"; and {more} more" if more > 0 else "")
+
+
+def unplaceable_note(trace: Trace, mode: str) -> str | None:
+    """A note naming the pods of ``trace`` that fit on no node even when the cluster is empty
+    (they count as failed in ``--mode fgd``, never placed in ``--mode replay``), or None."""
+    unplaceable = pods_fitting_no_node(trace.nodes, trace.pods)
+    if not unplaceable:
+        return None
+    outcome = "failed" if mode == "fgd" else "never placed"
+    return (
+        f"note: {trace.workload}: {len(unplaceable)} pod(s) fit on no node even when the "
+        f"cluster is empty and will count as {outcome}: {_describe(unplaceable)}"
+    )
 
 
 def fgd_problem(trace: Trace, tune: float) -> str | None:
