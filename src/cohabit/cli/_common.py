@@ -27,6 +27,7 @@ __all__ = [
     "genai_frame",
     "number",
     "out_dir",
+    "port",
     "staged",
     "table",
 ]
@@ -108,6 +109,13 @@ def number(
     if not ok:
         bounds = " and ".join(parts) + " (a finite number)" if parts else "a finite number"
         fail(f"{option} must be {bounds}, got {value:g}")
+    return value
+
+
+def port(value: int | None, option: str) -> int | None:
+    """``value`` of a TCP port ``option`` (None passes); exit 2 unless within 1..65535."""
+    if value is not None and not 1 <= value <= 65535:
+        fail(f"{option} must be a TCP port within 1..65535, got {value}")
     return value
 
 

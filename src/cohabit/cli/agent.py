@@ -10,7 +10,7 @@ import typer
 
 
 def _agent(
-    port: int = typer.Option(9400, min=1, max=65535, help="Port of /metrics."),
+    port: int = typer.Option(9400, help="Port of /metrics."),
     node: str = typer.Option(None, help="Node name label (default: $NODE_NAME)."),
     proc_root: str = typer.Option("/proc", help="Where the host's /proc is mounted."),
     once: bool = typer.Option(False, help="Print one scrape to stdout and exit."),
@@ -20,6 +20,10 @@ def _agent(
     Without an NVIDIA driver the agent logs why, keeps running and serves cohabit_nvml_up 0.
     """
     from prometheus_client import CollectorRegistry, generate_latest, start_http_server
+
+    from cohabit.cli._common import port as _port
+
+    _port(port, "--port")
 
     from cohabit.telemetry.nvml import NvmlCollector, NvmlReader
 

@@ -18,8 +18,8 @@ def _operator(
     namespace: str = typer.Option(None, help="Watch one namespace (default: all)."),
     standalone: bool = typer.Option(False, help="No peering: a single instance."),
     priority: int = typer.Option(0, help="kopf peering priority."),
-    metrics_port: int = typer.Option(None, min=1, max=65535, help="Port of /metrics."),
-    liveness_port: int = typer.Option(None, min=1, max=65535, help="Port of /healthz."),
+    metrics_port: int = typer.Option(None, help="Port of /metrics."),
+    liveness_port: int = typer.Option(None, help="Port of /healthz."),
     ledger_namespace: str = typer.Option(
         None, help="Namespace of the eviction-ledger ConfigMap (default: "
                    "COHABIT_LEDGER_NAMESPACE; empty = in memory)."),
@@ -32,7 +32,11 @@ def _operator(
     """
     from dataclasses import replace
 
+    from cohabit.cli._common import port
     from cohabit.operator.main import run
+
+    port(metrics_port, "--metrics-port")
+    port(liveness_port, "--liveness-port")
 
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

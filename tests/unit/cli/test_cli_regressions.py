@@ -314,8 +314,10 @@ def test_parse_seeds_is_linear():
 
 
 @pytest.mark.parametrize("args", [("operator", "--metrics-port", "0"),
+                                  ("run", "--liveness-port", "-1"),
                                   ("agent", "--port", "70000")])
 def test_ports_out_of_range_exit_2(args):
+    """Before: agent --port 70000 ended in OverflowError: bind(): port must be 0-65535."""
     result = _run(*args)
     assert result.exit_code == 2
-    assert "Invalid value" in result.output
+    assert f"error: {args[1]} must be a TCP port within 1..65535, got {args[2]}" in result.output
