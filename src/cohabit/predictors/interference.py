@@ -138,6 +138,9 @@ def _gavel_pairs(gpu: str, key: str, entry: object) -> list[tuple]:
         if not isinstance(tputs, list) or len(tputs) != 2:
             raise ValueError(f"{other_key[:80]}: expected [throughput, other's throughput]")
         frac = _throughput(tputs[0]) / solo if solo > 0 else 0.0
+        if not math.isfinite(frac):
+            raise ValueError(f"{other_key[:80]}: throughput {tputs[0]!r} / solo {solo!r} "
+                             "is not a finite fraction")
         _throughput(tputs[1])
         rows.append((gpu, name, other, scale, solo, frac))
     return rows
