@@ -14,7 +14,7 @@ import json
 import math
 
 import numpy as np
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from cohabit.predictors.interference import load_gavel
@@ -143,6 +143,7 @@ def gavel_documents(draw):
 
 @SETTINGS
 @given(gavel_documents())
+@example({"v100": {"('A', 1)": {"null": 2.2250738585e-313, "('A', 1)": [1.0, 0.0]}}})
 def test_gavel_documents_load_or_fail_clearly(tmp_path, doc):
     path = tmp_path / "physical_cluster_throughputs.json"
     path.write_text(json.dumps(doc), encoding="utf-8")
