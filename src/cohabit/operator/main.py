@@ -61,7 +61,9 @@ def build_runtime(settings: OperatorSettings, api_client: Any,
             usage = PrometheusUsageSource(settings.prometheus.url,
                                           step_s=settings.prometheus.step_s,
                                           timeout_s=settings.prometheus.timeout_s,
-                                          rate_window=settings.prometheus.rate_window)
+                                          rate_window=settings.prometheus.rate_window,
+                                          namespace_label=settings.prometheus.namespace_label,
+                                          unconfined=settings.prometheus.unconfined())
         except TelemetryUnavailable as exc:
             log.warning("%s", exc)
     else:
