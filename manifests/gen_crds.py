@@ -484,17 +484,32 @@ def build() -> dict[str, dict]:
         ],
         "How cohabit places pods and when it may move them.",
     )
-    peering = {
+    peering = kopf_peering_crd("ClusterKopfPeering", "Cluster")
+    return {
+        "kopf.dev_clusterkopfpeerings.yaml": peering,
+        # a namespaced operator (operator.watchNamespace) peers through a KopfPeering
+        "kopf.dev_kopfpeerings.yaml": kopf_peering_crd("KopfPeering", "Namespaced"),
+        "cohabit.io_databaseworkloads.yaml": db,
+        "cohabit.io_gpuworkloads.yaml": gpu,
+        "cohabit.io_placementpolicies.yaml": policy,
+    }
+
+
+def kopf_peering_crd(kind: str, scope: str) -> dict:
+    """kopf's peering CRD: cluster-wide operators use ClusterKopfPeering, namespaced ones
+    KopfPeering in the watched namespace."""
+    plural = kind.lower() + "s"
+    return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": "clusterkopfpeerings.kopf.dev", "labels": dict(LABELS)},
+        "metadata": {"name": f"{plural}.kopf.dev", "labels": dict(LABELS)},
         "spec": {
             "group": "kopf.dev",
-            "scope": "Cluster",
+            "scope": scope,
             "names": {
-                "kind": "ClusterKopfPeering",
-                "plural": "clusterkopfpeerings",
-                "singular": "clusterkopfpeering",
+                "kind": kind,
+                "plural": plural,
+                "singular": kind.lower(),
             },
             "versions": [
                 {
@@ -517,12 +532,6 @@ def build() -> dict[str, dict]:
                 }
             ],
         },
-    }
-    return {
-        "kopf.dev_clusterkopfpeerings.yaml": peering,
-        "cohabit.io_databaseworkloads.yaml": db,
-        "cohabit.io_gpuworkloads.yaml": gpu,
-        "cohabit.io_placementpolicies.yaml": policy,
     }
 
 

@@ -336,6 +336,28 @@ class KubernetesActuator:
             return (f" (the ledger was not updated to {result!r}: {_describe(exc)}; the "
                     "reservation keeps counting until the pod is checked)")
 
+    def settle_ledger(self, now: float | None = None) -> list[tuple[LedgerEntry, str]]:
+        """Settle every reservation older than :attr:`ledger_grace_s` whose pod can be read
+        (evicted -> ``done``, still there -> released); returns what was settled. Evictions
+        call this implicitly (inside their reservation); this runs it on its own, e.g. after
+        an outage, so the ledger shows every eviction that happened as ``done``.
+
+        Raises:
+            LedgerError, kubernetes.client.exceptions.ApiException: the ledger could not be
+                read or written (connection errors propagate as urllib3/OS errors).
+        """
+        now = self.clock() if now is None else now
+        resolve = self._resolver(now)
+        settled = []
+        for entry in self.ledger.entries():
+            if entry.state != "reserved":
+                continue
+            result = resolve(entry)
+            if result is not None:
+                self.ledger.settle(entry.id, result)
+                settled.append((entry, result))
+        return settled
+
     def _resolver(self, now: float) -> Resolver:
         """Settles reservations older than :attr:`ledger_grace_s` by reading their pod."""
         cache: dict[str, str | None] = {}
