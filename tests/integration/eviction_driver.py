@@ -1,8 +1,9 @@
 """The operator's actuator in its own process, so a test can SIGKILL it mid-eviction.
 
-Usage: ``python eviction_driver.py '<json>'`` with ``kubeconfig``, ``ledger``, ``pods``,
-``budget``, ``timeout``, ``grace``. Prints ``{"ready": true}`` once the client is built, then
-one JSON line per outcome (flushed at once, so outcomes before a kill are not lost).
+Usage: ``python eviction_driver.py KUBECONFIG``, then one JSON line on standard input with
+``ledger``, ``pods``, ``budget``, ``timeout``, ``grace`` (so a test can start it ahead of
+time). Prints ``{"ready": true}`` once the client is built, then one JSON line per outcome
+(flushed at once, so outcomes before a kill are not lost).
 """
 
 from __future__ import annotations
@@ -13,15 +14,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from eviction_support import run_pass  # noqa: E402
-
-from cohabit.operator.main import api_client_from_environment  # noqa: E402
+from eviction_support import client_for, run_pass  # noqa: E402
 
 
 def main() -> int:
-    cfg = json.loads(sys.argv[1])
-    api = api_client_from_environment(cfg["kubeconfig"])
+    api = client_for(sys.argv[1])
     print(json.dumps({"ready": True}), flush=True)
+    cfg = json.loads(sys.stdin.readline())
 
     def emit(outcome: dict[str, str]) -> None:
         print(json.dumps(outcome), flush=True)

@@ -1,10 +1,12 @@
 """The eviction fault-injection world (tests/integration/test_eviction_faults.py).
 
 * :func:`run_pass` -- the operator's actuator (``KubernetesActuator`` over a
-  ``ConfigMapLedger``, the API client configured as ``cohabit operator`` configures it:
-  :func:`cohabit.operator.main.api_client_from_environment`, urllib3 retries off) evicting a
-  list of pods one by one, each outcome reported through ``emit`` as it happens. The test runs
-  it in-process, or in a subprocess (``eviction_driver.py``) it can SIGKILL.
+  ``ConfigMapLedger``, the API client configured as ``cohabit operator`` configures it in
+  :func:`cohabit.operator.main.api_client_from_environment`: urllib3 retries off; see
+  :func:`client_for`) evicting a list of pods one by one, each outcome reported through
+  ``emit`` as it happens. The test runs it in-process, or in a subprocess
+  (``eviction_driver.py``, which imports no more than the actuator so it starts fast) that it
+  can SIGKILL.
 * :class:`EvictionWorld` -- a private etcd + kube-apiserver (the test stops and restarts the
   server, so it must not be the session's), a namespace, a service account whose rights are
   three RoleBindings the test revokes and restores (pod reads, evictions, the ledger
@@ -38,6 +40,17 @@ ROLES = {
                 "verbs": ["create", "update"]}],
 }
 """The service account's rights, one Role + RoleBinding each (``evictor-<key>``)."""
+
+
+def client_for(kubeconfig: str) -> Any:
+    """An ``ApiClient`` as ``api_client_from_environment`` builds one from a kubeconfig
+    (``retries = 0``), without importing the operator (kopf, the engine, scikit-learn)."""
+    from kubernetes import client, config
+
+    cfg = client.Configuration()
+    config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
+    cfg.retries = 0
+    return client.ApiClient(cfg)
 
 
 def actuator(api: Any, ledger: str, budget: int, timeout: float, grace: float

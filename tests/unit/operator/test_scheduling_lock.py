@@ -120,3 +120,23 @@ def test_a_pass_with_the_api_down_returns_nothing(make_runtime):
     runtime = make_runtime(cluster=DownCluster())
     assert reconciler.scheduling_pass(runtime, "default", NOW) == []
     assert runtime.lock.acquire(blocking=False)
+
+
+def test_operator_api_client_has_no_hidden_retries(tmp_path):
+    """urllib3 retries are off: a call takes at most its timeout, and a write whose answer was
+    lost is never re-sent behind the eviction ledger's back."""
+    import yaml
+
+    from cohabit.operator.main import api_client_from_environment
+
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}]}))
+    api = api_client_from_environment(str(path))
+    try:
+        assert api.configuration.retries == 0
+    finally:
+        api.close()
