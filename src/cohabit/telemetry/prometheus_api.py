@@ -128,7 +128,7 @@ def post_form(url: str, path: str, form: dict[str, str], timeout_s: float,
                                    "deadline")
     try:
         decoded = json.loads(data)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: hostile nesting depth
         snippet = data[:120].decode("utf-8", "replace")
         raise TelemetryUnavailable(f"{where}: HTTP {resp.status} answer is not JSON "
                                    f"({exc}): {snippet!r}") from exc

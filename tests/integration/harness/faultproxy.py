@@ -79,6 +79,7 @@ class FaultProxy:
     _count: int = 0
     _active: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _local: threading.local = field(default_factory=threading.local)
     _server: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
 
@@ -173,15 +174,27 @@ class FaultProxy:
 
     def _forward(self, h: BaseHTTPRequestHandler, req: Request
                  ) -> tuple[int, list[tuple[str, str]], bytes] | None:
-        parts = urlsplit(self.upstream)
-        ctx = ssl.create_default_context(cafile=str(self.ca_file))
-        conn = http.client.HTTPSConnection(parts.hostname, parts.port, context=ctx, timeout=30)
+        """Send ``req`` upstream on this handler thread's kept-alive connection (a new one
+        after any error); None when the upstream cannot be reached or dropped the request."""
         headers = {k: v for k, v in h.headers.items() if k.lower() not in HOP_HEADERS}
-        try:
-            conn.request(req.method, req.path, body=req.body or None, headers=headers)
-            resp = conn.getresponse()
-            return resp.status, resp.getheaders(), resp.read()
-        except OSError:
-            return None
-        finally:
-            conn.close()
+        for attempt in range(2):
+            conn = getattr(self._local, "conn", None)
+            reused = conn is not None
+            if conn is None:
+                parts = urlsplit(self.upstream)
+                ctx = ssl.create_default_context(cafile=str(self.ca_file))
+                conn = http.client.HTTPSConnection(parts.hostname, parts.port, context=ctx,
+                                                   timeout=30)
+                self._local.conn = conn
+            try:
+                conn.request(req.method, req.path, body=req.body or None, headers=headers)
+                resp = conn.getresponse()
+                return resp.status, resp.getheaders(), resp.read()
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                self._local.conn = None
+                # a kept-alive connection the server closed: one fresh try, reads only (a
+                # write is never sent twice)
+                if not (reused and attempt == 0 and req.method == "GET"):
+                    return None
+        return None

@@ -119,9 +119,11 @@ WL = Workload("web", WorkloadKind.GPU_INFERENCE, QosTarget("p99_latency_ms", 20,
      (answer('{"status":"error","errorType":"timeout","error":"query timed out"}',
              "503 Service Unavailable"), "timeout: query timed out"),
      (answer("", length=10**10), "byte limit"),
-     (answer(b'{"status":"succ'), "IncompleteRead|not JSON")],
+     (answer(b'{"status":"succ'), "IncompleteRead|not JSON"),
+     (answer(b"[" * 200_000 + b"]" * 200_000), "not JSON")],
     ids=["plus-inf", "negative", "absurd", "no-data", "json-list", "vector", "three-values",
-         "bad-time", "null-value", "bad-labels", "html", "error-answer", "huge", "cut-short"],
+         "bad-time", "null-value", "bad-labels", "html", "error-answer", "huge", "cut-short",
+         "deep-nesting"],
 )
 def test_hostile_answer_is_unavailable_with_reason(serve, script, reason):
     src = PrometheusUsageSource(serve(script), timeout_s=3)
