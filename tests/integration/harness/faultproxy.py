@@ -80,6 +80,7 @@ class FaultProxy:
     _active: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _local: threading.local = field(default_factory=threading.local)
+    _upstreams: list[http.client.HTTPSConnection] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
 
@@ -117,6 +118,10 @@ class FaultProxy:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        with self._lock:
+            for conn in self._upstreams:
+                conn.close()
+            self._upstreams.clear()
 
     # -- per request -------------------------------------------------------------------------
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
@@ -186,6 +191,8 @@ class FaultProxy:
                 conn = http.client.HTTPSConnection(parts.hostname, parts.port, context=ctx,
                                                    timeout=30)
                 self._local.conn = conn
+                with self._lock:  # kept until stop() closes it, whatever thread made it
+                    self._upstreams.append(conn)
             try:
                 conn.request(req.method, req.path, body=req.body or None, headers=headers)
                 resp = conn.getresponse()
