@@ -76,6 +76,7 @@ def rightsizing(
         per_pod_rightsizing,
         summarize_rightsizing,
     )
+    from cohabit.predictors.selection import NestedSelection
     _number(horizon_h, "--horizon-h", above=0)
     _number(start, "--start", above=0, below=1)
     _number(evidence_half_life_h, "--evidence-half-life-h", at_least=0)
@@ -84,19 +85,17 @@ def rightsizing(
     frame = _genai(data)
     _check_horizons(frame, horizon_h * 3600)
     resources = _active(frame, ("gpu_milli", "gpu_memory_mib"))
-    selection: list[dict] = []
-    candidates: list[dict] = []
-    results = evaluate_rightsizing(
+    evaluation = evaluate_rightsizing(
         frame, resources, horizon_s=horizon_h * 3600, start_fraction=start,
-        selection=selection, candidate_totals=candidates,
-        evidence_half_life_s=evidence_half_life_h * 3600 if evidence_half_life_h > 0 else None,
+        nested=NestedSelection(
+            evidence_half_life_s=evidence_half_life_h * 3600 if evidence_half_life_h > 0
+            else None),
     )
+    results = evaluation.results
     if results.empty:
         _fail(f"{data}: no pod has enough history to evaluate")
     summary = summarize_rightsizing(results)
     per_pod = per_pod_rightsizing(results)
-    import pandas as pd
-
     pct = ".1%"
     _console().print(_table(
         "Right-sizing (saving = 1 - reserved / static peak request)", summary,
@@ -106,8 +105,8 @@ def rightsizing(
          "saving_p50": pct, "saving_p90": pct, "under_share_p50": ".2%",
          "under_share_p90": ".2%"},
     ))
-    if selection:
-        chosen = pd.DataFrame(selection).groupby(["resource", "method"])["candidate"]
+    if not evaluation.selection.empty:
+        chosen = evaluation.selection.groupby(["resource", "method"])["candidate"]
         top = chosen.agg(lambda c: "; ".join(
             f"{k} ({v:.0%})" for k, v in c.value_counts(normalize=True).head(3).items()))
         _console().print(_table(
@@ -127,8 +126,8 @@ def rightsizing(
     with _staged(out) as dst:
         summary.to_csv(dst / "rightsizing_summary.csv", index=False)
         per_pod.to_csv(dst / "rightsizing_per_pod.csv", index=False)
-        pd.DataFrame(selection).to_csv(dst / "rightsizing_selection.csv", index=False)
-        pd.DataFrame(candidates).to_csv(dst / "rightsizing_candidates.csv", index=False)
+        evaluation.selection.to_csv(dst / "rightsizing_selection.csv", index=False)
+        evaluation.candidates.to_csv(dst / "rightsizing_candidates.csv", index=False)
         fig.savefig(dst / "rightsizing_per_pod.png", dpi=110)
     _console().print(f"wrote {escape(str(out))}/rightsizing_summary.csv, "
                      "rightsizing_per_pod.csv/.png, rightsizing_selection.csv, "
