@@ -108,15 +108,15 @@ def simulate_options(draw) -> list[str]:
     return args
 
 
-@settings(SETTINGS, max_examples=25)
-@given(options=simulate_options(), out=st.integers(0, 3))
+@settings(SETTINGS, max_examples=20)
+@given(options=simulate_options(), out=st.integers(0, 5))
 def test_simulate_options(tiny_trace, tmp_path, options, out):
     seeds = options[options.index("--seeds") + 1]
     assume(_small_seeds(seeds))
     nodes, pods = tiny_trace
     args = ["simulate", "--pods", str(pods), "--nodes", str(nodes), "--no-progress", *options]
     out_dir = Path(tempfile.mkdtemp(dir=tmp_path)) / "out"
-    if out == 0:  # plots take a second: one example in four writes files
+    if out == 0:  # plots take a second: one example in six writes files
         args += ["--out", str(out_dir)]
     result = runner.invoke(app, args)
     _assert_clean(result)

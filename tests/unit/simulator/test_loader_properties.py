@@ -163,7 +163,7 @@ def test_pod_lists_load_exactly_or_fail_clearly(tmp_path, generated):
             assert row["pod_phase"].strip() in loaders.POD_PHASES
 
 
-@SETTINGS
+@settings(SETTINGS, max_examples=30)
 @given(csv_files(POD_CELLS, loaders.POD_COLUMNS))
 def test_trace_spec_text_is_one_entry_per_loaded_pod(tmp_path, generated):
     text, columns, rows = generated
