@@ -13,22 +13,23 @@ for reasons no resize fixes"; these are the series it reads. Each is one PromQL 
 * prometheus-postgres-exporter: ``pg_stat_database_blks_hit`` / ``pg_stat_database_blks_read``;
 * the workload's own p99 (``spec.qos.query``) and offered load (``spec.qos.offeredLoadQuery``).
 
-A query that fails raises :class:`~cohabit.telemetry.base.TelemetryUnavailable`; a query
-with no data gives a NaN column (the planner then has low confidence and does not act).
+Every answer goes through the same checks as the usage source's
+(:mod:`cohabit.telemetry.prometheus_api`: a total deadline per query, the answer's shape,
+:func:`cohabit.telemetry.prometheus.check_samples`: infinite, negative or implausible
+samples): a query that fails raises :class:`~cohabit.telemetry.base.TelemetryUnavailable`; a
+query with no data gives a NaN column (the planner then has low confidence and does not act).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
-from datetime import datetime, timezone
 
 import pandas as pd
-import requests
-from prometheus_api_client import PrometheusConnect
-from prometheus_api_client.exceptions import PrometheusApiClientException
-from urllib3.util.retry import Retry
 
 from cohabit.telemetry.base import TelemetryUnavailable
+from cohabit.telemetry.prometheus import check_samples
+from cohabit.telemetry.prometheus_api import parse_matrix, post_form
 
 __all__ = ["DB_SIGNAL_COLUMNS", "DatabaseQueries", "PrometheusDatabaseSignals"]
 
@@ -82,22 +83,20 @@ class PrometheusDatabaseSignals:
 
     Args:
         url: Prometheus base URL.
-        timeout_s: per-request timeout (no retries: a down Prometheus answers "unavailable"
-            within one timeout).
+        timeout_s: total deadline of one query (no retries: a down Prometheus answers
+            "unavailable" within one deadline).
     """
 
     def __init__(self, url: str, *, timeout_s: float = 10.0) -> None:
         if not url:
             raise TelemetryUnavailable("Prometheus: no URL configured")
-        self.url = url
-        self._session = requests.Session()
-        self._prom = PrometheusConnect(url=url, disable_ssl=True, timeout=int(max(1, timeout_s)),
-                                       retry=Retry(total=0, raise_on_status=False),
-                                       session=self._session)
+        if not (math.isfinite(timeout_s) and timeout_s > 0):
+            raise TelemetryUnavailable(f"Prometheus: timeout {timeout_s!r} s is not above 0")
+        self.url = url.rstrip("/")
+        self.timeout_s = timeout_s
 
     def close(self) -> None:
-        """Close pooled HTTP connections."""
-        self._session.close()
+        """Nothing pooled to release (one connection per query)."""
 
     def __enter__(self) -> PrometheusDatabaseSignals:
         return self
@@ -126,19 +125,15 @@ class PrometheusDatabaseSignals:
         return out[list(DB_SIGNAL_COLUMNS)].astype(float)
 
     def _series(self, query: str, start: float, end: float, step_s: float) -> pd.Series | None:
-        try:
-            result = self._prom.custom_query_range(
-                query, start_time=datetime.fromtimestamp(start, timezone.utc),
-                end_time=datetime.fromtimestamp(end, timezone.utc),
-                step=f"{max(1, int(step_s))}s")
-        except (PrometheusApiClientException, requests.RequestException, ValueError) as exc:
-            raise TelemetryUnavailable(f"Prometheus {self.url}: query {query!r} failed: "
-                                       f"{type(exc).__name__}: {exc}") from exc
-        frames = [pd.DataFrame(r.get("values", []), columns=["time", "value"]) for r in result]
+        what = f"Prometheus {self.url}: query {query!r}"
+        answer = post_form(self.url, "/api/v1/query_range", {
+            "query": query, "start": f"{start:.3f}", "end": f"{end:.3f}",
+            "step": f"{max(1, int(step_s))}s",
+            "timeout": f"{max(1, int(self.timeout_s))}s"}, self.timeout_s)
+        series = check_samples(parse_matrix(answer, what), what)
+        frames = [pd.DataFrame(samples, columns=["time", "value"]) for _, samples in series]
         frames = [f for f in frames if not f.empty]
         if not frames:
             return None
         frame = pd.concat(frames, ignore_index=True)
-        frame["time"] = frame["time"].astype(float)
-        frame["value"] = pd.to_numeric(frame["value"], errors="coerce")
         return frame.groupby("time")["value"].mean()
