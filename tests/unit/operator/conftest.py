@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from operator_factories import GENAI_POD, RecordingActuator
 
-from cohabit.config import OperatorSettings
+from cohabit.config import OperatorSettings, PolicyConfig
 from cohabit.operator.runtime import Runtime
 
 
@@ -19,8 +19,10 @@ def genai_frame(shared_data):
 
 @pytest.fixture
 def make_runtime():
-    def make(usage=None, cluster=None, actuator=None, settings=None):
+    def make(usage=None, cluster=None, actuator=None, settings=None, policies=("default",)):
+        """A runtime whose ``policies`` exist (as the chart's ``default`` does)."""
         rt = Runtime(settings=settings or OperatorSettings(), api_client=None,
                      cluster=cluster, usage=usage, actuator=actuator or RecordingActuator())
+        rt.policies.update({name: PolicyConfig(name=name) for name in policies})
         return rt
     return make

@@ -142,7 +142,11 @@ def test_missing_telemetry_gives_low_confidence_and_no_action(usage, cluster_api
         assert conds["LowConfidence"]["reason"] == "TelemetryUnavailable"
         assert "Prometheus" in conds["LowConfidence"]["message"]
     assert runtime.actuator.applied == []
-    assert status["recommendations"][0]["lowConfidence"] is True
+    # nothing was measured: no recommendation and no confidence (as VPA leaves them out)
+    assert status["recommendations"] == [] and "confidence" not in status
+    assert "violations" not in status["qos"] and status["qos"]["samples"] == 0
+    assert conds["Ready"]["status"] == "False"
+    assert conds["Ready"]["reason"] == "TelemetryUnavailable"
 
 
 def test_invalid_spec_names_the_field(cluster_api, make_runtime):
@@ -279,25 +283,21 @@ def test_placement_loop_runs_until_stopped(make_runtime):
         "ns/p", "g1", (), reason="policy cohabit")
 
 
-def test_pod_event_wakes_scheduler_only_for_pending(make_runtime):
-    runtime = make_runtime()
-    wake = runtime.waker("default")
-    handlers.pod_pending(spec={"nodeName": "g1"}, memo=memo(runtime))
-    assert not wake.is_set()
-    handlers.pod_pending(spec={}, memo=memo(runtime))
-    assert wake.is_set()
-
-
 def test_registry_has_every_handler():
     reg = handlers.build_registry(OperatorSettings())
     names = [h.fn.__name__ for part in (reg._activities, reg._changing, reg._spawning,
                                         reg._watching) for h in part.get_all_handlers()]
     # create + update + resume per workload kind, the delete, the policy handlers, the
-    # timers (spawning), the daemon, the pod watcher, startup, probe and login
+    # timers (spawning), the daemon, startup, cleanup, probe and login; pods and nodes are
+    # the watch cache's, not kopf's
     assert names.count("workload_changed") == 2 * 3 + 2
     assert names.count("workload_deleted") == 2 and names.count("policy_changed") == 3
-    for name in ("placement_loop", "pod_pending", "liveness", "configure", "login"):
+    for name in ("placement_loop", "policy_deleted", "liveness", "configure", "cleanup",
+                 "login"):
         assert names.count(name) == 1, name
+    watched = {h.selector.any_name for part in (reg._changing, reg._spawning, reg._watching)
+               for h in part.get_all_handlers()}
+    assert watched == {"databaseworkloads", "gpuworkloads", "placementpolicies"}
 
 
 def test_declared_interference_reaches_status_and_rebinding(cluster_api, make_runtime):
