@@ -9,7 +9,18 @@ import threading
 from types import SimpleNamespace
 
 import pytest
-from operator_factories import DownUsage, StaticCluster, TraceUsage, memo
+from operator_factories import (
+    NOW,
+    DownUsage,
+    StaticCluster,
+    TraceUsage,
+    call_workload,
+    conditions,
+    gpu_node,
+    memo,
+    pod_json,
+    spec,
+)
 
 from cohabit.config import (
     OperatorSettings,
@@ -17,66 +28,9 @@ from cohabit.config import (
     ReconcileSettings,
     SchedulerSettings,
 )
-from cohabit.model import Bind, GpuDevice, Node, Pod, Resize, Snapshot
+from cohabit.model import Bind, Pod, Resize, Snapshot
 from cohabit.operator import handlers, reconciler
 from cohabit.operator.status import merge_conditions
-
-NOW = 2_000_000_000.0
-
-DEPLOYMENT = {
-    "metadata": {"name": "sd", "namespace": "ns"},
-    "spec": {"template": {
-        "metadata": {"annotations": {"cohabit.io/gpu-milli": "500",
-                                     "cohabit.io/gpu-memory-mib": "12288"}},
-        "spec": {"containers": [{"name": "server", "resources": {
-            "requests": {"cpu": "4", "memory": "16Gi"}}}]}}},
-}
-
-
-def pod_json(name, node=None):
-    return {"metadata": {"name": name, "namespace": "ns", "labels": {"cohabit.io/workload": "sd"},
-                         "annotations": {"cohabit.io/gpu-milli": "500"},
-                         "ownerReferences": [{"kind": "ReplicaSet"}]},
-            "spec": {"schedulerName": "cohabit", "nodeName": node, "containers": [
-                {"name": "server", "resources": {"requests": {"cpu": "4", "memory": "16Gi"}}}]},
-            "status": {"phase": "Running" if node else "Pending"}}
-
-
-@pytest.fixture
-def cluster_api(monkeypatch):
-    state = {"target": DEPLOYMENT, "pods": [pod_json("sd-0", "g1"), pod_json("sd-1")],
-             "nodes": {"g1": gpu_node("g1")}}
-    monkeypatch.setattr(reconciler, "read_target", lambda api, ns, kind, name: state["target"])
-    monkeypatch.setattr(reconciler, "list_workload_pods", lambda api, ns, name: state["pods"])
-    monkeypatch.setattr(reconciler, "read_nodes", lambda api, names: [
-        state["nodes"][n] for n in sorted(names) if n in state["nodes"]])
-    monkeypatch.setattr(handlers.time, "time", lambda: NOW)
-    return state
-
-
-def spec(mode="Apply", **over):
-    s = {"targetRef": {"kind": "Deployment", "name": "sd"}, "workloadType": "Inference",
-         "qos": {"metric": "p99LatencyMs", "target": 30000, "query": "q",
-                 "windowSeconds": 86400},
-         "bounds": {"min": {"cpu": "1", "memory": "4Gi", "gpuMilli": 200, "gpuMemory": "4Gi"},
-                    "max": {"cpu": "8", "memory": "32Gi", "gpuMilli": 1000,
-                            "gpuMemory": "24Gi"}},
-         "mode": mode, "placement": "managed"}
-    s.update(over)
-    return s
-
-
-def call_workload(runtime, workload_spec, status=None, generation=3):
-    patch = SimpleNamespace(status={})
-    handlers.workload_changed(
-        body={"kind": "GpuWorkload"}, spec=workload_spec, name="sd", namespace="ns",
-        meta={"generation": generation}, status=status or {}, patch=patch, memo=memo(runtime),
-        logger=None, reason="create", diff=(), old=None, new=None)
-    return patch.status
-
-
-def conditions(status):
-    return {c["type"]: c for c in status["conditions"]}
 
 
 def test_status_from_real_telemetry_and_apply_resize(genai_frame, cluster_api, make_runtime):
@@ -191,11 +145,6 @@ def test_policy_handler(policy_spec, invalid, make_runtime):
     cond = conditions(patch.status)["Invalid"]
     assert (cond["status"] == "True") is invalid
     assert ("default" in runtime.policies) is (not invalid)
-
-
-def gpu_node(name):
-    return Node(name, 32000, 131072, 32000, 131072,
-                tuple(GpuDevice(i, "A10", 1000, 24576) for i in range(2)))
 
 
 def test_scheduling_pass_binds_only_its_policys_pods(make_runtime):
