@@ -15,13 +15,26 @@ def test_chart_lints_strict(helm_binary):
     assert "0 chart(s) failed" in result.stdout
 
 
+NAMESPACE_DOC = f"""---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: {RELEASE_NAMESPACE}
+  labels:
+    app.kubernetes.io/name: cohabit
+    app.kubernetes.io/part-of: cohabit
+"""
+
+
 def test_plain_manifests_are_the_rendered_chart(helm_binary):
+    """manifests/cohabit.yaml = its release namespace, then exactly what helm renders."""
     rendered = helm_binary.run("template", "cohabit", str(CHART), "--namespace",
                                RELEASE_NAMESPACE).stdout
     committed = (REPO / "manifests" / "cohabit.yaml").read_text()
     body = "\n".join(line for line in committed.splitlines() if not line.startswith("# Gen")
-                     and not line.startswith("# helm/cohabit"))
-    assert body.strip() == rendered.strip(), "run bash manifests/render.sh"
+                     and not line.startswith("# helm/cohabit")) + "\n"
+    assert body.startswith(NAMESPACE_DOC), "run bash manifests/render.sh"
+    assert body[len(NAMESPACE_DOC):].strip() == rendered.strip(), "run bash manifests/render.sh"
 
 
 def test_template_values_reach_the_operator(helm_binary):

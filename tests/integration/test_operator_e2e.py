@@ -17,23 +17,20 @@ import pytest
 import yaml
 from harness import rest
 from harness.kube import get_pod
-from harness.prometheus import start_prometheus
 from kubernetes.client.exceptions import ApiException
 from operator_support import (
     EXAMPLES,
     RELEASE_NAMESPACE,
     REPO,
-    GenaiReplay,
     OperatorProcess,
     condition,
-    genai_histories,
     get,
     materialize,
     service_account_kubeconfig,
+    start_genai_prometheus,
     wait_for,
     workload_path,
 )
-from prometheus_client import CollectorRegistry
 
 from cohabit.config import cpu_milli, memory_mib, parse_workload
 from cohabit.engine.reconcile import place_pending, pod_profiles
@@ -181,18 +178,9 @@ def genai_prometheus(shared_data, exporter, tmp_path):
     servers = []
 
     def start(namespace: str, pods: list[str], container: str, service: str):
-        replay = GenaiReplay(genai_histories(shared_data, len(pods)), namespace, pods,
-                             container, service)
-        registry = CollectorRegistry()
-        registry.register(replay)
-        exp = exporter(registry)
-        workdir = tmp_path / "prometheus"
-        replay.backfill(workdir / "data", end=time.time() - 120)
-        server = start_prometheus([exp.target], workdir=workdir)
+        server = start_genai_prometheus(shared_data, exporter, tmp_path / "prometheus",
+                                        namespace, pods, container, service)
         servers.append(server)
-        server.wait_for(f'DCGM_FI_DEV_GPU_UTIL{{namespace="{namespace}"}}', timeout=30)
-        server.wait_for(f'count_over_time(DCGM_FI_DEV_FB_USED{{namespace="{namespace}"}}[1d])'
-                        " > 1000", timeout=60)
         return server
 
     yield start
