@@ -326,6 +326,11 @@ def documented_blocks(path: Path, heading: str | None = None) -> list[list[str]]
     return blocks
 
 
+def bare(command: str) -> str:
+    """A documented command without its trailing ``  # comment``."""
+    return command.split("  #", 1)[0].strip()
+
+
 def translate_for_server(text: str, version: tuple[int, int]) -> str:
     """Example YAML for an older test server: before 1.21 PodDisruptionBudget is served as
     ``policy/v1beta1`` only (the examples ship ``policy/v1``, what current clusters serve)."""
