@@ -119,7 +119,8 @@ def reconcile_workload(
     if target is None:
         assessment = replace(assessment, low_confidence=True, reason=problems.target_missing)
     runtime.assessments[key] = assessment
-    outcomes = _right_size(runtime, parsed, snapshot, current, assessment, now)
+    outcomes = ([] if problems.policy_missing else  # its thresholds are the policy's
+                _right_size(runtime, parsed, snapshot, current, assessment, now))
     report_outcomes(runtime, outcomes, workload_kind=kind)
     if workload.placement == "managed" and any(p.node is None for p in pods):
         # Its pending pods waited for this spec (see scheduling_pass): wake the policy's
