@@ -108,11 +108,15 @@ class Checkout:
         return op.start()
 
     def close(self) -> None:
+        t0 = time.monotonic()
         for op in self.operators:
             op.stop()
+        t1 = time.monotonic()
         self.kubelet.stop()
+        t2 = time.monotonic()
         self.api.close()
         self.cluster.stop()
+        print(f"TIMING operator {t1-t0:.1f} kubelet {t2-t1:.1f} cluster {time.monotonic()-t2:.1f}")
 
 
 @pytest.fixture
@@ -499,6 +503,8 @@ def test_readme_no_helm_path_peered(checkout):
     # nothing listens on the printed Prometheus URL here: low confidence, said once
     obj = _ready(co.api, "gpuworkloads", "sd-inference", "False", "TelemetryUnavailable")
     assert obj["status"]["recommendations"] == []
+    wait_for(lambda: get(co.api, workload_path(NS, "gpuworkloads", "sd-inference"))[
+        "status"].get("node"), 30, "the status naming the pods' node")
     outputs = {bare(c): co.sh(c).stdout for c in walk[1:] if not c.startswith("kubectl apply")}
     rows = _rows(kubectl_table(outputs["kubectl get dbworkloads,gpuworkloads -o wide"]))
     assert rows["sd-inference"]["REASON"] == "TelemetryUnavailable"

@@ -85,10 +85,14 @@ class _Informer:
         self._thread.start()
 
     def stop(self) -> None:
+        """Interrupt the stream being read: ``HTTPResponse.shutdown()`` (urllib3 >= 2.3)
+        shuts the socket down so the blocked read returns; ``close()`` from another thread
+        would wait for the reader's lock instead."""
         resp = self._resp
-        if resp is not None:
-            with contextlib.suppress(Exception):  # a stream being read by the thread
-                resp.close()
+        shutdown = getattr(resp, "shutdown", None)
+        if shutdown is not None:
+            with contextlib.suppress(Exception):
+                shutdown()
 
     def join(self, timeout_s: float) -> None:
         self._thread.join(timeout_s)
@@ -149,8 +153,9 @@ class _Informer:
                     continue
                 self.cache._apply(self.kind, kind, _key(obj), self.trim(obj))
         finally:
-            self._resp.release_conn()
-            self._resp = None
+            resp, self._resp = self._resp, None
+            with contextlib.suppress(Exception):
+                resp.release_conn()
 
     def _lines(self, lines: Iterator[str]) -> Iterator[str]:
         for line in lines:
@@ -215,13 +220,17 @@ class ClusterCache:
             informer.start()
         return self
 
-    def stop(self, timeout_s: float = 5.0) -> None:
-        """Stop the informers (closes their streams)."""
+    def stop(self, timeout_s: float = 1.0) -> None:
+        """Stop the informers: close their streams and wait at most ``timeout_s`` for the
+        threads (daemon threads: a stream stuck in a read ends with the process)."""
+        if self.stopped.is_set():
+            return
         self.stopped.set()
         for informer in self._informers.values():
             informer.stop()
+        deadline = time.monotonic() + timeout_s
         for informer in self._informers.values():
-            informer.join(timeout_s)
+            informer.join(max(0.0, deadline - time.monotonic()))
 
     @property
     def synced(self) -> bool:

@@ -377,6 +377,8 @@ class EventRecorder:
 
     def stop(self, timeout_s: float = 5.0) -> None:
         """Stop the worker after writing what is queued (at most ``timeout_s``)."""
+        if self._stop.is_set() and self._thread is None:
+            return
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
