@@ -419,9 +419,11 @@ def scheduling_pass(runtime: Runtime, policy_name: str, now: float, *,
             # blind. It does not wait for the telemetry assessment (Prometheus queries take
             # seconds; kube-scheduler does not hold pods for metrics either): measured
             # pressure refines later placements and rebinding.
+            # The grace counts from the operator's start at the latest: right after a
+            # restart every pod is old, and the workload handlers have not run yet.
             if not pod.workload or f"{pod.namespace}/{pod.workload}" in runtime.workloads:
                 return mine(pod)
-            return now - pod.creation_time >= grace and mine(pod)
+            return now - max(pod.creation_time, runtime.started) >= grace and mine(pod)
 
         plan = reconcile_once(snapshot, specs, None, scheduling, now, assessments=assessments,
                               slowdown=runtime.slowdown, pending_filter=ready,
@@ -481,7 +483,8 @@ def _report_orphans(runtime: Runtime, snapshot: Snapshot, now: float) -> None:
         if name in runtime.policies or name in runtime.invalid_policies:
             continue
         known = pod.workload and f"{pod.namespace}/{pod.workload}" in runtime.workloads
-        if pod.workload and not known and now - pod.creation_time < grace:
+        if pod.workload and not known and \
+                now - max(pod.creation_time, runtime.started) < grace:
             continue  # its workload's spec is not read yet
         whose = (f"spec.policyRef of workload {pod.namespace}/{pod.workload}" if known else
                  "the policy of pods without a cohabit workload")

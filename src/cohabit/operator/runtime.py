@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -143,6 +144,8 @@ class Runtime:
         standalone: no peering (a single instance).
         pauses: the :class:`~cohabit.operator.logs.PauseMonitor` (None = not watched).
         said: ``(key, topic)`` -> the last state logged about it (log on change only).
+        started: epoch seconds the runtime was built (a pod's grace for its workload's spec
+            counts from here at the latest: at startup every pod is old).
     """
 
     settings: OperatorSettings
@@ -168,6 +171,7 @@ class Runtime:
     standalone: bool = False
     pauses: Any = None
     said: dict[tuple[str, str], str] = field(default_factory=dict)
+    started: float = field(default_factory=time.time)
 
     def waker(self, policy: str) -> threading.Event:
         """The wake-up event of ``policy``'s scheduler loop."""

@@ -279,3 +279,16 @@ def test_declared_interference_reaches_status_and_rebinding(cluster_api, make_ru
     assert len(evictions) == 1 and evictions[0].pod in ("ns/a-0", "ns/b-0")
     assert "contention on g1" in evictions[0].reason
     assert reconciler.scheduling_pass(runtime, "default", NOW, rebind=False) == []
+
+
+def test_grace_counts_from_the_operators_start(make_runtime):
+    """Right after a (re)start every pod is old: a pod of a workload whose spec is not read
+    yet still waits the grace period, counted from the start."""
+    pods = (Pod("sd-0", 1000, 1024, 1, 500, namespace="ns", workload="sd",
+                creation_time=NOW - 3600),)
+    runtime = make_runtime(cluster=StaticCluster(Snapshot(0, (gpu_node("g1"),), pods)))
+    runtime.started = NOW - 5
+    assert reconciler.scheduling_pass(runtime, "default", NOW) == []
+    runtime.started = NOW - 60
+    assert [o.action.pod for o in reconciler.scheduling_pass(runtime, "default", NOW)] == [
+        "ns/sd-0"]
