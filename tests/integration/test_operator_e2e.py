@@ -408,9 +408,10 @@ def test_eviction_honours_pdb_then_defragments(installed, kubectl, kube_client, 
         get_pod(kube_client, namespace, "whole-gpu")), 60, "whole-GPU pod bound")
     assert whole["spec"]["nodeName"] == "pd-g1"
     assert op.actions("Evict", "done") == 1  # one move was enough; nothing repeated
-    assert "Scheduled" in cohabit_events(kube_client, namespace, "whole-gpu")
-    assert any("EvictedByCohabit" in cohabit_events(kube_client, namespace, p)
-               for p in ("sd-inference-a", "sd-inference-b"))
+    wait_for(lambda: "Scheduled" in cohabit_events(kube_client, namespace, "whole-gpu")
+             and any("EvictedByCohabit" in cohabit_events(kube_client, namespace, p)
+                     for p in ("sd-inference-a", "sd-inference-b")), 30,
+             "Scheduled and EvictedByCohabit Events (written in the background)")
     left = {p["metadata"]["name"] for p in pods_of(kube_client, namespace)}
     assert len({"sd-inference-a", "sd-inference-b"} - left) == 1
     ledger = get(kube_client, f"/api/v1/namespaces/{RELEASE_NAMESPACE}/configmaps/"
@@ -429,10 +430,11 @@ def test_dry_run_evicts_nothing(installed, kubectl, kube_client, namespace, make
     wait_for(lambda: any("EvictionDryRun" in cohabit_events(kube_client, namespace, p)
                          for p in ("sd-inference-a", "sd-inference-b")), 30,
              "the EvictionDryRun Event")
-    trainer = [e for e in get(kube_client, f"/api/v1/namespaces/{namespace}/events")["items"]
-               if e["involvedObject"]["name"] == "whole-gpu"
-               and e["reason"] == "FailedScheduling"]
-    assert trainer and "Insufficient nvidia.com/gpu" in trainer[0]["message"]
+    trainer = wait_for(lambda: [
+        e for e in get(kube_client, f"/api/v1/namespaces/{namespace}/events")["items"]
+        if e["involvedObject"]["name"] == "whole-gpu" and e["reason"] == "FailedScheduling"],
+        30, "FailedScheduling on the whole-GPU pod")
+    assert "Insufficient nvidia.com/gpu" in trainer[0]["message"]
     pods = pods_of(kube_client, namespace)
     assert {"sd-inference-a", "sd-inference-b", "sd-inference-c"} <= {
         p["metadata"]["name"] for p in pods}
