@@ -67,28 +67,30 @@ def rightsizing(
         per_pod_rightsizing,
         summarize_rightsizing,
     )
+    from cohabit.predictors.selection import NestedSelection
     data = _data(data, PACKAGED_GENAI)
     frame = _genai(data)
     out = _out_dir(out)
-    selection: list[dict] = []
-    candidates: list[dict] = []
     if evidence_half_life_h < 0:
         _fail(f"--evidence-half-life-h must be >= 0, got {evidence_half_life_h}")
-    results = evaluate_rightsizing(
-        frame, horizon_s=horizon_h * 3600, start_fraction=start, selection=selection,
-        candidate_totals=candidates,
-        evidence_half_life_s=evidence_half_life_h * 3600 if evidence_half_life_h > 0 else None,
-    )
+    try:
+        evaluation = evaluate_rightsizing(
+            frame, horizon_s=horizon_h * 3600, start_fraction=start,
+            nested=NestedSelection(
+                evidence_half_life_s=evidence_half_life_h * 3600 if evidence_half_life_h > 0
+                else None),
+        )
+    except ValueError as exc:  # --horizon-h or --start out of range
+        _fail(str(exc))
+    results = evaluation.results
     if results.empty:
         _fail(f"{data}: no pod has enough history to evaluate")
     summary = summarize_rightsizing(results)
     per_pod = per_pod_rightsizing(results)
     summary.to_csv(out / "rightsizing_summary.csv", index=False)
     per_pod.to_csv(out / "rightsizing_per_pod.csv", index=False)
-    import pandas as pd
-
-    pd.DataFrame(selection).to_csv(out / "rightsizing_selection.csv", index=False)
-    pd.DataFrame(candidates).to_csv(out / "rightsizing_candidates.csv", index=False)
+    evaluation.selection.to_csv(out / "rightsizing_selection.csv", index=False)
+    evaluation.candidates.to_csv(out / "rightsizing_candidates.csv", index=False)
     pct = ".1%"
     _console().print(_table(
         "Right-sizing (saving = 1 - reserved / static peak request)", summary,
@@ -98,8 +100,8 @@ def rightsizing(
          "saving_p50": pct, "saving_p90": pct, "under_share_p50": ".2%",
          "under_share_p90": ".2%"},
     ))
-    if selection:
-        chosen = pd.DataFrame(selection).groupby(["resource", "method"])["candidate"]
+    if not evaluation.selection.empty:
+        chosen = evaluation.selection.groupby(["resource", "method"])["candidate"]
         top = chosen.agg(lambda c: "; ".join(
             f"{k} ({v:.0%})" for k, v in c.value_counts(normalize=True).head(3).items()))
         _console().print(_table(

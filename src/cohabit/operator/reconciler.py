@@ -19,7 +19,10 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+from kubernetes.client.exceptions import ApiException
+
 from cohabit.actuator.base import EvictionLimits
+from cohabit.actuator.kubernetes import CONNECTION_ERRORS
 from cohabit.config import (
     GROUP,
     VERSION,
@@ -60,10 +63,6 @@ __all__ = ["accept_policy", "forget_policy", "forget_workload", "read_nodes",
            "reconcile_workload", "scheduling_pass"]
 
 log = logging.getLogger(__name__)
-
-API_TIMEOUT_S = 10.0
-"""Timeout of the operator layer's own reads (a policy's existence), seconds."""
-
 
 def _count(runtime: Runtime, outcomes: list[Outcome]) -> None:
     for o in outcomes:
@@ -160,7 +159,8 @@ def _read_target(runtime: Runtime, key: str, parsed: WorkloadSpec
     current: dict[tuple[str, str], Any] = {}
     containers: tuple[str, ...] = parsed.containers
     target = read_target(runtime.api_client, workload.namespace, workload.target_kind,
-                         workload.target_name)
+                         workload.target_name,
+                         request_timeout=runtime.settings.kube.request_timeout_s)
     if target is not None:
         try:
             for container, res in template_requests(target).items():
@@ -178,7 +178,8 @@ def _workload_pods(runtime: Runtime, namespace: str, name: str) -> list[Any]:
     if getattr(cache, "synced", False) and hasattr(cache, "workload_pods"):
         objs = cache.workload_pods(namespace, name)
     else:
-        objs = list_workload_pods(runtime.api_client, namespace, name)
+        objs = list_workload_pods(runtime.api_client, namespace, name,
+                                  request_timeout=runtime.settings.kube.request_timeout_s)
     pods = []
     for o in objs:
         if (o.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
@@ -194,7 +195,7 @@ def _workload_pods(runtime: Runtime, namespace: str, name: str) -> list[Any]:
 def _nodes(runtime: Runtime, names: set[str]) -> list[Node]:
     cache = runtime.cluster
     if not (getattr(cache, "synced", False) and hasattr(cache, "node")):
-        return read_nodes(runtime.api_client, names)
+        return read_nodes(runtime.api_client, names, runtime.settings.kube.request_timeout_s)
     out = []
     for name in sorted(names):
         node = cache.node(name)
@@ -223,12 +224,12 @@ def _policy_problem(runtime: Runtime, name: str) -> str:
     try:
         client.CustomObjectsApi(runtime.api_client).get_cluster_custom_object(
             GROUP, VERSION, "placementpolicies", name, _preload_content=False,
-            _request_timeout=API_TIMEOUT_S)
+            _request_timeout=runtime.settings.kube.request_timeout_s)
     except ApiException as exc:
         if exc.status == 404:
             return f"PlacementPolicy {name!r} does not exist (spec.policyRef)"
         log.info("cannot read PlacementPolicy %s: HTTP %s", name, exc.status)
-    except Exception as exc:  # noqa: BLE001 - a timeout: decide on the next pass
+    except CONNECTION_ERRORS as exc:  # a timeout: decide on the next pass
         log.info("cannot read PlacementPolicy %s: %s", name, exc)
     return ""  # exists (its handler has not accepted it yet) or unknown for now
 
@@ -253,9 +254,8 @@ def _right_size(runtime: Runtime, parsed: WorkloadSpec, snapshot: Snapshot,
     resizes = [a for a in plan.actions if isinstance(a, Resize)]
     if not resizes:
         return []
-    with runtime.lock:
-        outcomes = runtime.actuator.apply(resizes)
-    _count(runtime, outcomes)
+    outcomes = runtime.actuator.apply(resizes)  # patches of the target only: no lock
+    _count(runtime, outcomes)                    # (placement state is untouched)
     return outcomes
 
 
@@ -300,10 +300,11 @@ def _log_pass(runtime: Runtime, kind: str, key: str, status: Mapping[str, Any],
              seconds, extra=obj(namespace, name))
 
 
-def read_nodes(api_client: Any, names: set[str]) -> list[Node]:
+def read_nodes(api_client: Any, names: set[str], request_timeout: float = 10.0) -> list[Node]:
     """The named nodes (their allocatable CPU, memory and GPUs), for the capacity the
-    measured interference pressure is relative to. A node that cannot be read is left out
-    (its pods' pressure components stay absent) and logged."""
+    measured interference pressure is relative to. A node that cannot be read (API error,
+    no answer within ``request_timeout`` seconds) is left out (its pods' pressure components
+    stay absent) and logged."""
     if not names:
         return []
     from kubernetes import client
@@ -313,9 +314,9 @@ def read_nodes(api_client: Any, names: set[str]) -> list[Node]:
     out = []
     for name in sorted(names):
         try:
-            resp = core.read_node(name, _preload_content=False, _request_timeout=API_TIMEOUT_S)
+            resp = core.read_node(name, _preload_content=False, _request_timeout=request_timeout)
             out.append(node_from_k8s(json.loads(resp.data)))
-        except (ApiException, TelemetryError, ValueError) as exc:
+        except (ApiException, *CONNECTION_ERRORS, TelemetryError, ValueError) as exc:
             log.info("node %s unreadable, its pods' pressure stays unmeasured: %s", name, exc)
     return out
 
@@ -401,8 +402,16 @@ def scheduling_pass(runtime: Runtime, policy_name: str, now: float, *,
     scheduling = replace(policy, right_sizing=RightSizingConfig(enabled=False))
     if not rebind:
         scheduling = replace(scheduling, rebinding=RebindingConfig(enabled=False))
-    with runtime.lock:
+    # Network I/O (the list here, the binds and evictions below) runs outside the lock; only
+    # planning holds it, and binds decided but not yet listed are overlaid (InflightBinds).
+    listed_at = runtime.inflight.mark()
+    try:
         snapshot = runtime.cluster.snapshot(now)
+    except (ApiException, *CONNECTION_ERRORS, TelemetryError) as exc:
+        log.warning("policy %s: cluster not listed, no pass: %s", policy_name, exc)
+        return []
+    with runtime.lock:
+        snapshot = runtime.inflight.overlay(snapshot, listed_at)
         specs = [s for s in runtime.workloads.values() if s.policy_ref == policy_name]
         keys = {s.workload.key for s in specs}
         assessments = {k: a for k, a in runtime.assessments.items() if k in keys}
@@ -429,9 +438,16 @@ def scheduling_pass(runtime: Runtime, policy_name: str, now: float, *,
                               slowdown=runtime.slowdown, pending_filter=ready,
                               max_pending=runtime.settings.scheduler.max_pods_per_pass)
         actions = [a for a in plan.actions if isinstance(a, Bind | Evict)]
-        runtime.actuator.limits = EvictionLimits.from_config(policy.rebinding)
-        outcomes = runtime.actuator.apply(actions) if actions else []
-        _assume_binds(runtime, outcomes)
+        runtime.inflight.assume([a for a in actions if isinstance(a, Bind)],
+                                {p.key: p for p in snapshot.pods})
+    outcomes: list[Outcome] = []
+    try:
+        if actions:
+            outcomes = runtime.actuator.apply(
+                actions, limits=EvictionLimits.from_config(policy.rebinding))
+            _assume_binds(runtime, outcomes)
+    finally:  # binds without a "done" outcome (or all, if apply raised) are forgotten
+        runtime.inflight.finish(outcomes or [Outcome(a, "failed") for a in actions])
     _count(runtime, outcomes)
     report_outcomes(runtime, outcomes)
     report_unschedulable(runtime, plan.unschedulable, policy_name)

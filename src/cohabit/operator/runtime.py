@@ -16,6 +16,7 @@ from cohabit.config import OperatorSettings, PolicyConfig, WorkloadSpec
 from cohabit.engine.reconcile import Assessment
 from cohabit.model import Recommendation
 from cohabit.operator.events import EventRecorder, MemoryEventSink, ObjectRef
+from cohabit.operator.inflight import InflightBinds
 
 __all__ = ["Metrics", "Runtime"]
 
@@ -135,7 +136,10 @@ class Runtime:
         assessments: workload key -> last assessment (rebinding reads interference here).
         targets: workload key -> ``(namespace, kind, name)`` for resizes.
         uids: workload key -> ``(kind, uid)`` of the custom resource (for Events).
-        lock: serialises passes that act on the cluster (binds, evictions, patches).
+        lock: serialises the planning of scheduling passes (never held across network
+            I/O: lists, binds and evictions run outside it).
+        inflight: binds planned and not yet seen in a listed snapshot, overlaid on the next
+            plans (:class:`~cohabit.operator.inflight.InflightBinds`).
         wakers: policy name -> event set by pod events to run that scheduler at once.
         slowdown: the ``cohabit`` placement policy's slowdown callable (None = the engine's
             pressure x sensitivity default).
@@ -165,6 +169,7 @@ class Runtime:
     targets: dict[str, tuple[str, str, str]] = field(default_factory=dict)
     uids: dict[str, tuple[str, str]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    inflight: InflightBinds = field(default_factory=InflightBinds)
     wakers: dict[str, threading.Event] = field(default_factory=dict)
     slowdown: Any = None
     tuner: Any = None
