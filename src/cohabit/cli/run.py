@@ -32,9 +32,12 @@ def _operator(
     """
     from dataclasses import replace
 
+    from cohabit.cli._common import port
     from cohabit.operator.logs import configure_logging
     from cohabit.operator.main import OperatorStartError, run
 
+    port(metrics_port, "--metrics-port")
+    port(liveness_port, "--liveness-port")
     try:
         settings = OperatorSettings.from_env()
     except SettingsError as exc:
