@@ -109,15 +109,11 @@ class Checkout:
         return op.start()
 
     def close(self) -> None:
-        t0 = time.monotonic()
         for op in self.operators:
             op.stop()
-        t1 = time.monotonic()
         self.kubelet.stop()
-        t2 = time.monotonic()
         self.api.close()
         self.cluster.stop()
-        print(f"TIMING operator {t1-t0:.1f} kubelet {t2-t1:.1f} cluster {time.monotonic()-t2:.1f}")
 
 
 @pytest.fixture
