@@ -12,7 +12,7 @@ load cycle, through a real Prometheus.
 * **Telemetry**: a real Prometheus (Debian's 2.42, 5-s scrapes) scraping a real
   ``prometheus-postgres-exporter`` and cohabit's exporter of the cgroup under cAdvisor's
   metric names plus the load generator's latency histogram and offered load.
-* **Decisions**: every 30 s, :func:`cohabit.engine.dbclosedloop.control_once` -- the
+* **Decisions**: every 30 s, :func:`cohabit.engine.dbonline.control_once` -- the
   operator's online planner (:class:`cohabit.engine.dbonline.OnlineDatabasePlanner`) -- on
   the last 30 s of Prometheus data; resizes go through the local cgroup actuator.
 

@@ -1,15 +1,14 @@
 """A closed loop on one real database: a time-varying pgbench load, telemetry through a real
-Prometheus, the online planner's decisions (:meth:`~cohabit.engine.dbonline.
-OnlineDatabasePlanner.step`, the code the operator runs), and an actuator changing the
-server's limits.
+Prometheus, the online planner's decisions (:func:`cohabit.engine.dbonline.control_once`,
+the code the operator runs), and an actuator changing the server's limits.
 
-:func:`control_once` is one decision as the operator takes it: read the last window from
-Prometheus, decide, carry the ``Resize`` out through the actuator (a refused or failed
-resize leaves the allocation as it was). :func:`run_closed_loop` drives a load shape through
-the database in segments (each segment one ``pgbench -R`` run at the shape's rate, its
-latencies fed to the load generator's Prometheus histogram) while calling
-:func:`control_once` every ``decision_s``, and returns what happened: per segment (latencies
-for SLO accounting), per decision, and the cgroup's usage samples.
+``control_once`` is one decision as the operator takes it: read the last window from
+Prometheus, decide, carry the ``Resize`` out through the actuator (a refused or failed resize
+leaves the allocation as it was). :func:`run_closed_loop` drives a load shape through the
+database in segments (each segment one ``pgbench -R`` run at the shape's rate, its latencies
+fed to the load generator's Prometheus histogram) while calling ``control_once`` every
+``decision_s``, and returns what happened: per segment (latencies for SLO accounting), per
+decision, and the cgroup's usage samples.
 """
 
 from __future__ import annotations
@@ -23,14 +22,12 @@ import numpy as np
 import pandas as pd
 
 from cohabit.actuator import Actuator
-from cohabit.engine.dbonline import OnlineDatabasePlanner
-from cohabit.planner.dbonline import OnlineDecision
+from cohabit.engine.dbonline import OnlineDatabasePlanner, control_once
 from cohabit.profiling import DatabaseSession, UsageSampler
 from cohabit.profiling.metrics import LoadMetrics
-from cohabit.telemetry.base import TelemetryUnavailable
 from cohabit.telemetry.dbsignals import DatabaseQueries, PrometheusDatabaseSignals
 
-__all__ = ["ClosedLoopResult", "LoadShape", "control_once", "run_closed_loop", "slo_minutes"]
+__all__ = ["ClosedLoopResult", "LoadShape", "run_closed_loop", "slo_minutes"]
 
 
 @dataclass(frozen=True)
@@ -72,31 +69,6 @@ class ClosedLoopResult:
     decisions: pd.DataFrame
     usage: pd.DataFrame
     latencies: list[np.ndarray] = field(default_factory=list)
-
-
-def control_once(planner: OnlineDatabasePlanner, source: PrometheusDatabaseSignals,
-                 queries: DatabaseQueries, actuator: Actuator, *, now: float,
-                 window_s: float, step_s: float = 5.0) -> tuple[OnlineDecision, str]:
-    """One decision of the online planner on live telemetry, carried out.
-
-    Returns:
-        ``(decision, outcome)``: outcome is the actuator's status (``"done"``,
-        ``"dry-run"``, ``"failed"``, ``"refused"``) or ``"none"`` when nothing changed;
-        telemetry that cannot be read gives a ``no-data`` decision and no action.
-    """
-    before = planner.current
-    try:
-        signals = source.window(queries, now - window_s, now, step_s)
-    except TelemetryUnavailable:
-        signals = pd.DataFrame()
-    decision = planner.step(signals, now)
-    action = planner.action(decision)
-    if action is None:
-        return decision, "none"
-    outcome = actuator.apply([action])[0]
-    if outcome.status not in ("done", "dry-run"):
-        planner.rejected(before)
-    return decision, outcome.status
 
 
 def run_closed_loop(session: DatabaseSession, actuator: Actuator,
@@ -155,8 +127,9 @@ def run_closed_loop(session: DatabaseSession, actuator: Actuator,
                     continue
                 next_decision += decision_s
                 before = planner.current
-                decision, outcome = control_once(planner, source, queries, actuator, now=now,
-                                                 window_s=decision_s)
+                decision, result = control_once(planner, source, queries, actuator, now=now,
+                                                window_s=decision_s)
+                outcome = result.status if result is not None else "none"
                 decisions.append({"time": now - t0, "cpu_before": before[0],
                                   "memory_before": before[1], "cpu_milli": planner.current[0],
                                   "memory_mib": planner.current[1], "kind": decision.kind,

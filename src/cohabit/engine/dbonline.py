@@ -20,11 +20,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from cohabit.model import Resize, Resources
+from cohabit.actuator import Actuator
+from cohabit.model import Outcome, Resize, Resources
 from cohabit.planner.dbonline import Observation, OnlineDecision, OnlineSettings, decide
 from cohabit.predictors.dbonline import LoadAwareCurve, forecast_peak
+from cohabit.telemetry.base import TelemetryUnavailable
+from cohabit.telemetry.dbsignals import DatabaseQueries, PrometheusDatabaseSignals
 
-__all__ = ["HISTORY_COLUMNS", "OnlineDatabasePlanner", "observe"]
+__all__ = ["HISTORY_COLUMNS", "OnlineDatabasePlanner", "control_once", "observe"]
 
 HISTORY_COLUMNS = ("time", "cpu_milli", "memory_mib", "offered_tps", "p99_ms",
                    "throttled_ratio", "decision", "reason")
@@ -157,3 +160,41 @@ class OnlineDatabasePlanner:
     def history_frame(self) -> pd.DataFrame:
         """The decisions so far (:data:`HISTORY_COLUMNS`)."""
         return pd.DataFrame(self.history, columns=list(HISTORY_COLUMNS))
+
+
+def control_once(planner: OnlineDatabasePlanner, source: PrometheusDatabaseSignals | None,
+                 queries: DatabaseQueries, actuator: Actuator | None, *, now: float,
+                 window_s: float, step_s: float = 5.0) -> tuple[OnlineDecision, Outcome | None]:
+    """One decision of the online planner on live telemetry, carried out: what the operator
+    does for a ``DatabaseWorkload`` with an offered-load query, and the closed-loop benchmark
+    every decision window.
+
+    Args:
+        source: the Prometheus signals (None = no Prometheus configured: no data).
+        actuator: carries the ``Resize`` out; None = recommend only (the decision is made and
+            reported, nothing changes, and the planner keeps the allocation in force).
+        window_s, step_s: the window read back from ``now`` and its resolution (s).
+
+    Returns:
+        ``(decision, outcome)``: the actuator's outcome, or None when nothing was sent.
+        Telemetry that cannot be read gives a ``no-data`` decision and no action; a refused
+        or failed resize leaves the allocation as it was.
+    """
+    before = planner.current
+    signals = pd.DataFrame()
+    if source is not None:
+        try:
+            signals = source.window(queries, now - window_s, now, step_s)
+        except TelemetryUnavailable:
+            signals = pd.DataFrame()
+    decision = planner.step(signals, now)
+    action = planner.action(decision)
+    if action is None:
+        return decision, None
+    if actuator is None:
+        planner.rejected(before)
+        return decision, None
+    outcome = actuator.apply([action])[0]
+    if outcome.status not in ("done", "dry-run"):
+        planner.rejected(before)
+    return decision, outcome

@@ -23,15 +23,19 @@ query with no data gives a NaN column (the planner then has low confidence and d
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, fields, replace
 
 import pandas as pd
 
 from cohabit.telemetry.base import TelemetryUnavailable
 from cohabit.telemetry.prometheus import check_samples
 from cohabit.telemetry.prometheus_api import parse_matrix, post_form
+from cohabit.telemetry.promql import PromqlRefused, confine
 
-__all__ = ["DB_SIGNAL_COLUMNS", "DatabaseQueries", "PrometheusDatabaseSignals"]
+__all__ = ["DB_SIGNAL_COLUMNS", "DatabaseQueries", "PrometheusDatabaseSignals",
+           "workload_queries"]
 
 DB_SIGNAL_COLUMNS = ("time", "p99_ms", "offered_tps", "tps", "cpu_milli", "throttled_ratio",
                      "memory_mib", "hit_ratio", "cpu_limit_milli", "memory_limit_mib")
@@ -76,6 +80,40 @@ class DatabaseQueries:
                              f"sum(container_spec_cpu_period{s}) * 1000"),
             memory_limit_mib=f"sum(container_spec_memory_limit_bytes{s}) / 1048576",
         )
+
+
+def workload_queries(namespace: str, pods: Sequence[str], container: str, *, p99_query: str,
+                     offered_query: str, window: str = "2m",
+                     namespace_label: str = "namespace", confined: bool = True
+                     ) -> DatabaseQueries:
+    """The signals of a ``DatabaseWorkload``'s container on a cluster: cAdvisor's series of
+    its pods (selected by name) and the workload's own p99 (``spec.qos.query``) and offered-
+    load (``spec.qos.offeredLoadQuery``) PromQL, confined to its namespace like every QoS
+    query (:func:`cohabit.telemetry.promql.confine`) unless ``confined`` is False.
+
+    Raises:
+        TelemetryUnavailable: no pods, or a user query that cannot be confined.
+    """
+    if not pods:
+        raise TelemetryUnavailable(f"{namespace}: the workload has no pods to read")
+    # Pod names are DNS names: only "." needs escaping in the regex (RE2), and its backslash
+    # once more inside the PromQL string.
+    regex = "|".join(re.escape(p).replace("\\-", "-").replace("\\", "\\\\")
+                     for p in pods)
+    selector = f'{namespace_label}="{namespace}",pod=~"{regex}",container="{container}"'
+    user = {"p99_ms": p99_query, "offered_tps": offered_query}
+    base = DatabaseQueries.cadvisor(selector, p99_ms=p99_query, offered_tps=offered_query,
+                                    window=window)
+    if not confined:
+        return base
+    # postgres_exporter's buffer counters too: the exporter beside the database, in its
+    # namespace.
+    user["hit_ratio"] = base.hit_ratio
+    try:
+        user = {k: confine(q, namespace, namespace_label) for k, q in user.items()}
+    except PromqlRefused as exc:
+        raise TelemetryUnavailable(f"{namespace}: spec.qos: {exc}") from exc
+    return replace(base, **user)
 
 
 class PrometheusDatabaseSignals:
