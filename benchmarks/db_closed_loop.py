@@ -210,7 +210,16 @@ def main() -> int:
                 prom.stop()
                 exporter.stop()
     report["load_after"] = os.getloadavg()
-    slo = slo_minutes(result, args.p99_ms)
+    return summarise(result, report, tenant, args.p99_ms, args.step_seconds, out)
+
+
+def summarise(result, report: dict, tenant: tuple[int, int], target: float, step_s: float,
+              out: Path) -> int:
+    """Write the raw tables first, then the SLO, reserved resources, VPA and the plot."""
+    result.segments.to_csv(out / "segments.csv", index=False)
+    result.decisions.to_csv(out / "decisions.csv", index=False)
+    result.usage.to_csv(out / "usage.csv", index=False)
+    slo = slo_minutes(result, target)
     seg = result.segments
     duration = float(seg["end"].max())
     dt = (seg["end"] - seg["start"]).to_numpy(float)
@@ -219,7 +228,7 @@ def main() -> int:
                 "tenant": {"cpu_core_s": tenant[0] / 1000 * duration,
                            "memory_gib_s": tenant[1] / 1024 * duration}}
     t0 = float(result.usage["time"].min()) if not result.usage.empty else 0.0
-    vpa = vpa_hourly(result.usage, 12 * args.step_seconds, duration, t0, tenant)
+    vpa = vpa_hourly(result.usage, 12 * step_s, duration, t0, tenant)
     vdt = (vpa["end"] - vpa["start"]).to_numpy(float)
     reserved["vpa_hourly"] = {"cpu_core_s": float((vpa["cpu_milli"] / 1000 * vdt).sum()),
                               "memory_gib_s": float((vpa["memory_mib"] / 1024 * vdt).sum())}
@@ -232,15 +241,12 @@ def main() -> int:
         slo_minutes=len(slo), slo_met=int(slo["met"].sum()),
         slo_share=float(slo["met"].mean()) if len(slo) else float("nan"),
         reserved=reserved, decisions=kinds, duration_s=duration,
-        segments_p99_over_target=int((seg["p99_ms"] > args.p99_ms).sum()),
+        segments_p99_over_target=int((seg["p99_ms"] > target).sum()),
         segments=len(seg))
-    seg.to_csv(out / "segments.csv", index=False)
-    result.decisions.to_csv(out / "decisions.csv", index=False)
-    result.usage.to_csv(out / "usage.csv", index=False)
     slo.to_csv(out / "slo_minutes.csv", index=False)
     vpa.to_csv(out / "vpa_hourly.csv", index=False)
-    plot(result, vpa, tenant, args.p99_ms, out / "closed_loop.png")
     (out / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    plot(result, vpa, tenant, target, out / "closed_loop.png")
     print(json.dumps({k: report[k] for k in ("slo_minutes", "slo_met", "slo_share",
                                               "decisions", "reserved")}, indent=1,
                      default=str))
