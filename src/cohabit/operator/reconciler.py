@@ -123,6 +123,7 @@ def reconcile_workload(
     if parsed.offered_load_query:  # the online capacity planner owns the resizes
         planner_status, outcomes = capacity_planner(runtime, parsed, pods, current,
                                                     containers, now)
+        _count(runtime, outcomes)
     else:
         outcomes = ([] if problems.policy_missing else  # its thresholds are the policy's
                     _right_size(runtime, parsed, snapshot, current, assessment, now))
