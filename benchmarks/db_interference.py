@@ -25,7 +25,8 @@ Results in ``benchmarks/results/db_interference/``; the host's 1-minute load ave
 recorded beside every run.
 
     .venv/bin/python benchmarks/db_interference.py             # all steps (about 45 min)
-    .venv/bin/python benchmarks/db_interference.py --seconds 8 --repeats 1   # quicker
+    .venv/bin/python benchmarks/db_interference.py --seconds 6 --corun-seconds 20 \
+        --probe-seconds 4 --probe-repeats 1 --repeats 2                   # about 30 min
 """
 
 from __future__ import annotations
@@ -90,11 +91,18 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=12.0, help="pgbench run length")
     parser.add_argument("--corun-seconds", type=float, default=30.0)
     parser.add_argument("--repeats", type=int, default=3, help="placement rounds")
+    parser.add_argument("--intensities", type=float, nargs="+", default=[0.3, 0.8],
+                        help="stressor intensities (cores)")
+    parser.add_argument("--probe-seconds", type=float, default=8.0)
+    parser.add_argument("--probe-repeats", type=int, default=2,
+                        help="alternated alone/beside probe pairs per resource (pressure)")
     parser.add_argument("--only", nargs="+", choices=sorted(WORKLOADS))
     args = parser.parse_args()
     names = args.only or list(WORKLOADS)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    settings = InterferenceSettings(cpus="1", intensities=(0.3, 0.8), seconds=args.seconds)
+    settings = InterferenceSettings(cpus="1", intensities=tuple(args.intensities),
+                                    seconds=args.seconds, probe_seconds=args.probe_seconds,
+                                    probe_repeats=args.probe_repeats)
     tree = detect()
     report: dict = {"load_before": os.getloadavg(), "settings": settings.__dict__}
 
