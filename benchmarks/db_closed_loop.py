@@ -132,7 +132,8 @@ def plot(result, vpa: pd.DataFrame, tenant: tuple[int, int], target: float, path
     axes[0].plot(seg["start"] / 60, seg["tps"], ".", ms=3, label="served TPS")
     axes[0].set_ylabel("TPS")
     p99 = seg["p99_ms"].replace(np.inf, np.nan)
-    axes[1].plot(seg["start"] / 60, p99, ".", ms=4, label="p99 per 10-s segment")
+    length = float((seg["end"] - seg["start"]).median()) if len(seg) else 0.0
+    axes[1].plot(seg["start"] / 60, p99, ".", ms=4, label=f"p99 per {length:.0f}-s segment")
     axes[1].axhline(target, color="crimson", ls="--", label=f"target {target:g} ms")
     axes[1].set_yscale("log")
     axes[1].set_ylabel("p99 (ms)")
