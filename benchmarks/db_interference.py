@@ -58,7 +58,12 @@ from cohabit.engine.dbinterference import (
 from cohabit.model import InterferenceProfile, Resize, Resources
 from cohabit.placement.fairness import predicted_np, unfairness
 from cohabit.placement.interference import pressure_sensitivity_slowdown
-from cohabit.predictors.dbinterference import normalised_performance, slowdown
+from cohabit.predictors.dbinterference import (
+    database_profile,
+    normalised_performance,
+    sensitivity_slope,
+    slowdown,
+)
 from cohabit.profiling import DatabaseSession, LoadSpec
 from db_profile import RESULTS as PROFILE_RESULTS
 from db_profile import WORKLOADS
@@ -86,6 +91,24 @@ def _profile_dict(p: InterferenceProfile) -> dict:
     return {"pressure": dict(p.pressure), "sensitivity": dict(p.sensitivity)}
 
 
+def saved_profiles(settings: InterferenceSettings
+                   ) -> tuple[dict[str, float], tuple[dict[str, InterferenceProfile],
+                                                      pd.DataFrame]]:
+    """Probe sensitivities, profiles and measured pairs rebuilt from an earlier run's CSVs
+    (``probes.csv``, ``sensitivity.csv``, ``pressure.csv``, ``pairs.csv``)."""
+    calib = pd.read_csv(RESULTS / "probes.csv")
+    probe_k = {r: sensitivity_slope(list(g["intensity"]),
+                                    list((1.0 - g["probe_co"] / g["probe_solo"]).clip(0.0)))
+               for r, g in calib.groupby("resource")}
+    sens = pd.read_csv(RESULTS / "sensitivity.csv")
+    press = pd.read_csv(RESULTS / "pressure.csv")
+    profiles = {n: database_profile(sens[sens["workload"] == n], press[press["workload"] == n],
+                                    probe_k) for n in sens["workload"].unique()}
+    pairs = pd.read_csv(RESULTS / "pairs.csv").drop(columns=["predicted"], errors="ignore")
+    log(f"placement only: probes, profiles and {len(pairs)} pair rows from {RESULTS}")
+    return probe_k, (profiles, pairs)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=12.0, help="pgbench run length")
@@ -97,6 +120,9 @@ def main() -> int:
     parser.add_argument("--probe-repeats", type=int, default=2,
                         help="alternated alone/beside probe pairs per resource (pressure)")
     parser.add_argument("--only", nargs="+", choices=sorted(WORKLOADS))
+    parser.add_argument("--placement-only", action="store_true",
+                        help="rebuild probes, profiles and pairs from the CSVs of an earlier "
+                        "run; measure only the fair-placement step")
     args = parser.parse_args()
     names = args.only or list(WORKLOADS)
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -106,9 +132,12 @@ def main() -> int:
     tree = detect()
     report: dict = {"load_before": os.getloadavg(), "settings": settings.__dict__}
 
-    log("calibrating probes")
-    probe_k, calib = calibrate_probes(tree, settings, log=log)
-    calib.to_csv(RESULTS / "probes.csv", index=False)
+    if args.placement_only:
+        probe_k, saved = saved_profiles(settings)
+    else:
+        log("calibrating probes")
+        probe_k, calib = calibrate_probes(tree, settings, log=log)
+        calib.to_csv(RESULTS / "probes.csv", index=False)
     report["probe_sensitivity"] = probe_k
 
     specs = {n: spec_of(n) for n in names}
@@ -131,19 +160,27 @@ def main() -> int:
         profiles: dict[str, InterferenceProfile] = {}
         sens_frames, press_frames = [], []
         for n, s in sessions.items():
+            if args.placement_only:
+                break
             bind_all(actuator, {n: "shared"})
             prof, sens, press = measure_interference(s, tree, probe_k, settings, log=log)
             profiles[n] = prof
             sens_frames.append(sens.assign(workload=n))
             press_frames.append(press.assign(workload=n))
             log(f"{n}: {_profile_dict(prof)}")
-        pd.concat(sens_frames).to_csv(RESULTS / "sensitivity.csv", index=False)
-        pd.concat(press_frames).to_csv(RESULTS / "pressure.csv", index=False)
+        if args.placement_only:
+            profiles = {n: saved[0][n] for n in names}
+        else:
+            pd.concat(sens_frames).to_csv(RESULTS / "sensitivity.csv", index=False)
+            pd.concat(press_frames).to_csv(RESULTS / "pressure.csv", index=False)
         report["profiles"] = {n: _profile_dict(p) for n, p in profiles.items()}
 
         # 3. pairs on the shared CPU
         pair_rows = []
         for a, b in itertools.combinations(names, 2):
+            if args.placement_only:
+                pair_rows = saved[1].to_dict("records")
+                break
             bind_all(actuator, {a: "shared", b: "shared"})
             solo = {n: corun([sessions[n]], args.seconds, settings.latency_limit_ms)[0]
                     for n in (a, b)}

@@ -68,3 +68,21 @@ def test_fair_respects_capacity() -> None:
     assert fair["w0"] != fair["w1"]
     with pytest.raises(ValueError, match="fits on no node"):
         place_fair(["w0", "w1", "w2"], {**req, "w2": Resources(600, 512)}, NODES, {}, linear)
+
+
+def test_neighbours_compose_multiplicatively_and_never_all_saturate() -> None:
+    # Profiles as measured on the shared 2-core host: sensitivities above 1 per core make
+    # each pair's predicted slowdown large; three per node must still be told apart.
+    prof = {f"db{i}": _p(0.3 + 0.1 * i, 1.0 + 0.1 * i) for i in range(6)}
+    requests = {n: Resources(250, 256) for n in prof}
+    three = {n: ("a" if i < 3 else "b") for i, n in enumerate(prof)}
+    np_ = predicted_np(three, prof, linear)
+    alone = 1 - min(1.0, linear(prof["db0"], prof["db1"]))
+    both = alone * (1 - min(1.0, linear(prof["db0"], prof["db2"])))
+    assert np_["db0"] == pytest.approx(both) and 0 < both < alone
+    placed = place_fair(list(prof), requests, NODES, prof, linear)
+    assert set(placed.values()) == {"a", "b"}
+    fair = unfairness(list(predicted_np(placed, prof, linear).values()))
+    lr = unfairness(list(predicted_np(place_least_requested(list(prof), requests, NODES),
+                                      prof, linear).values()))
+    assert fair <= lr
