@@ -95,6 +95,11 @@ class Interference:
         slowdown: the :data:`Slowdown` callable.
         weight: score points per 1% of predicted slowdown x 100 (the penalty is
             ``100 * weight * total slowdown``; FGD scores are 0..100).
+        activity: pod key -> mean activity 0..1 (share of time it loads its GPU); what a pod
+            inflicts is scaled by it (missing = 1, always busy).
+        latency_sensitive: keys of latency-sensitive (LS) pods: the slowdown they suffer
+            counts ``ls_weight`` times (the QoS-class part: LS protected, BE soaks up).
+        ls_weight: that multiplier (>= 0; 1 = no class distinction).
         on_node: node index -> {pod key: GPU indices} of the *profiled* bound pods.
 
     Raises (from ``__post_init__``):
@@ -104,14 +109,19 @@ class Interference:
     profiles: dict[str, InterferenceProfile]
     slowdown: Slowdown
     weight: float = 1.0
+    activity: dict[str, float] = field(default_factory=dict)
+    latency_sensitive: frozenset[str] = frozenset()
+    ls_weight: float = 1.0
     on_node: dict[int, dict[str, tuple[int, ...]]] = field(default_factory=dict)
     _pairs: dict[tuple[InterferenceProfile, InterferenceProfile], float] = field(
         default_factory=dict)
     _views: dict[str, InterferenceProfile] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not math.isfinite(self.weight) or self.weight < 0:
-            raise ValueError(f"interference weight must be finite and >= 0, got {self.weight}")
+        for name in ("weight", "ls_weight"):
+            v = getattr(self, name)
+            if not math.isfinite(v) or v < 0:
+                raise ValueError(f"interference {name} must be finite and >= 0, got {v}")
         self.profiles = {k: p for k, p in self.profiles.items() if _active(p)}
 
     # ------------------------------------------------------------------ bookkeeping
@@ -160,11 +170,15 @@ class Interference:
             self._views[key] = v
         return v
 
+    def _victim_weight(self, key: str) -> float:
+        return self.ls_weight if key in self.latency_sensitive else 1.0
+
     def penalty(self, key: str, node: int, gpus: Iterable[int]) -> float:
         """Total predicted slowdown if pod ``key`` joins ``node`` on GPUs ``gpus``: what it
         suffers plus what it inflicts, summed over the profiled pods already there (full
-        profiles for pods sharing one of ``gpus``, node views for the others). 0 when
-        ``key`` has no profile or the node has no profiled pod."""
+        profiles for pods sharing one of ``gpus``, node views for the others). What a pod
+        inflicts is scaled by its :attr:`activity`; what an LS pod suffers by
+        :attr:`ls_weight`. 0 when ``key`` has no profile or the node has no profiled pod."""
         me = self.profiles.get(key)
         there = self.on_node.get(node)
         if me is None or not there:
@@ -172,6 +186,9 @@ class Interference:
         mine = set(gpus)
         mine_view: InterferenceProfile | None = None
         total = 0.0
+        act = self.activity
+        my_act = act.get(key, 1.0)
+        my_w = self._victim_weight(key)
         for other, their_gpus in there.items():
             if other == key:
                 continue
@@ -181,7 +198,8 @@ class Interference:
                 if mine_view is None:
                     mine_view = self._view(key)
                 a, b = mine_view, self._view(other)
-            total += self.pair(a, b) + self.pair(b, a)
+            total += (my_w * act.get(other, 1.0) * self.pair(a, b)
+                      + self._victim_weight(other) * my_act * self.pair(b, a))
         return total
 
     def points(self, key: str, node: int, gpus: Iterable[int]) -> float:
