@@ -29,7 +29,14 @@ from rich.console import Console
 
 from cohabit.simulator import loaders, matrix, report
 
-__all__ = ["parse_policies", "parse_pods", "parse_seeds", "register", "simulate"]
+__all__ = [
+    "parse_policies",
+    "parse_pods",
+    "parse_seeds",
+    "parse_slice",
+    "register",
+    "simulate",
+]
 
 DEFAULT_SEEDS = "42"
 DEFAULT_POLICIES = "paper"
@@ -108,6 +115,31 @@ def parse_pods(text: str | None) -> list[str | None]:
     return list(dict.fromkeys(parts))
 
 
+def parse_slice(text: str) -> tuple[int, int]:
+    """``--slice``: ``"22"`` or ``"22:3"`` -> ``(N, offset)`` with ``0 <= offset < N``.
+
+    Raises:
+        UsageError: not of that form.
+    """
+    m = re.fullmatch(r"\s*(\d+)\s*(?::\s*(\d+))?\s*", text)
+    if not m or int(m.group(1)) < 1:
+        raise UsageError(f"--slice: {text!r} is not N or N:OFFSET with N >= 1 (e.g. 22, 22:3)")
+    n = int(m.group(1))
+    off = int(m.group(2)) if m.group(2) is not None else 0
+    if off >= n:
+        raise UsageError(f"--slice: offset {off} must be below N={n}")
+    return n, off
+
+
+def _check_contention(model: str, mode: str) -> None:
+    from cohabit.simulator.contention import CONTENTION_MODELS
+
+    if mode != "replay":
+        raise UsageError("--contention needs --mode replay")
+    if model not in CONTENTION_MODELS:
+        raise UsageError(f"--contention: {model!r} is not one of {', '.join(CONTENTION_MODELS)}")
+
+
 def _known_policies() -> list[str]:
     from cohabit.placement import POLICIES
 
@@ -182,6 +214,27 @@ def simulate(
         None, "--sample-every", min=1.0, help="--mode replay: sampling period, seconds."
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    rebind: bool = typer.Option(
+        False,
+        "--rebind/--no-rebind",
+        help="Simulate-then-rebind: a pod that fits nowhere gets a move (at most 2 pods moved, "
+        "each move replayed first and kept only if it pays); migrations are counted. "
+        "Without it no pod ever moves.",
+    ),
+    contention: str | None = typer.Option(
+        None,
+        "--contention",
+        help="--mode replay: co-located pods slow each other under this model ('gavel': "
+        "measured Gavel co-location throughputs, GenAI activity for LS pods).",
+    ),
+    slice_spec: str = typer.Option(
+        "1",
+        "--slice",
+        help="--contention: replay on every N-th node, 'N' or 'N:OFFSET' (e.g. 22).",
+    ),
+    compress: float = typer.Option(
+        1.0, "--compress", min=0.001, help="--contention: time compression of arrivals."
+    ),
 ) -> None:
     """Simulate placement policies on an openb trace and compare them (and the FGD paper)."""
     console = _stdout()
@@ -191,6 +244,9 @@ def simulate(
         seed_list = parse_seeds(seeds)
         policy_list = parse_policies(policy, _known_policies())
         pod_specs = parse_pods(pods)
+        slice_n, slice_offset = parse_slice(slice_spec)
+        if contention is not None:
+            _check_contention(contention, mode)
     except UsageError as exc:
         raise _fail(str(exc)) from None
     if out is not None:
@@ -226,7 +282,9 @@ def simulate(
     console.print(f"  loaded in {load_s:.2f} s", style="dim")
 
     cells = matrix.cells(
-        mode, list(traces), policy_list, seed_list, tune=tune, sample_every_s=sample_every
+        mode, list(traces), policy_list, seed_list, tune=tune, sample_every_s=sample_every,
+        rebind=rebind, contention=contention, slice_n=slice_n, slice_offset=slice_offset,
+        compress=compress,
     )
     n_workers = min(workers or os.cpu_count() or 1, len(cells))
     console.print(
@@ -255,6 +313,12 @@ def simulate(
             fidelity = report.fidelity_table(summary)
             if fidelity is not None:
                 console.print(fidelity)
+    elif contention is not None:
+        from cohabit.simulator import contended_report
+
+        summary = contended_report.contended_summary(result)
+        for table in contended_report.contended_tables(summary):
+            console.print(table)
     else:
         summary = report.replay_summary(result)
         for table in report.replay_tables(summary, report.pending_summary(result)):
@@ -280,7 +344,12 @@ def simulate(
                 for name, t in traces.items()
             },
         }
-        written = report.write_outputs(result, out, meta=meta)
+        if contention is not None:
+            from cohabit.simulator import contended_report
+
+            written = contended_report.write_contended(result, out)
+        else:
+            written = report.write_outputs(result, out, meta=meta)
         console.print(
             f"wrote {len(written)} files to {out}/: " + ", ".join(p.name for p in written)
         )

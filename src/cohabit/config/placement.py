@@ -41,9 +41,19 @@ class ScoreWeights:
     is below one point across the whole range of a node's fragment, so it orders the nodes
     FGD's integer score ties."""
 
+    lookahead_quantum: float = 0.0
+    """Look-ahead gains are rounded to multiples of this many milli before they are
+    weighted: smaller differences stay ties, broken by the seeded node order as in FGD
+    (0 = no rounding)."""
+
     lookahead_weighting: str = "demand"
     """``"demand"``: typical pods weighted by their share of GPU demand; ``"count"``: by
     frequency, as FGD."""
+
+    interference: float = 1.0
+    """Points per percent of predicted co-location slowdown (suffered + inflicted, see
+    :meth:`cohabit.placement.Interference.penalty`); ``PlacementPolicy.spec.interferenceWeight``
+    sets it in the operator."""
 
     ls_protection: float = 3.0
     """Multiplier of the interference penalty a latency-sensitive (LS) pod suffers (the

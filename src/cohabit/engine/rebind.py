@@ -177,8 +177,9 @@ def _replay(state: ClusterState, pod: Pod, req: PodReq, node: int, victims: Sequ
     placed: list[tuple[Bind, Pod]] = []
     move = None
     try:
-        if state.feasible(req, among=np.array([node])).size:
-            gpus = plugin.gpus(state, req, node, rng)
+        gpus = (plugin.gpus(state, req, node, rng)
+                if state.feasible(req, among=np.array([node])).size else None)
+        if gpus is not None and len(gpus) == req.num:  # the policy may refuse the node
             bind = Bind(pod.key, state.names[node], gpus, reason=f"rebind {policy}")
             state.apply(bind, pod)
             placed.append((bind, pod))

@@ -182,9 +182,14 @@ def lookahead_gains(state: ClusterState, req: PodReq, sids: list[int]
     per state, the gain on each fitting GPU keyed by the GPU's free milli."""
     la = lookahead_model(state)
     keys = [state.state_keys[s] for s in sids]
+    q = weights_of(state).lookahead_quantum
     if req.is_share:
-        return la.gain_share(keys, req.cpu_score, req.milli)
-    return la.gain_exclusive(keys, req.cpu_score, req.num)
+        gains = la.gain_share(keys, req.cpu_score, req.milli)
+        if q > 0:
+            gains = [{g: math.floor(v / q) * q for g, v in d.items()} for d in gains]
+        return gains
+    out = la.gain_exclusive(keys, req.cpu_score, req.num)
+    return np.floor(out / q) * q if q > 0 else out
 
 
 # --------------------------------------------------------------------- static combination

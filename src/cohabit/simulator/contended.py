@@ -29,9 +29,9 @@ over the step every running pod gets its fraction ``f`` of solo speed:
   workloads).
 
 With ``guard`` (cohabit's runtime, as Koordinator's and PIMCloud's best-effort suppression),
-an LS pod found below the target in one step gets the batch pods on its GPU throttled in the
-next one, just enough by the model's own prediction (:func:`_throttle`); the throttle lifts
-when no LS pod there is at risk. With ``rebind``, a pod that fits nowhere gets a
+an LS pod found below the target in one step gets the batch pods on its GPU throttled from
+the next one on, just enough by the model's own prediction (:func:`_throttle`); it stays
+protected while it is active, and the throttle lifts once it goes idle. With ``rebind``, a pod that fits nowhere gets a
 simulate-then-rebind move (:func:`cohabit.engine.rebind.make_room`) before it queues.
 
 The replay ends ``horizon_s`` after the last arrival; pods still running are cut there
@@ -45,6 +45,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -56,16 +57,22 @@ from cohabit.model import MILLI_PER_GPU, InterferenceProfile, Node, Pod
 from cohabit.placement import POLICIES, Slowdown, typical_pods
 from cohabit.placement.usage import PodUsage
 from cohabit.simulator.cluster import SimulatedCluster
-from cohabit.simulator.contention import GavelContention
+from cohabit.simulator.contention import CONTENTION_MODELS, GavelContention
 from cohabit.simulator.fgd import seed_tiebreak
 from cohabit.simulator.results import (
     CONTENDED_SERIES_COLUMNS,
     PENDING_COLUMNS,
     ReplayRunResult,
 )
-from cohabit.simulator.workloads import GENAI_STEP_S, WorkloadMap
+from cohabit.simulator.workloads import (
+    GENAI_STEP_S,
+    WorkloadMap,
+    gavel_type_order,
+    genai_duty_series,
+    map_workloads,
+)
 
-__all__ = ["ACTIVE_MIN", "ContendedSetup", "run_contended"]
+__all__ = ["ACTIVE_MIN", "ContendedSetup", "build_setup", "run_contended"]
 
 ACTIVE_MIN = 0.05
 """Activity below which an LS pod is idle in a step (no requests to be slow for)."""
@@ -235,6 +242,7 @@ class _Loop:
         self.request = np.array([p.gpu_milli if p.num_gpu else 0 for p in pods], float)
         self.demand = np.array([p.gpu_request_milli for p in pods], float)
         self.used = 0.0
+        self.protected = np.zeros(n, bool)
         self._buf, self._off, self._len = _series_buffer(setup.wmap.series)
         self.migrations = 0
         self.series: list[tuple] = []
@@ -261,7 +269,8 @@ class _Loop:
                                                                    strict=True) if j >= 0}
         activity = {k: s.usages[k].mean for k in keys if k in s.usages}
         ls_keys = [k for k, ls in zip(keys, s.wmap.latency_sensitive, strict=True) if ls]
-        self.state.set_interference(profiles, s.slowdown, 1.0, activity=activity,
+        self.state.set_interference(profiles, s.slowdown, s.weights.interference,
+                                    activity=activity,
                                     latency_sensitive=ls_keys,
                                     ls_weight=s.weights.ls_protection)
         self.state.set_usage(s.usages)
@@ -444,7 +453,10 @@ class _Loop:
             fin = bk[done]
             self.acc.done_at[fin] = t + before[done] / np.maximum(rate[done], 1e-9)
         if self.guard:
-            self._throttle(a, act, f, active & low)
+            # an LS pod found below the target stays protected while it is active
+            protect = active & (low | self.protected[ks])
+            self.protected[ks] = protect
+            self._throttle(a, act, f, protect)
         return step
 
     def _throttle(self, a: dict[str, np.ndarray], act: np.ndarray, f: np.ndarray,
@@ -523,7 +535,6 @@ class _Loop:
         series["workload"], series["policy"], series["seed"] = workload, policy, seed
         extra = {
             "placed": float(ran.sum()),
-            "never_placed": float((~ran).sum()),
             "gpu_alloc_pct": self.alloc_sum / max(self.alloc_steps, 1),
             "gpu_alloc_busy_pct": self.busy_sum / self.busy_steps if self.busy_steps
             else math.nan,
@@ -548,3 +559,47 @@ class _Loop:
                                                                    columns=list(PENDING_COLUMNS)),
                                never_placed=int((~ran).sum()), wall_s=wall, extra=extra)
 
+
+
+# ---------------------------------------------------------------------- set-up
+
+
+@lru_cache(maxsize=2)
+def _static_inputs(model: str) -> tuple[GavelContention, dict[str, InterferenceProfile],
+                                        Slowdown, tuple[np.ndarray, ...]]:
+    """The per-process part of a set-up: the contention model, placement's predicted view of
+    it, and the GenAI activity series (loaded and trained once per worker)."""
+    from cohabit.engine.contention import gavel_placement_view
+    from cohabit.predictors.interference import load_gavel
+    from cohabit.predictors.telemetry_data import PACKAGED_GAVEL, PACKAGED_GENAI
+
+    if model not in CONTENTION_MODELS:
+        raise ValueError(f"unknown contention model {model!r}; known: "
+                         f"{', '.join(CONTENTION_MODELS)}")
+    path = PACKAGED_GAVEL / "physical_cluster_throughputs.json"
+    pairs = load_gavel(path, ["v100"])
+    types = gavel_type_order(pairs)
+    profiles, predicted, slowdown = gavel_placement_view(path, types)
+    contention = GavelContention.from_pairs(pairs, types, predicted)
+    return contention, profiles, slowdown, tuple(genai_duty_series(PACKAGED_GENAI))
+
+
+def build_setup(pods: Sequence[Pod], *, seed: int, compress: float = 1.0,
+                model: str = "gavel", weights: ScoreWeights | None = None,
+                step_s: float = STEP_S, horizon_s: float = HORIZON_S) -> ContendedSetup:
+    """The :class:`ContendedSetup` of ``pods`` for mapping seed ``seed``.
+
+    Raises:
+        ValueError: an unknown contention ``model`` or ``compress <= 0``.
+    """
+    from cohabit.engine.contention import pod_usages
+
+    if compress <= 0:
+        raise ValueError(f"time compression must be > 0, got {compress}")
+    contention, profiles, slowdown, series = _static_inputs(model)
+    wmap = map_workloads(pods, contention.types, series, seed)
+    usages = pod_usages([p.key for p in pods], wmap.history,
+                        [p.gpu_milli if p.num_gpu else 0 for p in pods],
+                        wmap.latency_sensitive.tolist())
+    return ContendedSetup(contention, wmap, profiles, slowdown, usages, compress, step_s,
+                          horizon_s, weights or ScoreWeights())
