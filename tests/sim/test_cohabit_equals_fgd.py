@@ -14,7 +14,6 @@ from cohabit.model import InterferenceProfile
 from cohabit.placement import ClusterState, pressure_sensitivity_slowdown, select, typical_pods
 from cohabit.simulator.fgd import run_fgd
 
-
 FGD_ONLY = ScoreWeights(lookahead=0.0)
 
 

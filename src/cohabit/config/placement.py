@@ -42,9 +42,9 @@ class ScoreWeights:
     FGD's integer score ties."""
 
     lookahead_quantum: float = 0.0
-    """Look-ahead gains are rounded to multiples of this many milli before they are
-    weighted: smaller differences stay ties, broken by the seeded node order as in FGD
-    (0 = no rounding)."""
+    """Look-ahead gains are rounded to the nearest multiple of this many milli before they
+    are weighted: differences below half of it stay ties, broken by the seeded node order
+    as in FGD (0 = no rounding)."""
 
     lookahead_weighting: str = "demand"
     """``"demand"``: typical pods weighted by their share of GPU demand; ``"count"``: by
@@ -101,7 +101,8 @@ def _camel(name: str) -> str:
 
 
 def parse_score_weights(obj: Mapping[str, Any] | None, path: str = "spec.score") -> ScoreWeights:
-    """``spec.score`` (camel-case keys, every one optional) as :class:`ScoreWeights`.
+    """``spec.score`` (camel-case keys, every one optional) as :class:`ScoreWeights`
+    (``interference`` is not among them: ``spec.interferenceWeight`` sets it).
 
     Raises:
         ValueError: not an object, an unknown key, or a value out of range; the message
@@ -111,7 +112,7 @@ def parse_score_weights(obj: Mapping[str, Any] | None, path: str = "spec.score")
         return ScoreWeights()
     if not isinstance(obj, Mapping):
         raise ValueError(f"{path}: expected an object")
-    by_camel = {_camel(n): n for n in SCORE_FIELDS}
+    by_camel = {_camel(n): n for n in SCORE_FIELDS if n != "interference"}
     kwargs = {}
     for key, value in obj.items():
         name = by_camel.get(key)

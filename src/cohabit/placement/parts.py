@@ -186,10 +186,10 @@ def lookahead_gains(state: ClusterState, req: PodReq, sids: list[int]
     if req.is_share:
         gains = la.gain_share(keys, req.cpu_score, req.milli)
         if q > 0:
-            gains = [{g: math.floor(v / q) * q for g, v in d.items()} for d in gains]
+            gains = [{g: round(v / q) * q for g, v in d.items()} for d in gains]
         return gains
     out = la.gain_exclusive(keys, req.cpu_score, req.num)
-    return np.floor(out / q) * q if q > 0 else out
+    return np.round(out / q) * q if q > 0 else out
 
 
 # --------------------------------------------------------------------- static combination

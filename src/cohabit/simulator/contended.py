@@ -31,8 +31,9 @@ over the step every running pod gets its fraction ``f`` of solo speed:
 With ``guard`` (cohabit's runtime, as Koordinator's and PIMCloud's best-effort suppression),
 an LS pod found below the target in one step gets the batch pods on its GPU throttled from
 the next one on, just enough by the model's own prediction (:func:`_throttle`); it stays
-protected while it is active, and the throttle lifts once it goes idle. With ``rebind``, a pod that fits nowhere gets a
-simulate-then-rebind move (:func:`cohabit.engine.rebind.make_room`) before it queues.
+protected while it is active, and the throttle lifts once it goes idle. With ``rebind``, a
+pod that fits nowhere gets a simulate-then-rebind move
+(:func:`cohabit.engine.rebind.make_room`) before it queues.
 
 The replay ends ``horizon_s`` after the last arrival; pods still running are cut there
 (batch pods count as unfinished).

@@ -29,7 +29,6 @@ from cohabit.placement import (
 )
 from cohabit.placement.state import pod_request
 
-
 NO_LOOKAHEAD = ScoreWeights(lookahead=0.0)
 
 
