@@ -30,11 +30,16 @@ SCORE_SCHEMA = {
                           "description": "Multiplier of FGD's fragmentation score."},
         "lookahead": {"type": "number", "minimum": 0, "default": 0.01,
                       "description": "Points per GPU of look-ahead fragment avoided."},
-        "lookaheadQuantum": {"type": "number", "minimum": 0, "default": 0.0,
+        "lookaheadQuantum": {"type": "number", "minimum": 0, "default": 1000.0,
                              "description": "Look-ahead gains are rounded to this many "
                              "milli (smaller differences stay ties)."},
+        "lookaheadCoverage": {"type": "number", "minimum": 0, "exclusiveMinimum": True,
+                              "maximum": 100,
+                              "default": 100.0,
+                              "description": "Share of pods (percent) the look-ahead's "
+                              "shapes cover."},
         "lookaheadWeighting": {"type": "string", "enum": ["count", "demand"],
-                               "default": "count"},
+                               "default": "demand"},
         "lsProtection": {"type": "number", "minimum": 0, "default": 3.0,
                          "description": "Multiplier of the slowdown an LS pod suffers."},
         "correlation": {"type": "number", "minimum": 0, "default": 10.0,
@@ -43,7 +48,8 @@ SCORE_SCHEMA = {
         "peakFit": {"type": "number", "minimum": 0, "default": 50.0,
                     "description": "Points per GPU of predicted peak overflow (Kube-Knots "
                     "PP signal)."},
-        "qosTarget": {"type": "number", "exclusiveMinimum": 0, "maximum": 1, "default": 0.8,
+        "qosTarget": {"type": "number", "minimum": 0, "exclusiveMinimum": True,
+                      "maximum": 1, "default": 0.8,
                       "description": "Fraction of solo speed below which an LS pod's QoS is "
                       "at risk."},
     },
@@ -415,7 +421,7 @@ def build() -> dict[str, dict]:
             "type": "number",
             "minimum": 0,
             "maximum": 100,
-            "default": 1.0,
+            "default": 0.3,
             "description": "cohabit policy: score points per percent of predicted "
             "co-location slowdown (suffered + inflicted); 0 places as fgd.",
         },

@@ -41,16 +41,20 @@ class ScoreWeights:
     is below one point across the whole range of a node's fragment, so it orders the nodes
     FGD's integer score ties."""
 
-    lookahead_quantum: float = 0.0
+    lookahead_quantum: float = 1000.0
     """Look-ahead gains are rounded to the nearest multiple of this many milli before they
     are weighted: differences below half of it stay ties, broken by the seeded node order
     as in FGD (0 = no rounding)."""
+
+    lookahead_coverage: float = 100.0
+    """Share of the workload's pods (percent) the look-ahead's typical shapes cover; FGD
+    keeps 95, 100 keeps every shape (rare multi-GPU shapes included)."""
 
     lookahead_weighting: str = "demand"
     """``"demand"``: typical pods weighted by their share of GPU demand; ``"count"``: by
     frequency, as FGD."""
 
-    interference: float = 1.0
+    interference: float = 0.3
     """Points per percent of predicted co-location slowdown (suffered + inflicted, see
     :meth:`cohabit.placement.Interference.penalty`); ``PlacementPolicy.spec.interferenceWeight``
     sets it in the operator."""
@@ -86,6 +90,9 @@ class ScoreWeights:
                     or v < 0:
                 raise ValueError(f"score.{_camel(f.name)}: expected a finite number >= 0, "
                                  f"got {v!r}")
+        if not 0 < self.lookahead_coverage <= 100:
+            raise ValueError(f"score.lookaheadCoverage: expected a number in (0, 100], got "
+                             f"{self.lookahead_coverage!r}")
         if not 0 < self.qos_target <= 1:
             raise ValueError(f"score.qosTarget: expected a number in (0, 1], got "
                              f"{self.qos_target!r}")

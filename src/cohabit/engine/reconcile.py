@@ -470,7 +470,7 @@ def place_pending(snapshot: Snapshot, pending: Iterable[Pod], policy: str,
     if policy in ("fgd", "cohabit"):
         shapes = list(snapshot.pods) or pending
         if shapes:
-            state.set_typical(typical_pods(shapes))
+            state.set_typical(typical_pods(shapes), typical_pods(shapes, coverage_pct=100))
     state.set_weights(weights)
     if policy == "cohabit" and profiles:
         state.set_interference(profiles, slowdown or pressure_sensitivity, interference_weight,

@@ -45,10 +45,13 @@ __all__ = [
     "after_exclusive",
     "fgd_gpu_scores",
     "fgd_node_score",
+    "fgd_scores",
+    "lookahead_bound",
     "frag_model",
     "lookahead_gains",
     "lookahead_model",
     "sigmoid_score",
+    "static_exact",
     "static_gpu_scores",
     "static_scores",
     "weights_of",
@@ -160,8 +163,10 @@ def fgd_node_score(state: ClusterState, sid: int, req: PodReq) -> int:
 
 
 def lookahead_model(state: ClusterState) -> LookAheadFrag:
-    """The memoised :class:`~cohabit.placement.lookahead.LookAheadFrag` of ``state`` (the
-    state's typical pods, weighted as :attr:`ScoreWeights.lookahead_weighting`).
+    """The memoised :class:`~cohabit.placement.lookahead.LookAheadFrag` of ``state``: the
+    state's pod shapes (:attr:`ClusterState.shapes`, else its typical pods) covering
+    :attr:`ScoreWeights.lookahead_coverage`, weighted as
+    :attr:`ScoreWeights.lookahead_weighting`.
 
     Raises:
         ValueError: the state has no typical-pod distribution.
@@ -169,8 +174,11 @@ def lookahead_model(state: ClusterState) -> LookAheadFrag:
     la = state.caches.get("lookahead")
     if la is None:
         _need_typical(state)
-        la = LookAheadFrag(state.typical, state.model_names,
-                           weights_of(state).lookahead_weighting)
+        w = weights_of(state)
+        shapes = state.shapes if state.shapes is not None else state.typical
+        if w.lookahead_coverage < shapes.coverage * 100:
+            shapes = shapes.covering(w.lookahead_coverage)
+        la = LookAheadFrag(shapes, state.model_names, w.lookahead_weighting)
         state.caches["lookahead"] = la
     return la
 
@@ -195,12 +203,58 @@ def lookahead_gains(state: ClusterState, req: PodReq, sids: list[int]
 # --------------------------------------------------------------------- static combination
 
 
+def fgd_scores(state: ClusterState, req: PodReq, feasible: np.ndarray) -> np.ndarray:
+    """FGD's score (``int64``) of each feasible node (:func:`fgd_node_score`), memoised per
+    (node state, pod shape): only nodes whose state is new for this shape are computed."""
+    tables: dict = state.caches.setdefault("fgd", {})
+    n_states = len(state.state_keys)
+    tab = tables.get(req.shape)
+    if tab is None or tab.size < n_states:
+        new = np.full(max(2 * n_states, 64), -1, np.int64)
+        if tab is not None:
+            new[: tab.size] = tab
+        tab = new
+        tables[req.shape] = tab
+    sids = state.state_id[feasible]
+    sc = tab[sids]
+    miss = sc < 0
+    if miss.any():
+        for sid in np.unique(sids[miss]).tolist():
+            tab[sid] = fgd_node_score(state, sid, req)
+        sc = tab[sids]
+    return sc
+
+
+def lookahead_bound(state: ClusterState) -> float:
+    """Largest value the look-ahead term can take on any node (points): every node's
+    fragment is at most its GPU milli (the typical-pod weights sum to 1), plus half a
+    rounding quantum."""
+    w = weights_of(state)
+    width = int(state.gpu_free.shape[1]) if state.gpu_free.size else 0
+    return w.lookahead * (width * MILLI_PER_GPU + w.lookahead_quantum / 2) / MILLI_PER_GPU
+
+
 def static_scores(state: ClusterState, req: PodReq, feasible: np.ndarray) -> np.ndarray:
     """``fragmentation * FGD + lookahead * look-ahead gain / 1000`` of each feasible node
-    (for a sharing pod: the best GPU of the node), memoised per (state id, pod shape).
+    (for a sharing pod: the best GPU of the node).
 
+    The look-ahead part is only computed on the nodes it can lift to the top: those whose
+    FGD part is within twice :func:`lookahead_bound` of the best (the others keep their FGD
+    part; none of them can be chosen). Exact values are memoised per (state id, pod shape).
     With ``lookahead == 0`` and ``fragmentation == 1`` this is FGD's score exactly.
     """
+    w = weights_of(state)
+    out = w.fragmentation * fgd_scores(state, req, feasible).astype(np.float64)
+    if not w.lookahead or feasible.size == 0:
+        return out
+    near = np.flatnonzero(out >= out.max() - 2.0 * lookahead_bound(state))
+    out[near] = static_exact(state, req, feasible[near])
+    return out
+
+
+def static_exact(state: ClusterState, req: PodReq, nodes: np.ndarray) -> np.ndarray:
+    """Fragmentation + look-ahead of ``nodes`` (all parts computed), memoised per (state
+    id, pod shape)."""
     w = weights_of(state)
     tables: dict = state.caches.setdefault("static", {})
     n_states = len(state.state_keys)
@@ -211,7 +265,7 @@ def static_scores(state: ClusterState, req: PodReq, feasible: np.ndarray) -> np.
             new[: tab.size] = tab
         tab = new
         tables[req.shape] = tab
-    sids = state.state_id[feasible]
+    sids = state.state_id[nodes]
     sc = tab[sids]
     miss = np.isnan(sc)
     if miss.any():

@@ -60,7 +60,9 @@ from cohabit.placement.baselines import (
 )
 from cohabit.placement.parts import (
     fgd_gpu_scores,
-    fgd_node_score,
+    fgd_scores,
+    lookahead_bound,
+    static_exact,
     static_gpu_scores,
     static_scores,
     weights_of,
@@ -244,26 +246,9 @@ def score_gpu_packing(state: ClusterState, req: PodReq, feasible: np.ndarray,
 def score_fgd(state: ClusterState, req: PodReq, feasible: np.ndarray,
               rng: Rng | None) -> np.ndarray:
     """FGD (``fgd_score.go``): ``int(100 * sigmoid((frag_before - frag_after) / 1000))``, the
-    node whose fragmentation grows least wins (:func:`~cohabit.placement.parts.fgd_node_score`).
-    Scores are memoised per (node state, pod shape); only nodes whose state is new for this
-    shape are computed."""
-    tables: dict = state.caches.setdefault("fgd", {})
-    n_states = len(state.state_keys)
-    tab = tables.get(req.shape)
-    if tab is None or tab.size < n_states:
-        new = np.full(max(2 * n_states, 64), -1, np.int64)
-        if tab is not None:
-            new[: tab.size] = tab
-        tab = new
-        tables[req.shape] = tab
-    sids = state.state_id[feasible]
-    sc = tab[sids]
-    miss = sc < 0
-    if miss.any():
-        for sid in np.unique(sids[miss]).tolist():
-            tab[sid] = fgd_node_score(state, sid, req)
-        sc = tab[sids]
-    return sc
+    node whose fragmentation grows least wins (:func:`~cohabit.placement.parts.fgd_scores`,
+    memoised per node state and pod shape)."""
+    return fgd_scores(state, req, feasible)
 
 
 def _first_best(row: list[int], scores: dict[int, float] | dict[int, int],
@@ -385,8 +370,17 @@ def score_cohabit(state: ClusterState, req: PodReq, feasible: np.ndarray,
     if not hit.any():
         return base
     out = base.copy()
-    for p, n in zip(pos[hit].tolist(), nodes[hit].tolist(), strict=True):
+    dyn_pos = pos[hit]
+    for p, n in zip(dyn_pos.tolist(), nodes[hit].tolist(), strict=True):
         out[p] = cohabit_choice(state, req, n)[0]
+    # penalties may have lowered the best: the look-ahead part of the nodes now near the top
+    bound = lookahead_bound(state)
+    if bound > 0:
+        near = out >= out.max() - 2.0 * bound
+        near[dyn_pos] = False
+        idx = np.flatnonzero(near)
+        if idx.size:
+            out[idx] = static_exact(state, req, feasible[idx])
     return out
 
 

@@ -160,6 +160,7 @@ class ClusterState:
     _state_index: dict[tuple[int, int, tuple[int, ...]], int] = field(default_factory=dict)
     bound: dict[str, _Bound] = field(default_factory=dict)
     typical: Any = None
+    shapes: Any = None
     interference: Any = None
     usage: UsageView | None = None
     weights: ScoreWeights | None = None
@@ -265,10 +266,13 @@ class ClusterState:
             state.apply(Bind(pod.key, pod.node, gpus), pod)
         return state
 
-    def set_typical(self, typical: Any) -> None:
-        """Use ``typical`` (a :class:`~cohabit.placement.typical.TypicalPods`) for
-        fragmentation and ``fgd``; drops the memoised fragmentation and scores."""
+    def set_typical(self, typical: Any, shapes: Any = None) -> None:
+        """Use ``typical`` (a :class:`~cohabit.placement.frag.TypicalPods`) for
+        fragmentation and ``fgd``, and ``shapes`` (every pod shape of the workload,
+        ``typical_pods(pods, coverage_pct=100)``; default ``typical``) for the look-ahead
+        part; drops the memoised fragmentation and scores."""
         self.typical = typical
+        self.shapes = shapes
         self.caches.clear()
 
     def set_weights(self, weights: ScoreWeights | None) -> None:

@@ -215,6 +215,7 @@ class _Loop:
         self.admit = admit
         self.cluster = SimulatedCluster(nodes, typical=typical_pods(pods))
         self.state = self.cluster.state
+        self.state.set_typical(self.state.typical, typical_pods(pods, coverage_pct=100))
         self.state.set_weights(setup.weights)
         rng = np.random.default_rng(seed)
         seed_tiebreak(self.state, rng)

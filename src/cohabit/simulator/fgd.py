@@ -187,6 +187,7 @@ def run_fgd(
         typical = typical_pods(pods)
     cluster = SimulatedCluster(nodes, typical=typical)
     state = cluster.state
+    state.set_typical(typical, typical_pods(pods, coverage_pct=100))
     state.set_weights(weights)
     total_gpus = int(state.gpu_cnt.sum())
     if total_gpus == 0:

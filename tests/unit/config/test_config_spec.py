@@ -134,7 +134,9 @@ def test_policy_example_and_defaults():
     assert cfg.interference_weight == 1.0
     empty = parse_policy({})
     assert empty.policy == "cohabit" and not empty.rebinding.enabled and empty.rebinding.dry_run
-    assert empty.interference_weight == 1.0
+    from cohabit.config.placement import ScoreWeights
+
+    assert empty.interference_weight == ScoreWeights().interference
     assert parse_policy({"interferenceWeight": 0}).interference_weight == 0.0
 
 
