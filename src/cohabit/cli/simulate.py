@@ -115,6 +115,18 @@ def parse_pods(text: str | None) -> list[str | None]:
     return list(dict.fromkeys(parts))
 
 
+def _print_migrations(console: Console, result: matrix.MatrixResult) -> None:
+    """``--rebind``: migrations per run, as a share of the pods placed."""
+    runs = result.runs
+    if "migrations" not in runs.columns:
+        return
+    for (workload, policy), g in runs.groupby(["workload", "policy"], sort=False):
+        placed = (g["arrivals"] - g["failed_pods"]) if "arrivals" in g else g.get("placed")
+        share = 100.0 * g["migrations"].sum() / max(float(placed.sum()), 1.0)
+        console.print(f"{workload} {policy}: {g['migrations'].mean():.1f} migrations per run "
+                      f"({share:.2f} % of pods placed), mean over {len(g)} run(s)")
+
+
 def parse_slice(text: str) -> tuple[int, int]:
     """``--slice``: ``"22"`` or ``"22:3"`` -> ``(N, offset)`` with ``0 <= offset < N``.
 
@@ -323,6 +335,8 @@ def simulate(
         summary = report.replay_summary(result)
         for table in report.replay_tables(summary, report.pending_summary(result)):
             console.print(table)
+    if rebind:
+        _print_migrations(console, result)
     console.print(
         f"{len(cells)} run(s) in {result.wall_s:.1f} s wall on {result.workers} worker(s)",
         style="dim",

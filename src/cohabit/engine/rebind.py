@@ -152,12 +152,10 @@ def make_room(
     for i in nodes.tolist():
         view = _node_view(state, i)
 
-        def replaceable(p: Pod, i: int = i) -> bool:
-            # a victim that fits on no other node now cannot be re-placed after the move
-            if not movable(p):
-                return False
-            hits = state.feasible(pod_request(p))
-            return bool(hits.size > 1 or (hits.size == 1 and hits[0] != i))
+        def replaceable(p: Pod) -> bool:
+            # a victim that fits nowhere now (its own node's other GPUs included) cannot be
+            # re-placed after the move
+            return movable(p) and bool(state.feasible(pod_request(p)).size)
 
         for victims in room_victims(pod, view, pods_at[i], replaceable, max_victims):
             if tries >= max_tries:
