@@ -6,14 +6,14 @@ QoS guard.
    creation_time``) as a share of the slice's GPUs (``nodes[offset::N]``). The issue asks
    for slices where it is 90-110 %; one ``N`` serves every list (nothing per list).
 2. ``ablation``: ``run_contended`` of cohabit *without* its guard (placement only) and of
-   fgd *with* cohabit's guard, beside the plain runs, so the table separates what
-   placement buys from what the runtime throttling buys.
+   fgd *with* cohabit's guard (``--variants``), to set beside the CLI's plain runs, so
+   what placement buys is told apart from what the runtime throttling buys.
 
 Usage::
 
     .venv/bin/python benchmarks/placement_contended.py peak --slice 21 --compress 16
     .venv/bin/python benchmarks/placement_contended.py ablation --slice 21 --compress 16 \\
-        --seeds 42,43
+        --seeds 42
 
 Every figure is printed with the 1-minute load average read just before it.
 """
@@ -81,7 +81,7 @@ def cmd_ablation(a: argparse.Namespace) -> None:
 
     trace = loaders.load_trace(a.pods, None, require_times=True)
     nodes = trace.nodes[a.offset::a.slice]
-    variants = [("cohabit", True), ("cohabit", False), ("fgd", False), ("fgd", True)]
+    variants = [(v.split(":")[0], v.split(":")[1] == "on") for v in a.variants.split(",")]
     rows: dict[tuple[str, bool], list[dict[str, float]]] = {v: [] for v in variants}
     for seed in [int(s) for s in a.seeds.split(",")]:
         setup = build_setup(trace.pods, seed=seed, compress=a.compress)
@@ -112,6 +112,9 @@ def main() -> int:
         if name == "ablation":
             p.add_argument("--pods", default="default")
             p.add_argument("--seeds", default="42,43")
+            p.add_argument("--variants", default="cohabit:off,fgd:on",
+                           help="policy:guard pairs (guard on/off); the plain runs "
+                           "(cohabit:on, fgd:off) are the CLI's")
     a = ap.parse_args()
     {"peak": cmd_peak, "ablation": cmd_ablation}[a.cmd](a)
     return 0
