@@ -15,6 +15,11 @@ Usage::
     .venv/bin/python benchmarks/placement_contended.py ablation --slice 21 --compress 16 \\
         --seeds 42
 
+3. ``table``: one markdown table (pod list x policy) from the ``contended_runs.csv`` of
+   several ``cohabit simulate --contention ... --out DIR`` runs::
+
+    .venv/bin/python benchmarks/placement_contended.py table results/h12/contended_*
+
 Every figure is printed with the 1-minute load average read just before it.
 """
 
@@ -24,6 +29,7 @@ import argparse
 import os
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -101,6 +107,27 @@ def cmd_ablation(a: argparse.Namespace) -> None:
         print(f"| {policy} | {'on' if guard else 'off'} | " + " | ".join(cells) + " |")
 
 
+def cmd_table(a: argparse.Namespace) -> None:
+    """One markdown table over the ``contended_runs.csv`` files of several ``--out`` dirs:
+    per pod list and policy, the mean over seeds of the headline metrics."""
+    import pandas as pd
+
+    runs = pd.concat([pd.read_csv(d / "contended_runs.csv") for d in a.dirs
+                      if (d / "contended_runs.csv").exists()])
+    heads = ("LS viol.", "GPU alloc %", "busy alloc %", "served %", "never placed",
+             "JCT mean s", "JCT p99 s", "unfairness")
+    cols = ("ls_violation_intervals", "gpu_alloc_pct", "gpu_alloc_busy_pct",
+            "gpu_demand_served_pct", "never_placed", "jct_mean_s", "jct_p99_s", "unfairness")
+    print("| pod list | seeds | policy | " + " | ".join(heads) + " |")
+    print("|---|---:|---|" + "---:|" * len(heads))
+    for (w, pol), g in runs.groupby(["workload", "policy"], sort=True):
+        cells = [f"{g[c].mean():.3f}" if c == "unfairness" else
+                 f"{g[c].mean():,.1f}" if c.endswith("pct") else f"{g[c].mean():,.0f}"
+                 for c in cols]
+        print(f"| {str(w).removeprefix('openb_pod_list_')} | {g['seed'].nunique()} | {pol} | "
+              + " | ".join(cells) + " |")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -115,8 +142,10 @@ def main() -> int:
             p.add_argument("--variants", default="cohabit:off,fgd:on",
                            help="policy:guard pairs (guard on/off); the plain runs "
                            "(cohabit:on, fgd:off) are the CLI's")
+    t = sub.add_parser("table")
+    t.add_argument("dirs", nargs="+", type=Path)
     a = ap.parse_args()
-    {"peak": cmd_peak, "ablation": cmd_ablation}[a.cmd](a)
+    {"peak": cmd_peak, "ablation": cmd_ablation, "table": cmd_table}[a.cmd](a)
     return 0
 
 
