@@ -13,10 +13,28 @@ from pathlib import Path
 
 import yaml
 
+# Bounds, enums and the quantity pattern are the spec parser's own constants, so the schema
+# and cohabit.config.spec agree (tests/unit/config/test_spec_crd_agreement.py checks it).
+from cohabit.config.spec import (
+    CPU_MAX_CORES,
+    GPU_MILLI_MAX,
+    INTERFERENCE_MAX,
+    LIMIT_MAX,
+    MEMORY_MAX_BYTES,
+    NAME_MAX_LENGTH,
+    QUANTITY_MAX_LENGTH,
+    QUANTITY_PATTERN,
+    QUERY_MAX_LENGTH,
+    THRESHOLD_MAX,
+    TOLERANCE_MAX,
+    WINDOW_MAX_S,
+    WINDOW_MIN_S,
+)
+from cohabit.config.spec import PLACEMENT_POLICIES as _POLICIES
+
 # The policy enum: the names of cohabit.placement.POLICIES (cohabit's own, the FGD paper's
 # six, then the other baselines); tests/unit/operator/test_manifests.py checks they match.
-PLACEMENT_POLICIES = ["cohabit", "fgd", "best-fit", "dot-product", "gpu-packing",
-                      "gpu-clustering", "random", "kube-default", "kube-knots", "load-aware"]
+PLACEMENT_POLICIES = list(_POLICIES)
 
 # spec.score: the weights of the cohabit score (cohabit.config.placement.ScoreWeights); the
 # defaults and bounds are checked against the dataclass by the unit tests.
@@ -62,15 +80,17 @@ HEADER = (
     "# helm/cohabit/crds/ and manifests/crds/ must be identical (checked by the unit tests).\n"
 )
 LABELS = {"app.kubernetes.io/name": "cohabit", "app.kubernetes.io/part-of": "cohabit"}
-QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$"
-
-
-def quantity(description: str) -> dict:
-    """An int-or-string Kubernetes quantity, in the form apiextensions accepts as structural."""
+def quantity(description: str, int_max: int) -> dict:
+    """An int-or-string Kubernetes quantity, in the form apiextensions accepts as structural:
+    a string matching the parser's pattern (``maxLength``, ``pattern`` apply to strings only)
+    or an integer in ``[0, int_max]`` (``minimum``/``maximum`` apply to numbers only)."""
     return {
         "description": description,
         "anyOf": [{"type": "integer"}, {"type": "string"}],
         "pattern": QUANTITY_PATTERN,
+        "maxLength": QUANTITY_MAX_LENGTH,
+        "minimum": 0,
+        "maximum": int_max,
         "x-kubernetes-int-or-string": True,
     }
 
@@ -80,14 +100,18 @@ def resources(description: str) -> dict:
         "type": "object",
         "description": description,
         "properties": {
-            "cpu": quantity("CPU quantity (e.g. 250m, 2)."),
-            "memory": quantity("Memory quantity (e.g. 512Mi, 4Gi)."),
+            "cpu": quantity("CPU quantity (e.g. 250m, 2; an integer counts cores).",
+                            CPU_MAX_CORES),
+            "memory": quantity("Memory quantity (e.g. 512Mi, 4Gi; an integer counts bytes).",
+                               MEMORY_MAX_BYTES),
             "gpuMilli": {
                 "type": "integer",
                 "minimum": 0,
+                "maximum": GPU_MILLI_MAX,
                 "description": "GPU in milli-GPU (1000 = one whole GPU).",
             },
-            "gpuMemory": quantity("GPU memory quantity (e.g. 8Gi)."),
+            "gpuMemory": quantity("GPU memory quantity (e.g. 8Gi; an integer counts bytes).",
+                                  MEMORY_MAX_BYTES),
         },
     }
 
@@ -108,15 +132,17 @@ CORE_SPEC = {
         "description": "The workload whose pods are sized and placed.",
         "required": ["kind", "name"],
         "properties": {
-            "apiVersion": {"type": "string", "default": "apps/v1"},
+            "apiVersion": {"type": "string", "default": "apps/v1",
+                           "maxLength": NAME_MAX_LENGTH},
             "kind": {"type": "string", "enum": ["Deployment", "StatefulSet", "Job"]},
-            "name": {"type": "string", "minLength": 1},
+            "name": {"type": "string", "minLength": 1, "maxLength": NAME_MAX_LENGTH},
         },
     },
     "containers": {
         "type": "array",
         "description": "Containers to recommend for (default: every container of the target).",
-        "items": {"type": "string"},
+        "items": {"type": "string", "minLength": 1, "maxLength": NAME_MAX_LENGTH},
+        "x-kubernetes-list-type": "set",
     },
     "qos": {
         "type": "object",
@@ -133,11 +159,15 @@ CORE_SPEC = {
             "query": {
                 "type": "string",
                 "minLength": 1,
-                "description": "PromQL returning the metric (one series).",
+                "maxLength": QUERY_MAX_LENGTH,
+                "description": "PromQL returning the metric (one series). Every vector "
+                "selector is confined to the workload's namespace (a namespace=\"<ns>\" "
+                "matcher is injected) unless the operator's admin opted the namespace out.",
             },
             "windowSeconds": {
                 "type": "integer",
-                "minimum": 60,
+                "minimum": WINDOW_MIN_S,
+                "maximum": WINDOW_MAX_S,
                 "default": 3600,
                 "description": "Window over which violations are counted, seconds.",
             },
@@ -166,6 +196,7 @@ CORE_SPEC = {
     "policyRef": {
         "type": "string",
         "default": "default",
+        "maxLength": NAME_MAX_LENGTH,
         "description": "Name of the cluster-scoped PlacementPolicy to follow.",
     },
     "interference": {
@@ -176,9 +207,11 @@ CORE_SPEC = {
         "interference predictor runs; the rebinding policy reads it.",
         "properties": {
             "pressure": {"type": "object",
-                         "additionalProperties": {"type": "number", "minimum": 0}},
+                         "additionalProperties": {"type": "number", "minimum": 0,
+                                                  "maximum": INTERFERENCE_MAX}},
             "sensitivity": {"type": "object",
-                            "additionalProperties": {"type": "number", "minimum": 0}},
+                            "additionalProperties": {"type": "number", "minimum": 0,
+                                                     "maximum": INTERFERENCE_MAX}},
         },
     },
 }
@@ -213,6 +246,14 @@ WORKLOAD_STATUS = {
                 "properties": {
                     "container": {"type": "string"},
                     **AMOUNT["properties"],
+                    "target": {
+                        "type": "object",
+                        "description": "The recommendation as Kubernetes quantities (only "
+                        "what was measured): cpu, memory, gpu (share of one GPU, 500m = "
+                        "half), gpuMemory.",
+                        "properties": {k: {"type": "string"}
+                                       for k in ("cpu", "memory", "gpu", "gpuMemory")},
+                    },
                     "lower": AMOUNT,
                     "upper": AMOUNT,
                     "confidence": {"type": "number"},
@@ -268,8 +309,13 @@ WORKLOAD_STATUS = {
         "qos": {
             "type": "object",
             "properties": {
-                "observed": {"type": "number"},
-                "violations": {"type": "integer"},
+                "observed": {"type": "number", "description": "Latest QoS sample."},
+                "target": {"type": "number", "description": "spec.qos.target."},
+                "summary": {"type": "string",
+                            "description": "Observed against target (18.2ms <= 20ms)."},
+                "violations": {"type": "integer",
+                               "description": "Samples missing the target in the window "
+                               "(absent without samples)."},
                 "samples": {"type": "integer"},
                 "windowSeconds": {"type": "integer"},
             },
@@ -293,21 +339,50 @@ WORKLOAD_STATUS = {
 }
 
 
-def col(name: str, kind: str, path: str) -> dict:
-    return {"name": name, "type": kind, "jsonPath": path}
+def col(name: str, kind: str, path: str, priority: int = 0, description: str = "") -> dict:
+    """A printer column (``priority`` 1: shown by ``kubectl get -o wide`` only)."""
+    out = {"name": name, "type": kind, "jsonPath": path}
+    if priority:
+        out["priority"] = priority
+    if description:
+        out["description"] = description
+    return out
 
 
+READY = '.status.conditions[?(@.type=="Ready")]'
+REC = ".status.recommendations[0].target"
+
+# `kubectl get` at a glance: is it served (Ready), what is recommended (quantities, as
+# `kubectl describe` of a VPA shows them), how sure, and whether the QoS target holds;
+# `-o wide` adds why it is not ready, where its pods run and the QoS numbers.
 HEAD_COLS = [
-    col("Target", "string", ".spec.targetRef.name"),
+    col("Target", "string", ".spec.targetRef.name", description="The workload sized."),
     col("Mode", "string", ".spec.mode"),
-    col("CPU(m)", "integer", ".status.recommendations[0].cpuMilli"),
-    col("Mem(MiB)", "integer", ".status.recommendations[0].memoryMiB"),
+    col("Ready", "string", READY + ".status",
+        description="Valid spec, target and policy found, confident, pods placed."),
+    col("CPU", "string", REC + ".cpu", description="Recommended CPU request (first container)."),
+    col("Memory", "string", REC + ".memory", description="Recommended memory request."),
+]
+GPU_COLS = [
+    col("GPU", "string", REC + ".gpu", description="Recommended GPU share (500m = half)."),
+    col("GPU-Mem", "string", REC + ".gpuMemory", description="Recommended GPU memory."),
 ]
 TAIL_COLS = [
     col("Confidence", "number", ".status.confidence"),
-    col("Node", "string", ".status.node"),
-    col("QoS-Violations", "integer", ".status.qos.violations"),
+    col("QoS", "string", ".status.qos.summary",
+        description="Observed QoS against the target, e.g. 18.2ms <= 20ms."),
     col("Age", "date", ".metadata.creationTimestamp"),
+    col("Reason", "string", READY + ".reason", 1, "Why Ready is what it is."),
+    col("Provided", "string", '.status.conditions[?(@.type=="RecommendationProvided")].status',
+        1, "A recommendation is provided (as VPA's PROVIDED)."),
+    col("Node", "string", ".status.node", 1, "Node of the first pod (all in .status.nodes)."),
+    col("QoS-Target", "number", ".spec.qos.target", 1),
+    col("QoS-Observed", "number", ".status.qos.observed", 1),
+    col("Violations", "integer", ".status.qos.violations", 1,
+        "QoS samples missing the target in the window."),
+    col("Samples", "integer", ".status.qos.samples", 1),
+    col("Policy", "string", ".spec.policyRef", 1),
+    col("Placement", "string", ".spec.placement", 1),
 ]
 
 
@@ -323,8 +398,10 @@ def crd(
     required: list[str] | None = None,
 ) -> dict:
     spec_schema: dict = {"type": "object", "properties": copy.deepcopy(spec)}
+    top: dict = {}
     if required:
         spec_schema["required"] = required
+        top["required"] = ["spec"]  # a spec with required fields cannot be left out whole
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
@@ -358,6 +435,7 @@ def crd(
                                 "spec": spec_schema,
                                 "status": copy.deepcopy(status),
                             },
+                            **top,
                         }
                     },
                 }
@@ -402,7 +480,7 @@ def build() -> dict[str, dict]:
             },
         },
         WORKLOAD_STATUS,
-        HEAD_COLS + [col("GPU(m)", "integer", ".status.recommendations[0].gpuMilli")] + TAIL_COLS,
+        HEAD_COLS + GPU_COLS + TAIL_COLS,
         "A GPU workload (inference service or batch job) cohabit sizes and places.",
         ["targetRef", "qos"],
     )
@@ -437,7 +515,8 @@ def build() -> dict[str, dict]:
             "properties": {
                 "enabled": {"type": "boolean", "default": True},
                 "minConfidence": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.5},
-                "tolerance": {"type": "number", "minimum": 0, "default": 0.1},
+                "tolerance": {"type": "number", "minimum": 0, "maximum": TOLERANCE_MAX,
+                              "default": 0.1},
             },
         },
         "rebinding": {
@@ -445,10 +524,21 @@ def build() -> dict[str, dict]:
             "default": {},
             "properties": {
                 "enabled": {"type": "boolean", "default": False},
-                "evictionsPerHour": {"type": "integer", "minimum": 0, "default": 6},
-                "maxUnavailable": {"type": "integer", "minimum": 0, "default": 1},
+                "evictionsPerHour": {
+                    "type": "integer", "minimum": 0, "maximum": LIMIT_MAX, "default": 6,
+                    "description": "Cluster-wide eviction budget over a sliding hour. Each "
+                    "eviction reserves a slot in the ledger ConfigMap before it is sent; one "
+                    "whose outcome is unknown keeps its slot until its pod is checked. "
+                    "0 allows no eviction at all (it never means unlimited).",
+                },
+                "maxUnavailable": {
+                    "type": "integer", "minimum": 0, "maximum": LIMIT_MAX, "default": 1,
+                    "description": "Pods of one workload that may be unavailable at once, "
+                    "counting the one about to be evicted. 0 allows no eviction at all.",
+                },
                 "dryRun": {"type": "boolean", "default": True},
-                "contentionThreshold": {"type": "number", "minimum": 0, "default": 1.0},
+                "contentionThreshold": {"type": "number", "minimum": 0,
+                                        "maximum": THRESHOLD_MAX, "default": 1.0},
             },
         },
     }
@@ -468,24 +558,44 @@ def build() -> dict[str, dict]:
         policy_status,
         [
             col("Policy", "string", ".spec.policy"),
-            col("Objective", "string", ".spec.objective"),
+            col("Ready", "string", READY + ".status"),
             col("Rebinding", "boolean", ".spec.rebinding.enabled"),
             col("DryRun", "boolean", ".spec.rebinding.dryRun"),
             col("Age", "date", ".metadata.creationTimestamp"),
+            col("Reason", "string", READY + ".reason", 1),
+            col("Objective", "string", ".spec.objective", 1),
+            col("Weight", "number", ".spec.interferenceWeight", 1,
+                "Score points per percent of predicted co-location slowdown."),
+            col("Evictions/h", "integer", ".spec.rebinding.evictionsPerHour", 1),
         ],
         "How cohabit places pods and when it may move them.",
     )
-    peering = {
+    peering = kopf_peering_crd("ClusterKopfPeering", "Cluster")
+    return {
+        "kopf.dev_clusterkopfpeerings.yaml": peering,
+        # a namespaced operator (operator.watchNamespace) peers through a KopfPeering
+        "kopf.dev_kopfpeerings.yaml": kopf_peering_crd("KopfPeering", "Namespaced"),
+        "cohabit.io_databaseworkloads.yaml": db,
+        "cohabit.io_gpuworkloads.yaml": gpu,
+        "cohabit.io_placementpolicies.yaml": policy,
+    }
+
+
+def kopf_peering_crd(kind: str, scope: str) -> dict:
+    """kopf's peering CRD: cluster-wide operators use ClusterKopfPeering, namespaced ones
+    KopfPeering in the watched namespace."""
+    plural = kind.lower() + "s"
+    return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": "clusterkopfpeerings.kopf.dev", "labels": dict(LABELS)},
+        "metadata": {"name": f"{plural}.kopf.dev", "labels": dict(LABELS)},
         "spec": {
             "group": "kopf.dev",
-            "scope": "Cluster",
+            "scope": scope,
             "names": {
-                "kind": "ClusterKopfPeering",
-                "plural": "clusterkopfpeerings",
-                "singular": "clusterkopfpeering",
+                "kind": kind,
+                "plural": plural,
+                "singular": kind.lower(),
             },
             "versions": [
                 {
@@ -508,12 +618,6 @@ def build() -> dict[str, dict]:
                 }
             ],
         },
-    }
-    return {
-        "kopf.dev_clusterkopfpeerings.yaml": peering,
-        "cohabit.io_databaseworkloads.yaml": db,
-        "cohabit.io_gpuworkloads.yaml": gpu,
-        "cohabit.io_placementpolicies.yaml": policy,
     }
 
 

@@ -57,6 +57,7 @@ from cohabit.placement import (
     pressure_sensitivity_slowdown,
     typical_pods,
 )
+from cohabit.placement.explain import unschedulable_message
 from cohabit.planner import PlanContext, build_policies
 from cohabit.planner.rightsizing import clamp_measured
 from cohabit.telemetry import TelemetryUnavailable, UsageSource
@@ -70,6 +71,7 @@ __all__ = [
     "recommend_wide",
     "wide_usage",
     "place_pending",
+    "place_pending_explained",
     "pod_profiles",
     "slowdown_model",
     "predictor_slowdown",
@@ -436,7 +438,7 @@ def place_pending(snapshot: Snapshot, pending: Iterable[Pod], policy: str,
     """Binds for ``pending`` pods under placement ``policy``, each seeing the earlier ones.
 
     Pods are placed in creation order (then name). Returns the binds and the keys of pods
-    that fit nowhere.
+    that fit nowhere (:func:`place_pending_explained` also says why).
 
     Args:
         snapshot: nodes and pods (bound pods shape the free space; all pods give FGD's
@@ -462,6 +464,27 @@ def place_pending(snapshot: Snapshot, pending: Iterable[Pod], policy: str,
     Raises:
         SpecError: unknown ``policy``.
     """
+    binds, unplaced = place_pending_explained(
+        snapshot, pending, policy, seed, profiles=profiles, slowdown=slowdown,
+        interference_weight=interference_weight, weights=weights, rebind=rebind)
+    return binds, [key for key, _ in unplaced]
+
+
+def place_pending_explained(
+        snapshot: Snapshot, pending: Iterable[Pod], policy: str, seed: int = 0, *,
+        profiles: Mapping[str, InterferenceProfile] | None = None,
+        slowdown: Slowdown | None = None,
+        interference_weight: float = 1.0,
+        weights: ScoreWeights | None = None,
+        rebind: int = 0) -> tuple[list[Action], list[tuple[str, str]]]:
+    """:func:`place_pending`, with ``(pod key, why)`` for each pod that fits nowhere: the
+    filter failures on the cluster as that pod saw it (after the earlier binds of the pass),
+    in kube-scheduler's ``FailedScheduling`` words
+    (:func:`cohabit.placement.explain.unschedulable_message`).
+
+    Raises:
+        SpecError: unknown ``policy``.
+    """
     if policy not in PLACEMENT_POLICIES:
         raise SpecError("spec.policy", f"{policy!r} is not a placement policy")
     pending = list(pending)
@@ -477,15 +500,15 @@ def place_pending(snapshot: Snapshot, pending: Iterable[Pod], policy: str,
                                ls_weight=(weights or ScoreWeights()).ls_protection)
     rng = np.random.default_rng(seed)
     binds: list[Action] = []
-    unplaced: list[str] = []
+    unplaced: list[tuple[str, str]] = []
     for pod in sorted(pending, key=lambda p: (p.creation_time, p.key)):
         result = schedule_pod(state, pod, policy=policy, rng=rng)
         if result.bind is None:
-            unplaced.append(pod.key)
+            unplaced.append((pod.key, unschedulable_message(state, pod)))
         else:
             binds.append(result.bind)
     by_key = {p.key: p for p in pending}
-    for key in unplaced[:rebind]:
+    for key, _ in unplaced[:rebind]:
         move = make_room(state, by_key[key], policy, rng=rng)
         if move is not None:
             binds.extend(a for a in move.actions() if isinstance(a, Evict))
@@ -570,6 +593,7 @@ def reconcile_once(
     actions = [a for a in actions
                if not (isinstance(a, Evict) and a.reason.startswith("defragment"))]
     rebind = REBIND_TRIES if policy_config.rebinding.enabled else 0
+    pending: list[Pod] = []
     if place:
         pending = [p for p in snapshot.pods if p.node is None and p.deletion_time is None]
         if pending_filter is not None:
@@ -577,18 +601,19 @@ def reconcile_once(
         if max_pending is not None and len(pending) > max_pending:
             pending = sorted(pending, key=lambda p: (p.creation_time, p.key))[:max_pending]
             notes.append(f"more pods pending than one pass places ({max_pending})")
-        if pending:
-            binds, unplaced = place_pending(
-                snapshot, pending, policy_config.policy,
-                profiles=pod_profiles(snapshot.pods, profiles), slowdown=slowdown,
-                interference_weight=policy_config.interference_weight,
-                weights=policy_config.weights, rebind=rebind)
-            actions.extend(binds)
-            if unplaced:
-                notes.append(f"{len(unplaced)} pod(s) fit on no node: "
-                             + ", ".join(unplaced[:10]))
+    unschedulable: list[tuple[str, str]] = []
+    if pending:
+        binds, unschedulable = place_pending_explained(
+            snapshot, pending, policy_config.policy,
+            profiles=pod_profiles(snapshot.pods, profiles), slowdown=slowdown,
+            interference_weight=policy_config.interference_weight,
+            weights=policy_config.weights, rebind=rebind)
+        actions.extend(binds)
+        if unschedulable:
+            notes.append(f"{len(unschedulable)} pod(s) fit on no node: "
+                         + ", ".join(k for k, _ in unschedulable[:10]))
     recommendations = tuple((key, r) for key, a in done.items() for r in a.recommendations)
-    return Plan(now, tuple(actions), recommendations, tuple(notes))
+    return Plan(now, tuple(actions), recommendations, tuple(notes), tuple(unschedulable))
 
 
 def kind_of(workload: Workload) -> str:

@@ -6,11 +6,11 @@ values and :mod:`cohabit.model` types.
 """
 
 from .api import InterferencePredictor, interference_predictor, recommend
-from .evaluation import FleetSelection, select_operating_points
 from .interference import InterferenceModel, probe_profile
 from .peaks import QuantileForecaster, colocation_score, pp_forecast
 from .pressure import PodCapacity, PressureEstimate, measured_pressure  # noqa: F401 (export)
 from .rightsizing import JustEnoughEstimator
+from .selection import FleetSelection, select_operating_points
 from .telemetry_data import TelemetryDataError, load_genai
 from .vpa import VpaRecommender
 

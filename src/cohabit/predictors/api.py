@@ -17,9 +17,9 @@ import pandas as pd
 from cohabit.model import InterferenceProfile, QosTarget, Recommendation, Resources
 
 from ._common import RESOURCES
-from .evaluation import FleetSelection
 from .interference import InterferenceModel, choose_probes, load_gavel, pair_features
-from .rightsizing import JustEnoughEstimator
+from .rightsizing import JustEnoughEstimator, gpu_share_cap
+from .selection import FleetSelection
 from .telemetry_data import PACKAGED_GAVEL
 
 __all__ = ["InterferencePredictor", "interference_predictor", "recommend"]
@@ -45,7 +45,7 @@ def recommend(
         bounds: ``(min, max)`` resources the recommendation is clamped to (0 in max = no cap).
         container: container name carried into the result.
         selection: operating points chosen for a fleet by
-            :func:`~cohabit.predictors.evaluation.select_operating_points`; the resources
+            :func:`~cohabit.predictors.selection.select_operating_points`; the resources
             ``workload`` has a point for are sized with it (coverage, interval confidence,
             half-life, peak growth, fleet growth), the others with the estimator's a-priori
             defaults. ``None`` = defaults everywhere.
@@ -80,8 +80,7 @@ def recommend(
             and "latency_ms" in rows.columns
             and resource in ("cpu_milli", "gpu_milli")
         )
-        cap = 1000.0 * max(1.0, math.ceil(y.max() / 1000.0)) if resource == "gpu_milli" else None
-        kwargs: dict = {"max_value": cap}
+        kwargs: dict = {"max_value": gpu_share_cap(resource, y)}
         if use_qos:
             kwargs.update(latency_column=1, latency_target_ms=qos_target.value)
         point = chosen.get(resource)

@@ -17,10 +17,11 @@ where the telemetry has one, its latency beside it:
    whose predicted violation share ``P(L_q(u) * max(1, u / a) > target)`` over the history
    exceeds the unthrottled share ``P(L_q(u) > target)`` by at most ``qos_budget``.
    The recommendation is the larger of (1) and (2).
-3. **Feedback.** :meth:`JustEnoughEstimator.bump` raises the allocation after a shortfall:
-   for memory-like resources the VPA-style OOM bump ``max(used + 100 MiB, used * 1.2)`` (a GPU
-   memory shortfall kills a serving pod), for CPU/GPU share ``used * 1.2`` (the share is
-   throttled, not killed, and can be raised in place).
+3. **Feedback.** :meth:`JustEnoughEstimator.bump` raises the allocation after a shortfall
+   (:class:`BumpRule`): for memory-like resources the VPA-style OOM bump
+   ``max(used + 100 MiB, used * 1.2)`` (a GPU memory shortfall kills a serving pod), for
+   CPU/GPU share ``used * 1.2`` (the share is throttled, not killed, and can be raised in
+   place).
 4. **Peak growth** (optional, ``growth_horizon_s``; meant for memory, whose shortfall is an
    OOM kill). A quantile of the history never reaches above the history's peak, so it is
    short at the first interval after every upward jump. With a growth horizon ``H`` (the
@@ -36,6 +37,12 @@ where the telemetry has one, its latency beside it:
    the history (fit on the first 80 %) exceeds the allowed miss rate, relative to it.
    ``low_confidence_`` is ``confidence_ < low_confidence_below``.
 
+Steps 1, 2 and 4 for many operating points at once (:class:`OperatingPoint`: coverage,
+interval confidence, half-life, peak growth) are :func:`usage_targets`: the estimator's
+``fit`` calls it with its own point, and the evaluation and fleet selection
+(:mod:`cohabit.predictors.evaluation`, :mod:`cohabit.predictors.selection`) with a grid of
+them, so what is judged is what ships.
+
 GPU share comes from the duty cycle (percent x 10 = milli-GPU); GPU memory in MiB. Ideas
 from Autopilot (Rzadca et al., EuroSys 2020: recency-weighted percentiles, OOM feedback) and
 QoS-aware sizing in the manner of Sinan (Zhang et al., ASPLOS 2021: learn QoS against the
@@ -46,6 +53,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
 
@@ -56,19 +64,29 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import QuantileRegressor
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from cohabit.model import MILLI_PER_GPU
+
 from ._common import MEMORY_LIKE, check_resource, decay_weights
 
 __all__ = [
+    "BumpRule",
     "DEFAULT_HALF_LIFE_S",
     "DEFAULT_INTERVAL_CONFIDENCE",
     "JustEnoughEstimator",
+    "OOM_MIN_BUMP_MIB",
+    "OOM_RATIO",
+    "OperatingPoint",
+    "PointTargets",
     "QosModel",
     "SHORTFALL_BUDGET",
+    "cap_allocation",
     "fleet_headroom",
+    "gpu_share_cap",
     "growth_headroom",
     "interval_level",
     "interval_uppers",
     "peak_rises",
+    "usage_targets",
 ]
 
 HOUR_S = 3600.0
@@ -91,6 +109,12 @@ fixed a priori (not chosen on the evaluation)."""
 DEFAULT_HALF_LIFE_S = 6 * HOUR_S
 """Default recency half-life: a quarter of a day, so a day-old sample weighs 1/16 and a daily
 cycle is still represented; fixed a priori (not chosen on the evaluation)."""
+
+OOM_RATIO = 1.2
+"""Default factor of the shortfall bump (VPA's OOM bump ratio)."""
+
+OOM_MIN_BUMP_MIB = 100.0
+"""Default smallest memory bump, MiB (VPA's OOM minimum bump)."""
 
 
 def interval_level(coverage: float, interval_confidence: float, n_eff: float) -> float:
@@ -220,6 +244,184 @@ def growth_headroom(
     return ups
 
 
+def cap_allocation(value: float, max_value: float | None) -> float:
+    """``value`` clipped to ``[0, max_value]`` (``max_value=None``: no upper cap)."""
+    value = max(value, 0.0)
+    return min(value, max_value) if max_value is not None else value
+
+
+def gpu_share_cap(resource: str, usage: np.ndarray) -> float | None:
+    """Cap of a GPU share allocation: the whole GPUs its peak usage spans.
+
+    Args:
+        resource: resource name; only ``gpu_milli`` is capped.
+        usage: usage history (milli-GPU), non-empty.
+
+    Returns:
+        ``MILLI_PER_GPU * max(1, ceil(peak / MILLI_PER_GPU))`` for ``gpu_milli`` (e.g. 1000
+        for a pod within one GPU), ``None`` for every other resource.
+    """
+    if resource != "gpu_milli":
+        return None
+    gpus = max(1.0, math.ceil(float(np.max(usage)) / MILLI_PER_GPU))
+    return float(MILLI_PER_GPU * gpus)
+
+
+@dataclass(frozen=True)
+class BumpRule:
+    """How :class:`JustEnoughEstimator` raises an allocation after a shortfall.
+
+    Memory-like resources (an OOM kill): ``max(used + oom_min_bump_mib, used * oom_ratio)``,
+    the VPA recommender's OOM rule; CPU/GPU share (throttled): ``used * oom_ratio``. The
+    result is capped (:func:`cap_allocation`) and never lower than the current allocation.
+
+    Attributes:
+        resource: resource name (``cpu_milli``, ``memory_mib``, ``gpu_milli``,
+            ``gpu_memory_mib``).
+        oom_ratio, oom_min_bump_mib: the bump's factor and smallest memory step (MiB).
+        max_value: cap of the allocation, ``None`` = none.
+    """
+
+    resource: str
+    oom_ratio: float = OOM_RATIO
+    oom_min_bump_mib: float = OOM_MIN_BUMP_MIB
+    max_value: float | None = None
+
+    def __call__(self, current: float, used: float) -> float:
+        """The allocation after a shortfall at usage ``used`` while ``current`` was allocated."""
+        if self.resource in MEMORY_LIKE:
+            bumped = max(used + self.oom_min_bump_mib, used * self.oom_ratio)
+        else:
+            bumped = used * self.oom_ratio
+        return max(current, cap_allocation(bumped, self.max_value))
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """One setting of :class:`JustEnoughEstimator`'s a-priori parameters.
+
+    Attributes:
+        coverage: share of intervals to cover (0 < c < 1).
+        interval_confidence: one-sided confidence of the bound on the quantile level.
+        half_life_s: recency half-life of the sample weights (s).
+        growth: peak-growth term on (the growth horizon is given where the point is used).
+        fleet: fleet peak-growth term on too (``fleet_rises``: the relative peak rises of a
+            fleet); implies ``growth``.
+    """
+
+    coverage: float
+    interval_confidence: float
+    half_life_s: float
+    growth: bool = False
+    fleet: bool = False
+
+    def label(self) -> str:
+        """Short text, e.g. ``c=0.99 ic=0.8 hl=6h +growth``."""
+        return (f"c={self.coverage:g} ic={self.interval_confidence:g} "
+                f"hl={self.half_life_s / 3600:g}h" + (" +growth" if self.growth else "")
+                + (" +fleet" if self.fleet else ""))
+
+    def estimator(
+        self, resource: str, horizon_s: float, fleet_rises: np.ndarray | None = None, **kwargs
+    ) -> JustEnoughEstimator:
+        """The :class:`JustEnoughEstimator` this point stands for (growth horizon
+        ``horizon_s``, the refit horizon); ``kwargs`` go to the estimator.
+
+        Raises:
+            ValueError: a fleet point without ``fleet_rises``.
+        """
+        if self.fleet and fleet_rises is None:
+            raise ValueError(f"operating point {self.label()!r} needs fleet_rises")
+        return JustEnoughEstimator(
+            resource=resource, coverage=self.coverage,
+            interval_confidence=self.interval_confidence, half_life_s=self.half_life_s,
+            growth_horizon_s=horizon_s if (self.growth or self.fleet) else None,
+            fleet_rises=fleet_rises if self.fleet else None, **kwargs,
+        )
+
+
+@dataclass(frozen=True)
+class PointTargets:
+    """What :func:`usage_targets` learns, one entry per operating point (shape ``(P,)``).
+
+    Attributes:
+        interval_upper: the prediction interval's upper end (step 1).
+        growth: the learned peak rise over the growth horizon (0 where growth is off).
+        fleet_growth: the fleet's relative headroom (0 where the fleet term is off).
+        target: the allocation from usage alone: the largest of the terms, capped.
+    """
+
+    interval_upper: np.ndarray
+    growth: np.ndarray
+    fleet_growth: np.ndarray
+    target: np.ndarray
+
+
+def usage_targets(
+    t: np.ndarray,
+    y: np.ndarray,
+    points: Sequence[OperatingPoint],
+    *,
+    horizon_s: float | None = None,
+    rises: tuple[np.ndarray, np.ndarray] | None = None,
+    fleet_growth: np.ndarray | None = None,
+    max_value: float | None = None,
+) -> PointTargets:
+    """:class:`JustEnoughEstimator`'s allocation from usage alone for many operating points.
+
+    Per point: the interval upper end at its coverage, interval confidence and half-life
+    (module docstring, step 1; one weighting and one weighted quantile call per half-life);
+    with ``growth`` or ``fleet``, at least the last horizon's peak plus the learned rise
+    (step 4); with ``fleet``, at least that peak x (1 + the fleet's headroom); then
+    :func:`cap_allocation`. The QoS model (step 2) is not part of it.
+
+    Args:
+        t, y: history, times (s, increasing) and usage, 1-D, equal length, non-empty.
+        points: operating points, ``P`` of them.
+        horizon_s: the growth horizon (s, > 0); needed when a point has growth or fleet on.
+        rises: :func:`peak_rises` of this series over ``horizon_s`` computed on a longer
+            history (an evaluation computes them once per pod); only rises complete by
+            ``t[-1]`` are used. ``None``: computed from ``t, y``.
+        fleet_growth: relative fleet headroom per point, shape ``(P,)``
+            (:func:`fleet_headroom`); needed when a point has fleet on.
+        max_value: cap of the allocation, ``None`` = none.
+
+    Returns:
+        :class:`PointTargets`.
+
+    Raises:
+        ValueError: a growth point without ``horizon_s``, or a fleet point without
+            ``fleet_growth``.
+    """
+    grows = np.array([p.growth or p.fleet for p in points], bool)
+    fleets = np.array([p.fleet for p in points], bool)
+    if grows.any() and horizon_s is None:
+        raise ValueError("operating points with peak growth need horizon_s")
+    if fleets.any() and fleet_growth is None:
+        raise ValueError("operating points with fleet growth need fleet_growth")
+    upper = np.empty(len(points))
+    growth = np.zeros(len(points))
+    if grows.any():
+        rise_t, rise = peak_rises(t, y, horizon_s) if rises is None else rises
+        complete = rise_t + horizon_s <= t[-1]
+        rise_t, rise = rise_t[complete], rise[complete]
+    for half_life_s in sorted({p.half_life_s for p in points}):
+        idx = [i for i, p in enumerate(points) if p.half_life_s == half_life_s]
+        levels = [(points[i].coverage, points[i].interval_confidence) for i in idx]
+        upper[idx] = interval_uppers(t, y, half_life_s, levels)[0]
+        if grows[idx].any():
+            growth[idx] = growth_headroom(rise_t, rise, half_life_s, levels)
+    growth[~grows] = 0.0
+    fleet = np.where(fleets, fleet_growth, 0.0) if fleets.any() else np.zeros(len(points))
+    target = upper.copy()
+    if grows.any():
+        recent = float(np.max(y[t > t[-1] - horizon_s]))
+        target[grows] = np.maximum(target[grows], recent + growth[grows])
+        target[fleets] = np.maximum(target[fleets], recent * (1.0 + fleet[fleets]))
+    capped = np.array([cap_allocation(float(a), max_value) for a in target])
+    return PointTargets(upper, growth, fleet, capped)
+
+
 class JustEnoughEstimator(RegressorMixin, BaseEstimator):
     """Just-enough request for one resource of one workload (see the module docstring).
 
@@ -246,7 +448,7 @@ class JustEnoughEstimator(RegressorMixin, BaseEstimator):
             throttling.
         full_history_s, min_samples: history length and effective samples for confidence 1.
         low_confidence_below: threshold of ``low_confidence_``.
-        oom_ratio, oom_min_bump_mib: the memory bump (1.2, 100 MiB).
+        oom_ratio, oom_min_bump_mib: the shortfall bump (1.2, 100 MiB; :class:`BumpRule`).
         max_value: cap of the allocation (e.g. 1000 milli-GPU for one GPU); ``None`` = none.
         growth_horizon_s: if set, the allocation also covers the last ``growth_horizon_s``'s
             peak plus the learned rise of the peak over such a horizon (module docstring,
@@ -272,8 +474,8 @@ class JustEnoughEstimator(RegressorMixin, BaseEstimator):
         full_history_s: float = 24 * HOUR_S,
         min_samples: float = 200.0,
         low_confidence_below: float = 0.5,
-        oom_ratio: float = 1.2,
-        oom_min_bump_mib: float = 100.0,
+        oom_ratio: float = OOM_RATIO,
+        oom_min_bump_mib: float = OOM_MIN_BUMP_MIB,
         max_value: float | None = None,
         growth_horizon_s: float | None = None,
         fleet_rises: np.ndarray | None = None,
@@ -335,8 +537,37 @@ class JustEnoughEstimator(RegressorMixin, BaseEstimator):
         return float(y.max())
 
     def _cap(self, v: float) -> float:
-        v = max(v, 0.0)
-        return min(v, self.max_value) if self.max_value is not None else v
+        return cap_allocation(v, self.max_value)
+
+    def operating_point(self) -> OperatingPoint:
+        """This estimator's :class:`OperatingPoint` (coverage resolved from the budget)."""
+        return OperatingPoint(
+            self._coverage(), self.interval_confidence, self.half_life_s,
+            growth=self.growth_horizon_s is not None, fleet=self.fleet_rises is not None,
+        )
+
+    def _fleet_growth(self) -> np.ndarray | None:
+        """Relative fleet headroom at this estimator's point, shape (1,); ``None`` if off.
+
+        Raises:
+            ValueError: bad ``growth_horizon_s``, or ``fleet_rises`` without it or not
+                finite fractions >= 0.
+        """
+        if self.growth_horizon_s is not None and self.growth_horizon_s <= 0:
+            raise ValueError(f"growth_horizon_s must be > 0, got {self.growth_horizon_s}")
+        if self.fleet_rises is None:
+            return None
+        if self.growth_horizon_s is None:
+            raise ValueError("fleet_rises needs growth_horizon_s (the horizon of the rises)")
+        rises = np.asarray(self.fleet_rises, float).ravel()
+        if not np.all(np.isfinite(rises)) or np.any(rises < 0):
+            raise ValueError("fleet_rises must be finite fractions >= 0")
+        return fleet_headroom(rises, [(self._coverage(), self.interval_confidence)])
+
+    @property
+    def bump_rule(self) -> BumpRule:
+        """The shortfall reaction :meth:`bump` applies, with this estimator's parameters."""
+        return BumpRule(self.resource, self.oom_ratio, self.oom_min_bump_mib, self.max_value)
 
     # -- estimator API ------------------------------------------------------------------
     def _finite(self) -> bool | str:
@@ -367,33 +598,21 @@ class JustEnoughEstimator(RegressorMixin, BaseEstimator):
         t, y = t[order], y[order]
         lat = X[order, self.latency_column] if self.latency_column is not None else None
 
-        upper, median, top, n_eff = self._interval_upper(t, y)
+        fleet_growth = self._fleet_growth()
+        _, median, top, n_eff = self._interval_upper(t, y)
         self.qos_model_ = self._fit_qos(y, lat) if lat is not None else None
-        target = upper
-        self.growth_ = 0.0
-        if self.growth_horizon_s is not None:
-            if self.growth_horizon_s <= 0:
-                raise ValueError(f"growth_horizon_s must be > 0, got {self.growth_horizon_s}")
-            rt, rises = peak_rises(t, y, self.growth_horizon_s)
-            point = [(self._coverage(), self.interval_confidence)]
-            self.growth_ = float(growth_headroom(rt, rises, self.half_life_s, point)[0])
-            recent = float(np.max(y[t > t[-1] - self.growth_horizon_s]))
-            target = max(target, recent + self.growth_)
-        self.fleet_growth_ = 0.0
-        if self.fleet_rises is not None:
-            if self.growth_horizon_s is None:
-                raise ValueError("fleet_rises needs growth_horizon_s (the horizon of the rises)")
-            rises = np.asarray(self.fleet_rises, float).ravel()
-            if not np.all(np.isfinite(rises)) or np.any(rises < 0):
-                raise ValueError("fleet_rises must be finite fractions >= 0")
-            point = [(self._coverage(), self.interval_confidence)]
-            self.fleet_growth_ = float(fleet_headroom(rises, point)[0])
-            target = max(target, recent * (1.0 + self.fleet_growth_))
+        learned = usage_targets(
+            t, y, [self.operating_point()], horizon_s=self.growth_horizon_s,
+            fleet_growth=fleet_growth, max_value=self.max_value,
+        )
+        self.growth_ = float(learned.growth[0])
+        self.fleet_growth_ = float(learned.fleet_growth[0])
+        self.target_ = float(learned.target[0])
         if self.qos_model_ is not None:
-            target = max(target, self._qos_allocation(y, lat, self.qos_model_))
-        self.target_ = self._cap(target)
+            qos = self._qos_allocation(y, lat, self.qos_model_)
+            self.target_ = max(self.target_, self._cap(qos))
         self.lower_ = self._cap(median)
-        self.upper_ = self._cap(max(top, target))
+        self.upper_ = max(self._cap(top), self.target_)
         self.n_eff_ = n_eff
         self.confidence_ = self._confidence(t, y, n_eff)
         self.low_confidence_ = bool(self.confidence_ < self.low_confidence_below)
@@ -418,11 +637,7 @@ class JustEnoughEstimator(RegressorMixin, BaseEstimator):
         CPU/GPU share: ``used * oom_ratio``. Never lowers the target.
         """
         check_is_fitted(self)
-        if self.resource in MEMORY_LIKE:
-            bumped = max(used + self.oom_min_bump_mib, used * self.oom_ratio)
-        else:
-            bumped = used * self.oom_ratio
-        self.target_ = max(self.target_, self._cap(bumped))
+        self.target_ = self.bump_rule(self.target_, used)
         self.upper_ = max(self.upper_, self.target_)
         return self.target_
 

@@ -7,15 +7,14 @@ import pandas as pd
 import pytest
 
 from cohabit.predictors.evaluation import (
-    OperatingPoint,
     evaluate_rightsizing,
-    judge_horizon,
     per_pod_rightsizing,
-    select_operating_point,
-    select_per_workload,
     summarize_rightsizing,
 )
+from cohabit.predictors.judging import Allocator
 from cohabit.predictors.peaks import evaluate_peaks
+from cohabit.predictors.rightsizing import OperatingPoint
+from cohabit.predictors.selection import NestedSelection
 
 STEP = 57.0
 
@@ -30,7 +29,7 @@ def _pod(name: str, gpu: np.ndarray, mem: np.ndarray) -> pd.DataFrame:
 def test_constant_pod_costs_nothing_and_never_short():
     n = 600
     frame = _pod("c", np.full(n, 300.0), np.full(n, 20000.0))
-    res = per_pod_rightsizing(evaluate_rightsizing(frame, horizon_s=1800))
+    res = per_pod_rightsizing(evaluate_rightsizing(frame, horizon_s=1800).results)
     static = res[res["method"] == "static-peak"]
     assert (static["saving"].abs() < 1e-12).all() and (static["under"] == 0).all()
     ours = res[res["method"] == "just-enough"]
@@ -44,7 +43,7 @@ def test_step_up_counts_shortfalls_and_the_bump_limits_them():
     n = 800
     mem = np.where(np.arange(n) < 500, 10000.0, 14000.0)
     frame = _pod("s", np.full(n, 100.0), mem)
-    res = evaluate_rightsizing(frame, resources=("gpu_memory_mib",), horizon_s=3600)
+    res = evaluate_rightsizing(frame, resources=("gpu_memory_mib",), horizon_s=3600).results
     by = res.set_index("method")
     # The static request (fitting-window peak) is short for the whole first horizon after the
     # step; ours is short once, then bumped (x1.2 of the observed usage).
@@ -57,7 +56,7 @@ def test_step_up_counts_shortfalls_and_the_bump_limits_them():
 
 def test_short_pods_are_skipped():
     frame = _pod("short", np.full(50, 1.0), np.full(50, 1.0))
-    assert evaluate_rightsizing(frame).empty
+    assert evaluate_rightsizing(frame).results.empty
 
 
 def test_peaks_upper_quantile_misses_fewer_peaks_than_median():
@@ -75,81 +74,7 @@ def test_peaks_upper_quantile_misses_fewer_peaks_than_median():
     assert mae["ours-median"] < mae["kube-knots-pp"] * 1.5
 
 
-# --- nested selection, shortfall reaction, peak growth ----------------------------------
-
-
-@pytest.mark.parametrize(
-    ("usage", "bump_to", "expected"),
-    [
-        ([1, 2, 1, 1], None, [1.5, 1.5, 1.5, 1.5]),
-        ([1, 2, 1, 1], 3.0, [1.5, 1.5, 3.0, 3.0]),
-        ([2, 1, 4, 1], 3.0, [1.5, 3.0, 3.0, 3.0]),
-        ([1, 1, 1, 1], 3.0, [1.5, 1.5, 1.5, 1.5]),
-    ],
-    ids=["no-reaction", "bump-from-next-interval", "second-shortfall-keeps-bump", "never-short"],
-)
-def test_judge_horizon_bumps_only_after_the_shortfall(usage, bump_to, expected):
-    bump = None if bump_to is None else (lambda _t, _u: bump_to)
-    got = judge_horizon(1.5, np.asarray(usage, float), bump)
-    assert got.tolist() == expected
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "expected"),
-    [
-        ({"budget": 0.01}, 1),  # candidates 1 and 2 within 1 % of 1000: 1 reserves less
-        ({"budget": 0.001}, 2),  # none within 1 shortfall: the fewest shortfalls
-        ({"cost_cap": 90.0}, 1),  # fewest shortfalls among reserved <= 90 (0 and 1)
-        ({"cost_cap": 10.0}, 0),  # none that cheap: the least reserved
-        ({"under_cap": 30}, 0),  # least reserved with <= 30 shortfalls
-        ({"under_cap": 3}, 2),
-    ],
-    ids=["budget", "budget-unreachable", "cost-cap", "cost-cap-unreachable", "under-cap",
-         "under-cap-tight"],
-)
-def test_select_operating_point(kwargs, expected):
-    reserved = np.array([50.0, 80.0, 120.0])
-    under = np.array([30, 8, 5])
-    assert select_operating_point(reserved, under, 1000, **kwargs) == expected
-
-
-# Two workloads, three candidates each. Removing workload 0's shortfalls is cheap first
-# (c0 -> c1: 10 reserved for 8 shortfalls), workload 1's only by jumping to c2 (50 for 10).
-_RES = np.array([[50.0, 60.0, 100.0], [50.0, 90.0, 100.0]])
-_UND = np.array([[10.0, 2.0, 0.0], [10.0, 8.0, 0.0]])
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "expected"),
-    [
-        ({"under_limit": 20}, [0, 0]),  # the cheapest choices are already within
-        ({"under_limit": 12}, [1, 0]),  # the fleet's shortfalls go where they save most
-        ({"under_limit": 2}, [1, 2]),
-        ({"under_limit": 0}, [2, 2]),
-        ({"under_limit": -1}, [2, 2]),  # unreachable: the fewest shortfalls
-        ({"reserved_limit": 160}, [1, 2]),  # fewest shortfalls within 160 reserved
-        ({"reserved_limit": 100}, [0, 0]),
-        ({"reserved_limit": 50}, [0, 0]),  # unreachable: the least reserved
-    ],
-    ids=["loose", "spend-on-cheapest", "tight", "zero", "unreachable", "cost-160", "cost-100",
-         "cost-unreachable"],
-)
-def test_select_per_workload(kwargs, expected):
-    assert select_per_workload(_RES, _UND, **kwargs).tolist() == expected
-
-
-def test_select_per_workload_checks_its_arguments():
-    with pytest.raises(ValueError, match="exactly one"):
-        select_per_workload(_RES, _UND)
-    with pytest.raises(ValueError, match="must be equal"):
-        select_per_workload(_RES, _UND[:, :2], under_limit=1)
-
-
-def test_select_operating_point_needs_one_objective():
-    with pytest.raises(ValueError, match="exactly one"):
-        select_operating_point(np.ones(2), np.ones(2), 10)
-    with pytest.raises(ValueError, match="exactly one"):
-        select_operating_point(np.ones(2), np.ones(2), 10, budget=0.1, cost_cap=1.0)
+# --- nested selection ---------------------------------------------------------------------
 
 
 def _noisy_pods(seed: int, n: int = 900, pods: int = 4) -> pd.DataFrame:
@@ -168,11 +93,10 @@ def test_nested_selection_never_sees_the_judged_future():
     cut = 700 * STEP
     late = b["time"] >= cut
     b.loc[late, "gpu_milli"] = b.loc[late, "gpu_milli"] * 5.0
-    kw = dict(resources=("gpu_milli",), horizon_s=1800, min_validation_intervals=100)
-    sel_a, sel_b = [], []
-    evaluate_rightsizing(a, selection=sel_a, **kw)
-    evaluate_rightsizing(b, selection=sel_b, **kw)
-    sa, sb = pd.DataFrame(sel_a), pd.DataFrame(sel_b)
+    kw = dict(resources=("gpu_milli",), horizon_s=1800,
+              nested=NestedSelection(min_validation_intervals=100))
+    sa = evaluate_rightsizing(a, **kw).selection
+    sb = evaluate_rightsizing(b, **kw).selection
     early = sa["origin"] <= cut
     assert early.any() and (~early).any()
     assert sa[early]["candidate"].tolist() == sb[early]["candidate"].tolist()
@@ -183,8 +107,9 @@ def test_nested_selection_never_sees_the_judged_future():
 
 def test_nested_budgeted_selection_meets_a_loose_budget_on_stationary_noise():
     frame = _noisy_pods(2, n=1200, pods=6)
+    nested = NestedSelection(budgets={"gpu_milli": 0.05}, min_validation_intervals=100)
     res = evaluate_rightsizing(frame, resources=("gpu_milli",), horizon_s=1800,
-                               budgets={"gpu_milli": 0.05}, min_validation_intervals=100)
+                               nested=nested).results
     summary = summarize_rightsizing(res).set_index("method")
     # Stationary gamma noise: what held on validation holds when judged.
     assert summary.loc["just-enough", "under_share"] <= 0.08
@@ -194,20 +119,18 @@ def test_nested_budgeted_selection_meets_a_loose_budget_on_stationary_noise():
 def test_candidate_totals_match_the_estimator_for_one_point():
     frame = _noisy_pods(3, n=700, pods=2)
     point = OperatingPoint(0.95, 0.8, 7200.0, growth=True)
-    totals: list[dict] = []
-    res = evaluate_rightsizing(
-        frame, resources=("gpu_memory_mib",), horizon_s=1800, grid=[point],
-        candidate_totals=totals,
+    evaluation = evaluate_rightsizing(
+        frame, resources=("gpu_memory_mib",), horizon_s=1800,
+        nested=NestedSelection(grid=[point]),
         methods={"same": lambda r, t, y, lat, slo: _allocator(point, r, t, y)},
     )
+    res, totals = evaluation.results, evaluation.candidates.iloc[0]
     by = summarize_rightsizing(res).set_index("method")
-    assert totals[0]["under"] == res[res["method"] == "same"]["under"].sum()
-    assert totals[0]["saving"] == pytest.approx(by.loc["same", "saving"])
+    assert totals["under"] == res[res["method"] == "same"]["under"].sum()
+    assert totals["saving"] == pytest.approx(by.loc["same", "saving"])
 
 
 def _allocator(point, resource, t, y):
-    from cohabit.predictors.evaluation import Allocator
-
     m = point.estimator(resource, 1800.0).fit(t[:, None], y)
     return Allocator(m.target_, lambda _t, used: m.bump(used))
 
@@ -262,11 +185,10 @@ def test_evidence_decay_changes_what_is_selected():
         base[700:] *= 2.0
         frames.append(_pod(f"p{i}", base, np.full(1400, 20000.0)))
     frame = pd.concat(frames)
-    kw = dict(resources=("gpu_milli",), horizon_s=1800, min_validation_intervals=100,
-              methods={})
-    flat, decayed = [], []
-    evaluate_rightsizing(frame, selection=flat, evidence_half_life_s=None, **kw)
-    evaluate_rightsizing(frame, selection=decayed, evidence_half_life_s=3600.0, **kw)
-    a, b = pd.DataFrame(flat), pd.DataFrame(decayed)
+    kw = dict(resources=("gpu_milli",), horizon_s=1800, methods={})
+    a = evaluate_rightsizing(frame, nested=NestedSelection(
+        min_validation_intervals=100, evidence_half_life_s=None), **kw).selection
+    b = evaluate_rightsizing(frame, nested=NestedSelection(
+        min_validation_intervals=100, evidence_half_life_s=3600.0), **kw).selection
     assert len(a) == len(b) and (a["how"] == "selected").all()
     assert a["candidate"].tolist() != b["candidate"].tolist()

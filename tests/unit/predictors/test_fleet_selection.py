@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from cohabit.cli.main import app
 from cohabit.predictors import FleetSelection, recommend, select_operating_points
-from cohabit.predictors.evaluation import DEFAULT_GRID
+from cohabit.predictors.selection import DEFAULT_GRID
 from cohabit.predictors.telemetry_data import load_genai
 
 RESOURCES = ("gpu_milli", "gpu_memory_mib")

@@ -258,7 +258,7 @@ def test_real_genai_loader_shapes(genai):
 
 
 def test_real_genai_rightsizing_beats_static_and_meets_shortfall_budget(genai):
-    results = evaluate_rightsizing(genai, horizon_s=3 * 3600)
+    results = evaluate_rightsizing(genai, horizon_s=3 * 3600).results
     summary = summarize_rightsizing(results).set_index(["resource", "method"])
     for resource, budget in (("gpu_milli", 0.02), ("gpu_memory_mib", 0.01)):
         ours = summary.loc[(resource, "just-enough")]
@@ -369,8 +369,7 @@ def test_fleet_growth_covers_a_jump_the_pod_never_made(genai):
     # Real fleet: the relative one-hour peak rises of the GenAI pods' GPU memory. A pod that
     # has been flat all along learns no growth of its own; the fleet's rises size it above
     # its peak by their quantile.
-    from cohabit.predictors.evaluation import OperatingPoint
-    from cohabit.predictors.rightsizing import fleet_headroom, peak_rises
+    from cohabit.predictors.rightsizing import OperatingPoint, fleet_headroom, peak_rises
 
     rises = np.concatenate([
         peak_rises(g["time"].to_numpy(float), g["gpu_memory_mib"].to_numpy(float), 3600.0,
@@ -403,3 +402,61 @@ def test_bad_interval_confidence_is_rejected():
     t, y = constant()
     with pytest.raises(ValueError, match="interval_confidence"):
         JustEnoughEstimator(interval_confidence=1.0).fit(t[:, None], y)
+
+
+# --- one kernel: what the evaluation judges is what the estimator fits ------------------------
+
+
+@pytest.mark.parametrize("resource", ["gpu_milli", "gpu_memory_mib"])
+def test_usage_targets_are_exactly_what_the_estimator_learns(genai, resource):
+    from cohabit.predictors.rightsizing import (
+        fleet_headroom,
+        gpu_share_cap,
+        peak_rises,
+        usage_targets,
+    )
+    from cohabit.predictors.selection import DEFAULT_GRID
+
+    pods = sorted(genai["pod"].unique())
+    rows = genai[genai[resource].notna()]
+    rises = np.concatenate([
+        peak_rises(g["time"].to_numpy(float), g[resource].to_numpy(float), 3600.0,
+                   relative=True)[1]
+        for _, g in rows[rows["pod"] != pods[1]].groupby("pod")
+    ])
+    g = rows[rows["pod"] == pods[1]]
+    t, y = g["time"].to_numpy(float), g[resource].to_numpy(float)
+    cut = t < t[0] + 0.6 * (t[-1] - t[0])
+    cap = gpu_share_cap(resource, y[cut])
+    grid = DEFAULT_GRID[::7]  # 45 points: every coverage, confidence, half-life, growth kind
+    assert {(p.growth, p.fleet) for p in grid} == {(False, False), (True, False), (True, True)}
+    head = fleet_headroom(rises, [(p.coverage, p.interval_confidence) for p in grid])
+    got = usage_targets(t[cut], y[cut], grid, horizon_s=3600.0, fleet_growth=head,
+                        max_value=cap)
+    # The evaluation passes the rises of the whole history; only those complete count.
+    longer = usage_targets(t[cut], y[cut], grid, horizon_s=3600.0, fleet_growth=head,
+                           max_value=cap, rises=peak_rises(t, y, 3600.0))
+    assert np.array_equal(got.target, longer.target)
+    for point, target, growth in zip(grid, got.target, got.growth, strict=True):
+        est = point.estimator(resource, 3600.0, fleet_rises=rises, max_value=cap)
+        est.fit(t[cut][:, None], y[cut])
+        assert target == est.target_ and growth == est.growth_, point.label()
+    assert len(set(got.target.tolist())) > 10  # the points do differ
+
+
+@pytest.mark.parametrize(
+    ("resource", "used", "expected"),
+    [("gpu_memory_mib", 50.0, 100.0), ("gpu_memory_mib", 1000.0, 1500.0),
+     ("gpu_milli", 400.0, 600.0), ("gpu_milli", 900.0, 1000.0)],
+    ids=["memory-min-step", "memory-ratio", "share-ratio", "share-capped"],
+)
+def test_bump_follows_the_estimators_parameters(resource, used, expected):
+    from cohabit.predictors.rightsizing import BumpRule
+
+    t = _times(0.5)
+    est = JustEnoughEstimator(resource, oom_ratio=1.5, oom_min_bump_mib=50.0,
+                              max_value=1000.0 if resource == "gpu_milli" else None)
+    est.fit(t[:, None], np.full(len(t), 10.0))
+    assert est.bump_rule == BumpRule(resource, 1.5, 50.0, est.max_value)
+    assert est.bump(used) == expected
+    assert est.bump(1.0) == expected  # never lowers
