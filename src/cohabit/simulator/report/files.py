@@ -25,6 +25,7 @@ from cohabit.simulator.report.summaries import (
     published_curves,
     replay_summary,
 )
+from cohabit.simulator.results import SimulationMode
 
 if TYPE_CHECKING:
     from cohabit.simulator.matrix import MatrixResult
@@ -103,7 +104,7 @@ def _write_all(
     doc["wall_s"] = round(float(result.wall_s), 4)
     if meta:
         doc.update(meta)
-    if result.mode == "fgd":
+    if result.mode == SimulationMode.FGD:
         written = _fgd_files(result, out, doc, published=published, plots=plots)
     else:
         written = _replay_files(result, out, doc, plots=plots)
