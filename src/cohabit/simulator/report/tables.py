@@ -41,53 +41,18 @@ def fgd_tables(summary: pd.DataFrame, *, tune: float, tolerance: float = 0.3) ->
             rows["published_gpu_alloc_pct_at_130"].notna().any()
             or rows["published_gpu_alloc_pct_at_100"].notna().any()
         )
-        seeds = sorted(set(rows["seeds"]))
-        seeds_txt = "/".join(str(s) for s in seeds)
+        seeds_txt = "/".join(str(s) for s in sorted(set(rows["seeds"])))
         t = Table(
             title=f"{escape(str(workload))}: --mode fgd, tune {tune:g}, "
             f"mean over {seeds_txt} seed(s)",
             title_justify="left",
         )
-        t.add_column("policy", style="bold")
-        t.add_column("alloc % @100", justify="right")
-        t.add_column("alloc % @130", justify="right")
-        t.add_column("frag % @90", justify="right")
-        t.add_column("failed pods", justify="right")
-        t.add_column("wall s", justify="right")
-        if has_pub:
-            t.add_column("paper @130", justify="right", style="dim")
-            t.add_column("Δ @100", justify="right")
-            t.add_column("Δ @130", justify="right")
-            t.add_column("Δ frag @90", justify="right")
-            t.add_column("max |Δ| 50–130", justify="right")
+        for name, style in _FGD_COLUMNS + (_PUBLISHED_COLUMNS if has_pub else ()):
+            t.add_column(name, **style)
         for r in rows.itertuples(index=False):
-            cells = [
-                r.policy,
-                _fmt(r.gpu_alloc_pct_at_100),
-                _fmt(r.gpu_alloc_pct_at_130)
-                + (
-                    f" ±{r.gpu_alloc_pct_at_130_std:.2f}"
-                    if r.seeds > 1 and not math.isnan(r.gpu_alloc_pct_at_130_std)
-                    else ""
-                ),
-                _fmt(r.frag_ratio_pct_at_90),
-                _fmt(r.failed_pods, 0 if float(r.failed_pods).is_integer() else 1),
-                _fmt(r.wall_s, 2),
-            ]
+            cells = _fgd_cells(r)
             if has_pub:
-                worst = r.max_abs_dev_gpu_alloc_50_130
-                worst_txt = _fmt(worst)
-                if not math.isnan(worst):
-                    worst_txt += f" @{int(r.max_abs_dev_at_pct)}"
-                    if worst > tolerance:
-                        worst_txt = f"[bold red]{worst_txt}[/]"
-                cells += [
-                    _fmt(r.published_gpu_alloc_pct_at_130),
-                    _dev_style(r.dev_gpu_alloc_pct_at_100, tolerance),
-                    _dev_style(r.dev_gpu_alloc_pct_at_130, tolerance),
-                    _fmt(r.dev_frag_ratio_pct_at_90, signed=True),
-                    worst_txt,
-                ]
+                cells += _published_cells(r, tolerance)
             t.add_row(*cells)
         if has_pub:
             t.caption = (
@@ -97,6 +62,55 @@ def fgd_tables(summary: pd.DataFrame, *, tune: float, tolerance: float = 0.3) ->
             )
         tables.append(t)
     return tables
+
+
+_RIGHT = {"justify": "right"}
+_FGD_COLUMNS: tuple[tuple[str, dict[str, str]], ...] = (
+    ("policy", {"style": "bold"}),
+    ("alloc % @100", _RIGHT),
+    ("alloc % @130", _RIGHT),
+    ("frag % @90", _RIGHT),
+    ("failed pods", _RIGHT),
+    ("wall s", _RIGHT),
+)
+_PUBLISHED_COLUMNS: tuple[tuple[str, dict[str, str]], ...] = (
+    ("paper @130", {"justify": "right", "style": "dim"}),
+    ("Δ @100", _RIGHT),
+    ("Δ @130", _RIGHT),
+    ("Δ frag @90", _RIGHT),
+    ("max |Δ| 50–130", _RIGHT),
+)
+
+
+def _fgd_cells(r: Any) -> list[str]:
+    """Our columns of one :func:`fgd_summary` row (a namedtuple)."""
+    std = r.gpu_alloc_pct_at_130_std
+    return [
+        r.policy,
+        _fmt(r.gpu_alloc_pct_at_100),
+        _fmt(r.gpu_alloc_pct_at_130)
+        + (f" ±{std:.2f}" if r.seeds > 1 and not math.isnan(std) else ""),
+        _fmt(r.frag_ratio_pct_at_90),
+        _fmt(r.failed_pods, 0 if float(r.failed_pods).is_integer() else 1),
+        _fmt(r.wall_s, 2),
+    ]
+
+
+def _published_cells(r: Any, tolerance: float) -> list[str]:
+    """The paper's column and our deviations for one :func:`fgd_summary` row."""
+    worst = r.max_abs_dev_gpu_alloc_50_130
+    worst_txt = _fmt(worst)
+    if not math.isnan(worst):
+        worst_txt += f" @{int(r.max_abs_dev_at_pct)}"
+        if worst > tolerance:
+            worst_txt = f"[bold red]{worst_txt}[/]"
+    return [
+        _fmt(r.published_gpu_alloc_pct_at_130),
+        _dev_style(r.dev_gpu_alloc_pct_at_100, tolerance),
+        _dev_style(r.dev_gpu_alloc_pct_at_130, tolerance),
+        _fmt(r.dev_frag_ratio_pct_at_90, signed=True),
+        worst_txt,
+    ]
 
 
 
