@@ -31,7 +31,15 @@ from typing import Any
 import numpy as np
 
 from cohabit.config.placement import ScoreWeights
-from cohabit.model import MILLI_PER_GPU, Bind, GpuDevice, InterferenceProfile, Node, Pod
+from cohabit.model import (
+    MILLI_PER_GPU,
+    Bind,
+    GpuDevice,
+    InterferenceProfile,
+    Node,
+    Pod,
+    gpu_request_problems,
+)
 from cohabit.placement.interference import Interference, Slowdown
 from cohabit.placement.usage import Correlation, PodUsage, UsageView, pearson
 
@@ -103,12 +111,8 @@ def pod_request(pod: Pod) -> PodReq:
     milli = pod.gpu_milli if pod.num_gpu > 0 else 0
     if not 0 <= milli <= MILLI_PER_GPU:
         raise ValueError(f"pod {pod.key}: gpu_milli {pod.gpu_milli} outside 0..1000")
-    if pod.num_gpu > 1 and milli != MILLI_PER_GPU:
-        raise ValueError(
-            f"pod {pod.key}: num_gpu {pod.num_gpu} with gpu_milli {milli} (must be 1000)"
-        )
-    if pod.num_gpu > 0 and milli == 0:
-        raise ValueError(f"pod {pod.key}: num_gpu {pod.num_gpu} with gpu_milli 0")
+    for field_name, what in gpu_request_problems(pod.num_gpu, milli)[:1]:
+        raise ValueError(f"pod {pod.key}: {field_name} {what}")  # the rules in cohabit.model
     cpu_score = pod.cpu_milli if pod.cpu_milli > 0 else NONZERO_CPU_MILLI
     return PodReq(
         key=pod.key,

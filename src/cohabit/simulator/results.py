@@ -11,6 +11,16 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from cohabit.model import TextEnum
+
+
+class SimulationMode(TextEnum):
+    """What a simulator run measures (``cohabit simulate --mode``)."""
+
+    FGD = "fgd"  # the FGD paper's experiment: allocation/fragmentation vs arrived GPU demand
+    REPLAY = "replay"  # the trace replayed over time: pending time, unschedulable pods
+
+
 FGD_CURVE_COLUMNS = (
     "workload",  # pod list name, e.g. "openb_pod_list_default"
     "policy",  # registry name, e.g. "fgd"
