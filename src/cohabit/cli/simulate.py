@@ -86,7 +86,8 @@ def parse_policies(text: str, known: list[str]) -> list[str]:
     """``"fgd,best-fit"``, ``"paper"`` or ``"all"`` -> registry names.
 
     ``paper`` is the FGD paper's six policies (random, dot-product, gpu-clustering,
-    gpu-packing, best-fit, fgd); ``all`` is every registered policy (adds ``cohabit``).
+    gpu-packing, best-fit, fgd); ``all`` is every registered policy (adds ``cohabit`` and the
+    other baselines).
 
     Raises:
         UsageError: an unknown name (the message lists the known ones) or an empty list.
@@ -217,7 +218,8 @@ def simulate(
         DEFAULT_POLICIES,
         "--policy",
         help="Comma list of placement policies, 'paper' (default: the FGD paper's random, "
-        "dot-product, gpu-clustering, gpu-packing, best-fit, fgd) or 'all' (adds cohabit).",
+        "dot-product, gpu-clustering, gpu-packing, best-fit, fgd) or 'all' (adds cohabit, "
+        "kube-default, kube-knots, load-aware).",
     ),
     seeds: str = typer.Option(
         DEFAULT_SEEDS, "--seeds", help="Seeds: 42, 42-51 or 42,45,50-52 (the paper uses 42-51)."
