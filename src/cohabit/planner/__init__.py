@@ -17,6 +17,7 @@ from cohabit.planner.rebinding import (
     Rebinding,
     RebindingArgs,
     node_contention,
+    room_victims,
     validate_rebinding_args,
 )
 from cohabit.planner.rightsizing import RightSizing, RightSizingArgs, validate_right_sizing_args
@@ -34,6 +35,7 @@ __all__ = [
     "build_policies",
     "build_policy",
     "node_contention",
+    "room_victims",
 ]
 
 POLICIES: dict[str, PluginSpec] = {
