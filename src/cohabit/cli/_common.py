@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from concurrent.futures import Executor
 from pathlib import Path
 
 import pandas as pd
@@ -11,7 +14,21 @@ from rich.table import Table
 
 from cohabit.predictors.telemetry_data import TelemetryDataError
 
-__all__ = ["console", "data_dir", "fail", "genai_frame", "out_dir", "table"]
+__all__ = [
+    "EXECUTOR_HELP",
+    "SCHEDULER_HELP",
+    "console",
+    "data_dir",
+    "fail",
+    "fan_out_on",
+    "genai_frame",
+    "out_dir",
+    "table",
+]
+
+EXECUTOR_HELP = ("local: run the per-workload back-tests in this process (default); dask: on "
+                 "the Dask cluster at --scheduler (dask.distributed), identical results.")
+SCHEDULER_HELP = "--executor dask: the Dask scheduler's address, e.g. tcp://10.0.0.5:8786."
 
 
 def data_dir(data: Path | None, packaged: Path) -> Path:
@@ -70,3 +87,23 @@ def table(title: str, frame: pd.DataFrame, columns: list[str], fmt: dict[str, st
             cells.append(format(v, fmt[c]) if c in fmt and v == v else str(v))
         out.add_row(*cells)
     return out
+
+
+@contextlib.contextmanager
+def fan_out_on(executor: str, scheduler: str | None) -> Iterator[Executor | None]:
+    """The executor of ``--executor``/``--scheduler`` (:func:`cohabit.execution.executor`):
+    ``None`` for local; exits 2 on a bad combination and 1 when the Dask cluster cannot be
+    used (unreachable, no worker)."""
+    from cohabit.execution import Execution, ExecutionError
+    from cohabit.execution import executor as open_executor
+
+    try:
+        execution = Execution(executor, scheduler)
+    except ValueError as exc:
+        fail(str(exc))
+    try:
+        with open_executor(execution) as pool:
+            yield pool
+    except ExecutionError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(code=1) from None

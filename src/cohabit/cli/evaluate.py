@@ -21,6 +21,7 @@ from pathlib import Path
 
 import typer
 
+from cohabit.cli._common import EXECUTOR_HELP, SCHEDULER_HELP, fan_out_on
 from cohabit.cli._common import console as _console
 from cohabit.cli._common import data_dir as _data
 from cohabit.cli._common import fail as _fail
@@ -60,6 +61,8 @@ def rightsizing(
     evidence_half_life_h: float = typer.Option(
         6.0, help="Half-life (hours) of the validation evidence in the nested selection; "
         "0 = all validation horizons count alike."),
+    executor: str = typer.Option("local", "--executor", help=EXECUTOR_HELP),
+    scheduler: str | None = typer.Option(None, "--scheduler", help=SCHEDULER_HELP),
 ) -> None:
     """Right-sizing: reserved vs static request, under-provisioning, QoS violations."""
     from cohabit.predictors.evaluation import (
@@ -73,15 +76,17 @@ def rightsizing(
     out = _out_dir(out)
     if evidence_half_life_h < 0:
         _fail(f"--evidence-half-life-h must be >= 0, got {evidence_half_life_h}")
-    try:
-        evaluation = evaluate_rightsizing(
-            frame, horizon_s=horizon_h * 3600, start_fraction=start,
-            nested=NestedSelection(
-                evidence_half_life_s=evidence_half_life_h * 3600 if evidence_half_life_h > 0
-                else None),
-        )
-    except ValueError as exc:  # --horizon-h or --start out of range
-        _fail(str(exc))
+    with fan_out_on(executor, scheduler) as pool:
+        try:
+            evaluation = evaluate_rightsizing(
+                frame, horizon_s=horizon_h * 3600, start_fraction=start,
+                nested=NestedSelection(
+                    evidence_half_life_s=evidence_half_life_h * 3600
+                    if evidence_half_life_h > 0 else None),
+                executor=pool,
+            )
+        except ValueError as exc:  # --horizon-h or --start out of range
+            _fail(str(exc))
     results = evaluation.results
     if results.empty:
         _fail(f"{data}: no pod has enough history to evaluate")

@@ -21,7 +21,17 @@ from pathlib import Path
 
 import typer
 
-from cohabit.cli._common import console, data_dir, fail, genai_frame, out_dir, table
+from cohabit.cli._common import (
+    EXECUTOR_HELP,
+    SCHEDULER_HELP,
+    console,
+    data_dir,
+    fail,
+    fan_out_on,
+    genai_frame,
+    out_dir,
+    table,
+)
 from cohabit.predictors.telemetry_data import PACKAGED_GENAI
 
 __all__ = ["register"]
@@ -36,6 +46,8 @@ def recommend_fleet(
     horizon_h: float = typer.Option(1.0, help="Refit horizon (hours) the points are chosen for."),
     evidence_half_life_h: float = typer.Option(
         6.0, help="Half-life (hours) of the back-test evidence; 0 = all horizons alike."),
+    executor: str = typer.Option("local", "--executor", help=EXECUTOR_HELP),
+    scheduler: str | None = typer.Option(None, "--scheduler", help=SCHEDULER_HELP),
 ) -> None:
     """Per-pod GPU share (milli-GPU) and GPU memory (MiB) requests from telemetry."""
     import pandas as pd
@@ -47,10 +59,13 @@ def recommend_fleet(
     if evidence_half_life_h < 0:
         fail(f"--evidence-half-life-h must be >= 0, got {evidence_half_life_h}")
     frame = genai_frame(data_dir(data, PACKAGED_GENAI))
-    selection = select_operating_points(
-        frame, RESOURCES, horizon_s=horizon_h * 3600,
-        evidence_half_life_s=evidence_half_life_h * 3600 if evidence_half_life_h > 0 else None,
-    )
+    with fan_out_on(executor, scheduler) as pool:
+        selection = select_operating_points(
+            frame, RESOURCES, horizon_s=horizon_h * 3600,
+            evidence_half_life_s=evidence_half_life_h * 3600 if evidence_half_life_h > 0
+            else None,
+            executor=pool,
+        )
     rows = []
     for pod, usage in frame.groupby("pod", sort=True):
         usage = usage[["time", *RESOURCES]]
