@@ -7,7 +7,8 @@ Subcommands (each prints a table, writes CSV files and PNG plots to ``--out``):
   point is selected on inner validation horizons of the fitting windows (nested rolling
   origin), its a-priori defaults judged beside it.
 * ``interference --data PATH``: Gavel ``physical_cluster_throughputs.json`` (or its folder);
-  probe-profile model vs no-profile, mean-fraction and no-interference, per GPU type.
+  probe-profile model vs no-profile, mean-fraction and no-interference, per GPU type (every
+  type the file holds unless ``--gpu`` names some).
 * ``peaks --data DIR``: GenAI-schema telemetry; Kube-Knots PP vs cohabit's quantile
   forecaster, and Kube-Knots correlation-based co-location.
 
@@ -132,20 +133,22 @@ def rightsizing(
 def interference(
     data: Path | None = typer.Option(None, "--data", help=DATA_HELP),
     out: Path = typer.Option(..., "--out", help="Directory for CSV and PNG results."),
-    gpu: list[str] = typer.Option(["p100", "v100"], help="GPU types to judge."),
+    gpu: list[str] | None = typer.Option(
+        None, "--gpu", help="GPU type to judge; repeat for several. Default: every GPU type "
+        "the file holds."),
     probes: int = typer.Option(3, min=1, max=3, help="Probe workloads per profile (<= 3)."),
 ) -> None:
     """Interference: held-out Gavel jobs, co-located throughput fraction both directions."""
-    from cohabit.predictors.interference import evaluate_interference, load_gavel
+    from cohabit.predictors.interference import load_gavel
 
     data = _data(data, PACKAGED_GAVEL)
     path = data / "physical_cluster_throughputs.json" if data.is_dir() else data
     try:
-        pairs = load_gavel(path, gpu)
+        pairs = load_gavel(path, gpu or None)
     except TelemetryDataError as exc:
         _fail(str(exc))
     out = _out_dir(out)
-    preds, summary = evaluate_interference(pairs, n_probes=probes)
+    preds, summary = _judge_gpu_types(pairs, probes, path)
     summary.to_csv(out / "interference_summary.csv", index=False)
     preds.to_csv(out / "interference_predictions.csv", index=False)
     metrics = ["spearman", "spearman_within_job", "mae_suffered", "mae_inflicted",
@@ -168,6 +171,30 @@ def interference(
         ax.legend(fontsize=7)
     fig.savefig(out / "interference.png", dpi=110)
     _console().print(f"wrote {out}/interference_summary.csv, interference_predictions.csv, .png")
+
+
+def _judge_gpu_types(pairs, probes: int, path: Path):
+    """``evaluate_interference`` on each GPU type of ``pairs``; a type with too few jobs
+    measured against every other to choose ``probes`` probes is skipped with a note (exit 2
+    when no type is left)."""
+    import pandas as pd
+
+    from cohabit.predictors.interference import evaluate_interference
+
+    preds, summaries, skipped = [], [], []
+    for gpu_type, group in pairs.groupby("gpu", sort=True):
+        try:
+            p, s = evaluate_interference(group, n_probes=probes)
+        except ValueError as exc:  # choose_probes: too few complete co-runners
+            skipped.append(f"{gpu_type} ({exc})")
+            continue
+        preds.append(p)
+        summaries.append(s)
+    for note in skipped:
+        _console().print(f"skipped GPU type {note}", highlight=False)
+    if not preds:
+        _fail(f"{path}: no GPU type can be judged with {probes} probes: {'; '.join(skipped)}")
+    return pd.concat(preds, ignore_index=True), pd.concat(summaries, ignore_index=True)
 
 
 @evaluate_app.command("peaks")

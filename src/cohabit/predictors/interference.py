@@ -55,15 +55,16 @@ def load_gavel(path: str | Path, gpu_types: Sequence[str] | None = None) -> pd.D
     Args:
         path: ``physical_cluster_throughputs.json`` (``{gpu: {"(job, scale)": {"null": solo,
             "(other, scale)": [tput_job, tput_other]}}}``).
-        gpu_types: GPU types to keep (default: all).
+        gpu_types: GPU types to keep (default: every type the file holds).
 
     Returns:
         Columns ``gpu``, ``a``, ``b`` (job names), ``scale`` (workers), ``solo_a``,
         ``fraction`` (= throughput of ``a`` next to ``b`` / ``solo_a``, in [0, ~1]).
 
     Raises:
-        TelemetryDataError: unreadable file or an entry that does not follow the schema
-            (the message names the GPU type and key).
+        TelemetryDataError: unreadable file, a GPU type of ``gpu_types`` the file does not
+            hold (the message lists those it holds), or an entry that does not follow the
+            schema (the message names the GPU type and key).
     """
     path = Path(path)
     try:
@@ -72,6 +73,11 @@ def load_gavel(path: str | Path, gpu_types: Sequence[str] | None = None) -> pd.D
         raise TelemetryDataError(f"{path}: cannot read Gavel throughputs: {exc}") from exc
     if not isinstance(raw, dict):
         raise TelemetryDataError(f"{path}: top level must be an object keyed by GPU type")
+    missing = sorted(set(gpu_types or ()) - set(raw))
+    if missing:
+        raise TelemetryDataError(
+            f"{path}: no GPU type {', '.join(missing)} (the file holds "
+            f"{', '.join(sorted(raw)) or 'none'})")
     rows = []
     for gpu, jobs in raw.items():
         if gpu_types is not None and gpu not in gpu_types:
