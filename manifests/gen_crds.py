@@ -13,10 +13,28 @@ from pathlib import Path
 
 import yaml
 
+# Bounds, enums and the quantity pattern are the spec parser's own constants, so the schema
+# and cohabit.config.spec agree (tests/unit/config/test_spec_crd_agreement.py checks it).
+from cohabit.config.spec import (
+    CPU_MAX_CORES,
+    GPU_MILLI_MAX,
+    INTERFERENCE_MAX,
+    LIMIT_MAX,
+    MEMORY_MAX_BYTES,
+    NAME_MAX_LENGTH,
+    QUANTITY_MAX_LENGTH,
+    QUANTITY_PATTERN,
+    QUERY_MAX_LENGTH,
+    THRESHOLD_MAX,
+    TOLERANCE_MAX,
+    WINDOW_MAX_S,
+    WINDOW_MIN_S,
+)
+from cohabit.config.spec import PLACEMENT_POLICIES as _POLICIES
+
 # The policy enum: the names of cohabit.placement.POLICIES (cohabit's own, then the FGD
 # paper's six); tests/unit/operator/test_manifests.py checks they match.
-PLACEMENT_POLICIES = ["cohabit", "fgd", "best-fit", "dot-product", "gpu-packing",
-                      "gpu-clustering", "random"]
+PLACEMENT_POLICIES = list(_POLICIES)
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT_DIRS = (ROOT / "helm" / "cohabit" / "crds", ROOT / "manifests" / "crds")
@@ -25,15 +43,17 @@ HEADER = (
     "# helm/cohabit/crds/ and manifests/crds/ must be identical (checked by the unit tests).\n"
 )
 LABELS = {"app.kubernetes.io/name": "cohabit", "app.kubernetes.io/part-of": "cohabit"}
-QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$"
-
-
-def quantity(description: str) -> dict:
-    """An int-or-string Kubernetes quantity, in the form apiextensions accepts as structural."""
+def quantity(description: str, int_max: int) -> dict:
+    """An int-or-string Kubernetes quantity, in the form apiextensions accepts as structural:
+    a string matching the parser's pattern (``maxLength``, ``pattern`` apply to strings only)
+    or an integer in ``[0, int_max]`` (``minimum``/``maximum`` apply to numbers only)."""
     return {
         "description": description,
         "anyOf": [{"type": "integer"}, {"type": "string"}],
         "pattern": QUANTITY_PATTERN,
+        "maxLength": QUANTITY_MAX_LENGTH,
+        "minimum": 0,
+        "maximum": int_max,
         "x-kubernetes-int-or-string": True,
     }
 
@@ -43,14 +63,18 @@ def resources(description: str) -> dict:
         "type": "object",
         "description": description,
         "properties": {
-            "cpu": quantity("CPU quantity (e.g. 250m, 2)."),
-            "memory": quantity("Memory quantity (e.g. 512Mi, 4Gi)."),
+            "cpu": quantity("CPU quantity (e.g. 250m, 2; an integer counts cores).",
+                            CPU_MAX_CORES),
+            "memory": quantity("Memory quantity (e.g. 512Mi, 4Gi; an integer counts bytes).",
+                               MEMORY_MAX_BYTES),
             "gpuMilli": {
                 "type": "integer",
                 "minimum": 0,
+                "maximum": GPU_MILLI_MAX,
                 "description": "GPU in milli-GPU (1000 = one whole GPU).",
             },
-            "gpuMemory": quantity("GPU memory quantity (e.g. 8Gi)."),
+            "gpuMemory": quantity("GPU memory quantity (e.g. 8Gi; an integer counts bytes).",
+                                  MEMORY_MAX_BYTES),
         },
     }
 
@@ -71,15 +95,17 @@ CORE_SPEC = {
         "description": "The workload whose pods are sized and placed.",
         "required": ["kind", "name"],
         "properties": {
-            "apiVersion": {"type": "string", "default": "apps/v1"},
+            "apiVersion": {"type": "string", "default": "apps/v1",
+                           "maxLength": NAME_MAX_LENGTH},
             "kind": {"type": "string", "enum": ["Deployment", "StatefulSet", "Job"]},
-            "name": {"type": "string", "minLength": 1},
+            "name": {"type": "string", "minLength": 1, "maxLength": NAME_MAX_LENGTH},
         },
     },
     "containers": {
         "type": "array",
         "description": "Containers to recommend for (default: every container of the target).",
-        "items": {"type": "string"},
+        "items": {"type": "string", "minLength": 1, "maxLength": NAME_MAX_LENGTH},
+        "x-kubernetes-list-type": "set",
     },
     "qos": {
         "type": "object",
@@ -96,11 +122,15 @@ CORE_SPEC = {
             "query": {
                 "type": "string",
                 "minLength": 1,
-                "description": "PromQL returning the metric (one series).",
+                "maxLength": QUERY_MAX_LENGTH,
+                "description": "PromQL returning the metric (one series). Every vector "
+                "selector is confined to the workload's namespace (a namespace=\"<ns>\" "
+                "matcher is injected) unless the operator's admin opted the namespace out.",
             },
             "windowSeconds": {
                 "type": "integer",
-                "minimum": 60,
+                "minimum": WINDOW_MIN_S,
+                "maximum": WINDOW_MAX_S,
                 "default": 3600,
                 "description": "Window over which violations are counted, seconds.",
             },
@@ -129,6 +159,7 @@ CORE_SPEC = {
     "policyRef": {
         "type": "string",
         "default": "default",
+        "maxLength": NAME_MAX_LENGTH,
         "description": "Name of the cluster-scoped PlacementPolicy to follow.",
     },
     "interference": {
@@ -139,9 +170,11 @@ CORE_SPEC = {
         "interference predictor runs; the rebinding policy reads it.",
         "properties": {
             "pressure": {"type": "object",
-                         "additionalProperties": {"type": "number", "minimum": 0}},
+                         "additionalProperties": {"type": "number", "minimum": 0,
+                                                  "maximum": INTERFERENCE_MAX}},
             "sensitivity": {"type": "object",
-                            "additionalProperties": {"type": "number", "minimum": 0}},
+                            "additionalProperties": {"type": "number", "minimum": 0,
+                                                     "maximum": INTERFERENCE_MAX}},
         },
     },
 }
@@ -286,8 +319,10 @@ def crd(
     required: list[str] | None = None,
 ) -> dict:
     spec_schema: dict = {"type": "object", "properties": copy.deepcopy(spec)}
+    top: dict = {}
     if required:
         spec_schema["required"] = required
+        top["required"] = ["spec"]  # a spec with required fields cannot be left out whole
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
@@ -321,6 +356,7 @@ def crd(
                                 "spec": spec_schema,
                                 "status": copy.deepcopy(status),
                             },
+                            **top,
                         }
                     },
                 }
@@ -398,7 +434,8 @@ def build() -> dict[str, dict]:
             "properties": {
                 "enabled": {"type": "boolean", "default": True},
                 "minConfidence": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.5},
-                "tolerance": {"type": "number", "minimum": 0, "default": 0.1},
+                "tolerance": {"type": "number", "minimum": 0, "maximum": TOLERANCE_MAX,
+                              "default": 0.1},
             },
         },
         "rebinding": {
@@ -406,10 +443,21 @@ def build() -> dict[str, dict]:
             "default": {},
             "properties": {
                 "enabled": {"type": "boolean", "default": False},
-                "evictionsPerHour": {"type": "integer", "minimum": 0, "default": 6},
-                "maxUnavailable": {"type": "integer", "minimum": 0, "default": 1},
+                "evictionsPerHour": {
+                    "type": "integer", "minimum": 0, "maximum": LIMIT_MAX, "default": 6,
+                    "description": "Cluster-wide eviction budget over a sliding hour. Each "
+                    "eviction reserves a slot in the ledger ConfigMap before it is sent; one "
+                    "whose outcome is unknown keeps its slot until its pod is checked. "
+                    "0 allows no eviction at all (it never means unlimited).",
+                },
+                "maxUnavailable": {
+                    "type": "integer", "minimum": 0, "maximum": LIMIT_MAX, "default": 1,
+                    "description": "Pods of one workload that may be unavailable at once, "
+                    "counting the one about to be evicted. 0 allows no eviction at all.",
+                },
                 "dryRun": {"type": "boolean", "default": True},
-                "contentionThreshold": {"type": "number", "minimum": 0, "default": 1.0},
+                "contentionThreshold": {"type": "number", "minimum": 0,
+                                        "maximum": THRESHOLD_MAX, "default": 1.0},
             },
         },
     }
@@ -436,17 +484,32 @@ def build() -> dict[str, dict]:
         ],
         "How cohabit places pods and when it may move them.",
     )
-    peering = {
+    peering = kopf_peering_crd("ClusterKopfPeering", "Cluster")
+    return {
+        "kopf.dev_clusterkopfpeerings.yaml": peering,
+        # a namespaced operator (operator.watchNamespace) peers through a KopfPeering
+        "kopf.dev_kopfpeerings.yaml": kopf_peering_crd("KopfPeering", "Namespaced"),
+        "cohabit.io_databaseworkloads.yaml": db,
+        "cohabit.io_gpuworkloads.yaml": gpu,
+        "cohabit.io_placementpolicies.yaml": policy,
+    }
+
+
+def kopf_peering_crd(kind: str, scope: str) -> dict:
+    """kopf's peering CRD: cluster-wide operators use ClusterKopfPeering, namespaced ones
+    KopfPeering in the watched namespace."""
+    plural = kind.lower() + "s"
+    return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": "clusterkopfpeerings.kopf.dev", "labels": dict(LABELS)},
+        "metadata": {"name": f"{plural}.kopf.dev", "labels": dict(LABELS)},
         "spec": {
             "group": "kopf.dev",
-            "scope": "Cluster",
+            "scope": scope,
             "names": {
-                "kind": "ClusterKopfPeering",
-                "plural": "clusterkopfpeerings",
-                "singular": "clusterkopfpeering",
+                "kind": kind,
+                "plural": plural,
+                "singular": kind.lower(),
             },
             "versions": [
                 {
@@ -469,12 +532,6 @@ def build() -> dict[str, dict]:
                 }
             ],
         },
-    }
-    return {
-        "kopf.dev_clusterkopfpeerings.yaml": peering,
-        "cohabit.io_databaseworkloads.yaml": db,
-        "cohabit.io_gpuworkloads.yaml": gpu,
-        "cohabit.io_placementpolicies.yaml": policy,
     }
 
 

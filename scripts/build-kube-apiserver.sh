@@ -2,9 +2,10 @@
 # Build kube-apiserver 1.20.2 from Debian bookworm's source package `kubernetes` with Debian's
 # golang-go, and cache the binary so later runs skip the ~7 minute build.
 #
-#   bash scripts/build-kube-apiserver.sh [--force] [--fetch-only]
+#   bash scripts/build-kube-apiserver.sh [--force] [--fetch-only] [--check]
 #
 # Result: ${COHABIT_CACHE:-$HOME/.cache/cohabit}/bin/kube-apiserver (prints its path last).
+# --check: exit 0 when the cached binary is there and current, 1 otherwise; builds nothing.
 #
 # How (facts verified on a Debian bookworm machine, see tests/integration/README.md):
 #   1. A deb-src entry is derived at run time from this machine's own apt sources into a
@@ -26,17 +27,31 @@ WORK=$CACHE/kube-build
 APTDIR=$CACHE/apt
 PATCH=$here/patches/reflect2-go118-mapiterinit.patch
 WANT_VERSION=v1.20
-force=0 fetch_only=0
+force=0 fetch_only=0 check=0
 for arg in "$@"; do
   case $arg in
     --force) force=1 ;;
     --fetch-only) fetch_only=1 ;;  # stop after unpacking (used to write the patch)
-    *) echo "usage: $0 [--force] [--fetch-only]" >&2; exit 2 ;;
+    --check) check=1 ;;
+    *) echo "usage: $0 [--force] [--fetch-only] [--check]" >&2; exit 2 ;;
   esac
 done
 
 log() { printf '[build-kube-apiserver %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
+
+# The cache stamp records the patch checksum: a changed patch forces a rebuild.
+patch_sum=$(sha256sum "$PATCH" | cut -c1-16)
+stamp=$CACHE/bin/.kube-apiserver.stamp
+cached() {
+  [ -x "$BIN" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$patch_sum" ] \
+    && "$BIN" --version 2>/dev/null | grep -q "Kubernetes $WANT_VERSION"
+}
+if [ "$check" = 1 ]; then
+  if cached; then echo "$BIN"; exit 0; fi
+  log "kube-apiserver $WANT_VERSION is not built in $CACHE/bin"
+  exit 1
+fi
 
 # One run at a time per cache (two test sessions may both try to build/fetch).
 mkdir -p "$CACHE"
@@ -46,11 +61,7 @@ if command -v flock >/dev/null && ! flock -n 9; then
   flock 9
 fi
 
-# The cache stamp records the patch checksum: a changed patch forces a rebuild.
-patch_sum=$(sha256sum "$PATCH" | cut -c1-16)
-stamp=$CACHE/bin/.kube-apiserver.stamp
-if [ "$force" = 0 ] && [ -x "$BIN" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$patch_sum" ] \
-   && "$BIN" --version 2>/dev/null | grep -q "Kubernetes $WANT_VERSION"; then
+if [ "$force" = 0 ] && cached; then
   log "cached: $("$BIN" --version) at $BIN (use --force to rebuild)"
   echo "$BIN"
   exit 0

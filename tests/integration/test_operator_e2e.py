@@ -405,8 +405,10 @@ def test_eviction_honours_pdb_then_defragments(installed, kubectl, kube_client, 
     assert len({"sd-inference-a", "sd-inference-b"} - left) == 1
     ledger = get(kube_client, f"/api/v1/namespaces/{RELEASE_NAMESPACE}/configmaps/"
                               "cohabit-evictions")
-    keys = [p for _, p in json.loads(ledger["data"]["evictions"])]
-    assert len(keys) == len(set(keys))
+    entries = json.loads(ledger["data"]["evictions"])  # the write-ahead ledger's entries
+    keys = [e["pod"] for e in entries if e["pod"].startswith(namespace)]
+    assert len(keys) == len(set(keys)) == 1
+    assert [e["state"] for e in entries if e["pod"].startswith(namespace)] == ["done"]
 
 
 def test_dry_run_evicts_nothing(installed, kubectl, kube_client, namespace, make_node,

@@ -226,7 +226,8 @@ def test_kill_at_random_points_then_converge(helm, kube_client, kube_cluster, ku
     assert len(evictions) == len(set(evictions)) == 1
     ledger = get(kube_client, f"/api/v1/namespaces/{RELEASE_NAMESPACE}/configmaps/"
                               "cohabit-evictions")
-    keys = [p for _, p in json.loads(ledger["data"]["evictions"]) if p.startswith(namespace)]
+    keys = [e["pod"] for e in json.loads(ledger["data"]["evictions"])  # write-ahead entries
+            if e["pod"].startswith(namespace)]
     assert keys == evictions
     items = get(kube_client, workload_path(namespace, "databaseworkloads"))["items"]
     assert sum(o["metadata"]["generation"] == 2 for o in items) == len(bumped) > 0

@@ -8,7 +8,7 @@
   ``policy/v1beta1`` when the server does not serve ``policy/v1`` (Kubernetes < 1.22).
   The API server enforces PodDisruptionBudgets: HTTP 429 is a normal answer and becomes
   status ``"refused"``. Dry-run, the hourly budget and per-workload unavailability are checked
-  before the call.
+  before the call. The eviction carries the pod's UID as a precondition.
 * ``Resize`` -> strategic-merge patch of the target's pod template container requests
   (Deployment/StatefulSet; a Job's template is immutable, so a Job resize is ``"refused"``).
 
@@ -16,6 +16,20 @@ Idempotency (restarts must never double-act): a ``Bind`` of a pod that already h
 not sent again (and a 409 from a racing bind is read back); an ``Evict`` of a pod that is
 gone or already terminating is ``"skipped"``; a ``Resize`` equal to the current requests is
 ``"done"`` without a patch.
+
+The eviction budget is write-ahead (:mod:`cohabit.actuator.base`): one eviction is
+
+1. **reserve** -- a ``reserved`` entry written to the ledger ConfigMap with the
+   ConfigMap's ``resourceVersion`` (optimistic concurrency: a concurrent writer makes it 409
+   and the check is redone on a fresh read). A failed reservation evicts nothing.
+2. **evict** -- ``POST pods/{name}/eviction``.
+3. **confirm** (``done``) or **release** (the server said no: 429, 404, 409, 403, ...). When
+   the answer is lost (timeout, connection reset, 5xx), the reservation stays and counts
+   against the budget until a later reservation checks the pod (after ``ledger_grace_s``):
+   gone, terminating or replaced means ``done``; still there means released.
+
+Every API call carries ``_request_timeout``; API and connection errors become ``"failed"``
+outcomes naming the step, never exceptions out of :meth:`KubernetesActuator.apply`.
 """
 
 from __future__ import annotations
@@ -27,16 +41,29 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from cohabit.actuator.base import EvictionLedger, EvictionLimits, MemoryLedger
+from cohabit.actuator.base import (
+    EvictionLedger,
+    EvictionLimits,
+    LedgerEntry,
+    LedgerError,
+    LedgerRefusal,
+    MemoryLedger,
+    Resolver,
+    admit,
+    new_entry,
+    settle_entries,
+)
 from cohabit.config.quantity import cpu_milli, memory_mib
 from cohabit.model import Action, Bind, Evict, Outcome, Resize
 
 __all__ = [
     "ANNOTATION_GPU_INDICES",
     "ANNOTATION_GPU_MILLI",
+    "CONNECTION_ERRORS",
     "ConfigMapLedger",
     "KubernetesActuator",
     "LABEL_WORKLOAD",
@@ -57,6 +84,17 @@ LABEL_WORKLOAD = "cohabit.io/workload"
 TargetRef = tuple[str, str, str]
 """``(namespace, kind, name)`` of a workload's Deployment/StatefulSet/Job."""
 
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (urllib3.exceptions.HTTPError, OSError)
+"""Errors of the transport under the kubernetes client: urllib3's ``MaxRetryError``,
+``ReadTimeoutError``, ``ProtocolError``... and socket/TLS ``OSError`` s."""
+
+DEFINITE_REJECTIONS = frozenset({400, 401, 403, 404, 405, 409, 415, 422, 429})
+"""HTTP statuses by which the API server says it did not carry a request out (other errors,
+5xx and lost answers, leave the outcome unknown)."""
+
+Timeout = float | tuple[float, float]
+"""``_request_timeout`` of the kubernetes client: seconds, or ``(connect, read)``."""
+
 
 class KubernetesActuator:
     """:class:`~cohabit.actuator.base.Actuator` against a Kubernetes API server.
@@ -71,6 +109,11 @@ class KubernetesActuator:
             come from a snapshot listed just before, and the API server refuses a second bind
             of a pod with 409 (read back and reported), so a bind is never applied twice.
         bind_concurrency: binds sent in parallel (placement has already decided them all).
+        request_timeout: ``_request_timeout`` of every API call, seconds (or
+            ``(connect, read)``).
+        ledger_grace_s: age in seconds after which a reservation with unknown outcome is
+            settled by checking its pod (younger ones stay counted: the eviction may still be
+            in flight at the server).
     """
 
     def __init__(
@@ -83,6 +126,8 @@ class KubernetesActuator:
         clock: Callable[[], float] = time.time,
         verify_binds: bool = True,
         bind_concurrency: int = 1,
+        request_timeout: Timeout = 10.0,
+        ledger_grace_s: float = 300.0,
     ) -> None:
         self.core = client.CoreV1Api(api_client)
         self.apps = client.AppsV1Api(api_client)
@@ -94,37 +139,47 @@ class KubernetesActuator:
         self._eviction_version: str | None = None
         self.verify_binds = verify_binds
         self.bind_concurrency = max(1, bind_concurrency)
+        self.request_timeout = request_timeout
+        self.ledger_grace_s = ledger_grace_s
 
     # -- the protocol -----------------------------------------------------------------------
-    def apply(self, actions: Sequence[Action]) -> list[Outcome]:
-        """One :class:`~cohabit.model.Outcome` per action, in order; never raises for API errors.
+    def apply(self, actions: Sequence[Action], limits: EvictionLimits | None = None
+              ) -> list[Outcome]:
+        """One :class:`~cohabit.model.Outcome` per action, in order; never raises for API or
+        connection errors (they become ``"failed"`` with the reason).
 
         Binds run ``bind_concurrency`` at a time; evictions and resizes run one by one, in
         order, after them (the budgets count as they go).
+
+        Args:
+            actions: the plan's actions.
+            limits: eviction limits for this call (default :attr:`limits`); passing them
+                keeps concurrent passes of different policies from sharing one attribute.
         """
+        limits = limits or self.limits
         binds = [a for a in actions if isinstance(a, Bind)]
         done: dict[int, Outcome] = {}
         if self.bind_concurrency > 1 and len(binds) > 1:
             with ThreadPoolExecutor(self.bind_concurrency) as pool:
                 for action, outcome in zip(binds, pool.map(self._one, binds), strict=True):
                     done[id(action)] = outcome
-        return [done[id(a)] if id(a) in done else self._one(a) for a in actions]
+        return [done[id(a)] if id(a) in done else self._one(a, limits) for a in actions]
 
-    def _one(self, action: Action) -> Outcome:
+    def _one(self, action: Action, limits: EvictionLimits | None = None) -> Outcome:
         """Carry out one action; API and connection errors become ``"failed"``."""
         try:
             if isinstance(action, Bind):
                 outcome = self._bind(action)
             elif isinstance(action, Evict):
-                outcome = self._evict(action)
+                outcome = self._evict(action, limits or self.limits)
             elif isinstance(action, Resize):
                 outcome = self._resize(action)
             else:
                 outcome = Outcome(action, "failed", f"unknown action {action!r}")
         except ApiException as exc:
             outcome = Outcome(action, "failed", f"HTTP {exc.status}: {_reason(exc)}")
-        except (OSError, ValueError) as exc:  # connection errors, bad data
-            outcome = Outcome(action, "failed", f"{type(exc).__name__}: {exc}")
+        except (*CONNECTION_ERRORS, ValueError, LedgerError) as exc:
+            outcome = Outcome(action, "failed", _describe(exc))
         log.info("%s %s -> %s %s", type(action).__name__, _subject(action), outcome.status,
                  outcome.message)
         return outcome
@@ -132,7 +187,8 @@ class KubernetesActuator:
     def _read_pod(self, name: str, namespace: str) -> Any:
         """The pod, or None when it no longer exists."""
         try:
-            return self.core.read_namespaced_pod(name, namespace)
+            return self.core.read_namespaced_pod(name, namespace,
+                                                 _request_timeout=self.request_timeout)
         except ApiException as exc:
             if exc.status == 404:
                 return None
@@ -167,67 +223,170 @@ class KubernetesActuator:
             # _preload_content=False: the client cannot deserialise the Status the server
             # answers with (kubernetes-client/python#825).
             self.core.create_namespaced_pod_binding(name, namespace, body,
-                                                    _preload_content=False)
+                                                    _preload_content=False,
+                                                    _request_timeout=self.request_timeout)
         except ApiException as exc:
             if exc.status == 404:
                 return Outcome(action, "skipped", "pod is gone")
             if exc.status == 409:  # someone (maybe our previous incarnation) bound it
-                again = self.core.read_namespaced_pod(name, namespace).spec.node_name
+                again = self.core.read_namespaced_pod(
+                    name, namespace, _request_timeout=self.request_timeout).spec.node_name
                 status = "done" if again == action.node else "skipped"
                 return Outcome(action, status, f"already bound to {again}")
             raise
         return Outcome(action, "done", f"bound to {action.node}")
 
     # -- evict ------------------------------------------------------------------------------
-    def _evict(self, action: Evict) -> Outcome:
+    def _evict(self, action: Evict, limits: EvictionLimits) -> Outcome:
+        """Reserve a budget slot, evict, then confirm or release (see the module doc)."""
         namespace, name = _split(action.pod)
-        limits = self.limits
-        if not limits.enabled:
-            return Outcome(action, "skipped", "rebinding is disabled")
+        refusal = _limits_refusal(limits)
+        if refusal:
+            return Outcome(action, "skipped", refusal)
         pod = self._read_pod(name, namespace)
         if pod is None:
             return Outcome(action, "skipped", "pod is gone")
         if pod.metadata.deletion_timestamp is not None:
             return Outcome(action, "skipped", "pod is already terminating")
-        now = self.clock()
-        recent = self.ledger.recent(now)
-        if any(p == action.pod for _, p in recent):
-            return Outcome(action, "skipped", "pod was evicted already")
-        if limits.evictions_per_hour and len(recent) >= limits.evictions_per_hour:
-            return Outcome(action, "skipped",
-                           f"eviction budget spent ({len(recent)}/{limits.evictions_per_hour} "
-                           "in the last hour)")
         workload = (pod.metadata.labels or {}).get(LABEL_WORKLOAD)
-        if workload and limits.max_unavailable:
+        if workload:
             unavailable = self._unavailable(namespace, workload)
             if unavailable + 1 > limits.max_unavailable:
                 return Outcome(action, "skipped",
                                f"workload {namespace}/{workload} has {unavailable} unavailable "
                                f"pod(s); max unavailable is {limits.max_unavailable}")
+        now = self.clock()
         if limits.dry_run:
+            refusal = admit(self.ledger.entries(), action.pod, now, limits.evictions_per_hour)
+            if refusal:
+                return Outcome(action, "skipped", refusal)
             return Outcome(action, "dry-run", "would evict (dry-run)")
+        uid = str(pod.metadata.uid or "")
+        try:
+            entry = self.ledger.reserve(action.pod, uid, now,
+                                        limit=limits.evictions_per_hour,
+                                        resolve=self._resolver(now))
+        except LedgerRefusal as exc:
+            return Outcome(action, "skipped", str(exc))
+        except (ApiException, *CONNECTION_ERRORS, LedgerError) as exc:
+            return Outcome(action, "failed", "could not reserve a budget slot in the eviction "
+                           f"ledger, nothing evicted: {_describe(exc)}")
+        return self._post_eviction(action, name, namespace, uid, entry)
+
+    def _post_eviction(self, action: Evict, name: str, namespace: str, uid: str,
+                       entry: LedgerEntry) -> Outcome:
+        """Step 2 and 3: the eviction call, then confirm or release ``entry``."""
         version = self._eviction_api_version()
-        body = {
+        body: dict[str, Any] = {
             "apiVersion": version,
             "kind": "Eviction",
             "metadata": {"name": name, "namespace": namespace},
         }
+        if uid:  # evict this pod, not a namesake created since it was read
+            body["deleteOptions"] = {"preconditions": {"uid": uid}}
         try:
             self.core.create_namespaced_pod_eviction(name, namespace, body,
-                                                     _preload_content=False)
+                                                     _preload_content=False,
+                                                     _request_timeout=self.request_timeout)
         except ApiException as exc:
-            if exc.status == 429:
-                return Outcome(action, "refused",
-                               f"PodDisruptionBudget refused the eviction: {_reason(exc)}")
-            if exc.status == 404:
-                return Outcome(action, "skipped", "pod is gone")
-            raise
-        self.ledger.record(now, action.pod)
-        return Outcome(action, "done", f"evicted through {version}")
+            if exc.status in DEFINITE_REJECTIONS:
+                note = self._settle(entry, "released")
+                if exc.status == 429:
+                    return Outcome(action, "refused", "PodDisruptionBudget refused the "
+                                   f"eviction: {_reason(exc)}{note}")
+                if exc.status == 404:
+                    return Outcome(action, "skipped", f"pod is gone{note}")
+                if exc.status == 409:
+                    return Outcome(action, "skipped",
+                                   f"pod was replaced (UID precondition): {_reason(exc)}{note}")
+                return Outcome(action, "failed", f"HTTP {exc.status}: {_reason(exc)}{note}")
+            return self._unknown(action, name, namespace, entry, _describe(exc))
+        except CONNECTION_ERRORS as exc:
+            return self._unknown(action, name, namespace, entry, _describe(exc))
+        note = self._settle(entry, "done")
+        return Outcome(action, "done", f"evicted through {version}{note}")
+
+    def _unknown(self, action: Evict, name: str, namespace: str, entry: LedgerEntry,
+                 error: str) -> Outcome:
+        """The eviction's answer was lost: look at the pod. Evicted -> ``done`` (confirmed);
+        otherwise ``failed`` and the reservation stays (the server may still carry the
+        request out), settled by a later check after :attr:`ledger_grace_s`."""
+        try:
+            pod = self._read_pod(name, namespace)
+        except (ApiException, *CONNECTION_ERRORS) as exc:
+            return Outcome(action, "failed", f"eviction outcome unknown ({error}); the pod "
+                           f"could not be read ({_describe(exc)}): its budget slot stays "
+                           "reserved until the pod is checked")
+        if _evicted(pod, entry.uid):
+            note = self._settle(entry, "done")
+            return Outcome(action, "done", "evicted (the API answer was lost: "
+                           f"{error}; the pod is terminating or gone){note}")
+        return Outcome(action, "failed", f"eviction outcome unknown ({error}); the pod is "
+                       "still there: its budget slot stays reserved until the pod is checked")
+
+    def _settle(self, entry: LedgerEntry, result: str) -> str:
+        """Confirm or release ``entry``; ``""`` or a note saying the ledger was not updated
+        (the reservation then keeps counting until a later check settles it)."""
+        try:
+            self.ledger.settle(entry.id, result)
+            return ""
+        except (ApiException, *CONNECTION_ERRORS, LedgerError) as exc:
+            log.warning("eviction ledger: could not mark %s %s: %s", entry.pod, result,
+                        _describe(exc))
+            return (f" (the ledger was not updated to {result!r}: {_describe(exc)}; the "
+                    "reservation keeps counting until the pod is checked)")
+
+    def settle_ledger(self, now: float | None = None) -> list[tuple[LedgerEntry, str]]:
+        """Settle every reservation older than :attr:`ledger_grace_s` whose pod can be read
+        (evicted -> ``done``, still there -> released); returns what was settled. Evictions
+        call this implicitly (inside their reservation); this runs it on its own, e.g. after
+        an outage, so the ledger shows every eviction that happened as ``done``.
+
+        Raises:
+            LedgerError, kubernetes.client.exceptions.ApiException: the ledger could not be
+                read or written (connection errors propagate as urllib3/OS errors).
+        """
+        now = self.clock() if now is None else now
+        resolve = self._resolver(now)
+        settled = []
+        for entry in self.ledger.entries():
+            if entry.state != "reserved":
+                continue
+            result = resolve(entry)
+            if result is not None:
+                self.ledger.settle(entry.id, result)
+                settled.append((entry, result))
+        return settled
+
+    def _resolver(self, now: float) -> Resolver:
+        """Settles reservations older than :attr:`ledger_grace_s` by reading their pod."""
+        cache: dict[str, str | None] = {}
+
+        def resolve(entry: LedgerEntry) -> str | None:
+            if now - entry.time < self.ledger_grace_s:
+                return None
+            if entry.id not in cache:
+                cache[entry.id] = self._check(entry)
+            return cache[entry.id]
+
+        return resolve
+
+    def _check(self, entry: LedgerEntry) -> str | None:
+        try:
+            namespace, name = _split(entry.pod)
+            pod = self._read_pod(name, namespace)
+        except (ApiException, *CONNECTION_ERRORS, ValueError) as exc:
+            log.info("eviction ledger: %s stays reserved (%s)", entry.pod, _describe(exc))
+            return None
+        result = "done" if _evicted(pod, entry.uid) else "released"
+        log.info("eviction ledger: reservation of %s at %.0f settled %s by checking the pod "
+                 "(an earlier eviction's outcome was unknown)", entry.pod, entry.time, result)
+        return result
 
     def _unavailable(self, namespace: str, workload: str) -> int:
         selector = f"{LABEL_WORKLOAD}={workload}"
-        pods = self.core.list_namespaced_pod(namespace, label_selector=selector)
+        pods = self.core.list_namespaced_pod(namespace, label_selector=selector,
+                                             _request_timeout=self.request_timeout)
         count = 0
         for pod in pods.items:
             if (pod.metadata.deletion_timestamp is not None or not pod.spec.node_name
@@ -240,13 +399,14 @@ class KubernetesActuator:
         if self._eviction_version is None:
             version = "policy/v1beta1"
             try:
-                groups = self.apis.get_api_versions()
+                groups = self.apis.get_api_versions(_request_timeout=self.request_timeout)
                 for group in groups.groups:
                     if group.name == "policy" and any(v.version == "v1" for v in group.versions):
                         version = "policy/v1"
-            except ApiException as exc:
-                log.warning("API discovery failed (%s); evicting through policy/v1beta1",
-                            _reason(exc))
+            except (ApiException, *CONNECTION_ERRORS) as exc:
+                log.warning("API discovery failed (%s); evicting through policy/v1beta1 "
+                            "this time", _describe(exc))
+                return version  # not cached: asked again next time
             self._eviction_version = version
         return self._eviction_version
 
@@ -263,7 +423,7 @@ class KubernetesActuator:
         suffix = "deployment" if kind == "Deployment" else "stateful_set"
         read = getattr(self.apps, f"read_namespaced_{suffix}")
         patch = getattr(self.apps, f"patch_namespaced_{suffix}")
-        obj = read(name, namespace)
+        obj = read(name, namespace, _request_timeout=self.request_timeout)
         containers = {c.name: c for c in obj.spec.template.spec.containers}
         if action.container not in containers:
             return Outcome(action, "failed",
@@ -300,65 +460,152 @@ class KubernetesActuator:
         if new_annotations:
             template["metadata"] = {"annotations": new_annotations}
         patch(name, namespace, {"spec": {"template": template}},
-              _content_type="application/strategic-merge-patch+json")
+              _content_type="application/strategic-merge-patch+json",
+              _request_timeout=self.request_timeout)
         changed = ", ".join(f"{k}={v}" for k, v in {**requests, **new_annotations}.items())
         return Outcome(action, "done", f"patched {kind} {namespace}/{name}: {changed}")
 
 
 class ConfigMapLedger:
-    """An :class:`EvictionLedger` persisted in a ConfigMap, so the hourly budget and the
-    never-evict-twice rule survive operator restarts.
+    """An :class:`~cohabit.actuator.base.EvictionLedger` persisted in a ConfigMap, so the
+    hourly budget and the never-evict-twice rule survive operator restarts and crashes.
 
-    The ConfigMap ``data["evictions"]`` holds a JSON list of ``[time, pod]`` pairs; writes use
-    the ConfigMap's ``resourceVersion`` (optimistic concurrency), retried on 409.
+    ``data["evictions"]`` holds a JSON list of entries ``{"id", "pod", "uid", "time",
+    "state"}`` (:class:`~cohabit.actuator.base.LedgerEntry`; a legacy ``[time, pod]`` pair
+    reads as ``done``). Every write is a replace carrying the ``resourceVersion`` read just
+    before (or a create when the ConfigMap does not exist), so two writers never both win:
+    the loser gets 409 and redoes its check on a fresh read (up to ``conflict_retries``).
+
+    Args:
+        api_client: a configured ``ApiClient``.
+        namespace, name: where the ConfigMap lives.
+        keep_s: entries older than this are pruned on write, seconds.
+        request_timeout: ``_request_timeout`` of every call.
+        conflict_retries: attempts before a write gives up with :class:`LedgerError`.
     """
 
     def __init__(self, api_client: client.ApiClient, namespace: str,
-                 name: str = "cohabit-evictions", keep_s: float = 7200.0) -> None:
+                 name: str = "cohabit-evictions", keep_s: float = 7200.0,
+                 request_timeout: Timeout = 10.0, conflict_retries: int = 5) -> None:
         self.core = client.CoreV1Api(api_client)
         self.namespace = namespace
         self.name = name
         self.keep_s = keep_s
+        self.request_timeout = request_timeout
+        self.conflict_retries = conflict_retries
 
-    def _load(self) -> tuple[list[tuple[float, str]], Any]:
+    def _load(self) -> tuple[list[LedgerEntry], Any]:
         try:
-            cm = self.core.read_namespaced_config_map(self.name, self.namespace)
+            cm = self.core.read_namespaced_config_map(self.name, self.namespace,
+                                                      _request_timeout=self.request_timeout)
         except ApiException as exc:
             if exc.status == 404:
                 return [], None
             raise
         raw = (cm.data or {}).get("evictions", "[]")
+        where = f"ConfigMap {self.namespace}/{self.name} data.evictions"
         try:
-            events = [(float(t), str(p)) for t, p in json.loads(raw)]
-        except (ValueError, TypeError) as exc:
-            raise ValueError(f"ConfigMap {self.namespace}/{self.name} data.evictions is not a "
-                             f"JSON list of [time, pod] pairs: {exc}") from exc
-        return events, cm
+            items = json.loads(raw)
+        except ValueError as exc:
+            raise LedgerError(f"{where} is not JSON: {exc}") from exc
+        if not isinstance(items, list):
+            raise LedgerError(f"{where} is not a JSON list of entries")
+        try:
+            return [LedgerEntry.from_json(item, i) for i, item in enumerate(items)], cm
+        except LedgerError as exc:
+            raise LedgerError(f"{where}: {exc}") from exc
+
+    def _write(self, entries: list[LedgerEntry], cm: Any) -> None:
+        """Create or replace (with the read ``resourceVersion``); ApiException 409 on a race."""
+        data = {"evictions": json.dumps([e.to_json() for e in entries])}
+        if cm is None:
+            self.core.create_namespaced_config_map(
+                self.namespace,
+                client.V1ConfigMap(metadata=client.V1ObjectMeta(name=self.name), data=data),
+                _request_timeout=self.request_timeout)
+        else:
+            cm.data = data
+            self.core.replace_namespaced_config_map(self.name, self.namespace, cm,
+                                                    _request_timeout=self.request_timeout)
+
+    def entries(self) -> list[LedgerEntry]:
+        return self._load()[0]
 
     def recent(self, now: float, window_s: float = 3600.0) -> list[tuple[float, str]]:
-        events, _ = self._load()
-        return [(t, p) for t, p in events if now - window_s < t <= now]
+        """``(time, pod)`` of the entries counted in the window before ``now``."""
+        return [(e.time, e.pod) for e in self.entries() if e.time > now - window_s]
 
-    def record(self, when: float, pod: str) -> None:
-        for _ in range(5):
-            events, cm = self._load()
-            events = [(t, p) for t, p in events if t > when - self.keep_s] + [(when, pod)]
-            data = {"evictions": json.dumps(events)}
+    def reserve(self, pod: str, uid: str, now: float, *, limit: int,
+                window_s: float = 3600.0, resolve: Resolver | None = None) -> LedgerEntry:
+        for _ in range(self.conflict_retries):
+            entries, cm = self._load()
+            kept = [e for e in entries if e.time > now - self.keep_s]
+            results = {}
+            if resolve is not None:
+                results = {e.id: r for e in kept if e.state == "reserved"
+                           for r in [resolve(e)] if r is not None}
+                kept = settle_entries(kept, results)
+            refusal = admit(kept, pod, now, limit, window_s)
+            if refusal is not None:
+                if results:  # keep what the checks settled (best effort)
+                    try:
+                        self._write(kept, cm)
+                    except (ApiException, *CONNECTION_ERRORS) as exc:
+                        log.info("eviction ledger: settled entries not written: %s",
+                                 _describe(exc))
+                raise LedgerRefusal(refusal)
+            entry = new_entry(pod, uid, now)
             try:
-                if cm is None:
-                    self.core.create_namespaced_config_map(
-                        self.namespace,
-                        client.V1ConfigMap(metadata=client.V1ObjectMeta(name=self.name),
-                                           data=data))
-                else:
-                    cm.data = data
-                    self.core.replace_namespaced_config_map(self.name, self.namespace, cm)
-                return
+                self._write([*kept, entry], cm)
             except ApiException as exc:
-                if exc.status != 409:
-                    raise
-        raise RuntimeError(f"could not record eviction of {pod} in ConfigMap "
-                           f"{self.namespace}/{self.name} after 5 conflicts")
+                if exc.status == 409:
+                    continue
+                raise
+            return entry
+        raise LedgerError(f"ConfigMap {self.namespace}/{self.name}: {self.conflict_retries} "
+                          "write conflicts in a row, no budget slot reserved")
+
+    def settle(self, entry_id: str, result: str) -> None:
+        for _ in range(self.conflict_retries):
+            entries, cm = self._load()
+            if cm is None or not any(e.id == entry_id for e in entries):
+                return
+            try:
+                self._write(settle_entries(entries, {entry_id: result}), cm)
+            except ApiException as exc:
+                if exc.status == 409:
+                    continue
+                raise
+            return
+        raise LedgerError(f"ConfigMap {self.namespace}/{self.name}: {self.conflict_retries} "
+                          f"write conflicts in a row, entry {entry_id} not marked {result}")
+
+
+def _limits_refusal(limits: EvictionLimits) -> str:
+    """Why ``limits`` allow no eviction at all (``""`` when they allow some)."""
+    if not limits.enabled:
+        return "rebinding is disabled"
+    if limits.evictions_per_hour <= 0:
+        return "evictionsPerHour is 0: no evictions allowed"
+    if limits.max_unavailable <= 0:
+        return "maxUnavailable is 0: no pod may be made unavailable, so none is evicted"
+    return ""
+
+
+def _evicted(pod: Any, uid: str) -> bool:
+    """Whether the pod read back proves an eviction: gone, terminating, or replaced."""
+    if pod is None or pod.metadata.deletion_timestamp is not None:
+        return True
+    return bool(uid) and str(pod.metadata.uid) != uid
+
+
+def _describe(exc: BaseException) -> str:
+    """A one-line reason for an API or connection error."""
+    if isinstance(exc, ApiException):
+        return f"HTTP {exc.status}: {_reason(exc)}"
+    if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
+        return f"{type(exc.reason).__name__}: {exc.reason}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _split(key: str) -> tuple[str, str]:

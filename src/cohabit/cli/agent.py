@@ -21,6 +21,10 @@ def _agent(
     """
     from prometheus_client import CollectorRegistry, generate_latest, start_http_server
 
+    from cohabit.cli._common import port as _port
+
+    _port(port, "--port")
+
     from cohabit.telemetry.nvml import NvmlCollector, NvmlReader
 
     logging.basicConfig(level=logging.INFO,

@@ -12,8 +12,10 @@ Subcommands (each prints a table, writes CSV files and PNG plots to ``--out``):
 * ``peaks --data DIR``: GenAI-schema telemetry; Kube-Knots PP vs cohabit's quantile
   forecaster, and Kube-Knots correlation-based co-location.
 
-Unreadable or malformed input ends the command with exit code 2 and a message naming the
-file and field.
+Unreadable or malformed input, and an option out of its range, end the command with exit
+code 2 and a message naming the file, line and field or the option; the options are checked
+before the data is read. Output files appear in ``--out`` only when all of them were
+written.
 """
 
 from __future__ import annotations
@@ -21,13 +23,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from cohabit.cli._common import EXECUTOR_HELP, SCHEDULER_HELP, fan_out_on
+from cohabit.cli._common import active_resources as _active
+from cohabit.cli._common import check_horizons as _check_horizons
 from cohabit.cli._common import console as _console
 from cohabit.cli._common import data_dir as _data
 from cohabit.cli._common import fail as _fail
 from cohabit.cli._common import genai_frame as _genai
+from cohabit.cli._common import number as _number
 from cohabit.cli._common import out_dir as _out_dir
+from cohabit.cli._common import staged as _staged
 from cohabit.cli._common import table as _table
 from cohabit.predictors.telemetry_data import PACKAGED_GAVEL, PACKAGED_GENAI, TelemetryDataError
 
@@ -57,8 +64,10 @@ def _figure(ncols: int, width: float):
 def rightsizing(
     data: Path | None = typer.Option(None, "--data", help=DATA_HELP),
     out: Path = typer.Option(..., "--out", help="Directory for CSV and PNG results."),
-    horizon_h: float = typer.Option(1.0, help="Judged horizon per origin (hours)."),
-    start: float = typer.Option(0.5, help="First origin as a fraction of each pod's history."),
+    horizon_h: float = typer.Option(
+        1.0, help="Judged horizon per origin (hours, > 0; at most 1,000 per pod history)."),
+    start: float = typer.Option(
+        0.5, help="First origin as a fraction of each pod's history (between 0 and 1)."),
     evidence_half_life_h: float = typer.Option(
         6.0, help="Half-life (hours) of the validation evidence in the nested selection; "
         "0 = all validation horizons count alike."),
@@ -72,31 +81,27 @@ def rightsizing(
         summarize_rightsizing,
     )
     from cohabit.predictors.selection import NestedSelection
+    _number(horizon_h, "--horizon-h", above=0)
+    _number(start, "--start", above=0, below=1)
+    _number(evidence_half_life_h, "--evidence-half-life-h", at_least=0)
+    _out_dir(out)
     data = _data(data, PACKAGED_GENAI)
     frame = _genai(data)
-    out = _out_dir(out)
-    if evidence_half_life_h < 0:
-        _fail(f"--evidence-half-life-h must be >= 0, got {evidence_half_life_h}")
+    _check_horizons(frame, horizon_h * 3600)
+    resources = _active(frame, ("gpu_milli", "gpu_memory_mib"))
     with fan_out_on(executor, scheduler) as pool:
-        try:
-            evaluation = evaluate_rightsizing(
-                frame, horizon_s=horizon_h * 3600, start_fraction=start,
-                nested=NestedSelection(
-                    evidence_half_life_s=evidence_half_life_h * 3600
-                    if evidence_half_life_h > 0 else None),
-                executor=pool,
-            )
-        except ValueError as exc:  # --horizon-h or --start out of range
-            _fail(str(exc))
+        evaluation = evaluate_rightsizing(
+            frame, resources, horizon_s=horizon_h * 3600, start_fraction=start,
+            nested=NestedSelection(
+                evidence_half_life_s=evidence_half_life_h * 3600 if evidence_half_life_h > 0
+                else None),
+            executor=pool,
+        )
     results = evaluation.results
     if results.empty:
         _fail(f"{data}: no pod has enough history to evaluate")
     summary = summarize_rightsizing(results)
     per_pod = per_pod_rightsizing(results)
-    summary.to_csv(out / "rightsizing_summary.csv", index=False)
-    per_pod.to_csv(out / "rightsizing_per_pod.csv", index=False)
-    evaluation.selection.to_csv(out / "rightsizing_selection.csv", index=False)
-    evaluation.candidates.to_csv(out / "rightsizing_candidates.csv", index=False)
     pct = ".1%"
     _console().print(_table(
         "Right-sizing (saving = 1 - reserved / static peak request)", summary,
@@ -124,9 +129,15 @@ def rightsizing(
         ax.set_xlabel("under-provisioned intervals (%)")
         ax.set_ylabel("reserved below static request (%)")
         ax.legend(fontsize=7)
-    fig.savefig(out / "rightsizing_per_pod.png", dpi=110)
-    _console().print(f"wrote {out}/rightsizing_summary.csv, rightsizing_per_pod.csv/.png, "
-                     "rightsizing_selection.csv, rightsizing_candidates.csv")
+    with _staged(out) as dst:
+        summary.to_csv(dst / "rightsizing_summary.csv", index=False)
+        per_pod.to_csv(dst / "rightsizing_per_pod.csv", index=False)
+        evaluation.selection.to_csv(dst / "rightsizing_selection.csv", index=False)
+        evaluation.candidates.to_csv(dst / "rightsizing_candidates.csv", index=False)
+        fig.savefig(dst / "rightsizing_per_pod.png", dpi=110)
+    _console().print(f"wrote {escape(str(out))}/rightsizing_summary.csv, "
+                     "rightsizing_per_pod.csv/.png, rightsizing_selection.csv, "
+                     "rightsizing_candidates.csv")
 
 
 @evaluate_app.command("interference")
@@ -141,16 +152,14 @@ def interference(
     """Interference: held-out Gavel jobs, co-located throughput fraction both directions."""
     from cohabit.predictors.interference import load_gavel
 
+    _out_dir(out)
     data = _data(data, PACKAGED_GAVEL)
     path = data / "physical_cluster_throughputs.json" if data.is_dir() else data
     try:
         pairs = load_gavel(path, gpu or None)
     except TelemetryDataError as exc:
         _fail(str(exc))
-    out = _out_dir(out)
     preds, summary = _judge_gpu_types(pairs, probes, path)
-    summary.to_csv(out / "interference_summary.csv", index=False)
-    preds.to_csv(out / "interference_predictions.csv", index=False)
     metrics = ["spearman", "spearman_within_job", "mae_suffered", "mae_inflicted",
                "mae_job_p90", "mae_single_gpu", "mae_single_gpu_unprobed", "mae_nonzero"]
     _console().print(_table(
@@ -169,8 +178,12 @@ def interference(
         ax.set_xlabel("measured co-located throughput fraction")
         ax.set_ylabel("predicted")
         ax.legend(fontsize=7)
-    fig.savefig(out / "interference.png", dpi=110)
-    _console().print(f"wrote {out}/interference_summary.csv, interference_predictions.csv, .png")
+    with _staged(out) as dst:
+        summary.to_csv(dst / "interference_summary.csv", index=False)
+        preds.to_csv(dst / "interference_predictions.csv", index=False)
+        fig.savefig(dst / "interference.png", dpi=110)
+    _console().print(f"wrote {escape(str(out))}/interference_summary.csv, "
+                     "interference_predictions.csv, .png")
 
 
 def _judge_gpu_types(pairs, probes: int, path: Path):
@@ -201,22 +214,25 @@ def _judge_gpu_types(pairs, probes: int, path: Path):
 def peaks(
     data: Path | None = typer.Option(None, "--data", help=DATA_HELP),
     out: Path = typer.Option(..., "--out", help="Directory for CSV and PNG results."),
-    fit_fraction: float = typer.Option(0.5, help="Share of each series used for fitting."),
+    fit_fraction: float = typer.Option(
+        0.5, help="Share of each series used for fitting (between 0 and 1)."),
     peak_target: float = typer.Option(
         0.1, help="Peak-oriented variant: allowed share of peaks under-predicted, held on an "
         "inner split of the fitting part when its quantile level is chosen."),
 ) -> None:
     """Peaks: one-step forecast error and peak under-prediction; correlation-based co-location."""
     from cohabit.predictors.peaks import evaluate_correlation, evaluate_peaks
+    _number(fit_fraction, "--fit-fraction", above=0, below=1)
+    _number(peak_target, "--peak-target", at_least=0, at_most=1)
+    _out_dir(out)
     data = _data(data, PACKAGED_GENAI)
     frame = _genai(data)
-    out = _out_dir(out)
     chosen: dict = {}
     per_pod = evaluate_peaks(frame, fit_fraction=fit_fraction, peak_target=peak_target,
                              selected=chosen)
     if per_pod.empty:
-        _fail(f"{data}: no series long enough to evaluate")
-    per_pod.to_csv(out / "peaks_per_pod.csv", index=False)
+        _fail(f"{data}: no series long enough to evaluate (each needs 100 samples, and "
+              f"--fit-fraction {fit_fraction:g} of them for fitting must be 20 or more)")
     summary = per_pod.groupby(["series", "method"], sort=False).agg(
         mae=("mae", "mean"), mae_p90=("mae", lambda s: s.quantile(0.9)),
         forecast_mean=("reserved_mean", "mean"), peaks=("peaks", "sum"),
@@ -224,7 +240,6 @@ def peaks(
     ).reset_index()
     peaks_n = summary["peaks"].where(summary["peaks"] > 0)
     summary["peak_under_rate"] = summary["peaks_under"] / peaks_n
-    summary.to_csv(out / "peaks_summary.csv", index=False)
     _console().print(_table(
         "One-step forecasts (peak = value >= the pod's fitting-window p95)", summary,
         ["series", "method", "mae", "mae_p90", "forecast_mean", "peaks", "peak_under_rate", "pods"],
@@ -235,7 +250,6 @@ def peaks(
         _console().print(f"ours-peak for {column}: quantile {level:g} chosen on the fitting "
                          f"part (validation peaks under-predicted: {shown})")
     corr = evaluate_correlation(frame, fit_fraction=fit_fraction)
-    corr.to_csv(out / "correlation_pairs.csv", index=False)
     if not corr.empty:
         by = corr.groupby("colocate")["peak_ratio"].agg(["mean", "median", "count"]).reset_index()
         names = {True: "CBP co-locate (corr < 0.5)", False: "CBP refuse"}
@@ -252,16 +266,22 @@ def peaks(
             axes[0].annotate(r["series"], (r["peak_under_rate"] * 100, r["mae"]), fontsize=7)
     axes[0].set_xlabel("peaks under-predicted (%)")
     axes[0].set_ylabel("one-step MAE")
-    axes[0].set_yscale("log")
+    if (summary["mae"] > 0).any():  # an idle fleet's errors are all 0: no log scale
+        axes[0].set_yscale("log")
     axes[0].legend(fontsize=7)
     if not corr.empty:
         axes[1].scatter(corr["corr_fit"], corr["peak_ratio"], s=4, alpha=0.4)
         axes[1].axvline(0.5, color="red", lw=1)
     axes[1].set_xlabel("GPU duty correlation (fitting part)")
     axes[1].set_ylabel("peak(a+b) / (peak a + peak b), judged part")
-    fig.savefig(out / "peaks.png", dpi=110)
+    with _staged(out) as dst:
+        per_pod.to_csv(dst / "peaks_per_pod.csv", index=False)
+        summary.to_csv(dst / "peaks_summary.csv", index=False)
+        corr.to_csv(dst / "correlation_pairs.csv", index=False)
+        fig.savefig(dst / "peaks.png", dpi=110)
     _console().print(
-        f"wrote {out}/peaks_summary.csv, peaks_per_pod.csv, correlation_pairs.csv, peaks.png"
+        f"wrote {escape(str(out))}/peaks_summary.csv, peaks_per_pod.csv, "
+        "correlation_pairs.csv, peaks.png"
     )
 
 

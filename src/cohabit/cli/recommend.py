@@ -12,7 +12,10 @@ peak are printed beside them.
 
 Input: a GenAI-schema telemetry directory (``--data``, default the packaged subset). Output:
 a table, and with ``--out DIR`` the file ``recommendations.csv`` (one row per pod and
-resource). Unreadable input exits 2 with the file and field.
+resource). Unreadable input (a usage value that is negative, not finite or beyond its
+range among them) exits 2 with the file, line and column; an option out of range exits 2
+naming it. A resource whose every sample is 0 (an idle fleet) is left out of the selection
+and said so.
 """
 
 from __future__ import annotations
@@ -20,16 +23,21 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from cohabit.cli._common import (
     EXECUTOR_HELP,
     SCHEDULER_HELP,
+    active_resources,
+    check_horizons,
     console,
     data_dir,
     fail,
     fan_out_on,
     genai_frame,
+    number,
     out_dir,
+    staged,
     table,
 )
 from cohabit.predictors.telemetry_data import PACKAGED_GENAI
@@ -43,7 +51,8 @@ def recommend_fleet(
     data: Path | None = typer.Option(
         None, "--data", help="GenAI-schema telemetry directory (default: the packaged copy)."),
     out: Path | None = typer.Option(None, "--out", help="Directory for recommendations.csv."),
-    horizon_h: float = typer.Option(1.0, help="Refit horizon (hours) the points are chosen for."),
+    horizon_h: float = typer.Option(
+        1.0, help="Refit horizon (hours, > 0) the points are chosen for."),
     evidence_half_life_h: float = typer.Option(
         6.0, help="Half-life (hours) of the back-test evidence; 0 = all horizons alike."),
     executor: str = typer.Option("local", "--executor", help=EXECUTOR_HELP),
@@ -54,14 +63,15 @@ def recommend_fleet(
 
     from cohabit.predictors import recommend, select_operating_points
 
-    if horizon_h <= 0:
-        fail(f"--horizon-h must be > 0, got {horizon_h}")
-    if evidence_half_life_h < 0:
-        fail(f"--evidence-half-life-h must be >= 0, got {evidence_half_life_h}")
+    number(horizon_h, "--horizon-h", above=0)
+    number(evidence_half_life_h, "--evidence-half-life-h", at_least=0)
+    if out is not None:
+        out_dir(out)
     frame = genai_frame(data_dir(data, PACKAGED_GENAI))
+    check_horizons(frame, horizon_h * 3600)
     with fan_out_on(executor, scheduler) as pool:
         selection = select_operating_points(
-            frame, RESOURCES, horizon_s=horizon_h * 3600,
+            frame, active_resources(frame, RESOURCES), horizon_s=horizon_h * 3600,
             evidence_half_life_s=evidence_half_life_h * 3600 if evidence_half_life_h > 0
             else None,
             executor=pool,
@@ -93,6 +103,10 @@ def recommend_fleet(
     result = pd.DataFrame(rows)
     total = result.groupby("resource")[["request", "request_prior", "peak"]].sum()
     for resource, r in total.iterrows():
+        if r["peak"] <= 0:
+            console().print(f"{resource}: every pod's peak is 0 (idle); requests sum to "
+                            f"{r['request']:,.0f}")
+            continue
         console().print(
             f"{resource}: requests sum to {r['request']:,.0f} "
             f"({1 - r['request'] / r['peak']:.1%} below the pods' peaks; "
@@ -104,9 +118,9 @@ def recommend_fleet(
         {"request": ",.0f", "request_prior": ",.0f", "peak": ",.0f", "confidence": ".2f"},
     ))
     if out is not None:
-        path = out_dir(out) / "recommendations.csv"
-        result.to_csv(path, index=False)
-        console().print(f"wrote {path}")
+        with staged(out) as dst:
+            result.to_csv(dst / "recommendations.csv", index=False)
+        console().print(f"wrote {escape(str(out / 'recommendations.csv'))}")
 
 
 def register(app: typer.Typer) -> None:

@@ -32,7 +32,11 @@ def _operator(
     """
     from dataclasses import replace
 
+    from cohabit.cli._common import port
     from cohabit.operator.main import run
+
+    port(metrics_port, "--metrics-port")
+    port(liveness_port, "--liveness-port")
 
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -26,13 +26,16 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from cohabit.execution import Execution, ExecutionError
-from cohabit.simulator import loaders, matrix, report
+from cohabit.simulator import checks, loaders, matrix, report
 
 __all__ = ["parse_policies", "parse_pods", "parse_seeds", "register", "simulate"]
 
 DEFAULT_SEEDS = "42"
+MAX_SEEDS = 10_000
+"""Most seeds one ``--seeds`` may name (a range or a comma list)."""
 DEFAULT_POLICIES = "paper"
 PUBLISHED_ALIAS = "published"
 """``--pods published``: every pod list the FGD paper published curves for."""
@@ -45,25 +48,32 @@ class UsageError(ValueError):
 def parse_seeds(text: str) -> list[int]:
     """``"42"``, ``"42-51"``, ``"42,45,50-52"`` -> seeds in the given order, duplicates dropped.
 
+    Linear in the length of ``text`` (a set of the seeds seen, not a list search).
+
     Raises:
-        UsageError: a part is not a non-negative integer or an ascending ``a-b`` range, or
-            the list is empty.
+        UsageError: a part is not a non-negative integer (at most 2**32 - 1, numpy's seed
+            range) or an ascending ``a-b`` range, or more than :data:`MAX_SEEDS` seeds.
     """
-    seeds: list[int] = []
+    seeds: dict[int, None] = {}
     for part in (p.strip() for p in text.split(",")):
-        m = re.fullmatch(r"(\d+)(?:\s*-\s*(\d+))?", part)
+        m = re.fullmatch(r"(\d{1,10})(?:\s*-\s*(\d{1,10}))?", part)
         if not m:
             raise UsageError(
-                f"--seeds: {part!r} is not a seed or a range (examples: 42, 42-51, 42,43,50-52)"
+                f"--seeds: {part[:40]!r} is not a seed or a range "
+                "(examples: 42, 42-51, 42,43,50-52)"
             )
         lo = int(m.group(1))
         hi = int(m.group(2)) if m.group(2) is not None else lo
+        if hi >= 2**32:
+            raise UsageError(f"--seeds: {hi} is above the largest seed, {2**32 - 1}")
         if hi < lo:
             raise UsageError(f"--seeds: range {part!r} runs backwards")
-        if hi - lo >= 10_000:
-            raise UsageError(f"--seeds: range {part!r} has more than 10,000 seeds")
-        seeds.extend(s for s in range(lo, hi + 1) if s not in seeds)
-    return seeds
+        if hi - lo >= MAX_SEEDS:
+            raise UsageError(f"--seeds: more than {MAX_SEEDS:,} seeds")
+        seeds.update(dict.fromkeys(range(lo, hi + 1)))
+        if len(seeds) > MAX_SEEDS:
+            raise UsageError(f"--seeds: more than {MAX_SEEDS:,} seeds")
+    return list(seeds)
 
 
 def parse_policies(text: str, known: list[str]) -> list[str]:
@@ -115,13 +125,23 @@ def _known_policies() -> list[str]:
     return sorted(POLICIES, key=report._policy_key)
 
 
-def _fgd_unmeasurable(trace: loaders.Trace) -> str | None:
-    """Why ``--mode fgd`` cannot run on ``trace`` (no GPU capacity or no GPU request)."""
-    if not any(n.gpus for n in trace.nodes):
-        return f"the cluster ({trace.nodes_source}) has no GPUs"
-    if not any(p.num_gpu for p in trace.pods):
-        return "no pod requests a GPU"
-    return None
+def _check_runs(
+    traces: dict[str, loaders.Trace], mode: str, tune: float, sample_every: float | None
+) -> list[str]:
+    """Stop (exit 2, saying why) when a run could not measure anything or would not end;
+    return notes on pods that fit on no node (they will count as failed or never placed)."""
+    notes = []
+    for trace in traces.values():
+        if mode == "fgd":
+            problem = checks.fgd_problem(trace, tune)
+        else:
+            problem = checks.replay_problem(trace, sample_every)
+        if problem:
+            raise _fail(f"{trace.pods_source}: {problem}")
+        note = checks.unplaceable_note(trace, mode)
+        if note:
+            notes.append(note)
+    return notes
 
 
 def _stdout() -> Console:
@@ -162,9 +182,9 @@ def simulate(
     tune: float = typer.Option(
         1.3,
         "--tune",
-        min=0.01,
         max=10.0,
-        help="--mode fgd: inflate the pod list to tune x cluster GPU capacity.",
+        help="--mode fgd: inflate the pod list to tune x cluster GPU capacity "
+        "(0.9 to 10: the summary reports 90%, 100% and 130% arrived GPU demand).",
     ),
     mode: str = typer.Option(
         "fgd",
@@ -222,21 +242,22 @@ def simulate(
             traces[trace.workload] = trace
     except loaders.TraceError as exc:
         raise _fail(str(exc)) from None
-    if mode == "fgd":
-        for trace in traces.values():
-            problem = _fgd_unmeasurable(trace)
-            if problem:
-                raise _fail(f"{trace.pods_source}: {problem}; --mode fgd measures GPU demand")
+    notes = _check_runs(traces, mode, tune, sample_every)
     load_s = time.perf_counter() - t0
 
     summaries = {}
     for name, trace in traces.items():
         s = loaders.summarize(trace.nodes, trace.pods)
         summaries[name] = s
-        console.print(f"[bold]{name}[/] ({trace.pods_source}; nodes {trace.nodes_source})")
+        console.print(
+            f"[bold]{escape(name)}[/] ({escape(trace.pods_source)}; "
+            f"nodes {escape(trace.nodes_source)})"
+        )
         for line in s.lines():
             console.print(f"  {line}", markup=False)
     console.print(f"  loaded in {load_s:.2f} s", style="dim")
+    for note in notes:
+        typer.echo(note, err=True)
 
     cells = matrix.cells(
         mode, list(traces), policy_list, seed_list, tune=tune, sample_every_s=sample_every
@@ -265,6 +286,11 @@ def simulate(
 
     if mode == "fgd":
         summary = report.fgd_summary(result)
+        if checks.nothing_measured(summary):
+            raise _fail(
+                f"nothing measured: {checks.why_nothing_measured(summary, result.curves, tune)}"
+                + ("; nothing written to --out" if out is not None else "")
+            )
         for table in report.fgd_tables(summary, tune=tune):
             console.print(table)
         if len(traces) > 1:
@@ -297,9 +323,14 @@ def simulate(
                 for name, t in traces.items()
             },
         }
-        written = report.write_outputs(result, out, meta=meta)
+        try:
+            written = report.write_outputs(result, out, meta=meta)
+        except (OSError, ValueError) as exc:
+            raise _fail(f"--out: cannot write the results to {out} ({exc}); nothing written",
+                        code=1) from None
         console.print(
-            f"wrote {len(written)} files to {out}/: " + ", ".join(p.name for p in written)
+            f"wrote {len(written)} files to {out}/: " + ", ".join(p.name for p in written),
+            markup=False,
         )
     else:
         console.print("add --out DIR for tidy CSV, a JSON summary and PNG plots", style="dim")

@@ -11,6 +11,7 @@ No kubernetes import here (import-linter enforces it).
 from cohabit.config.quantity import QuantityError, cpu_milli, memory_mib, parse_quantity
 from cohabit.config.settings import (
     AgentSettings,
+    KubeSettings,
     MetricsSettings,
     OperatorSettings,
     PrometheusSettings,
@@ -34,6 +35,7 @@ __all__ = [
     "GROUP",
     "VERSION",
     "AgentSettings",
+    "KubeSettings",
     "MetricsSettings",
     "OperatorSettings",
     "PolicyConfig",

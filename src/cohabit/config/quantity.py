@@ -37,6 +37,11 @@ _DECIMAL = {
 _QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]?)$")
 
 
+MAX_QUANTITY = Decimal("1e30")
+"""Largest quantity accepted, base units (cores or bytes): far above any real node, and small
+enough that converting it to an integer is instant (``1e999999999`` would not be)."""
+
+
 class QuantityError(ValueError):
     """A string that is not a Kubernetes quantity."""
 
@@ -52,20 +57,35 @@ def parse_quantity(value: str | int | float) -> Decimal:
     if isinstance(value, int | float):
         if isinstance(value, float) and not math.isfinite(value):
             raise QuantityError(f"{value!r} is not a finite quantity")
+        if abs(value) > 10**31:  # before str(): a 5,000-digit int would not convert
+            size = f"{value:.3g}" if isinstance(value, float) else \
+                f"an integer of {value.bit_length()} bits"
+            raise QuantityError(f"{size} is above {MAX_QUANTITY:.0e} base units")
         number = Decimal(str(value))
     else:
-        match = _QUANTITY.match(str(value).strip())
+        text = str(value).strip()
+        match = _QUANTITY.match(text) if len(text) <= 64 else None
         if not match:
-            raise QuantityError(f"{value!r} is not a Kubernetes quantity (e.g. 500m, 2Gi, 1.5)")
+            raise QuantityError(f"{_shorten(value)} is not a Kubernetes quantity (e.g. 500m, "
+                                "2Gi, 1.5; at most 64 characters)")
         digits, suffix = match.groups()
         try:
             base = Decimal(digits)
         except InvalidOperation as exc:
             raise QuantityError(f"{value!r} is not a Kubernetes quantity") from exc
+        if base.adjusted() > 30:  # checked before scaling: 1e999999999 stays cheap
+            raise QuantityError(f"{_shorten(value)} is above {MAX_QUANTITY:.0e} base units")
         number = base * (_BINARY[suffix] if suffix in _BINARY else _DECIMAL[suffix])
     if number < 0:
         raise QuantityError(f"{value!r} is negative")
+    if number > MAX_QUANTITY:
+        raise QuantityError(f"{_shorten(value)} is above {MAX_QUANTITY:.0e} base units")
     return number
+
+
+def _shorten(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:30]}... ({len(text)} characters)"
 
 
 def cpu_milli(value: str | int | float) -> int:

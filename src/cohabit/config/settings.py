@@ -8,12 +8,14 @@ naming the variable.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 
 __all__ = [
     "AgentSettings",
+    "KubeSettings",
     "MetricsSettings",
     "OperatorSettings",
     "PrometheusSettings",
@@ -35,7 +37,8 @@ class PrometheusSettings:
     """Base URL of Prometheus (``http://prometheus:9090``); empty = no usage source."""
 
     timeout_s: float = 10.0
-    """Per-query timeout in seconds."""
+    """Total deadline of one query in seconds (connect, send and the whole answer: a server
+    trickling its answer is cut off at this deadline too)."""
 
     window_s: float = 86400.0
     """History a recommendation is computed from, seconds back from ``now``. Default one day,
@@ -48,6 +51,32 @@ class PrometheusSettings:
 
     rate_window: str = "5m"
     """Window of ``rate()`` over cAdvisor CPU counters (PromQL duration)."""
+
+    namespace_label: str = "namespace"
+    """Label holding a series' Kubernetes namespace. Every vector selector of a workload's
+    ``spec.qos.query`` gets the matcher ``<label>="<workload's namespace>"`` injected (as
+    prom-label-proxy does), so a workload reads only its own namespace's series."""
+
+    unconfined_namespaces: str = ""
+    """Comma-separated namespaces whose workloads' QoS queries run as written, without the
+    namespace matcher (an explicit per-namespace opt-in by the operator's admin, e.g. for a
+    platform team whose SLO series carry no namespace label). Empty = none."""
+
+    def unconfined(self) -> frozenset[str]:
+        """:attr:`unconfined_namespaces` as a set."""
+        return frozenset(n.strip() for n in self.unconfined_namespaces.split(",") if n.strip())
+
+
+@dataclass(frozen=True)
+class KubeSettings:
+    """Calls to the Kubernetes API (cohabit's own; kopf's watches have kopf's settings)."""
+
+    request_timeout_s: float = 10.0
+    """Connect and read timeout of every Kubernetes API call cohabit makes, seconds."""
+
+    ledger_grace_s: float = 300.0
+    """Seconds after which an eviction whose outcome was not known (answer lost, operator
+    killed) is settled by checking its pod. Until then its budget slot counts as spent."""
 
 
 @dataclass(frozen=True)
@@ -135,6 +164,9 @@ class OperatorSettings:
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     """Own metrics and liveness."""
 
+    kube: KubeSettings = field(default_factory=KubeSettings)
+    """Kubernetes API calls."""
+
     namespace: str = ""
     """Namespace to watch; empty = cluster-wide."""
 
@@ -188,6 +220,12 @@ def _coerce(key: str, raw: str, kind: type) -> object:
             if raw.lower() in ("0", "false", "no", ""):
                 return False
             raise ValueError(raw)
-        return kind(raw)
+        value = kind(raw)
     except ValueError as exc:
         raise SettingsError(f"{key}={raw!r} is not a valid {kind.__name__}") from exc
+    if kind is float and not (math.isfinite(value) and value >= 0):
+        raise SettingsError(f"{key}={raw!r} must be a finite number >= 0")
+    if key.endswith("TIMEOUT_S") and value <= 0:
+        raise SettingsError(f"{key}={raw!r} must be above 0 (a timeout of 0 would never "
+                            "wait, or never end)")
+    return value

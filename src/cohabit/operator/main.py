@@ -16,6 +16,7 @@ from cohabit.config import OperatorSettings
 from cohabit.engine.reconcile import slowdown_model
 from cohabit.engine.tuning import FleetTuner
 from cohabit.operator.handlers import build_registry
+from cohabit.operator.inflight import InflightBinds
 from cohabit.operator.runtime import Runtime
 from cohabit.telemetry.base import TelemetryUnavailable
 from cohabit.telemetry.kube import KubeClusterSource
@@ -28,14 +29,19 @@ log = logging.getLogger(__name__)
 def api_client_from_environment(kubeconfig: str | None = None) -> client.ApiClient:
     """An ``ApiClient`` from the in-cluster service account, else ``kubeconfig``/``KUBECONFIG``.
 
+    urllib3's own retries are off (``retries=0``): a call takes at most its
+    ``_request_timeout``, and a write whose answer was lost is never re-sent behind the
+    caller's back (the eviction ledger decides what a lost answer means).
+
     Raises:
         kubernetes.config.ConfigException: neither is usable.
     """
-    if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
-        config.load_incluster_config()
-        return client.ApiClient()
     cfg = client.Configuration()
-    config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
+    if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
+        config.load_incluster_config(client_configuration=cfg)
+    else:
+        config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
+    cfg.retries = 0
     return client.ApiClient(cfg)
 
 
@@ -55,27 +61,34 @@ def build_runtime(settings: OperatorSettings, api_client: Any,
             usage = PrometheusUsageSource(settings.prometheus.url,
                                           step_s=settings.prometheus.step_s,
                                           timeout_s=settings.prometheus.timeout_s,
-                                          rate_window=settings.prometheus.rate_window)
+                                          rate_window=settings.prometheus.rate_window,
+                                          namespace_label=settings.prometheus.namespace_label,
+                                          unconfined=settings.prometheus.unconfined())
         except TelemetryUnavailable as exc:
             log.warning("%s", exc)
     else:
         log.warning("no Prometheus URL (COHABIT_PROMETHEUS_URL): every recommendation will "
                     "be low-confidence and nothing will be resized")
-    ledger = (ConfigMapLedger(api_client, ledger_namespace) if ledger_namespace
-              else MemoryLedger())
+    timeout = settings.kube.request_timeout_s
+    ledger = (ConfigMapLedger(api_client, ledger_namespace, request_timeout=timeout)
+              if ledger_namespace else MemoryLedger())
     runtime = Runtime(
         settings=settings,
         api_client=api_client,
-        cluster=KubeClusterSource(api_client, settings.scheduler.name, settings.namespace),
+        cluster=KubeClusterSource(api_client, settings.scheduler.name, settings.namespace,
+                                  request_timeout=timeout),
         usage=usage,
         actuator=None,
+        inflight=InflightBinds(keep_s=max(120.0, 4 * timeout)),
     )
     if settings.reconcile.tune_interval_s > 0:
         runtime.tuner = FleetTuner(interval_s=settings.reconcile.tune_interval_s)
     runtime.slowdown = slowdown_model(settings.scheduler.interference_model)
     runtime.actuator = KubernetesActuator(api_client, ledger=ledger,
                                           resolve_target=runtime.resolve_target,
-                                          verify_binds=False, bind_concurrency=8)
+                                          verify_binds=False, bind_concurrency=8,
+                                          request_timeout=timeout,
+                                          ledger_grace_s=settings.kube.ledger_grace_s)
     return runtime
 
 

@@ -17,7 +17,10 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+from kubernetes.client.exceptions import ApiException
+
 from cohabit.actuator.base import EvictionLimits
+from cohabit.actuator.kubernetes import CONNECTION_ERRORS
 from cohabit.config import (
     PolicyConfig,
     RebindingConfig,
@@ -26,6 +29,7 @@ from cohabit.config import (
     parse_policy,
     parse_workload,
 )
+from cohabit.engine.observe import gpu_model_views, pending_views
 from cohabit.engine.reconcile import assess, reconcile_once, validate_policy
 from cohabit.model import Bind, Evict, Node, Outcome, Resize, Snapshot
 from cohabit.operator.runtime import Runtime
@@ -80,8 +84,9 @@ def reconcile_workload(
 
     current: dict[tuple[str, str], Any] = {}
     containers: tuple[str, ...] = parsed.containers
+    timeout = runtime.settings.kube.request_timeout_s
     target = read_target(runtime.api_client, namespace, workload.target_kind,
-                         workload.target_name)
+                         workload.target_name, request_timeout=timeout)
     if target is not None:
         try:
             for container, res in template_requests(target).items():
@@ -92,14 +97,14 @@ def reconcile_workload(
             containers = tuple(c for (_, c) in current)
     pods = []
     problems = []
-    for obj in list_workload_pods(runtime.api_client, namespace, name):
+    for obj in list_workload_pods(runtime.api_client, namespace, name, request_timeout=timeout):
         if (obj.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
             continue
         try:
             pods.append(pod_from_k8s(obj))
         except TelemetryError as exc:
             problems.append(str(exc))
-    nodes = read_nodes(runtime.api_client, {p.node for p in pods if p.node})
+    nodes = read_nodes(runtime.api_client, {p.node for p in pods if p.node}, timeout)
     snapshot = Snapshot(now, tuple(nodes), tuple(pods))
     assessment = assess(parsed, snapshot, runtime.usage, now,
                         window_s=runtime.settings.prometheus.window_s,
@@ -123,9 +128,8 @@ def reconcile_workload(
                                   replace(only_resize, policy="best-fit"), now, current=current,
                                   assessments={key: assessment}, place=False)
         resizes = [a for a in plan.actions if isinstance(a, Resize)]
-        if resizes:
-            with runtime.lock:
-                outcomes = runtime.actuator.apply(resizes)
+        if resizes:  # patches of the target only: no lock (placement state is untouched)
+            outcomes = runtime.actuator.apply(resizes)
             _count(runtime, outcomes)
     if workload.placement == "managed" and any(p.node is None for p in pods):
         # Its pending pods waited for this spec (see scheduling_pass): wake the policy's
@@ -137,14 +141,33 @@ def reconcile_workload(
     runtime.metrics.recommendations.labels(
         kind, "low" if assessment.low_confidence else "ok").inc(len(assessment.recommendations))
     runtime.metrics.qos_violations.labels(namespace, name).set(assessment.qos_violations)
+    recs = assessment.recommendations
+    runtime.metrics.set_workload(
+        namespace, name, kind, recs, {c: r for (_, c), r in current.items()},
+        min((r.confidence for r in recs), default=None))
     runtime.metrics.reconcile_duration.labels("workload").observe(time.perf_counter() - started)
     return result
 
 
-def read_nodes(api_client: Any, names: set[str]) -> list[Node]:
+def _observe_cluster(runtime: Runtime, snapshot: Snapshot, outcomes: list[Outcome],
+                     now: float) -> None:
+    """The dashboards' cluster view (:mod:`cohabit.engine.observe`) from the pass's snapshot:
+    GPU allocation and fragmentation per GPU model, pending pods by QoS class (the pods this
+    pass bound no longer count)."""
+    placed = [o.action.pod for o in outcomes if isinstance(o.action, Bind) and o.status == "done"]
+    try:
+        gpus = gpu_model_views(snapshot)
+    except ValueError as exc:  # a node with GPUs of several models: no GPU view this pass
+        log.warning("no GPU metrics from this snapshot: %s", exc)
+        gpus = []
+    runtime.metrics.set_cluster(gpus, pending_views(snapshot.pods, now, placed))
+
+
+def read_nodes(api_client: Any, names: set[str], request_timeout: float = 10.0) -> list[Node]:
     """The named nodes (their allocatable CPU, memory and GPUs), for the capacity the
-    measured interference pressure is relative to. A node that cannot be read is left out
-    (its pods' pressure components stay absent) and logged."""
+    measured interference pressure is relative to. A node that cannot be read (API error,
+    no answer within ``request_timeout`` seconds) is left out (its pods' pressure components
+    stay absent) and logged."""
     if not names:
         return []
     from kubernetes import client
@@ -154,9 +177,9 @@ def read_nodes(api_client: Any, names: set[str]) -> list[Node]:
     out = []
     for name in sorted(names):
         try:
-            resp = core.read_node(name, _preload_content=False)
+            resp = core.read_node(name, _preload_content=False, _request_timeout=request_timeout)
             out.append(node_from_k8s(json.loads(resp.data)))
-        except (ApiException, TelemetryError, ValueError) as exc:
+        except (ApiException, *CONNECTION_ERRORS, TelemetryError, ValueError) as exc:
             log.info("node %s unreadable, its pods' pressure stays unmeasured: %s", name, exc)
     return out
 
@@ -168,6 +191,8 @@ def forget_workload(runtime: Runtime, name: str, namespace: str) -> None:
         table.pop(key, None)
     with contextlib.suppress(KeyError):  # never reported
         runtime.metrics.qos_violations.remove(namespace, name)
+    for kind in ("DatabaseWorkload", "GpuWorkload"):
+        runtime.metrics.forget_workload(namespace, name, kind)
 
 
 def accept_policy(runtime: Runtime, name: str, spec: Mapping[str, Any], generation: int,
@@ -210,8 +235,16 @@ def scheduling_pass(runtime: Runtime, policy_name: str, now: float, *,
     scheduling = replace(policy, right_sizing=RightSizingConfig(enabled=False))
     if not rebind:
         scheduling = replace(scheduling, rebinding=RebindingConfig(enabled=False))
-    with runtime.lock:
+    # Network I/O (the list here, the binds and evictions below) runs outside the lock; only
+    # planning holds it, and binds decided but not yet listed are overlaid (InflightBinds).
+    listed_at = runtime.inflight.mark()
+    try:
         snapshot = runtime.cluster.snapshot(now)
+    except (ApiException, *CONNECTION_ERRORS, TelemetryError) as exc:
+        log.warning("policy %s: cluster not listed, no pass: %s", policy_name, exc)
+        return []
+    with runtime.lock:
+        snapshot = runtime.inflight.overlay(snapshot, listed_at)
         specs = [s for s in runtime.workloads.values() if s.policy_ref == policy_name]
         keys = {s.workload.key for s in specs}
         assessments = {k: a for k, a in runtime.assessments.items() if k in keys}
@@ -236,12 +269,20 @@ def scheduling_pass(runtime: Runtime, policy_name: str, now: float, *,
                               slowdown=runtime.slowdown, pending_filter=ready,
                               max_pending=runtime.settings.scheduler.max_pods_per_pass)
         actions = [a for a in plan.actions if isinstance(a, Bind | Evict)]
-        runtime.actuator.limits = EvictionLimits.from_config(policy.rebinding)
-        outcomes = runtime.actuator.apply(actions) if actions else []
+        runtime.inflight.assume([a for a in actions if isinstance(a, Bind)],
+                                {p.key: p for p in snapshot.pods})
+    outcomes: list[Outcome] = []
+    try:
+        if actions:
+            outcomes = runtime.actuator.apply(
+                actions, limits=EvictionLimits.from_config(policy.rebinding))
+    finally:  # binds without a "done" outcome (or all, if apply raised) are forgotten
+        runtime.inflight.finish(outcomes or [Outcome(a, "failed") for a in actions])
     _count(runtime, outcomes)
     pending = sum(1 for p in snapshot.pods if p.node is None and mine(p))
     placed = sum(1 for o in outcomes if isinstance(o.action, Bind) and o.status == "done")
     runtime.metrics.pending.set(max(0, pending - placed))
+    _observe_cluster(runtime, snapshot, outcomes, now)
     if any("more pods pending" in n for n in plan.notes):
         runtime.waker(policy_name).set()  # more to place: the loop goes again at once
     for note in plan.notes:

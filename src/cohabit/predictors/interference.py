@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -49,6 +50,10 @@ __all__ = [
 ]
 
 
+MAX_GAVEL_KEY_CHARS = 300
+"""Longest ``"(job, scale)"`` key :func:`load_gavel` parses (Gavel's are under 60)."""
+
+
 def load_gavel(path: str | Path, gpu_types: Sequence[str] | None = None) -> pd.DataFrame:
     """Read Gavel's co-location throughputs into one row per ordered pair.
 
@@ -64,12 +69,14 @@ def load_gavel(path: str | Path, gpu_types: Sequence[str] | None = None) -> pd.D
     Raises:
         TelemetryDataError: unreadable file, a GPU type of ``gpu_types`` the file does not
             hold (the message lists those it holds), or an entry that does not follow the
-            schema (the message names the GPU type and key).
+            schema: a level that is not an object, a key that is not ``"('name', scale)"``
+            with a whole ``scale`` >= 1, a throughput that is not a finite number >= 0 (the
+            message names the GPU type and key).
     """
     path = Path(path)
     try:
-        raw = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
         raise TelemetryDataError(f"{path}: cannot read Gavel throughputs: {exc}") from exc
     if not isinstance(raw, dict):
         raise TelemetryDataError(f"{path}: top level must be an object keyed by GPU type")
@@ -82,23 +89,67 @@ def load_gavel(path: str | Path, gpu_types: Sequence[str] | None = None) -> pd.D
     for gpu, jobs in raw.items():
         if gpu_types is not None and gpu not in gpu_types:
             continue
+        if not isinstance(jobs, dict):
+            raise TelemetryDataError(f"{path}: {gpu}: must be an object keyed by '(job, scale)'")
         for key, entry in jobs.items():
             try:
-                name, scale = ast.literal_eval(key)
-                solo = float(entry["null"])
-                for other_key, tputs in entry.items():
-                    if other_key == "null":
-                        continue
-                    other, other_scale = ast.literal_eval(other_key)
-                    if other_scale != scale:
-                        continue
-                    frac = float(tputs[0]) / solo if solo > 0 else 0.0
-                    rows.append((gpu, name, other, int(scale), solo, frac))
-            except (ValueError, SyntaxError, KeyError, TypeError, IndexError) as exc:
-                raise TelemetryDataError(f"{path}: {gpu} / {key}: bad entry: {exc}") from exc
+                rows += _gavel_pairs(gpu, key, entry)
+            except (ValueError, KeyError, TypeError, IndexError) as exc:
+                raise TelemetryDataError(f"{path}: {gpu} / {key[:80]}: bad entry: {exc}") from exc
     if not rows:
         raise TelemetryDataError(f"{path}: no pairs for GPU types {gpu_types}")
     return pd.DataFrame(rows, columns=["gpu", "a", "b", "scale", "solo_a", "fraction"])
+
+
+def _gavel_key(key: str) -> tuple[str, int]:
+    """``"('ResNet-18 (batch size 16)', 1)"`` -> ``("ResNet-18 (batch size 16)", 1)``.
+
+    Raises:
+        ValueError: not a ``(str, whole number >= 1)`` tuple literal (or a key too long).
+    """
+    if len(key) > MAX_GAVEL_KEY_CHARS:
+        raise ValueError(f"key longer than {MAX_GAVEL_KEY_CHARS} characters")
+    try:
+        value = ast.literal_eval(key)
+    except (SyntaxError, MemoryError, RecursionError) as exc:
+        raise ValueError(f"not a '(job, scale)' tuple: {exc}") from None
+    ok = isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], str)
+    if not ok or type(value[1]) is not int or value[1] < 1:
+        raise ValueError("not a '(job name, workers >= 1)' tuple")
+    return value[0], value[1]
+
+
+def _throughput(value: object) -> float:
+    """A throughput as a finite float >= 0 (ValueError otherwise)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"throughput {value!r} is not a number")
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"throughput {value!r} is not a finite number >= 0")
+    return float(value)
+
+
+def _gavel_pairs(gpu: str, key: str, entry: object) -> list[tuple]:
+    """The rows of one job's entry: ``(gpu, a, b, scale, solo_a, fraction)``."""
+    name, scale = _gavel_key(key)
+    if not isinstance(entry, dict):
+        raise ValueError("entry must be an object with 'null' and '(other, scale)' keys")
+    solo = _throughput(entry["null"])
+    rows = []
+    for other_key, tputs in entry.items():
+        if other_key == "null":
+            continue
+        other, other_scale = _gavel_key(other_key)
+        if other_scale != scale:
+            continue
+        if not isinstance(tputs, list) or len(tputs) != 2:
+            raise ValueError(f"{other_key[:80]}: expected [throughput, other's throughput]")
+        frac = _throughput(tputs[0]) / solo if solo > 0 else 0.0
+        if not math.isfinite(frac):
+            raise ValueError(f"{other_key[:80]}: throughput {tputs[0]!r} / solo {solo!r} "
+                             "is not a finite fraction")
+        _throughput(tputs[1])
+        rows.append((gpu, name, other, scale, solo, frac))
+    return rows
 
 
 def _lookup(pairs: pd.DataFrame) -> dict[tuple[str, str, int], float]:

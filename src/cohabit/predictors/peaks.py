@@ -131,13 +131,23 @@ class QuantileForecaster(RegressorMixin, BaseEstimator):
         return tags
 
 
+MIN_SERIES_SAMPLES = 100
+"""Samples a pod's series needs to be judged by :func:`evaluate_peaks`."""
+
+MIN_FIT_SAMPLES = 20
+"""Samples the fitting part (``fit_fraction`` of the series) needs; a smaller part left
+the pooled forecaster nothing to fit (a traceback with ``--fit-fraction 0.01``)."""
+
+
 def _split(frame: pd.DataFrame, column: str, fraction: float):
     for pod, g in frame.groupby("pod", sort=True):
         g = g[g[column].notna()]
-        if len(g) < 100:
+        if len(g) < MIN_SERIES_SAMPLES:
             continue
         t, y = g["time"].to_numpy(float), g[column].to_numpy(float)
         cut = int(len(y) * fraction)
+        if cut < MIN_FIT_SAMPLES or cut >= len(y):
+            continue
         yield str(pod), t, y, cut
 
 
@@ -232,8 +242,18 @@ def evaluate_peaks(
 
     Returns:
         One row per (column, pod, method): ``mae``, ``reserved_mean`` (mean forecast),
-        ``peaks``, ``peaks_under``, ``n``.
+        ``peaks``, ``peaks_under``, ``n``. Series with fewer than
+        :data:`MIN_SERIES_SAMPLES` samples, or a fitting part under
+        :data:`MIN_FIT_SAMPLES`, are left out (an empty frame when none is left).
+
+    Raises:
+        ValueError: ``fit_fraction`` not strictly between 0 and 1, or ``peak_target``
+            outside 0..1.
     """
+    if not 0 < fit_fraction < 1:
+        raise ValueError(f"fit_fraction must be between 0 and 1, got {fit_fraction}")
+    if not 0 <= peak_target <= 1:
+        raise ValueError(f"peak_target must be within 0..1, got {peak_target}")
     rows = []
     for column in columns:
         series = list(_split(frame, column, fit_fraction))
@@ -311,9 +331,17 @@ def evaluate_correlation(
 
     Returns:
         One row per pair with ``a``, ``b``, ``corr_fit``, ``corr_eval``, ``peak_ratio``,
-        ``score``, ``colocate``.
+        ``score``, ``colocate`` (no rows when ``column`` has no sample).
+
+    Raises:
+        ValueError: ``fit_fraction`` not strictly between 0 and 1.
     """
+    if not 0 < fit_fraction < 1:
+        raise ValueError(f"fit_fraction must be between 0 and 1, got {fit_fraction}")
+    columns = ["a", "b", "corr_fit", "corr_eval", "peak_ratio", "score", "colocate"]
     wide = frame.pivot_table(index="time", columns="pod", values=column).sort_index()
+    if wide.empty:
+        return pd.DataFrame(columns=columns)
     cut = wide.index[int(len(wide) * fit_fraction)]
     fit, ev = wide[wide.index < cut], wide[wide.index >= cut]
     cf = fit.corr(min_periods=30)
@@ -335,4 +363,4 @@ def evaluate_correlation(
                 "score": colocation_score(c),
                 "colocate": bool(np.isfinite(c) and c < CBP_THRESHOLD),
             })
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=columns)

@@ -20,6 +20,7 @@ evaluation runs unchanged on other telemetry.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,8 +47,15 @@ STEP_SECONDS = 57.0
 """Sampling step of the GenAI trace."""
 
 
+MAX_TIME_S = 1e12
+"""Largest ``|timestamp_anon|`` accepted (about 31,700 years in seconds): beyond it a float
+second is no longer exact to the millisecond and the rolling-origin loops, which step by
+the horizon, would not end."""
+
+
 class TelemetryDataError(ValueError):
-    """A telemetry file is missing, unreadable or lacks a required column (message names it)."""
+    """A telemetry file is missing, unreadable, lacks a required column or holds a value
+    that is not a finite number in its range (the message names the file, line and column)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,22 +67,30 @@ class MetricFile:
         stem: file name without ``.csv``/``.csv.gz``.
         scale: factor applied to ``value`` (e.g. bytes -> MiB).
         required: the loader fails when the file is absent.
+        max_value: largest ``value`` accepted, in the file's unit (before ``scale``); every
+            value must also be finite and >= 0.
     """
 
     column: str
     stem: str
     scale: float
     required: bool
+    max_value: float = 1e12
 
 
 GENAI_METRICS: tuple[MetricFile, ...] = (
-    MetricFile("gpu_milli", "pod_gpu_duty_cycle_anon", 10.0, True),
-    MetricFile("gpu_memory_mib", "pod_gpu_memory_used_bytes_anon", 1.0 / 2**20, True),
-    MetricFile("memory_pct", "pod_memory_util_anon", 100.0, False),
-    MetricFile("latency_ms", "pipeline_inference_data_anon", 1.0, False),
-    MetricFile("qps", "qps", 1.0, False),
+    MetricFile("gpu_milli", "pod_gpu_duty_cycle_anon", 10.0, True, max_value=100.0),
+    MetricFile(
+        "gpu_memory_mib", "pod_gpu_memory_used_bytes_anon", 1.0 / 2**20, True,
+        max_value=float(2**50),
+    ),
+    MetricFile("memory_pct", "pod_memory_util_anon", 100.0, False, max_value=100.0),
+    MetricFile("latency_ms", "pipeline_inference_data_anon", 1.0, False, max_value=1e9),
+    MetricFile("qps", "qps", 1.0, False, max_value=1e9),
 )
-"""The metric files :func:`load_genai` reads, with their unit conversions."""
+"""The metric files :func:`load_genai` reads, with their unit conversions and ranges: GPU
+duty cycle 0..100 %, GPU memory up to 1 PiB, memory utilisation 0..100, latency up to
+1e9 ms (11.6 days), QPS up to 1e9."""
 
 _REQUIRED_COLUMNS = ("timestamp_anon", "value", "container_ip")
 
@@ -87,7 +103,9 @@ def _find(data_dir: Path, stem: str) -> Path | None:
     return None
 
 
-def load_metric(path: Path, column: str, scale: float = 1.0) -> pd.DataFrame:
+def load_metric(
+    path: Path, column: str, scale: float = 1.0, max_value: float = 1e12
+) -> pd.DataFrame:
     """Read one metric file into ``pod, time, <column>`` rows.
 
     Args:
@@ -95,6 +113,7 @@ def load_metric(path: Path, column: str, scale: float = 1.0) -> pd.DataFrame:
             ``container_ip`` in any order (extra columns are ignored).
         column: name of the output value column.
         scale: factor applied to ``value``.
+        max_value: largest ``value`` accepted (file units).
 
     Returns:
         Frame with columns ``pod`` (str), ``time`` (float s), ``column`` (float); rows without a
@@ -102,13 +121,14 @@ def load_metric(path: Path, column: str, scale: float = 1.0) -> pd.DataFrame:
         ``(pod, time)`` samples are averaged.
 
     Raises:
-        TelemetryDataError: the file cannot be parsed, a required column is missing, or a
-            ``timestamp_anon``/``value`` cell is not a number (the message names file, line and
-            column).
+        TelemetryDataError: the file cannot be parsed, a required column is missing, a
+            ``timestamp_anon``/``value`` cell is not a number, not finite, a timestamp
+            beyond :data:`MAX_TIME_S`, or a value negative or above ``max_value`` (the
+            message names file, line and column, and how many more cells are bad).
     """
     try:
-        frame = pd.read_csv(path, dtype={"container_ip": "string"})
-    except (OSError, ValueError, pd.errors.ParserError, EOFError) as exc:
+        frame = pd.read_csv(path, dtype={"container_ip": "string"}, skip_blank_lines=False)
+    except (OSError, ValueError, pd.errors.ParserError, EOFError, zlib.error) as exc:
         raise TelemetryDataError(f"{path}: cannot read as CSV: {exc}") from exc
     missing = [c for c in _REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
@@ -116,15 +136,8 @@ def load_metric(path: Path, column: str, scale: float = 1.0) -> pd.DataFrame:
             f"{path}: missing column(s) {', '.join(missing)} "
             f"(has: {', '.join(map(str, frame.columns))})"
         )
-    for name in ("timestamp_anon", "value"):
-        numeric = pd.to_numeric(frame[name], errors="coerce")
-        bad = numeric.isna() & frame[name].notna()
-        if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise TelemetryDataError(
-                f"{path}: line {row + 2}, column {name!r}: not a number: {frame[name].iloc[row]!r}"
-            )
-        frame[name] = numeric
+    for name, lo, hi in (("timestamp_anon", -MAX_TIME_S, MAX_TIME_S), ("value", 0.0, max_value)):
+        frame[name] = _checked_numbers(path, frame[name], name, lo, hi)
     pods = frame["container_ip"].astype("string").str.strip()
     keep = pods.notna() & ~pods.isin(["", "None", "NULL", "null", "nan"])
     keep &= frame["timestamp_anon"].notna() & frame["value"].notna()
@@ -136,6 +149,30 @@ def load_metric(path: Path, column: str, scale: float = 1.0) -> pd.DataFrame:
         }
     )
     return out.groupby(["pod", "time"], as_index=False, sort=True)[column].mean()
+
+
+def _checked_numbers(path: Path, cells: pd.Series, name: str, lo: float, hi: float) -> pd.Series:
+    """``cells`` as floats (empty cells NaN); raise naming the first bad cell's line.
+
+    Line numbers count the header as line 1 (blank lines are kept as rows when reading, so
+    they stay exact).
+    """
+    numeric = pd.to_numeric(cells, errors="coerce").astype(float)
+    checks = (
+        (numeric.isna() & cells.notna(), "not a number"),
+        (numeric.notna() & ~np.isfinite(numeric), "not a finite number"),
+        (np.isfinite(numeric) & ((numeric < lo) | (numeric > hi)), f"outside {lo:g}..{hi:g}"),
+    )
+    for bad, what in checks:
+        if bad.any():
+            rows = np.flatnonzero(bad.to_numpy())
+            more = f" (and {len(rows) - 1} more such cells)" if len(rows) > 1 else ""
+            cell = cells.iloc[int(rows[0])]
+            shown = f"{cell:g}" if isinstance(cell, (float, np.floating)) else repr(str(cell))
+            raise TelemetryDataError(
+                f"{path}: line {int(rows[0]) + 2}, column {name!r}: {what}: {shown}{more}"
+            )
+    return numeric
 
 
 def load_genai(
@@ -170,7 +207,7 @@ def load_genai(
                     f"(column {metric.column!r})"
                 )
             continue
-        part = load_metric(path, metric.column, metric.scale)
+        part = load_metric(path, metric.column, metric.scale, metric.max_value)
         if metric.required:
             merged = part if merged is None else merged.merge(part, on=["pod", "time"], how="outer")
         else:

@@ -21,15 +21,20 @@ kubernetes-scheduler-simulator, ``experiments/analysis/expected_results``, Apach
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
-from collections.abc import Sequence
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from rich.markup import escape
 from rich.table import Table
 
 from cohabit.simulator.matrix import MatrixResult
@@ -71,6 +76,12 @@ FRAG_AMOUNT = "frag_amount_pct_of_cluster_gpus"
 PUBLISHED_METRICS = (ALLOC, FRAG, FRAG_AMOUNT)
 FIDELITY_RANGE = (50, 130)
 """Arrived-demand range (percent) over which fidelity to the published curves is judged."""
+SUMMARY_STEPS = (
+    ("gpu_alloc_pct_at_100", ALLOC, 100),
+    ("gpu_alloc_pct_at_130", ALLOC, 130),
+    ("frag_ratio_pct_at_90", FRAG, 90),
+)
+"""``(summary column, metric, arrived GPU demand %)`` the fgd summary and its table report."""
 
 _PUBLISHED_FILE = ("data", "fgd-published", "fgd_expected_results_summary.csv")
 
@@ -230,11 +241,7 @@ def fgd_summary(result: MatrixResult, published: pd.DataFrame | None = None) -> 
     out["frag_ratio_pct_at_90"] = f90["mean"]
 
     cmp = comparison(curves, pub)
-    for name, metric, pct in (
-        ("gpu_alloc_pct_at_100", ALLOC, 100),
-        ("gpu_alloc_pct_at_130", ALLOC, 130),
-        ("frag_ratio_pct_at_90", FRAG, 90),
-    ):
+    for name, metric, pct in SUMMARY_STEPS:
         sel = cmp[(cmp["metric"] == metric) & (cmp["arrived_gpu_demand_pct"] == pct)]
         pub_val = sel.set_index(["workload", "policy"])["published_mean"]
         out[f"published_{name}"] = pub_val
@@ -291,7 +298,8 @@ def fgd_tables(summary: pd.DataFrame, *, tune: float, tolerance: float = 0.3) ->
         seeds = sorted(set(rows["seeds"]))
         seeds_txt = "/".join(str(s) for s in seeds)
         t = Table(
-            title=f"{workload}: --mode fgd, tune {tune:g}, mean over {seeds_txt} seed(s)",
+            title=f"{escape(str(workload))}: --mode fgd, tune {tune:g}, "
+            f"mean over {seeds_txt} seed(s)",
             title_justify="left",
         )
         t.add_column("policy", style="bold")
@@ -381,7 +389,7 @@ def fidelity_table(summary: pd.DataFrame, *, tolerance: float = 0.3) -> Table | 
         for v in row:
             text = _fmt(v)
             cells.append(f"[bold red]{text}[/]" if not math.isnan(v) and v > tolerance else text)
-        t.add_row(str(workload).removeprefix("openb_pod_list_"), *cells)
+        t.add_row(escape(str(workload).removeprefix("openb_pod_list_")), *cells)
     return t
 
 
@@ -452,7 +460,8 @@ def replay_tables(summary: pd.DataFrame, pending: pd.DataFrame) -> list[Table]:
     for workload, rows in summary.groupby("workload", sort=False):
         seeds = "/".join(str(s) for s in sorted(set(rows["seeds"])))
         t = Table(
-            title=f"{workload}: --mode replay, mean over {seeds} seed(s)", title_justify="left"
+            title=f"{escape(str(workload))}: --mode replay, mean over {seeds} seed(s)",
+            title_justify="left",
         )
         for name in (
             "policy",
@@ -478,7 +487,8 @@ def replay_tables(summary: pd.DataFrame, pending: pd.DataFrame) -> list[Table]:
         pw = pending[pending["workload"] == workload]
         if len(pw):
             short = str(workload).removeprefix("openb_pod_list_")
-            q = Table(title=f"{short}: pending time per QoS class (s)", title_justify="left")
+            q = Table(title=f"{escape(short)}: pending time per QoS class (s)",
+                      title_justify="left")
             for name in ("policy", "QoS", "pods", "p50", "p99"):
                 q.add_column(name, justify="left" if name in ("policy", "QoS") else "right")
             for r in pw.itertuples(index=False):
@@ -502,6 +512,11 @@ def _figure(ncols: int, width: float = 5.2, height: float = 3.8):
     fig = Figure(figsize=(width * ncols, height), dpi=120, layout="tight")
     axes = fig.subplots(1, ncols, squeeze=False)[0]
     return fig, axes
+
+
+def _plain(text: str) -> str:
+    """``text`` for a matplotlib title: ``$`` escaped, so a file name is never mathtext."""
+    return text.replace("$", r"\$")
 
 
 def _style(ax, xlabel: str, ylabel: str) -> None:
@@ -554,7 +569,7 @@ def _curve_panel(
             )
     if xlim is not None:
         ax.set_xlim(*xlim)
-        sel = curves[curves["arrived_gpu_demand_pct"].between(*xlim)][metric]
+        sel = curves[curves["arrived_gpu_demand_pct"].between(*xlim)][metric].dropna()
         if len(sel):
             lo, hi = float(sel.min()), float(sel.max())
             pad = max(0.5, 0.08 * (hi - lo))
@@ -605,7 +620,7 @@ def plot_fgd(
         _curve_panel(ax2, c, ALLOC, pub, xlim=(lo, xmax + 1), legend=False)
         _style(ax2, xlabel, "GPU allocation ratio (%)")
         ax2.set_title(f"zoom: {lo:g}% to {xmax:g}% arrived", fontsize=9)
-        fig.suptitle(f"GPU allocation, {short}")
+        fig.suptitle(f"GPU allocation, {_plain(short)}")
         path = out_dir / f"alloc_{short}.png"
         fig.savefig(path)
         written.append(path)
@@ -616,7 +631,7 @@ def plot_fgd(
         if FRAG_AMOUNT in c.columns:
             _curve_panel(ax2, c, FRAG_AMOUNT, pub, legend=False)
             _style(ax2, xlabel, "fragmented GPU (% of cluster GPUs)")
-        fig.suptitle(f"GPU fragmentation, {short}")
+        fig.suptitle(f"GPU fragmentation, {_plain(short)}")
         path = out_dir / f"frag_{short}.png"
         fig.savefig(path)
         written.append(path)
@@ -656,7 +671,7 @@ def plot_replay(series: pd.DataFrame, out_dir: Path) -> list[Path]:
             if integer:
                 ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         axes[0].legend(fontsize=8, frameon=False)
-        fig.suptitle(f"replay, {short} (mean over seeds)")
+        fig.suptitle(f"replay, {_plain(short)} (mean over seeds)")
         path = out_dir / f"unschedulable_{short}.png"
         fig.savefig(path)
         written.append(path)
@@ -708,14 +723,52 @@ def write_outputs(
     ``runs.csv``, ``summary.csv`` (:func:`replay_summary`), ``pending_summary.csv``,
     ``summary.json`` and the PNGs of :func:`plot_replay`.
 
+    All files are written into a hidden staging folder inside ``out_dir`` first and moved
+    into ``out_dir`` only when every one of them was written: a failure (a full disk, a plot
+    that cannot be drawn) leaves nothing of this run behind.
+
     Args:
         meta: extra top-level entries for ``summary.json`` (command, trace summary, ...).
 
     Returns:
-        Paths written, in order.
+        Paths written (in ``out_dir``), in order.
+
+    Raises:
+        OSError: ``out_dir`` cannot be created or written (nothing of this run is left).
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    final = Path(out_dir)
+    final.mkdir(parents=True, exist_ok=True)
+    with staged_dir(final) as out:
+        written = _write_all(result, out, meta=meta, published=published, plots=plots)
+    return [final / p.name for p in written]
+
+
+@contextlib.contextmanager
+def staged_dir(out_dir: Path) -> Iterator[Path]:
+    """A fresh hidden folder inside ``out_dir`` whose files are moved into ``out_dir`` when
+    the block ends normally; on any exception the folder and its files are removed.
+
+    Raises:
+        OSError: the folder cannot be made, or a file cannot be moved.
+    """
+    stage = Path(tempfile.mkdtemp(prefix=".cohabit-partial-", dir=out_dir))
+    try:
+        yield stage
+        for path in sorted(stage.iterdir()):
+            os.replace(path, out_dir / path.name)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _write_all(
+    result: MatrixResult,
+    out: Path,
+    *,
+    meta: dict[str, Any] | None,
+    published: pd.DataFrame | None,
+    plots: bool,
+) -> list[Path]:
+    """Write every file of :func:`write_outputs` into ``out``; return their paths."""
     written: list[Path] = []
 
     def csv(df: pd.DataFrame, name: str) -> None:

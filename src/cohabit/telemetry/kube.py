@@ -276,25 +276,35 @@ class KubeClusterSource:
         api_client: a configured :class:`kubernetes.client.ApiClient`.
         scheduler_name: pending pods with this ``spec.schedulerName`` are cohabit's.
         namespace: restrict pods to one namespace (``""`` = all).
+        request_timeout: ``_request_timeout`` of each list call, seconds.
     """
 
     def __init__(self, api_client: Any, scheduler_name: str = "cohabit",
-                 namespace: str = "") -> None:
+                 namespace: str = "", request_timeout: float = 10.0) -> None:
         from kubernetes import client
 
         self.core = client.CoreV1Api(api_client)
         self.scheduler_name = scheduler_name
         self.namespace = namespace
+        self.request_timeout = request_timeout
         self.problems: list[str] = []
 
     def raw(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """``(nodes, pods)`` as JSON dicts."""
-        nodes = json.loads(self.core.list_node(_preload_content=False).data)["items"]
+        """``(nodes, pods)`` as JSON dicts.
+
+        Raises:
+            kubernetes.client.exceptions.ApiException, urllib3.exceptions.HTTPError: the API
+                server refused or did not answer within ``request_timeout``.
+        """
+        timeout = self.request_timeout
+        nodes = _items(self.core.list_node(_preload_content=False, _request_timeout=timeout))
         if self.namespace:
-            resp = self.core.list_namespaced_pod(self.namespace, _preload_content=False)
+            resp = self.core.list_namespaced_pod(self.namespace, _preload_content=False,
+                                                 _request_timeout=timeout)
         else:
-            resp = self.core.list_pod_for_all_namespaces(_preload_content=False)
-        return nodes, json.loads(resp.data)["items"]
+            resp = self.core.list_pod_for_all_namespaces(_preload_content=False,
+                                                         _request_timeout=timeout)
+        return nodes, _items(resp)
 
     def snapshot(self, now: float) -> Snapshot:
         nodes, pods = self.raw()
@@ -341,11 +351,29 @@ def template_requests(obj: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def read_target(api_client: Any, namespace: str, kind: str, name: str) -> dict[str, Any] | None:
+def _items(resp: Any) -> list[dict[str, Any]]:
+    """``items`` of a raw list response, checked to be a list of objects.
+
+    Raises:
+        TelemetryError: the body is not a Kubernetes list.
+    """
+    try:
+        items = json.loads(resp.data)["items"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise TelemetryError(f"API list answer is not a Kubernetes list: {exc!r}") from exc
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise TelemetryError("API list answer: items is not a list of objects")
+    return items
+
+
+def read_target(api_client: Any, namespace: str, kind: str, name: str,
+                request_timeout: float = 10.0) -> dict[str, Any] | None:
     """The target object (JSON dict) of a workload, or None when it does not exist.
 
     Raises:
         ValueError: ``kind`` is not Deployment, StatefulSet or Job.
+        kubernetes.client.exceptions.ApiException, urllib3.exceptions.HTTPError: another
+            API error, or no answer within ``request_timeout`` seconds.
     """
     from kubernetes import client
     from kubernetes.client.exceptions import ApiException
@@ -359,7 +387,8 @@ def read_target(api_client: Any, namespace: str, kind: str, name: str) -> dict[s
     if kind not in readers:
         raise ValueError(f"target kind {kind!r} is not Deployment, StatefulSet or Job")
     try:
-        resp = readers[kind](name, namespace, _preload_content=False)
+        resp = readers[kind](name, namespace, _preload_content=False,
+                             _request_timeout=request_timeout)
     except ApiException as exc:
         if exc.status == 404:
             return None
@@ -367,11 +396,18 @@ def read_target(api_client: Any, namespace: str, kind: str, name: str) -> dict[s
     return json.loads(resp.data)
 
 
-def list_workload_pods(api_client: Any, namespace: str, workload: str
-                       ) -> list[dict[str, Any]]:
-    """Pods (JSON dicts) labelled ``cohabit.io/workload=<workload>`` in ``namespace``."""
+def list_workload_pods(api_client: Any, namespace: str, workload: str,
+                       request_timeout: float = 10.0) -> list[dict[str, Any]]:
+    """Pods (JSON dicts) labelled ``cohabit.io/workload=<workload>`` in ``namespace``.
+
+    Raises:
+        TelemetryError: the answer is not a pod list.
+        kubernetes.client.exceptions.ApiException, urllib3.exceptions.HTTPError: an API
+            error, or no answer within ``request_timeout`` seconds.
+    """
     from kubernetes import client
 
     resp = client.CoreV1Api(api_client).list_namespaced_pod(
-        namespace, label_selector=f"{LABEL_WORKLOAD}={workload}", _preload_content=False)
-    return json.loads(resp.data)["items"]
+        namespace, label_selector=f"{LABEL_WORKLOAD}={workload}", _preload_content=False,
+        _request_timeout=request_timeout)
+    return _items(resp)

@@ -8,7 +8,8 @@ fetched by running those scripts once per machine (unless ``COHABIT_NO_BUILD=1``
 prometheus come from Debian packages (``scripts/ci-system-deps.sh``).
 
 When a binary cannot be had, :func:`require` skips the test with the reason, except under
-``CI=true`` where a missing binary is a failure: CI installs everything.
+``CI=true`` or ``COHABIT_REQUIRE_INTEGRATION=1`` (set by ``scripts/test.sh``), where a missing
+binary is a failure: those runs install everything first.
 """
 
 from __future__ import annotations
@@ -55,7 +56,11 @@ TOOLS: dict[str, ToolSpec] = {
 
 
 def in_ci() -> bool:
-    """True when running under CI (``CI=true``), where missing binaries fail instead of skip."""
+    """True when running under CI (``CI=true``) or ``scripts/test.sh`` (which sets
+    ``COHABIT_REQUIRE_INTEGRATION=1`` after installing everything): missing binaries fail
+    instead of skip."""
+    if os.environ.get("COHABIT_REQUIRE_INTEGRATION") == "1":
+        return True
     return os.environ.get("CI", "").lower() in {"true", "1", "yes"}
 
 

@@ -84,7 +84,11 @@ class FakeKube:
         if group != "policy" or version not in self.policy_versions:
             raise api_error(400, f"no kind \"Eviction\" is registered for version "
                                  f"\"{body['apiVersion']}\"")
-        self.read_namespaced_pod(name, namespace)
+        pod = self.read_namespaced_pod(name, namespace)
+        uid = ((body.get("deleteOptions") or {}).get("preconditions") or {}).get("uid")
+        if uid and uid != pod.metadata.uid:
+            raise api_error(409, f"Precondition failed: UID in precondition: {uid}, UID in "
+                                 f"object meta: {pod.metadata.uid}")
         if (namespace, name) in self.protected:
             raise api_error(429, "Cannot evict pod as it would violate the pod's disruption "
                                  "budget.")
@@ -144,7 +148,7 @@ class FakeKube:
                 **template["metadata"]["annotations"]}
 
     # -- ApisApi ----------------------------------------------------------------------------
-    def get_api_versions(self):
+    def get_api_versions(self, **_):
         return client.V1APIGroupList(groups=[client.V1APIGroup(
             name="policy", versions=[
                 client.V1GroupVersionForDiscovery(group_version=f"policy/{v}", version=v)

@@ -121,8 +121,7 @@ def test_hourly_budget_and_window():
     for i in range(4):
         fake.add_pod(f"p{i}", node="n1")
     clock = Clock()
-    act = make(fake, limits=EvictionLimits(dry_run=False, evictions_per_hour=2,
-                                           max_unavailable=0), clock=clock)
+    act = make(fake, limits=EvictionLimits(dry_run=False, evictions_per_hour=2), clock=clock)
     outcomes = act.apply([Evict(f"ns/p{i}") for i in range(3)])
     assert [o.status for o in outcomes] == ["done", "done", "skipped"]
     assert "budget" in outcomes[2].message
@@ -231,6 +230,7 @@ def test_parallel_binds_without_reads_keep_order_and_never_double_bind():
 
 
 def test_configmap_ledger_survives_restarts_and_conflicts():
+    from cohabit.actuator import LedgerError, LedgerRefusal
     from cohabit.actuator.kubernetes import ConfigMapLedger
 
     fake = FakeKube()
@@ -242,16 +242,229 @@ def test_configmap_ledger_survives_restarts_and_conflicts():
 
     first = ledger()
     assert first.recent(1000.0) == []
-    first.record(1000.0, "ns/a")
+    a = first.reserve("ns/a", "uid-a", 1000.0, limit=5)
+    first.settle(a.id, "done")
     fake.conflicts = 2  # two racing writers: retried with a fresh read
-    first.record(1010.0, "ns/b")
+    b = first.reserve("ns/b", "uid-b", 1010.0, limit=5)
     restarted = ledger()  # a new operator process reads the same ConfigMap
     assert restarted.recent(1020.0) == [(1000.0, "ns/a"), (1010.0, "ns/b")]
+    assert {e.pod: e.state for e in restarted.entries()} == {"ns/a": "done",
+                                                             "ns/b": "reserved"}
     assert restarted.recent(4605.0) == [(1010.0, "ns/b")]  # the hour slides
+    with pytest.raises(LedgerRefusal, match="budget spent"):  # the reservation counts
+        restarted.reserve("ns/c", "uid-c", 1030.0, limit=2)
+    restarted.settle(b.id, "released")
+    assert restarted.reserve("ns/c", "uid-c", 1030.0, limit=2).state == "reserved"
     fake.add_pod("a", node="n1")
     act = make(fake, ledger=restarted, clock=Clock(1030.0))
     [again] = act.apply([Evict("ns/a")])
     assert again.status == "skipped" and "evicted already" in again.message
+    fake.conflicts = 10  # a writer that always wins: give up, reserve nothing
+    with pytest.raises(LedgerError, match="conflicts"):
+        restarted.reserve("ns/d", "uid-d", 1040.0, limit=9)
     fake.configmaps[("cohabit-system", "cohabit-evictions")]["data"] = {"evictions": "nope"}
-    with pytest.raises(ValueError, match="data.evictions"):
-        restarted.recent(1030.0)
+    with pytest.raises(LedgerError, match="data.evictions"):
+        restarted.entries()
+    [o] = make(fake, ledger=restarted, clock=Clock(1050.0)).apply([Evict("ns/a")])
+    assert o.status == "failed" and "nothing evicted" in o.message  # unreadable = spent
+
+
+def test_legacy_ledger_pairs_count_as_done():
+    from cohabit.actuator.kubernetes import ConfigMapLedger
+
+    fake = FakeKube()
+    fake.configmaps[("cohabit-system", "cohabit-evictions")] = {
+        "rv": "1", "data": {"evictions": '[[1000.0, "ns/a"]]'}}
+    led = ConfigMapLedger(client.ApiClient(), "cohabit-system")
+    led.core = fake
+    [entry] = led.entries()
+    assert (entry.pod, entry.state, entry.time) == ("ns/a", "done", 1000.0)
+
+
+@pytest.mark.parametrize(
+    ("limits", "reason"),
+    [(EvictionLimits(dry_run=False, evictions_per_hour=0), "evictionsPerHour is 0"),
+     (EvictionLimits(dry_run=False, max_unavailable=0), "maxUnavailable is 0"),
+     (EvictionLimits(dry_run=True, evictions_per_hour=0), "evictionsPerHour is 0")],
+    ids=["zero-budget-means-none", "zero-unavailable-means-none", "zero-budget-dry-run"],
+)
+def test_zero_limits_mean_zero(limits, reason):
+    """Regression: 0 meant "no limit" and 20 of 20 evictions went through."""
+    fake = FakeKube()
+    for i in range(20):
+        fake.add_pod(f"p{i}", node="n1")
+    outcomes = make(fake, limits=limits).apply([Evict(f"ns/p{i}") for i in range(20)])
+    assert {o.status for o in outcomes} == {"skipped"}
+    assert all(reason in o.message for o in outcomes)
+    assert fake.evictions == []
+
+
+class FailingLedgerWrites(FakeKube):
+    """ConfigMap writes answer ``status`` (403 RBAC, 409, 504...) from call ``after`` on."""
+
+    def __init__(self, status, after=0):
+        super().__init__()
+        self.status, self.after, self.writes = status, after, 0
+
+    def _maybe_fail(self):
+        self.writes += 1
+        if self.writes > self.after:
+            from fake_kube import api_error
+            raise api_error(self.status, "injected")
+
+    def create_namespaced_config_map(self, namespace, body, **kw):
+        self._maybe_fail()
+        return super().create_namespaced_config_map(namespace, body, **kw)
+
+    def replace_namespaced_config_map(self, name, namespace, body, **kw):
+        self._maybe_fail()
+        return super().replace_namespaced_config_map(name, namespace, body, **kw)
+
+
+def _ledger(fake):
+    from cohabit.actuator.kubernetes import ConfigMapLedger
+
+    led = ConfigMapLedger(client.ApiClient(), "cohabit-system", conflict_retries=3)
+    led.core = fake
+    return led
+
+
+@pytest.mark.parametrize("status", [403, 409, 504], ids=["rbac-denied", "conflict", "timeout"])
+def test_failed_reservation_evicts_nothing(status):
+    """Regression: the eviction was posted first and recorded after, so a failing ledger
+    write let three pods go with a budget of one."""
+    fake = FailingLedgerWrites(status)
+    for i in range(3):
+        fake.add_pod(f"p{i}", node="n1")
+    act = make(fake, ledger=_ledger(fake),
+               limits=EvictionLimits(dry_run=False, evictions_per_hour=1))
+    outcomes = act.apply([Evict(f"ns/p{i}") for i in range(3)])
+    assert [o.status for o in outcomes] == ["failed"] * 3
+    assert all("nothing evicted" in o.message for o in outcomes)
+    assert fake.evictions == []
+
+
+@pytest.mark.parametrize("status", [403, 409, 504], ids=["rbac-denied", "conflict", "timeout"])
+def test_failed_confirmation_is_still_done_and_counted(status):
+    """The confirm write fails after the eviction: the outcome is ``done`` (the pod went),
+    and the reservation keeps the slot spent, so a budget of 1 stops the next one."""
+    fake = FailingLedgerWrites(status, after=1)  # the reservation is written, then no more
+    for i in range(3):
+        fake.add_pod(f"p{i}", node="n1")
+    act = make(fake, ledger=_ledger(fake),
+               limits=EvictionLimits(dry_run=False, evictions_per_hour=1))
+    outcomes = act.apply([Evict(f"ns/p{i}") for i in range(3)])
+    assert [o.status for o in outcomes] == ["done", "skipped", "skipped"]
+    assert "ledger was not updated" in outcomes[0].message
+    assert len(fake.evictions) == 1
+
+
+class LostEvictionAnswer(FakeKube):
+    """The eviction request reaches the server (``applied``) or not, but its answer is lost."""
+
+    def __init__(self, applied):
+        super().__init__()
+        self.applied = applied
+
+    def create_namespaced_pod_eviction(self, name, namespace, body, **kw):
+        import urllib3
+
+        if self.applied:
+            super().create_namespaced_pod_eviction(name, namespace, body, **kw)
+        raise urllib3.exceptions.ReadTimeoutError(None, "/eviction", "Read timed out.")
+
+
+def test_lost_answer_pod_terminating_is_done():
+    fake = LostEvictionAnswer(applied=True)
+    fake.add_pod("p", node="n1")
+    ledger = MemoryLedger()
+    [o] = make(fake, ledger=ledger).apply([Evict("ns/p")])
+    assert o.status == "done" and "answer was lost" in o.message
+    assert [e.state for e in ledger.entries()] == ["done"]
+
+
+def test_lost_answer_pod_still_there_keeps_the_slot_until_checked():
+    fake = LostEvictionAnswer(applied=False)
+    fake.add_pod("p", node="n1")
+    fake.add_pod("q", node="n1")
+    ledger, clock = MemoryLedger(), Clock()
+    limits = EvictionLimits(dry_run=False, evictions_per_hour=1)
+    act = make(fake, ledger=ledger, clock=clock, limits=limits)
+    act.ledger_grace_s = 300.0
+    [o] = act.apply([Evict("ns/p")])
+    assert o.status == "failed" and "outcome unknown" in o.message
+    assert [e.state for e in ledger.entries()] == ["reserved"]
+    [o] = act.apply([Evict("ns/q")])  # the unknown one counts: budget 1 is spent
+    assert o.status == "skipped" and "not yet known" in o.message
+    clock.t += 301  # past the grace: the check finds p still there and releases its slot
+    fake.applied = True
+    [o] = act.apply([Evict("ns/q")])
+    assert o.status == "done" and [e.pod for e in ledger.entries()] == ["ns/q"]
+
+
+def test_reservation_of_a_killed_operator_is_settled_by_the_pod():
+    """A reservation left by a process killed after the eviction: the pod is gone, so the
+    check marks it done (it keeps its slot); one left before the eviction is released."""
+    fake = FakeKube()
+    fake.add_pod("kept", node="n1")
+    fake.add_pod("next", node="n1")
+    ledger, clock = MemoryLedger(), Clock()
+    gone = ledger.reserve("ns/gone", "uid-gone", clock.t, limit=5)
+    kept = ledger.reserve("ns/kept", "uid-kept", clock.t, limit=5)
+    clock.t += 301
+    act = make(fake, ledger=ledger, clock=clock,
+               limits=EvictionLimits(dry_run=False, evictions_per_hour=2))
+    act.ledger_grace_s = 300.0
+    [o] = act.apply([Evict("ns/next")])
+    assert o.status == "done"
+    states = {e.pod: e.state for e in ledger.entries()}
+    assert states == {"ns/gone": "done", "ns/next": "done"}
+    assert kept.id not in {e.id for e in ledger.entries()} and gone.id in {
+        e.id for e in ledger.entries()}
+
+
+def test_uid_precondition_protects_a_namesake():
+    fake = FakeKube()
+    fake.add_pod("p", node="n1")
+    act = make(fake)
+    real_read = fake.read_namespaced_pod
+
+    def read_then_replace(name, namespace, **kw):  # the pod is recreated after the read
+        pod = real_read(name, namespace)
+        fake.add_pod("p", node="n1")
+        fake.pods[("ns", "p")].metadata.uid = "uid-new"
+        return pod
+
+    fake.read_namespaced_pod = read_then_replace
+    [o] = act.apply([Evict("ns/p")])
+    assert o.status == "skipped" and "replaced" in o.message and fake.evictions == []
+    assert act.ledger.entries() == []  # released
+
+
+def test_apply_never_raises_against_a_closed_port():
+    """Regression: ``apply()`` raised urllib3 ``MaxRetryError`` against a closed port."""
+    from loopback_servers import closed_port_client
+
+    with closed_port_client() as api:
+        act = KubernetesActuator(api, limits=EvictionLimits(dry_run=False),
+                                 request_timeout=2.0)
+        outcomes = act.apply([Bind("ns/p", "n1"), Evict("ns/p"),
+                              Resize("ns/web", "main", Resources(100))])
+    assert [o.status for o in outcomes] == ["failed"] * 3
+    assert all("Connection refused" in o.message or "NewConnectionError" in o.message
+               for o in outcomes[:2]), outcomes
+
+
+def test_a_server_that_never_answers_is_cut_at_the_timeout():
+    """Regression: one Bind blocked for over 90 s against a server that never answered."""
+    import time
+
+    from loopback_servers import silent_server_client
+
+    with silent_server_client() as api:
+        act = KubernetesActuator(api, verify_binds=False, request_timeout=1.0)
+        started = time.monotonic()
+        [o] = act.apply([Bind("ns/p", "n1")])
+        took = time.monotonic() - started
+    assert o.status == "failed" and "timed out" in o.message.lower()
+    assert took < 5.0

@@ -59,8 +59,9 @@ class RecordingActuator:
         self.answer = answer
         self.limits = None
 
-    def apply(self, actions):
+    def apply(self, actions, limits=None):
         self.applied.extend(actions)
+        self.limits = limits
         return [Outcome(a, self.answer) for a in actions]
 
 

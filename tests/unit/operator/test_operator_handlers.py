@@ -46,9 +46,9 @@ def pod_json(name, node=None):
 def cluster_api(monkeypatch):
     state = {"target": DEPLOYMENT, "pods": [pod_json("sd-0", "g1"), pod_json("sd-1")],
              "nodes": {"g1": gpu_node("g1")}}
-    monkeypatch.setattr(reconciler, "read_target", lambda api, ns, kind, name: state["target"])
-    monkeypatch.setattr(reconciler, "list_workload_pods", lambda api, ns, name: state["pods"])
-    monkeypatch.setattr(reconciler, "read_nodes", lambda api, names: [
+    monkeypatch.setattr(reconciler, "read_target", lambda api, ns, kind, name, **_: state["target"])
+    monkeypatch.setattr(reconciler, "list_workload_pods", lambda api, ns, name, **_: state["pods"])
+    monkeypatch.setattr(reconciler, "read_nodes", lambda api, names, *_: [
         state["nodes"][n] for n in sorted(names) if n in state["nodes"]])
     monkeypatch.setattr(handlers.time, "time", lambda: NOW)
     return state

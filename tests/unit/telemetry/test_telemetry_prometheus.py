@@ -1,5 +1,7 @@
-"""The Prometheus usage source through prometheus-api-client, against a loopback HTTP server
-answering the Prometheus HTTP API (the integration tier uses a real Prometheus)."""
+"""The Prometheus usage source against a loopback HTTP server answering the Prometheus HTTP
+API (the integration tier uses a real Prometheus), and against hostile answers: +Inf/NaN
+samples, HTTP 200 bodies of the wrong shape, a trickled answer, a server that never answers.
+Every one ends as ``TelemetryUnavailable`` naming the cause (``LowConfidence`` upstream)."""
 
 from __future__ import annotations
 
@@ -26,9 +28,16 @@ class Api(BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        form = parse_qs(self.rfile.read(length).decode())
+        self.answer(form.get("query", [""])[0])
+
     def do_GET(self):
         url = urlparse(self.path)
-        q = parse_qs(url.query).get("query", [""])[0]
+        self.answer(parse_qs(url.query).get("query", [""])[0])
+
+    def answer(self, q):
         Api.seen.append(q)
         if "syntax error" in q:
             body = {"status": "error", "errorType": "bad_data", "error": "parse error"}
@@ -67,7 +76,7 @@ def prom():
     server.server_close()
 
 
-def wl(query="p99_latency"):
+def wl(query="p99_latency{job=\"web\"}"):
     return Workload("web", WorkloadKind.GPU_INFERENCE, QosTarget("p99_latency_ms", 20, query),
                     "ns")
 
@@ -90,9 +99,11 @@ def test_qos_frame_averages_series(prom):
 
 
 def test_bad_query_is_unavailable(prom):
-    with PrometheusUsageSource(prom) as src, pytest.raises(TelemetryUnavailable,
-                                                           match="syntax error"):
-        src.qos(wl("syntax error"), 0, 200)
+    with PrometheusUsageSource(prom) as src:
+        with pytest.raises(TelemetryUnavailable, match="not valid PromQL"):
+            src.qos(wl("syntax error"), 0, 200)  # refused before it is sent
+        with pytest.raises(TelemetryUnavailable, match="bad_data: parse error"):
+            src.qos(wl('up{x="syntax error"}'), 0, 200)  # Prometheus' own error answer
 
 
 def test_down_prometheus_is_unavailable():
@@ -116,3 +127,15 @@ def test_queries_use_cadvisor_and_dcgm_names():
     assert "[2m]" in q["cpu_milli"] and 'container!="POD"' in q["memory_mib"]
     assert q["gpu_milli"].startswith("DCGM_FI_DEV_GPU_UTIL{") and q["gpu_milli"].endswith("* 10")
     assert q["gpu_memory_mib"].startswith("DCGM_FI_DEV_FB_USED{")
+
+
+def test_qos_query_is_confined_to_the_namespace(prom):
+    with PrometheusUsageSource(prom) as src:
+        src.qos(wl('histogram_quantile(0.99, rate(lat_bucket{job="web"}[5m]))'), 0, 200)
+        assert Api.seen[-1] == ('histogram_quantile(0.99, rate(lat_bucket{job="web",'
+                                'namespace="ns"}[5m]))')
+        with pytest.raises(TelemetryUnavailable, match="may only read its own"):
+            src.qos(wl('secret{namespace="kube-system"}'), 0, 200)
+    with PrometheusUsageSource(prom, unconfined={"ns"}) as src:  # the admin's opt-in
+        src.qos(wl('up{job="web"}'), 0, 200)
+        assert Api.seen[-1] == 'up{job="web"}'
