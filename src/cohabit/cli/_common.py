@@ -8,7 +8,7 @@ import math
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pandas as pd
 import typer
@@ -26,6 +26,7 @@ __all__ = [
     "check_horizons",
     "console",
     "data_dir",
+    "execution",
     "fail",
     "fan_out_on",
     "genai_frame",
@@ -203,20 +204,26 @@ def table(title: str, frame: pd.DataFrame, columns: list[str], fmt: dict[str, st
     return out
 
 
+def execution(executor: str, scheduler: str | None):
+    """The :class:`cohabit.execution.Execution` of ``--executor``/``--scheduler``; exits 2
+    naming the option on a bad combination (checked before any data is read)."""
+    from cohabit.execution import Execution
+
+    try:
+        return Execution(executor, scheduler)
+    except ValueError as exc:
+        fail(str(exc))
+
+
 @contextlib.contextmanager
-def fan_out_on(executor: str, scheduler: str | None) -> Iterator[Executor | None]:
-    """The executor of ``--executor``/``--scheduler`` (:func:`cohabit.execution.executor`):
-    ``None`` for local; exits 2 on a bad combination and 1 when the Dask cluster cannot be
-    used (unreachable, no worker)."""
-    from cohabit.execution import Execution, ExecutionError
+def fan_out_on(run_on: Any) -> Iterator[Executor | None]:
+    """The executor the back-tests fan out on (:func:`cohabit.execution.executor`): ``None``
+    for local; exits 1 when the Dask cluster cannot be used (unreachable, no worker)."""
+    from cohabit.execution import ExecutionError
     from cohabit.execution import executor as open_executor
 
     try:
-        execution = Execution(executor, scheduler)
-    except ValueError as exc:
-        fail(str(exc))
-    try:
-        with open_executor(execution) as pool:
+        with open_executor(run_on) as pool:
             yield pool
     except ExecutionError as exc:
         Console(stderr=True, soft_wrap=True).print(

@@ -25,7 +25,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from cohabit.cli._common import EXECUTOR_HELP, SCHEDULER_HELP, fan_out_on
+from cohabit.cli._common import EXECUTOR_HELP, SCHEDULER_HELP, execution, fan_out_on
 from cohabit.cli._common import active_resources as _active
 from cohabit.cli._common import check_horizons as _check_horizons
 from cohabit.cli._common import console as _console
@@ -81,6 +81,7 @@ def rightsizing(
         summarize_rightsizing,
     )
     from cohabit.predictors.selection import NestedSelection
+    run_on = execution(executor, scheduler)
     _number(horizon_h, "--horizon-h", above=0)
     _number(start, "--start", above=0, below=1)
     _number(evidence_half_life_h, "--evidence-half-life-h", at_least=0)
@@ -89,7 +90,7 @@ def rightsizing(
     frame = _genai(data)
     _check_horizons(frame, horizon_h * 3600)
     resources = _active(frame, ("gpu_milli", "gpu_memory_mib"))
-    with fan_out_on(executor, scheduler) as pool:
+    with fan_out_on(run_on) as pool:
         evaluation = evaluate_rightsizing(
             frame, resources, horizon_s=horizon_h * 3600, start_fraction=start,
             nested=NestedSelection(

@@ -32,6 +32,7 @@ from cohabit.cli._common import (
     check_horizons,
     console,
     data_dir,
+    execution,
     fail,
     fan_out_on,
     genai_frame,
@@ -63,13 +64,14 @@ def recommend_fleet(
 
     from cohabit.predictors import recommend, select_operating_points
 
+    run_on = execution(executor, scheduler)
     number(horizon_h, "--horizon-h", above=0)
     number(evidence_half_life_h, "--evidence-half-life-h", at_least=0)
     if out is not None:
         out_dir(out)
     frame = genai_frame(data_dir(data, PACKAGED_GENAI))
     check_horizons(frame, horizon_h * 3600)
-    with fan_out_on(executor, scheduler) as pool:
+    with fan_out_on(run_on) as pool:
         selection = select_operating_points(
             frame, active_resources(frame, RESOURCES), horizon_s=horizon_h * 3600,
             evidence_half_life_s=evidence_half_life_h * 3600 if evidence_half_life_h > 0
