@@ -209,6 +209,14 @@ WORKLOAD_STATUS = {
                 "properties": {
                     "container": {"type": "string"},
                     **AMOUNT["properties"],
+                    "target": {
+                        "type": "object",
+                        "description": "The recommendation as Kubernetes quantities (only "
+                        "what was measured): cpu, memory, gpu (share of one GPU, 500m = "
+                        "half), gpuMemory.",
+                        "properties": {k: {"type": "string"}
+                                       for k in ("cpu", "memory", "gpu", "gpuMemory")},
+                    },
                     "lower": AMOUNT,
                     "upper": AMOUNT,
                     "confidence": {"type": "number"},
@@ -264,8 +272,13 @@ WORKLOAD_STATUS = {
         "qos": {
             "type": "object",
             "properties": {
-                "observed": {"type": "number"},
-                "violations": {"type": "integer"},
+                "observed": {"type": "number", "description": "Latest QoS sample."},
+                "target": {"type": "number", "description": "spec.qos.target."},
+                "summary": {"type": "string",
+                            "description": "Observed against target (18.2ms <= 20ms)."},
+                "violations": {"type": "integer",
+                               "description": "Samples missing the target in the window "
+                               "(absent without samples)."},
                 "samples": {"type": "integer"},
                 "windowSeconds": {"type": "integer"},
             },
@@ -289,21 +302,50 @@ WORKLOAD_STATUS = {
 }
 
 
-def col(name: str, kind: str, path: str) -> dict:
-    return {"name": name, "type": kind, "jsonPath": path}
+def col(name: str, kind: str, path: str, priority: int = 0, description: str = "") -> dict:
+    """A printer column (``priority`` 1: shown by ``kubectl get -o wide`` only)."""
+    out = {"name": name, "type": kind, "jsonPath": path}
+    if priority:
+        out["priority"] = priority
+    if description:
+        out["description"] = description
+    return out
 
 
+READY = '.status.conditions[?(@.type=="Ready")]'
+REC = ".status.recommendations[0].target"
+
+# `kubectl get` at a glance: is it served (Ready), what is recommended (quantities, as
+# `kubectl describe` of a VPA shows them), how sure, and whether the QoS target holds;
+# `-o wide` adds why it is not ready, where its pods run and the QoS numbers.
 HEAD_COLS = [
-    col("Target", "string", ".spec.targetRef.name"),
+    col("Target", "string", ".spec.targetRef.name", description="The workload sized."),
     col("Mode", "string", ".spec.mode"),
-    col("CPU(m)", "integer", ".status.recommendations[0].cpuMilli"),
-    col("Mem(MiB)", "integer", ".status.recommendations[0].memoryMiB"),
+    col("Ready", "string", READY + ".status",
+        description="Valid spec, target and policy found, confident, pods placed."),
+    col("CPU", "string", REC + ".cpu", description="Recommended CPU request (first container)."),
+    col("Memory", "string", REC + ".memory", description="Recommended memory request."),
+]
+GPU_COLS = [
+    col("GPU", "string", REC + ".gpu", description="Recommended GPU share (500m = half)."),
+    col("GPU-Mem", "string", REC + ".gpuMemory", description="Recommended GPU memory."),
 ]
 TAIL_COLS = [
     col("Confidence", "number", ".status.confidence"),
-    col("Node", "string", ".status.node"),
-    col("QoS-Violations", "integer", ".status.qos.violations"),
+    col("QoS", "string", ".status.qos.summary",
+        description="Observed QoS against the target, e.g. 18.2ms <= 20ms."),
     col("Age", "date", ".metadata.creationTimestamp"),
+    col("Reason", "string", READY + ".reason", 1, "Why Ready is what it is."),
+    col("Provided", "string", '.status.conditions[?(@.type=="RecommendationProvided")].status',
+        1, "A recommendation is provided (as VPA's PROVIDED)."),
+    col("Node", "string", ".status.node", 1, "Node of the first pod (all in .status.nodes)."),
+    col("QoS-Target", "number", ".spec.qos.target", 1),
+    col("QoS-Observed", "number", ".status.qos.observed", 1),
+    col("Violations", "integer", ".status.qos.violations", 1,
+        "QoS samples missing the target in the window."),
+    col("Samples", "integer", ".status.qos.samples", 1),
+    col("Policy", "string", ".spec.policyRef", 1),
+    col("Placement", "string", ".spec.placement", 1),
 ]
 
 
@@ -401,7 +443,7 @@ def build() -> dict[str, dict]:
             },
         },
         WORKLOAD_STATUS,
-        HEAD_COLS + [col("GPU(m)", "integer", ".status.recommendations[0].gpuMilli")] + TAIL_COLS,
+        HEAD_COLS + GPU_COLS + TAIL_COLS,
         "A GPU workload (inference service or batch job) cohabit sizes and places.",
         ["targetRef", "qos"],
     )
@@ -477,10 +519,15 @@ def build() -> dict[str, dict]:
         policy_status,
         [
             col("Policy", "string", ".spec.policy"),
-            col("Objective", "string", ".spec.objective"),
+            col("Ready", "string", READY + ".status"),
             col("Rebinding", "boolean", ".spec.rebinding.enabled"),
             col("DryRun", "boolean", ".spec.rebinding.dryRun"),
             col("Age", "date", ".metadata.creationTimestamp"),
+            col("Reason", "string", READY + ".reason", 1),
+            col("Objective", "string", ".spec.objective", 1),
+            col("Weight", "number", ".spec.interferenceWeight", 1,
+                "Score points per percent of predicted co-location slowdown."),
+            col("Evictions/h", "integer", ".spec.rebinding.evictionsPerHour", 1),
         ],
         "How cohabit places pods and when it may move them.",
     )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -295,3 +296,141 @@ class GenaiReplay(Collector):
         src.write_text(self.openmetrics(end))
         subprocess.run([str(promtool), "tsdb", "create-blocks-from", "openmetrics", str(src),
                         str(data_dir)], check=True, capture_output=True, timeout=300)
+
+
+# -- documented commands ------------------------------------------------------------------------
+
+def documented_blocks(path: Path, heading: str | None = None) -> list[list[str]]:
+    """The shell commands of each fenced code block of a Markdown file (below ``heading``
+    up to the next heading of the same level, when given), backslash continuations joined,
+    exactly as printed otherwise."""
+    lines = path.read_text().splitlines()
+    if heading is not None:
+        start = lines.index(heading)
+        level = heading.split(" ", 1)[0]
+        end = next((i for i in range(start + 1, len(lines))
+                    if lines[i].startswith(level + " ")), len(lines))
+        lines = lines[start:end]
+    blocks: list[list[str]] = []
+    inside = False
+    for line in lines:
+        if line.startswith("```"):
+            inside = not inside
+            if inside:
+                blocks.append([])
+            continue
+        if not inside:
+            continue
+        if blocks[-1] and blocks[-1][-1].endswith("\\"):
+            blocks[-1][-1] = blocks[-1][-1][:-1] + line.strip()
+        elif line.strip():
+            blocks[-1].append(line)
+    return blocks
+
+
+def bare(command: str) -> str:
+    """A documented command without its trailing ``  # comment``."""
+    return command.split("  #", 1)[0].strip()
+
+
+def translate_for_server(text: str, version: tuple[int, int]) -> str:
+    """Example YAML for an older test server: before 1.21 PodDisruptionBudget is served as
+    ``policy/v1beta1`` only (the examples ship ``policy/v1``, what current clusters serve)."""
+    if version >= (1, 21):
+        return text
+    return text.replace("apiVersion: policy/v1 ", "apiVersion: policy/v1beta1 ").replace(
+        "apiVersion: policy/v1\n", "apiVersion: policy/v1beta1\n")
+
+
+class ShellOperator(OperatorProcess):
+    """A documented ``cohabit operator ...`` line run by bash exactly as printed, in ``cwd``
+    with ``env`` (the ``COHABIT_*`` settings ride in the environment, as the README says;
+    ``/metrics`` and ``/healthz`` get free ports that way)."""
+
+    def __init__(self, command: str, cwd: Path, env: dict[str, str], workdir: Path) -> None:
+        super().__init__(Path("-"), workdir)
+        self.command = command
+        self.cwd = cwd
+        self.base_env = env
+
+    def start(self) -> ShellOperator:
+        self.metrics_port, self.liveness_port = free_port(), free_port()
+        self.starts += 1
+        log = open(self.workdir / f"operator-{self.starts}.log", "w")  # noqa: SIM115
+        env = {**self.base_env, "COHABIT_METRICS_PORT": str(self.metrics_port),
+               "COHABIT_METRICS_LIVENESS_PORT": str(self.liveness_port)}
+        self.proc = subprocess.Popen(["bash", "-c", self.command], cwd=self.cwd, env=env,
+                                     stdout=log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        log.close()
+        wait_for(self._healthy, 60, "operator /healthz")
+        return self
+
+    def health(self) -> dict[str, Any]:
+        """``/healthz`` as JSON (kopf's probe results: ``{"state": {...}}``)."""
+        import json
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.liveness_port}/healthz",
+                                    timeout=5) as resp:
+            return json.loads(resp.read().decode())
+
+
+def kubectl_table(text: str) -> list[list[dict[str, str]]]:
+    """``kubectl get`` output as tables (one per resource kind) of rows keyed by column
+    header; cells are cut at the header's column offsets (cells may hold spaces)."""
+    tables: list[list[dict[str, str]]] = []
+    header: list[tuple[str, int]] = []
+    for line in text.splitlines():
+        if not line.strip():
+            header = []
+            continue
+        if not header:
+            header = [(m.group(0), m.start()) for m in re.finditer(r"\S+(?: \S+)*", line)]
+            tables.append([])
+            continue
+        row = {}
+        for i, (name, start) in enumerate(header):
+            end = header[i + 1][1] if i + 1 < len(header) else len(line)
+            row[name] = line[start:end].strip()
+        tables[-1].append(row)
+    return tables
+
+
+def described_events(text: str) -> list[dict[str, str]]:
+    """The ``Events:`` table of ``kubectl describe`` output as rows (Type, Reason, Age, From,
+    Message)."""
+    lines = text.splitlines()
+    try:
+        start = next(i for i, line in enumerate(lines) if line.startswith("Events:"))
+    except StopIteration:
+        return []
+    body = [line[2:] for line in lines[start + 1:] if line.startswith("  ")]
+    body = [line for line in body if not set(line.strip()) <= {"-", " "}]
+    tables = kubectl_table("\n".join(body))
+    return tables[0] if tables else []
+
+
+def start_genai_prometheus(shared_data: Path, exporter: Callable[..., Any], workdir: Path,
+                           namespace: str, pods: list[str], container: str, service: str,
+                           port: int | None = None) -> Any:
+    """A real Prometheus whose TSDB holds 22.8 h of backfilled GenAI telemetry for ``pods``
+    (:class:`GenaiReplay`) and which scrapes an exporter replaying it live; returns the
+    :class:`harness.prometheus.PrometheusServer` once the history is queryable."""
+    from harness.prometheus import start_prometheus
+    from prometheus_client import CollectorRegistry
+
+    replay = GenaiReplay(genai_histories(shared_data, len(pods)), namespace, pods, container,
+                         service)
+    registry = CollectorRegistry()
+    registry.register(replay)
+    exp = exporter(registry)
+    replay.backfill(workdir / "data", end=time.time() - 120)
+    server = start_prometheus([exp.target], workdir=workdir, port=port)
+    try:
+        server.wait_for(f'DCGM_FI_DEV_GPU_UTIL{{namespace="{namespace}"}}', timeout=30)
+        server.wait_for(f'count_over_time(DCGM_FI_DEV_FB_USED{{namespace="{namespace}"}}[1d])'
+                        " > 1000", timeout=60)
+    except BaseException:
+        server.stop()
+        raise
+    return server

@@ -284,7 +284,7 @@ def test_every_panel_and_alert_returns_series_from_the_running_operator(
         wait_for(lambda: operator.actions("Evict", "refused") >= 3, 120,
                  "evictions refused by the PDB, repeatedly")
         for q in ('cohabit_qos_violations{workload="sd-inference"} > 0',
-                  'cohabit_recommendation_confidence_ratio{workload="orders-db"} < 0.5',
+                  'cohabit_recommendation_low_confidence{workload="orders-db"} > 0',
                   'cohabit_recommendation_cpu_cores{workload="sd-inference"}',
                   'cohabit_scheduler_oldest_pending_pod_age_seconds > 5',
                   'cohabit_cluster_gpu_fragmentation_ratio{gpu_model="A10"} > 0',

@@ -15,13 +15,26 @@ def test_chart_lints_strict(helm_binary):
     assert "0 chart(s) failed" in result.stdout
 
 
+NAMESPACE_DOC = f"""---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: {RELEASE_NAMESPACE}
+  labels:
+    app.kubernetes.io/name: cohabit
+    app.kubernetes.io/part-of: cohabit
+"""
+
+
 def test_plain_manifests_are_the_rendered_chart(helm_binary):
+    """manifests/cohabit.yaml = its release namespace, then exactly what helm renders."""
     rendered = helm_binary.run("template", "cohabit", str(CHART), "--namespace",
                                RELEASE_NAMESPACE).stdout
     committed = (REPO / "manifests" / "cohabit.yaml").read_text()
     body = "\n".join(line for line in committed.splitlines() if not line.startswith("# Gen")
-                     and not line.startswith("# helm/cohabit"))
-    assert body.strip() == rendered.strip(), "run bash manifests/render.sh"
+                     and not line.startswith("# helm/cohabit")) + "\n"
+    assert body.startswith(NAMESPACE_DOC), "run bash manifests/render.sh"
+    assert body[len(NAMESPACE_DOC):].strip() == rendered.strip(), "run bash manifests/render.sh"
 
 
 def test_template_values_reach_the_operator(helm_binary):
@@ -51,10 +64,13 @@ def _can(api, verb: str, resource: str, namespace: str = "default", subresource:
     [("create", "pods", "binding", "", True), ("create", "pods", "eviction", "", True),
      ("patch", "deployments", "", "apps", True), ("patch", "gpuworkloads", "status",
                                                   "cohabit.io", True),
+     ("create", "events", "", "", True), ("patch", "events", "", "", True),
+     ("delete", "events", "", "", False),
      ("delete", "pods", "", "", False), ("create", "pods", "", "", False),
      ("get", "secrets", "", "", False), ("patch", "nodes", "", "", False),
      ("delete", "deployments", "", "apps", False), ("patch", "jobs", "", "batch", False)],
-    ids=["bind", "evict", "resize", "status", "no-delete-pods", "no-create-pods",
+    ids=["bind", "evict", "resize", "status", "event", "event-count", "no-delete-events",
+         "no-delete-pods", "no-create-pods",
          "no-secrets", "no-node-writes", "no-delete-deployments", "no-job-patch"],
 )
 def test_rbac_is_least_privilege(kube_client, kube_cluster, helm, verb, resource, subresource,

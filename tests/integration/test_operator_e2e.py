@@ -17,23 +17,21 @@ import pytest
 import yaml
 from harness import rest
 from harness.kube import get_pod
-from harness.prometheus import start_prometheus
 from kubernetes.client.exceptions import ApiException
 from operator_support import (
     EXAMPLES,
     RELEASE_NAMESPACE,
     REPO,
-    GenaiReplay,
     OperatorProcess,
     condition,
-    genai_histories,
     get,
     materialize,
     service_account_kubeconfig,
+    start_genai_prometheus,
+    translate_for_server,
     wait_for,
     workload_path,
 )
-from prometheus_client import CollectorRegistry
 
 from cohabit.config import cpu_milli, memory_mib, parse_workload
 from cohabit.engine.reconcile import place_pending, pod_profiles
@@ -121,6 +119,13 @@ def pods_of(api, namespace: str) -> list[dict]:
     return get(api, f"/api/v1/namespaces/{namespace}/pods")["items"]
 
 
+def cohabit_events(api, namespace: str, name: str) -> set[str]:
+    """Reasons of the Events cohabit posted about object ``name``."""
+    return {e["reason"] for e in get(api, f"/api/v1/namespaces/{namespace}/events")["items"]
+            if e["involvedObject"]["name"] == name
+            and (e.get("source") or {}).get("component") == "cohabit"}
+
+
 def test_pods_bound_to_the_node_the_policy_chose(installed, kubectl, kube_client, namespace,
                                                  make_node, start_operator,
                                                  cleanup_workloads):
@@ -172,6 +177,8 @@ def test_pods_bound_to_the_node_the_policy_chose(installed, kubectl, kube_client
                          for n in got), 30, "pods running (kubelet stand-in)")
     out = kubectl.run("get", "-n", namespace, "gpuworkloads").stdout
     assert "sd-inference" in out
+    wait_for(lambda: all("Scheduled" in cohabit_events(kube_client, namespace, n) for n in got),
+             30, "a Scheduled Event on every pod")
 
 
 @pytest.fixture
@@ -181,18 +188,9 @@ def genai_prometheus(shared_data, exporter, tmp_path):
     servers = []
 
     def start(namespace: str, pods: list[str], container: str, service: str):
-        replay = GenaiReplay(genai_histories(shared_data, len(pods)), namespace, pods,
-                             container, service)
-        registry = CollectorRegistry()
-        registry.register(replay)
-        exp = exporter(registry)
-        workdir = tmp_path / "prometheus"
-        replay.backfill(workdir / "data", end=time.time() - 120)
-        server = start_prometheus([exp.target], workdir=workdir)
+        server = start_genai_prometheus(shared_data, exporter, tmp_path / "prometheus",
+                                        namespace, pods, container, service)
         servers.append(server)
-        server.wait_for(f'DCGM_FI_DEV_GPU_UTIL{{namespace="{namespace}"}}', timeout=30)
-        server.wait_for(f'count_over_time(DCGM_FI_DEV_FB_USED{{namespace="{namespace}"}}[1d])'
-                        " > 1000", timeout=60)
         return server
 
     yield start
@@ -200,20 +198,21 @@ def genai_prometheus(shared_data, exporter, tmp_path):
         s.stop()
 
 
+def translated_example(tmp_path: Path, name: str, cluster) -> Path:
+    """An example as the test server serves it (``policy/v1`` PDBs -> ``v1beta1`` on 1.20)."""
+    out = tmp_path / name
+    out.write_text(translate_for_server((EXAMPLES / name).read_text(), cluster.version()))
+    return out
+
+
 def test_status_from_prometheus_and_apply_patches_within_bounds(
-        installed, kubectl, kube_client, namespace, make_node, start_operator,
+        installed, kubectl, kube_client, kube_cluster, namespace, make_node, start_operator,
         cleanup_workloads, genai_prometheus, tmp_path):
     make_node("pb-a10", gpus=4, gpu_product="A10", cpu_milli=64000, memory_mib=262144)
     make_node("pb-cpu", cpu_milli=64000, memory_mib=262144)
-    docs = [d for d in yaml.safe_load_all((EXAMPLES / "gpu-inference-workload.yaml")
-                                          .read_text()) if d]
-    for d in docs:  # the trace's latency samples are sparse: count violations over a day
-        if d["kind"] == "GpuWorkload":
-            d["spec"]["qos"]["windowSeconds"] = 86400
-    gpu_yaml = tmp_path / "gpu.yaml"
-    gpu_yaml.write_text(yaml.safe_dump_all(docs))
-    apply(kubectl, namespace, gpu_yaml, cleanup_workloads)
-    apply(kubectl, namespace, EXAMPLES / "postgres-workload.yaml", cleanup_workloads)
+    apply(kubectl, namespace, EXAMPLES / "gpu-inference-workload.yaml", cleanup_workloads)
+    apply(kubectl, namespace, translated_example(tmp_path, "postgres-workload.yaml", kube_cluster),
+          cleanup_workloads)
     sd = materialize(kube_client, namespace, deployment(kube_client, namespace, "sd-inference"))
     sts = get(kube_client, f"/apis/apps/v1/namespaces/{namespace}/statefulsets/orders-db")
     materialize(kube_client, namespace, sts)
@@ -283,8 +282,13 @@ def test_status_from_prometheus_and_apply_patches_within_bounds(
 
     # what a user types: the short names and the printer columns
     table = kubectl.run("get", "-n", namespace, "dbworkloads,gpuworkloads").stdout
-    assert "orders-db" in table and "sd-inference" in table and "pb-a10" in table
-    assert "CONFIDENCE" in table and "QOS-VIOLATIONS" in table
+    assert "orders-db" in table and "sd-inference" in table
+    assert "CONFIDENCE" in table and "READY" in table and "QOS" in table
+    wide = kubectl.run("get", "-n", namespace, "dbworkloads,gpuworkloads", "-o", "wide").stdout
+    assert "pb-a10" in wide and "VIOLATIONS" in wide and "REASON" in wide
+    # the resize is an Event on the workload, from cohabit
+    wait_for(lambda: "Resized" in cohabit_events(kube_client, namespace, "sd-inference"), 30,
+             "the Resized Event")
 
 
 def test_bad_spec_gets_invalid_and_schema_rejects(installed, kubectl, kube_client, namespace,
@@ -387,6 +391,9 @@ def test_eviction_honours_pdb_then_defragments(installed, kubectl, kube_client, 
                         f"defrag-{namespace}"[:60], dry_run=False, pdb=True)
     op = start_operator()
     wait_for(lambda: op.actions("Evict", "refused") >= 1, 60, "an eviction refused by the PDB")
+    wait_for(lambda: any("EvictionRefused" in cohabit_events(kube_client, namespace, p)
+                         for p in ("sd-inference-a", "sd-inference-b")), 30,
+             "the EvictionRefused Event on the pod")
     names = {p["metadata"]["name"] for p in pods_of(kube_client, namespace)}
     assert {"sd-inference-a", "sd-inference-b", "sd-inference-c"} <= names  # 429 left them
     assert all(not (p["metadata"].get("deletionTimestamp")) for p in pods_of(kube_client,
@@ -401,6 +408,10 @@ def test_eviction_honours_pdb_then_defragments(installed, kubectl, kube_client, 
         get_pod(kube_client, namespace, "whole-gpu")), 60, "whole-GPU pod bound")
     assert whole["spec"]["nodeName"] == "pd-g1"
     assert op.actions("Evict", "done") == 1  # one move was enough; nothing repeated
+    wait_for(lambda: "Scheduled" in cohabit_events(kube_client, namespace, "whole-gpu")
+             and any("EvictedByCohabit" in cohabit_events(kube_client, namespace, p)
+                     for p in ("sd-inference-a", "sd-inference-b")), 30,
+             "Scheduled and EvictedByCohabit Events (written in the background)")
     left = {p["metadata"]["name"] for p in pods_of(kube_client, namespace)}
     assert len({"sd-inference-a", "sd-inference-b"} - left) == 1
     ledger = get(kube_client, f"/api/v1/namespaces/{RELEASE_NAMESPACE}/configmaps/"
@@ -418,6 +429,14 @@ def test_dry_run_evicts_nothing(installed, kubectl, kube_client, namespace, make
     op = start_operator()
     wait_for(lambda: op.actions("Evict", "dry-run") >= 2, 60, "two dry-run rebinding passes")
     assert op.actions("Evict", "done") == 0
+    wait_for(lambda: any("EvictionDryRun" in cohabit_events(kube_client, namespace, p)
+                         for p in ("sd-inference-a", "sd-inference-b")), 30,
+             "the EvictionDryRun Event")
+    trainer = wait_for(lambda: [
+        e for e in get(kube_client, f"/api/v1/namespaces/{namespace}/events")["items"]
+        if e["involvedObject"]["name"] == "whole-gpu" and e["reason"] == "FailedScheduling"],
+        30, "FailedScheduling on the whole-GPU pod")
+    assert "Insufficient nvidia.com/gpu" in trainer[0]["message"]
     pods = pods_of(kube_client, namespace)
     assert {"sd-inference-a", "sd-inference-b", "sd-inference-c"} <= {
         p["metadata"]["name"] for p in pods}

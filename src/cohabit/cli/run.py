@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 
 import typer
@@ -16,7 +15,8 @@ def _operator(
     prometheus_url: str = typer.Option(None, help="Prometheus base URL (overrides "
                                                   "COHABIT_PROMETHEUS_URL)."),
     namespace: str = typer.Option(None, help="Watch one namespace (default: all)."),
-    standalone: bool = typer.Option(False, help="No peering: a single instance."),
+    standalone: bool = typer.Option(False, help="No peering: a single instance (no peering "
+                                                "resource needed)."),
     priority: int = typer.Option(0, help="kopf peering priority."),
     metrics_port: int = typer.Option(None, help="Port of /metrics."),
     liveness_port: int = typer.Option(None, help="Port of /healthz."),
@@ -33,20 +33,17 @@ def _operator(
     from dataclasses import replace
 
     from cohabit.cli._common import port
-    from cohabit.operator.main import run
+    from cohabit.operator.logs import configure_logging
+    from cohabit.operator.main import OperatorStartError, run
 
     port(metrics_port, "--metrics-port")
     port(liveness_port, "--liveness-port")
-
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if not verbose:  # one "handler succeeded" line per pod event is noise at scale
-        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
-        logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     try:
         settings = OperatorSettings.from_env()
     except SettingsError as exc:
         raise typer.BadParameter(str(exc)) from exc
+    # [namespace/name] on every line about an object; kopf's paused watches at WARNING
+    configure_logging(verbose, settings.peering)
     if prometheus_url is not None:
         settings = replace(settings, prometheus=replace(settings.prometheus, url=prometheus_url))
     if namespace is not None:
@@ -59,8 +56,12 @@ def _operator(
     settings = replace(settings, metrics=metrics)
     ledger = (ledger_namespace if ledger_namespace is not None
               else os.environ.get("COHABIT_LEDGER_NAMESPACE", ""))
-    run(settings, kubeconfig=kubeconfig, standalone=standalone, priority=priority,
-        ledger_namespace=ledger)
+    try:
+        run(settings, kubeconfig=kubeconfig, standalone=standalone, priority=priority,
+            ledger_namespace=ledger)
+    except OperatorStartError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
 
 
 def register(app: typer.Typer) -> None:

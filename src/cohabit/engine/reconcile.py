@@ -55,6 +55,7 @@ from cohabit.placement import (
     pressure_sensitivity_slowdown,
     typical_pods,
 )
+from cohabit.placement.explain import unschedulable_message
 from cohabit.planner import PlanContext, build_policies
 from cohabit.planner.rightsizing import clamp_measured
 from cohabit.telemetry import TelemetryUnavailable, UsageSource
@@ -68,6 +69,7 @@ __all__ = [
     "recommend_wide",
     "wide_usage",
     "place_pending",
+    "place_pending_explained",
     "pod_profiles",
     "slowdown_model",
     "predictor_slowdown",
@@ -428,7 +430,7 @@ def place_pending(snapshot: Snapshot, pending: Iterable[Pod], policy: str,
     """Binds for ``pending`` pods under placement ``policy``, each seeing the earlier ones.
 
     Pods are placed in creation order (then name). Returns the binds and the keys of pods
-    that fit nowhere.
+    that fit nowhere (:func:`place_pending_explained` also says why).
 
     Args:
         snapshot: nodes and pods (bound pods shape the free space; all pods give FGD's
@@ -441,6 +443,25 @@ def place_pending(snapshot: Snapshot, pending: Iterable[Pod], policy: str,
         slowdown: the slowdown callable for ``cohabit`` (default
             :func:`pressure_sensitivity`).
         interference_weight: score points per percent of predicted slowdown.
+
+    Raises:
+        SpecError: unknown ``policy``.
+    """
+    binds, unplaced = place_pending_explained(
+        snapshot, pending, policy, seed, profiles=profiles, slowdown=slowdown,
+        interference_weight=interference_weight)
+    return binds, [key for key, _ in unplaced]
+
+
+def place_pending_explained(
+        snapshot: Snapshot, pending: Iterable[Pod], policy: str, seed: int = 0, *,
+        profiles: Mapping[str, InterferenceProfile] | None = None,
+        slowdown: Slowdown | None = None,
+        interference_weight: float = 1.0) -> tuple[list[Bind], list[tuple[str, str]]]:
+    """:func:`place_pending`, with ``(pod key, why)`` for each pod that fits nowhere: the
+    filter failures on the cluster as that pod saw it (after the earlier binds of the pass),
+    in kube-scheduler's ``FailedScheduling`` words
+    (:func:`cohabit.placement.explain.unschedulable_message`).
 
     Raises:
         SpecError: unknown ``policy``.
@@ -458,11 +479,11 @@ def place_pending(snapshot: Snapshot, pending: Iterable[Pod], policy: str,
         state.set_interference(profiles, slowdown or pressure_sensitivity, interference_weight)
     rng = np.random.default_rng(seed)
     binds: list[Bind] = []
-    unplaced: list[str] = []
+    unplaced: list[tuple[str, str]] = []
     for pod in sorted(pending, key=lambda p: (p.creation_time, p.key)):
         result = schedule_pod(state, pod, policy=policy, rng=rng)
         if result.bind is None:
-            unplaced.append(pod.key)
+            unplaced.append((pod.key, unschedulable_message(state, pod)))
         else:
             binds.append(result.bind)
     return binds, unplaced
@@ -541,6 +562,7 @@ def reconcile_once(
     actions: list[Action] = []
     for policy in build_policies(policy_config):
         actions.extend(policy.plan(ctx))
+    pending: list[Pod] = []
     if place:
         pending = [p for p in snapshot.pods if p.node is None and p.deletion_time is None]
         if pending_filter is not None:
@@ -548,17 +570,18 @@ def reconcile_once(
         if max_pending is not None and len(pending) > max_pending:
             pending = sorted(pending, key=lambda p: (p.creation_time, p.key))[:max_pending]
             notes.append(f"more pods pending than one pass places ({max_pending})")
-        if pending:
-            binds, unplaced = place_pending(
-                snapshot, pending, policy_config.policy,
-                profiles=pod_profiles(snapshot.pods, profiles), slowdown=slowdown,
-                interference_weight=policy_config.interference_weight)
-            actions.extend(binds)
-            if unplaced:
-                notes.append(f"{len(unplaced)} pod(s) fit on no node: "
-                             + ", ".join(unplaced[:10]))
+    unschedulable: list[tuple[str, str]] = []
+    if pending:
+        binds, unschedulable = place_pending_explained(
+            snapshot, pending, policy_config.policy,
+            profiles=pod_profiles(snapshot.pods, profiles), slowdown=slowdown,
+            interference_weight=policy_config.interference_weight)
+        actions.extend(binds)
+        if unschedulable:
+            notes.append(f"{len(unschedulable)} pod(s) fit on no node: "
+                         + ", ".join(k for k, _ in unschedulable[:10]))
     recommendations = tuple((key, r) for key, a in done.items() for r in a.recommendations)
-    return Plan(now, tuple(actions), recommendations, tuple(notes))
+    return Plan(now, tuple(actions), recommendations, tuple(notes), tuple(unschedulable))
 
 
 def kind_of(workload: Workload) -> str:

@@ -337,12 +337,18 @@ Action = Union[Bind, Evict, Resize]
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """What the engine decided at ``time``: actions, plus recommendations for status."""
+    """What the engine decided at ``time``: actions, plus recommendations for status.
+
+    Attributes:
+        unschedulable: ``(pod key, why)`` of pending pods that fit on no node, ``why`` in
+            kube-scheduler's words (``0/4 nodes are available: 2 Insufficient cpu, ...``).
+    """
 
     time: float
     actions: tuple[Action, ...] = ()
     recommendations: tuple[tuple[str, Recommendation], ...] = ()
     notes: tuple[str, ...] = field(default=())
+    unschedulable: tuple[tuple[str, str], ...] = field(default=())
 
 
 @dataclass(frozen=True, slots=True)

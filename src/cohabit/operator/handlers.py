@@ -1,6 +1,9 @@
 """kopf handlers: thin. Each takes the keyword arguments it uses and ``**_``, finds the
 runtime in ``memo.runtime`` and calls :mod:`cohabit.operator.reconciler`.
 
+Pods and nodes are not kopf resources here: the runtime's watch cache
+(:mod:`cohabit.operator.cache`) follows them and wakes the scheduler loops.
+
 Handlers are plain module functions (unit tests call them directly); :func:`build_registry`
 attaches them to a fresh :class:`kopf.OperatorRegistry` with the settings' intervals, so
 nothing is registered at import time and nothing reads the environment at import.
@@ -17,6 +20,7 @@ import kopf
 from cohabit.config import GROUP, VERSION, OperatorSettings
 from cohabit.operator.reconciler import (
     accept_policy,
+    forget_policy,
     forget_workload,
     reconcile_workload,
     scheduling_pass,
@@ -31,8 +35,8 @@ __all__ = [
     "login",
     "liveness",
     "placement_loop",
-    "pod_pending",
     "policy_changed",
+    "policy_deleted",
     "workload_changed",
     "workload_deleted",
 ]
@@ -59,21 +63,34 @@ def login(memo: Any, **_: Any) -> kopf.ConnectionInfo:
 
 
 def cleanup(memo: Any, **_: Any) -> None:
-    """kopf cleanup: release the telemetry source's pooled HTTP connections."""
-    close = getattr(memo.runtime.usage, "close", None)
+    """kopf cleanup: release the telemetry source's pooled HTTP connections, stop the watch
+    cache and write the Events still queued."""
+    runtime: Runtime = memo.runtime
+    close = getattr(runtime.usage, "close", None)
     if close is not None:
         close()
+    stop = getattr(runtime.cluster, "stop", None)
+    if stop is not None:
+        stop()
+    runtime.events.stop()
 
 
 def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
-    """Startup: kopf settings (state in ``cohabit.io`` annotations, peering, posting level)."""
+    """Startup: kopf settings (state in ``cohabit.io`` annotations, peering, posting level).
+
+    Peering: with ``runtime.standalone`` none at all (no peering resource needed); otherwise
+    mandatory, so an instance never acts without the peering that elects one active
+    instance (a missing peering CRD pauses every watch, logged at WARNING and reported by
+    ``/healthz``).
+    """
     runtime: Runtime = memo.runtime
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="cohabit.io")
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix="cohabit.io", key="last-handled-configuration")
     settings.posting.level = logging.WARNING
     settings.peering.name = runtime.settings.peering
-    settings.peering.mandatory = True
+    settings.peering.standalone = runtime.standalone
+    settings.peering.mandatory = not runtime.standalone
     settings.execution.max_workers = 8
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 60
@@ -84,22 +101,34 @@ def workload_changed(body: Any, spec: Any, name: str, namespace: str, meta: Any,
     """create/update/resume and the re-plan timer of a workload: write its status."""
     runtime: Runtime = memo.runtime
     new = reconcile_workload(runtime, body["kind"], name, namespace, dict(spec),
-                             int(meta.get("generation") or 0), dict(status or {}), time.time())
+                             int(meta.get("generation") or 0), dict(status or {}), time.time(),
+                             uid=str(meta.get("uid") or ""))
     patch.status.update(new)
     runtime.wake_all()
 
 
-def workload_deleted(name: str, namespace: str, memo: Any, **_: Any) -> None:
-    """delete of a workload (no finalizer: nothing outside the object to clean up)."""
-    forget_workload(memo.runtime, name, namespace)
+def workload_deleted(body: Any, name: str, namespace: str, memo: Any, **_: Any) -> None:
+    """delete of a workload: forget it and its metric series.
+
+    The workload carries kopf's finalizer (``kopf.timer`` handlers, here the re-plan timer,
+    always add one, so kopf stops the timer before the object goes): deleting it waits for
+    a running operator. README "Removing cohabit" says how to remove everything cleanly.
+    """
+    forget_workload(memo.runtime, name, namespace, str(body.get("kind") or ""))
 
 
 def policy_changed(spec: Any, name: str, meta: Any, status: Any, patch: Any, memo: Any,
                    **_: Any) -> None:
     """create/update/resume of a ``PlacementPolicy``: validate, keep, write its status."""
     new = accept_policy(memo.runtime, name, dict(spec), int(meta.get("generation") or 0),
-                        dict(status or {}), time.time())
+                        dict(status or {}), time.time(), uid=str(meta.get("uid") or ""))
     patch.status.update(new)
+
+
+def policy_deleted(name: str, memo: Any, **_: Any) -> None:
+    """delete of a ``PlacementPolicy`` (its scheduler daemon's finalizer holds it until
+    kopf stopped the daemon): forget it; workloads naming it report ``PolicyNotFound``."""
+    forget_policy(memo.runtime, name)
 
 
 def placement_loop(name: str, stopped: Any, memo: Any, logger: Any, **_: Any) -> None:
@@ -128,16 +157,24 @@ def placement_loop(name: str, stopped: Any, memo: Any, logger: Any, **_: Any) ->
         wake.clear()
 
 
-def pod_pending(spec: Any, memo: Any, **_: Any) -> None:
-    """A pod naming cohabit's scheduler changed: wake the scheduler if it has no node."""
-    if not spec.get("nodeName"):
-        memo.runtime.wake_all()
+def liveness(memo: Any, **_: Any) -> dict[str, Any]:
+    """Liveness probe payload (``/healthz``): whether this instance is ready to act and what
+    it holds.
 
-
-def liveness(memo: Any, **_: Any) -> dict[str, int]:
-    """Liveness probe payload (``/healthz``): what the operator currently holds."""
+    ``ready`` is false while any kopf watch is paused (``paused`` says which and why: the
+    peering CRD is missing, or another instance is active) or the node/pod cache has not
+    synced. ``workloads`` counts the valid ones, ``invalid`` the ones whose spec failed
+    validation. The probe answers 200 either way (a standby is alive, not broken).
+    """
     runtime: Runtime = memo.runtime
-    return {"workloads": len(runtime.workloads), "policies": len(runtime.policies)}
+    paused = runtime.pauses.snapshot() if runtime.pauses is not None else {}
+    synced = bool(getattr(runtime.cluster, "synced", True))
+    return {"ready": not paused and synced, "paused": paused,
+            "mode": "standalone" if runtime.standalone else
+                    f"peering {runtime.settings.peering}",
+            "cacheSynced": synced, "workloads": len(runtime.workloads),
+            "invalid": len(runtime.invalid), "policies": len(runtime.policies),
+            "invalidPolicies": len(runtime.invalid_policies)}
 
 
 def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
@@ -161,9 +198,9 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
         register(GROUP, VERSION, "placementpolicies", registry=reg, id="accept")(policy_changed)
     kopf.on.update(GROUP, VERSION, "placementpolicies", registry=reg, id="accept",
                    field="spec")(policy_changed)
+    kopf.on.delete(GROUP, VERSION, "placementpolicies", registry=reg, optional=True,
+                   id="forget")(policy_deleted)
     kopf.daemon(GROUP, VERSION, "placementpolicies", registry=reg, id="scheduler",
                 cancellation_timeout=10.0)(placement_loop)
-    kopf.on.event("", "v1", "pods", registry=reg, field="spec.schedulerName",
-                  value=settings.scheduler.name)(pod_pending)
     kopf.on.probe(registry=reg, id="state")(liveness)
     return reg

@@ -15,15 +15,21 @@ from cohabit.actuator.kubernetes import ConfigMapLedger, KubernetesActuator
 from cohabit.config import OperatorSettings
 from cohabit.engine.reconcile import slowdown_model
 from cohabit.engine.tuning import FleetTuner
+from cohabit.operator.cache import ClusterCache
+from cohabit.operator.events import ApiEventSink, EventRecorder
 from cohabit.operator.handlers import build_registry
 from cohabit.operator.inflight import InflightBinds
+from cohabit.operator.logs import pause_monitor
 from cohabit.operator.runtime import Runtime
 from cohabit.telemetry.base import TelemetryUnavailable
-from cohabit.telemetry.kube import KubeClusterSource
 
-__all__ = ["api_client_from_environment", "build_runtime", "run"]
+__all__ = ["OperatorStartError", "api_client_from_environment", "build_runtime", "run"]
 
 log = logging.getLogger(__name__)
+
+
+class OperatorStartError(RuntimeError):
+    """The operator cannot start (a port in use, ...); the message says what to change."""
 
 
 def api_client_from_environment(kubeconfig: str | None = None) -> client.ApiClient:
@@ -46,12 +52,14 @@ def api_client_from_environment(kubeconfig: str | None = None) -> client.ApiClie
 
 
 def build_runtime(settings: OperatorSettings, api_client: Any,
-                  ledger_namespace: str = "") -> Runtime:
-    """The runtime: cluster source, Prometheus usage source (None when unset), actuator.
+                  ledger_namespace: str = "", *, standalone: bool = False) -> Runtime:
+    """The runtime: the watch-fed cluster cache (not started), Prometheus usage source (None
+    when unset), actuator, Event recorder (not started).
 
     Args:
         ledger_namespace: where the eviction ledger ConfigMap lives (``""`` = in memory; the
             chart passes the operator's namespace so budgets survive restarts).
+        standalone: no peering.
     """
     usage = None
     if settings.prometheus.url:
@@ -75,12 +83,18 @@ def build_runtime(settings: OperatorSettings, api_client: Any,
     runtime = Runtime(
         settings=settings,
         api_client=api_client,
-        cluster=KubeClusterSource(api_client, settings.scheduler.name, settings.namespace,
-                                  request_timeout=timeout),
+        cluster=None,
         usage=usage,
         actuator=None,
         inflight=InflightBinds(keep_s=max(120.0, 4 * timeout)),
+        standalone=standalone,
     )
+    runtime.cluster = ClusterCache(api_client, settings.scheduler.name, settings.namespace,
+                                   request_timeout_s=timeout, on_change=runtime.wake_all)
+    runtime.metrics.pending.set_function(runtime.cluster.pending_count)
+    runtime.events = EventRecorder(
+        ApiEventSink(api_client, timeout_s=timeout), on_record=lambda type_, reason:
+        runtime.metrics.events.labels(type_, reason).inc())
     if settings.reconcile.tune_interval_s > 0:
         runtime.tuner = FleetTuner(interval_s=settings.reconcile.tune_interval_s)
     runtime.slowdown = slowdown_model(settings.scheduler.interference_model)
@@ -100,24 +114,46 @@ def run(settings: OperatorSettings, *, kubeconfig: str | None = None,
     Args:
         settings: operator settings.
         kubeconfig: kubeconfig file (default: in-cluster, then ``KUBECONFIG``).
-        standalone: no peering (a single instance, e.g. local development).
+        standalone: no peering (a single instance, e.g. local development): no peering
+            resource is needed and nothing pauses.
         priority: kopf peering priority (the highest-priority live peer is active).
         ledger_namespace: namespace of the eviction ledger ConfigMap.
         stop_flag, ready_flag: kopf's flags (tests stop the operator with them).
+
+    Raises:
+        OperatorStartError: the metrics port is taken.
     """
     api_client = api_client_from_environment(kubeconfig)
-    runtime = build_runtime(settings, api_client, ledger_namespace)
-    start_http_server(settings.metrics.port, registry=runtime.metrics.registry)
+    runtime = build_runtime(settings, api_client, ledger_namespace, standalone=standalone)
+    runtime.pauses = pause_monitor(settings.peering)
+    try:
+        start_http_server(settings.metrics.port, registry=runtime.metrics.registry)
+    except OSError as exc:
+        raise OperatorStartError(
+            f"cannot serve /metrics on port {settings.metrics.port}: {exc.strerror} "
+            "(--metrics-port or COHABIT_METRICS_PORT)") from exc
     namespaces = [settings.namespace] if settings.namespace else []
-    kopf.run(
-        registry=build_registry(settings),
-        memo=kopf.Memo(runtime=runtime),
-        clusterwide=not namespaces,
-        namespaces=namespaces,
-        standalone=standalone,
-        priority=priority,
-        peering_name=settings.peering,
-        liveness_endpoint=f"http://0.0.0.0:{settings.metrics.liveness_port}/healthz",
-        stop_flag=stop_flag,
-        ready_flag=ready_flag,
-    )
+    log.info("cohabit operator starting: %s, %s, Prometheus %s, /metrics on :%d, /healthz on "
+             ":%d", "standalone (no peering)" if standalone else
+             f"peering {settings.peering!r} priority {priority}",
+             f"namespace {settings.namespace}" if settings.namespace else "cluster-wide",
+             settings.prometheus.url or "none", settings.metrics.port,
+             settings.metrics.liveness_port)
+    runtime.cluster.start()
+    runtime.events.start()
+    try:
+        kopf.run(
+            registry=build_registry(settings),
+            memo=kopf.Memo(runtime=runtime),
+            clusterwide=not namespaces,
+            namespaces=namespaces,
+            standalone=standalone,
+            priority=priority,
+            peering_name=None if standalone else settings.peering,
+            liveness_endpoint=f"http://0.0.0.0:{settings.metrics.liveness_port}/healthz",
+            stop_flag=stop_flag,
+            ready_flag=ready_flag,
+        )
+    finally:
+        runtime.cluster.stop()
+        runtime.events.stop()

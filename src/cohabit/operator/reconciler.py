@@ -5,11 +5,13 @@
 * :func:`scheduling_pass` -- one policy: snapshot the cluster, place pending pods and (when
   due) rebind through the engine, carry the plan out through the actuator.
 * :func:`accept_policy` -- parse and validate a ``PlacementPolicy``.
+
+Each tells the user what it found and did through :mod:`cohabit.operator.report` (Events,
+log lines on change) and ends with one INFO line per workload pass.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import time
@@ -22,18 +24,33 @@ from kubernetes.client.exceptions import ApiException
 from cohabit.actuator.base import EvictionLimits
 from cohabit.actuator.kubernetes import CONNECTION_ERRORS
 from cohabit.config import (
+    GROUP,
+    VERSION,
     PolicyConfig,
     RebindingConfig,
     RightSizingConfig,
     SpecError,
+    WorkloadSpec,
     parse_policy,
     parse_workload,
 )
 from cohabit.engine.observe import gpu_model_views, pending_views
-from cohabit.engine.reconcile import assess, reconcile_once, validate_policy
+from cohabit.engine.reconcile import Assessment, assess, reconcile_once, validate_policy
 from cohabit.model import Bind, Evict, Node, Outcome, Resize, Snapshot
+from cohabit.operator.logs import obj
+from cohabit.operator.report import (
+    report_invalid,
+    report_outcomes,
+    report_transitions,
+    report_unschedulable,
+)
 from cohabit.operator.runtime import Runtime
-from cohabit.operator.status import invalid_status, workload_status
+from cohabit.operator.status import (
+    Problems,
+    invalid_status,
+    policy_status,
+    workload_status,
+)
 from cohabit.telemetry.kube import (
     TelemetryError,
     list_workload_pods,
@@ -43,11 +60,10 @@ from cohabit.telemetry.kube import (
     template_requests,
 )
 
-__all__ = ["accept_policy", "forget_workload", "read_nodes", "reconcile_workload",
-           "scheduling_pass"]
+__all__ = ["accept_policy", "forget_policy", "forget_workload", "read_nodes",
+           "reconcile_workload", "scheduling_pass"]
 
 log = logging.getLogger(__name__)
-
 
 def _count(runtime: Runtime, outcomes: list[Outcome]) -> None:
     for o in outcomes:
@@ -63,104 +79,229 @@ def reconcile_workload(
     generation: int,
     status: Mapping[str, Any] | None,
     now: float,
+    uid: str = "",
 ) -> dict[str, Any]:
     """Reconcile one ``DatabaseWorkload``/``GpuWorkload``; returns its new ``status``.
 
-    A spec failing validation gives ``Invalid`` (field named) and no action; missing telemetry
-    gives ``LowConfidence`` and no action; in ``Apply`` mode a confident recommendation
-    outside tolerance is applied to the target through the actuator.
+    A spec failing validation gives ``Invalid`` (field named) and no action; a missing target
+    ``TargetNotFound``, a ``policyRef`` naming no policy ``PolicyNotFound`` (its pods stay
+    pending and count as such); missing telemetry gives ``LowConfidence`` and no action; in
+    ``Apply`` mode a confident recommendation outside tolerance is applied to the target
+    through the actuator. ``uid`` (the custom resource's) makes its Events findable by
+    ``kubectl describe``.
     """
     started = time.perf_counter()
     key = f"{namespace}/{name}"
+    if uid:
+        runtime.uids[key] = (kind, uid)
     try:
         parsed = parse_workload(kind, spec, name=name, namespace=namespace)
     except SpecError as exc:
-        runtime.workloads.pop(key, None)
-        log.warning("%s %s is invalid: %s", kind, key, exc)
-        return invalid_status(exc.field, str(exc), generation, now, status)
+        return _invalid_workload(runtime, key, kind, exc, generation, status, now)
+    runtime.invalid.pop(key, None)
     workload = parsed.workload
     runtime.workloads[key] = parsed
     runtime.targets[key] = (namespace, workload.target_kind, workload.target_name)
 
-    current: dict[tuple[str, str], Any] = {}
-    containers: tuple[str, ...] = parsed.containers
-    timeout = runtime.settings.kube.request_timeout_s
-    target = read_target(runtime.api_client, namespace, workload.target_kind,
-                         workload.target_name, request_timeout=timeout)
-    if target is not None:
-        try:
-            for container, res in template_requests(target).items():
-                current[(key, container)] = res
-        except TelemetryError as exc:
-            log.warning("%s: %s", key, exc)
-        if not containers:
-            containers = tuple(c for (_, c) in current)
-    pods = []
-    problems = []
-    for obj in list_workload_pods(runtime.api_client, namespace, name, request_timeout=timeout):
-        if (obj.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
-            continue
-        try:
-            pods.append(pod_from_k8s(obj))
-        except TelemetryError as exc:
-            problems.append(str(exc))
-    nodes = read_nodes(runtime.api_client, {p.node for p in pods if p.node}, timeout)
+    target, current, containers = _read_target(runtime, key, parsed)
+    pods = _workload_pods(runtime, namespace, name)
+    nodes = _nodes(runtime, {p.node for p in pods if p.node})
     snapshot = Snapshot(now, tuple(nodes), tuple(pods))
     assessment = assess(parsed, snapshot, runtime.usage, now,
                         window_s=runtime.settings.prometheus.window_s,
                         containers=containers, current=current,
                         recommender=runtime.tuner.recommender if runtime.tuner else None)
+    problems = Problems(
+        target_missing=("" if target is not None else
+                        f"{workload.target_kind} {namespace}/{workload.target_name} not found "
+                        "(spec.targetRef)"),
+        policy_missing=_policy_problem(runtime, parsed.policy_ref))
     if target is None:
-        assessment = replace(
-            assessment, low_confidence=True,
-            reason=f"{workload.target_kind} {namespace}/{workload.target_name} not found")
+        assessment = replace(assessment, low_confidence=True, reason=problems.target_missing)
     runtime.assessments[key] = assessment
-    policy = runtime.policy(parsed.policy_ref)
-    outcomes: list[Outcome] = []
-    if not assessment.low_confidence and workload.mode == "Apply":
-        # Right-sizing only: binds and evictions belong to the policy's scheduling pass.
-        only_resize = replace(policy, rebinding=RebindingConfig(enabled=False))
-        try:
-            plan = reconcile_once(snapshot, [parsed], runtime.usage, only_resize, now,
-                                  current=current, assessments={key: assessment}, place=False)
-        except SpecError:
-            plan = reconcile_once(snapshot, [parsed], runtime.usage,
-                                  replace(only_resize, policy="best-fit"), now, current=current,
-                                  assessments={key: assessment}, place=False)
-        resizes = [a for a in plan.actions if isinstance(a, Resize)]
-        if resizes:  # patches of the target only: no lock (placement state is untouched)
-            outcomes = runtime.actuator.apply(resizes)
-            _count(runtime, outcomes)
+    outcomes = ([] if problems.policy_missing else  # its thresholds are the policy's
+                _right_size(runtime, parsed, snapshot, current, assessment, now))
+    report_outcomes(runtime, outcomes, workload_kind=kind)
     if workload.placement == "managed" and any(p.node is None for p in pods):
         # Its pending pods waited for this spec (see scheduling_pass): wake the policy's
         # scheduler loop rather than run a whole-cluster pass inside this handler.
         runtime.waker(parsed.policy_ref).set()
     pending = sum(1 for p in pods if p.node is None)
     result = workload_status(assessment, outcomes, generation, now, previous=status,
-                             pending=pending)
-    runtime.metrics.recommendations.labels(
-        kind, "low" if assessment.low_confidence else "ok").inc(len(assessment.recommendations))
-    runtime.metrics.qos_violations.labels(namespace, name).set(assessment.qos_violations)
-    recs = assessment.recommendations
-    runtime.metrics.set_workload(
-        namespace, name, kind, recs, {c: r for (_, c), r in current.items()},
-        min((r.confidence for r in recs), default=None))
+                             pending=pending, problems=problems)
+    report_transitions(runtime, key, kind, status, result)
+    _workload_metrics(runtime, kind, key, assessment, result)
+    runtime.metrics.set_requests(namespace, name, kind, {c: r for (_, c), r in current.items()},
+                                 assessment.low_confidence)
+    _log_pass(runtime, kind, key, result, outcomes, time.perf_counter() - started)
     runtime.metrics.reconcile_duration.labels("workload").observe(time.perf_counter() - started)
     return result
 
 
-def _observe_cluster(runtime: Runtime, snapshot: Snapshot, outcomes: list[Outcome],
-                     now: float) -> None:
-    """The dashboards' cluster view (:mod:`cohabit.engine.observe`) from the pass's snapshot:
-    GPU allocation and fragmentation per GPU model, pending pods by QoS class (the pods this
-    pass bound no longer count)."""
-    placed = [o.action.pod for o in outcomes if isinstance(o.action, Bind) and o.status == "done"]
+def _invalid_workload(runtime: Runtime, key: str, kind: str, exc: SpecError, generation: int,
+                      status: Mapping[str, Any] | None, now: float) -> dict[str, Any]:
+    namespace, _, name = key.partition("/")
+    for table in (runtime.workloads, runtime.assessments, runtime.targets):
+        table.pop(key, None)
+    result = invalid_status(exc.field, str(exc), generation, now, status)
+    message = next(c["message"] for c in result["conditions"] if c["type"] == "Invalid")
+    runtime.invalid[key] = message
+    runtime.ready[key] = False
+    report_invalid(runtime, key, kind, message)
+    runtime.metrics.forget_recommendations(namespace, name, kind)
+    runtime.metrics.forget_requests(namespace, name, kind)
+    runtime.metrics.forget_qos(namespace, name, kind)
+    runtime.refresh_counts()
+    return result
+
+
+def _read_target(runtime: Runtime, key: str, parsed: WorkloadSpec
+                 ) -> tuple[dict[str, Any] | None, dict[tuple[str, str], Any], tuple[str, ...]]:
+    """The target object (None when missing), its containers' current requests and the
+    containers to size."""
+    workload = parsed.workload
+    current: dict[tuple[str, str], Any] = {}
+    containers: tuple[str, ...] = parsed.containers
+    target = read_target(runtime.api_client, workload.namespace, workload.target_kind,
+                         workload.target_name,
+                         request_timeout=runtime.settings.kube.request_timeout_s)
+    if target is not None:
+        try:
+            for container, res in template_requests(target).items():
+                current[(key, container)] = res
+        except TelemetryError as exc:
+            log.warning("%s", exc, extra=obj(workload.namespace, workload.name))
+        if not containers:
+            containers = tuple(c for (_, c) in current)
+    return target, current, containers
+
+
+def _workload_pods(runtime: Runtime, namespace: str, name: str) -> list[Any]:
+    """The workload's unfinished pods as model values (the watch cache when synced)."""
+    cache = runtime.cluster
+    if getattr(cache, "synced", False) and hasattr(cache, "workload_pods"):
+        objs = cache.workload_pods(namespace, name)
+    else:
+        objs = list_workload_pods(runtime.api_client, namespace, name,
+                                  request_timeout=runtime.settings.kube.request_timeout_s)
+    pods = []
+    for o in objs:
+        if (o.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            continue
+        try:
+            pods.append(pod_from_k8s(o))
+        except TelemetryError as exc:
+            if runtime.changed(f"{namespace}/{name}", "pod-problem", str(exc)):
+                log.warning("skipped: %s", exc, extra=obj(namespace, name))
+    return pods
+
+
+def _nodes(runtime: Runtime, names: set[str]) -> list[Node]:
+    cache = runtime.cluster
+    if not (getattr(cache, "synced", False) and hasattr(cache, "node")):
+        return read_nodes(runtime.api_client, names, runtime.settings.kube.request_timeout_s)
+    out = []
+    for name in sorted(names):
+        node = cache.node(name)
+        if node is None:
+            continue
+        try:
+            out.append(node_from_k8s(node))
+        except TelemetryError as exc:
+            log.info("node %s unreadable, its pods' pressure stays unmeasured: %s", name, exc)
+    return out
+
+
+def _policy_problem(runtime: Runtime, name: str) -> str:
+    """``""`` when PlacementPolicy ``name`` is accepted, else what is wrong with it. One GET
+    (with a timeout) tells "does not exist" from "not read yet" (at startup the policies'
+    handlers may not have run)."""
+    if name in runtime.policies:
+        return ""
+    if name in runtime.invalid_policies:
+        return f"PlacementPolicy {name!r} is invalid: {runtime.invalid_policies[name]}"
+    if runtime.api_client is None:
+        return f"PlacementPolicy {name!r} does not exist (spec.policyRef)"
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
     try:
-        gpus = gpu_model_views(snapshot)
-    except ValueError as exc:  # a node with GPUs of several models: no GPU view this pass
-        log.warning("no GPU metrics from this snapshot: %s", exc)
-        gpus = []
-    runtime.metrics.set_cluster(gpus, pending_views(snapshot.pods, now, placed))
+        client.CustomObjectsApi(runtime.api_client).get_cluster_custom_object(
+            GROUP, VERSION, "placementpolicies", name, _preload_content=False,
+            _request_timeout=runtime.settings.kube.request_timeout_s)
+    except ApiException as exc:
+        if exc.status == 404:
+            return f"PlacementPolicy {name!r} does not exist (spec.policyRef)"
+        log.info("cannot read PlacementPolicy %s: HTTP %s", name, exc.status)
+    except CONNECTION_ERRORS as exc:  # a timeout: decide on the next pass
+        log.info("cannot read PlacementPolicy %s: %s", name, exc)
+    return ""  # exists (its handler has not accepted it yet) or unknown for now
+
+
+def _right_size(runtime: Runtime, parsed: WorkloadSpec, snapshot: Snapshot,
+                current: dict[tuple[str, str], Any], assessment: Assessment,
+                now: float) -> list[Outcome]:
+    """Apply mode: the planner's resizes carried out by the actuator (none otherwise)."""
+    key = parsed.workload.key
+    if assessment.low_confidence or parsed.workload.mode != "Apply":
+        return []
+    policy = runtime.policy(parsed.policy_ref)
+    # Right-sizing only: binds and evictions belong to the policy's scheduling pass.
+    only_resize = replace(policy, rebinding=RebindingConfig(enabled=False))
+    try:
+        plan = reconcile_once(snapshot, [parsed], runtime.usage, only_resize, now,
+                              current=current, assessments={key: assessment}, place=False)
+    except SpecError:
+        plan = reconcile_once(snapshot, [parsed], runtime.usage,
+                              replace(only_resize, policy="best-fit"), now, current=current,
+                              assessments={key: assessment}, place=False)
+    resizes = [a for a in plan.actions if isinstance(a, Resize)]
+    if not resizes:
+        return []
+    outcomes = runtime.actuator.apply(resizes)  # patches of the target only: no lock
+    _count(runtime, outcomes)                    # (placement state is untouched)
+    return outcomes
+
+
+def _workload_metrics(runtime: Runtime, kind: str, key: str, a: Assessment,
+                      status: Mapping[str, Any]) -> None:
+    namespace, _, name = key.partition("/")
+    m = runtime.metrics
+    m.recommendations.labels(kind, "low" if a.low_confidence else "ok").inc(
+        len(status.get("recommendations") or ()))
+    sized = {r["container"] for r in status.get("recommendations") or ()}
+    m.set_recommendations(namespace, name, kind,
+                          [r for r in a.recommendations if r.container in sized],
+                          status.get("confidence"))
+    if a.qos_samples > 0:
+        m.qos_violations.labels(namespace, name, kind).set(a.qos_violations)
+    else:
+        m.forget_qos(namespace, name, kind)
+    ready = next((c for c in status["conditions"] if c["type"] == "Ready"), {})
+    runtime.ready[key] = ready.get("status") == "True"
+    runtime.refresh_counts()
+
+
+def _log_pass(runtime: Runtime, kind: str, key: str, status: Mapping[str, Any],
+              outcomes: list[Outcome], seconds: float) -> None:
+    """The INFO line of one workload pass: Ready, what is recommended, QoS, pods, actions."""
+    namespace, _, name = key.partition("/")
+    ready = next((c for c in status["conditions"] if c["type"] == "Ready"), {})
+    sized = []
+    for r in status.get("recommendations") or ():
+        parts = [f"{k} {v}" for k, v in (r.get("target") or {}).items()]
+        sized.append(f"{r['container']}: {', '.join(parts)}")
+    what = "; ".join(sized) or "no recommendation"
+    if "confidence" in status:
+        what += f" at confidence {status['confidence']:.2f}"
+    qos = status.get("qos") or {}
+    qos_text = (f"QoS {qos['summary']} ({qos.get('violations', 0)}/{qos['samples']} samples "
+                "violated)" if "summary" in qos else "QoS not measured")
+    nodes = status.get("nodes") or []
+    log.info("reconciled %s: Ready=%s (%s); %s; %s; %s; %d action(s); %.2f s", kind,
+             ready.get("status"), ready.get("reason"), what, qos_text,
+             f"pods on {', '.join(nodes)}" if nodes else "no pods placed", len(outcomes),
+             seconds, extra=obj(namespace, name))
 
 
 def read_nodes(api_client: Any, names: set[str], request_timeout: float = 10.0) -> list[Node]:
@@ -184,34 +325,56 @@ def read_nodes(api_client: Any, names: set[str], request_timeout: float = 10.0) 
     return out
 
 
-def forget_workload(runtime: Runtime, name: str, namespace: str) -> None:
-    """Drop a deleted workload from the runtime."""
+def forget_workload(runtime: Runtime, name: str, namespace: str, kind: str = "") -> None:
+    """Drop a deleted workload from the runtime and its metric series."""
     key = f"{namespace}/{name}"
-    for table in (runtime.workloads, runtime.assessments, runtime.targets):
-        table.pop(key, None)
-    with contextlib.suppress(KeyError):  # never reported
-        runtime.metrics.qos_violations.remove(namespace, name)
-    for kind in ("DatabaseWorkload", "GpuWorkload"):
-        runtime.metrics.forget_workload(namespace, name, kind)
+    kinds = [kind] if kind else ["DatabaseWorkload", "GpuWorkload"]
+    known = runtime.uids.get(key, ("", ""))[0]
+    if known and not kind:
+        kinds = [known]
+    runtime.forget(key)
+    for k in kinds:
+        runtime.metrics.forget_recommendations(namespace, name, k)
+        runtime.metrics.forget_requests(namespace, name, k)
+        runtime.metrics.forget_qos(namespace, name, k)
+    runtime.refresh_counts()
+    log.info("forgotten (deleted)", extra=obj(namespace, name))
 
 
 def accept_policy(runtime: Runtime, name: str, spec: Mapping[str, Any], generation: int,
-                  status: Mapping[str, Any] | None, now: float) -> dict[str, Any]:
+                  status: Mapping[str, Any] | None, now: float, uid: str = "") -> dict[str, Any]:
     """Parse a ``PlacementPolicy`` into the runtime; returns its status."""
-    from cohabit.operator.status import condition, merge_conditions
-
+    if uid:
+        runtime.uids[name] = ("PlacementPolicy", uid)
     try:
         config = parse_policy(spec, name=name)
         validate_policy(config)
     except SpecError as exc:
         runtime.policies.pop(name, None)
-        return invalid_status(exc.field, str(exc), generation, now, status)
+        result = invalid_status(exc.field, str(exc), generation, now, status, workload=False)
+        message = next(c["message"] for c in result["conditions"] if c["type"] == "Invalid")
+        runtime.invalid_policies[name] = message
+        report_invalid(runtime, name, "PlacementPolicy", message)
+        return result
+    runtime.invalid_policies.pop(name, None)
     runtime.policies[name] = config
     runtime.wake_all()
-    conds = [condition("Invalid", False, "SpecValid", f"placement policy {config.policy}",
-                       generation, now)]
-    return {"observedGeneration": int(generation),
-            "conditions": merge_conditions((status or {}).get("conditions"), conds)}
+    summary = (f"placement {config.policy}, rebinding "
+               + ("off" if not config.rebinding.enabled else
+                  f"{'dry-run' if config.rebinding.dry_run else 'on'}, "
+                  f"{config.rebinding.evictions_per_hour}/h"))
+    if runtime.changed(name, "policy", summary):
+        log.info("PlacementPolicy accepted: %s", summary, extra=obj("", name))
+    return policy_status(config.policy, generation, now, status)
+
+
+def forget_policy(runtime: Runtime, name: str) -> None:
+    """Drop a deleted ``PlacementPolicy``: workloads naming it report ``PolicyNotFound``."""
+    runtime.policies.pop(name, None)
+    runtime.invalid_policies.pop(name, None)
+    for said in [k for k in runtime.said if k[0] == name]:
+        del runtime.said[said]
+    log.info("PlacementPolicy deleted", extra=obj("", name))
 
 
 def _policy_of_pod(runtime: Runtime, namespace: str, workload: str | None) -> str:
@@ -228,9 +391,18 @@ def scheduling_pass(runtime: Runtime, policy_name: str, now: float, *,
     rebinding policy propose evictions; the actuator carries both out.
 
     Pods follow the policy of their workload (``cohabit.io/workload`` label ->
-    ``spec.policyRef``) or, without one, the default policy.
+    ``spec.policyRef``) or, without one, the default policy. Nothing happens before the
+    watch cache has synced, or while the policy's spec is invalid (its pods get
+    ``FailedScheduling`` saying so). Every bind, eviction and pod that fits nowhere gets its
+    Event (:mod:`cohabit.operator.report`); pods following a policy that does not exist get
+    theirs from the pass of the first accepted policy.
     """
     started = time.perf_counter()
+    if not getattr(runtime.cluster, "synced", True):
+        return []
+    if policy_name in runtime.invalid_policies:
+        _report_waiting(runtime, now, {policy_name})
+        return []
     policy: PolicyConfig = runtime.policy(policy_name)
     scheduling = replace(policy, right_sizing=RightSizingConfig(enabled=False))
     if not rebind:
@@ -261,9 +433,11 @@ def scheduling_pass(runtime: Runtime, policy_name: str, now: float, *,
             # blind. It does not wait for the telemetry assessment (Prometheus queries take
             # seconds; kube-scheduler does not hold pods for metrics either): measured
             # pressure refines later placements and rebinding.
+            # The grace counts from the operator's start at the latest: right after a
+            # restart every pod is old, and the workload handlers have not run yet.
             if not pod.workload or f"{pod.namespace}/{pod.workload}" in runtime.workloads:
                 return mine(pod)
-            return now - pod.creation_time >= grace and mine(pod)
+            return now - max(pod.creation_time, runtime.started) >= grace and mine(pod)
 
         plan = reconcile_once(snapshot, specs, None, scheduling, now, assessments=assessments,
                               slowdown=runtime.slowdown, pending_filter=ready,
@@ -276,18 +450,81 @@ def scheduling_pass(runtime: Runtime, policy_name: str, now: float, *,
         if actions:
             outcomes = runtime.actuator.apply(
                 actions, limits=EvictionLimits.from_config(policy.rebinding))
+            _assume_binds(runtime, outcomes)
     finally:  # binds without a "done" outcome (or all, if apply raised) are forgotten
         runtime.inflight.finish(outcomes or [Outcome(a, "failed") for a in actions])
     _count(runtime, outcomes)
-    pending = sum(1 for p in snapshot.pods if p.node is None and mine(p))
-    placed = sum(1 for o in outcomes if isinstance(o.action, Bind) and o.status == "done")
-    runtime.metrics.pending.set(max(0, pending - placed))
+    report_outcomes(runtime, outcomes)
+    report_unschedulable(runtime, plan.unschedulable, policy_name)
+    if runtime.policies and policy_name == min(runtime.policies):
+        _report_orphans(runtime, snapshot, now)
+    if not hasattr(runtime.cluster, "pending_count"):  # the cache's gauge reads it live
+        pending = sum(1 for p in snapshot.pods if p.node is None and p.deletion_time is None)
+        placed = sum(1 for o in outcomes if isinstance(o.action, Bind) and o.status == "done")
+        runtime.metrics.pending.set(max(0, pending - placed))
     _observe_cluster(runtime, snapshot, outcomes, now)
     if any("more pods pending" in n for n in plan.notes):
         runtime.waker(policy_name).set()  # more to place: the loop goes again at once
-    for note in plan.notes:
-        if "fit on no node" in note:
-            log.info("policy %s: %s", policy_name, note)
     runtime.metrics.reconcile_duration.labels("scheduling").observe(
         time.perf_counter() - started)
     return outcomes
+
+
+def _observe_cluster(runtime: Runtime, snapshot: Snapshot, outcomes: list[Outcome],
+                     now: float) -> None:
+    """The dashboards' cluster view (:mod:`cohabit.engine.observe`) from the pass's snapshot:
+    GPU allocation and fragmentation per GPU model, pending pods by QoS class (the pods this
+    pass bound no longer count)."""
+    placed = [o.action.pod for o in outcomes if isinstance(o.action, Bind) and o.status == "done"]
+    try:
+        gpus = gpu_model_views(snapshot)
+    except ValueError as exc:  # a node with GPUs of several models: no GPU view this pass
+        if runtime.changed("cluster", "gpu-view", str(exc)):
+            log.warning("no GPU metrics from this snapshot: %s", exc)
+        gpus = []
+    runtime.metrics.set_cluster(gpus, pending_views(snapshot.pods, now, placed))
+
+
+def _assume_binds(runtime: Runtime, outcomes: list[Outcome]) -> None:
+    """Tell the watch cache about the binds just made (the next pass must not see that
+    capacity as free before the watch delivers them)."""
+    assume = getattr(runtime.cluster, "assume", None)
+    if assume is None:
+        return
+    for o in outcomes:
+        if isinstance(o.action, Bind) and o.status == "done":
+            assume(o.action.pod, o.action.node, o.action.gpu_indices)
+
+
+def _report_waiting(runtime: Runtime, now: float, policies: set[str]) -> None:
+    """``FailedScheduling`` for pending pods following an invalid policy in ``policies``."""
+    snapshot = runtime.cluster.snapshot(now)
+    for pod in snapshot.pods:
+        if pod.node is not None or pod.deletion_time is not None:
+            continue
+        name = _policy_of_pod(runtime, pod.namespace, pod.workload)
+        if name in policies:
+            runtime.events.warning(runtime.pod_ref(pod.key), "FailedScheduling",
+                                   f"PlacementPolicy {name!r} is invalid: "
+                                   f"{runtime.invalid_policies.get(name, '')}")
+
+
+def _report_orphans(runtime: Runtime, snapshot: Snapshot, now: float) -> None:
+    """``FailedScheduling`` for pending pods whose policy does not exist (no scheduler loop
+    runs for them)."""
+    grace = runtime.settings.scheduler.workload_grace_s
+    for pod in snapshot.pods:
+        if pod.node is not None or pod.deletion_time is not None:
+            continue
+        name = _policy_of_pod(runtime, pod.namespace, pod.workload)
+        if name in runtime.policies or name in runtime.invalid_policies:
+            continue
+        known = pod.workload and f"{pod.namespace}/{pod.workload}" in runtime.workloads
+        if pod.workload and not known and \
+                now - max(pod.creation_time, runtime.started) < grace:
+            continue  # its workload's spec is not read yet
+        whose = (f"spec.policyRef of workload {pod.namespace}/{pod.workload}" if known else
+                 "the policy of pods without a cohabit workload")
+        runtime.events.warning(runtime.pod_ref(pod.key), "FailedScheduling",
+                               f"no PlacementPolicy named {name!r} ({whose}); the pod waits "
+                               "until it exists")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,9 +17,12 @@ from cohabit.config import OperatorSettings, PolicyConfig, WorkloadSpec
 from cohabit.engine.observe import GpuModelView, PendingView
 from cohabit.engine.reconcile import Assessment
 from cohabit.model import Recommendation, Resources
+from cohabit.operator.events import EventRecorder, MemoryEventSink, ObjectRef
 from cohabit.operator.inflight import InflightBinds
 
 __all__ = ["Metrics", "Runtime"]
+
+WORKLOAD_API_VERSION = "cohabit.io/v1alpha1"
 
 
 class Metrics:
@@ -27,67 +31,91 @@ class Metrics:
     * ``cohabit_reconcile_duration_seconds{loop}`` -- one workload pass or scheduling pass;
     * ``cohabit_actions_total{action,status}`` -- actuator outcomes;
     * ``cohabit_recommendations_total{kind,confidence}`` -- recommendations written;
-    * ``cohabit_qos_violations{namespace,workload}`` -- violations in the QoS window;
-    * ``cohabit_pending_pods`` -- pods waiting for cohabit after the last pass;
     * ``cohabit_recommendation_cpu_cores{namespace,workload,kind,container}``,
       ``cohabit_recommendation_memory_bytes``, ``cohabit_recommendation_gpus`` (share of
       GPUs, 0.5 = half of one), ``cohabit_recommendation_gpu_memory_bytes`` -- the target of
-      each sized container, and ``cohabit_request_cpu_cores``, ``cohabit_request_memory_bytes``,
-      ``cohabit_request_gpus``, ``cohabit_request_gpu_memory_bytes`` -- its current request
-      (the target's pod template), same labels;
-    * ``cohabit_recommendation_confidence_ratio{namespace,workload,kind}`` -- the lowest
-      confidence of a workload's recommendations, 0..1;
+      each sized container (absent while nothing was measured);
+    * ``cohabit_recommendation_confidence_ratio{namespace,workload,kind}`` -- 0..1;
+    * ``cohabit_qos_violations{namespace,workload,kind}`` -- violations in the QoS window
+      (absent without QoS samples);
+    * ``cohabit_pending_pods`` -- cohabit's pods waiting for a node, including those whose
+      workload names no ``PlacementPolicy`` (read from the watch cache at scrape time);
+    * ``cohabit_workloads{state}`` -- workloads by Ready state (``ready``, ``not_ready``,
+      ``invalid``);
+    * ``cohabit_events_total{type,reason}`` -- Kubernetes Events recorded;
+    * ``cohabit_request_cpu_cores{namespace,workload,kind,container}``,
+      ``cohabit_request_memory_bytes``, ``cohabit_request_gpus``,
+      ``cohabit_request_gpu_memory_bytes`` -- each container's current request (the
+      target's pod template), beside the recommendation;
+    * ``cohabit_recommendation_low_confidence{namespace,workload,kind}`` -- 1 while nothing
+      may act on the workload's recommendations (missing or short telemetry), else 0;
     * ``cohabit_cluster_gpus{gpu_model}``, ``cohabit_cluster_gpu_allocation_ratio``,
       ``cohabit_cluster_gpu_fragmentation_ratio`` (fragment / idle milli-GPU) and
       ``cohabit_cluster_gpu_fragmented_gpus`` -- the FGD paper's cluster view per GPU model
       (:mod:`cohabit.engine.observe`), after each scheduling pass;
     * ``cohabit_scheduler_pending_pods{qos_class}`` and
       ``cohabit_scheduler_oldest_pending_pod_age_seconds{qos_class}`` -- pods waiting for
-      cohabit after the last pass, by QoS class.
+      cohabit after the last scheduling pass, by QoS class.
     """
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        r = self.registry
         self.reconcile_duration = Histogram(
             "cohabit_reconcile_duration_seconds", "Duration of one reconcile pass",
-            ["loop"], registry=self.registry,
+            ["loop"], registry=r,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
         self.actions = Counter("cohabit_actions_total", "Actions carried out, by outcome",
-                               ["action", "status"], registry=self.registry)
+                               ["action", "status"], registry=r)
         self.recommendations = Counter(
             "cohabit_recommendations_total", "Recommendations written to status",
-            ["kind", "confidence"], registry=self.registry)
+            ["kind", "confidence"], registry=r)
+        labels = ["namespace", "workload", "kind", "container"]
+        self.rec_cpu = Gauge("cohabit_recommendation_cpu_cores",
+                             "Recommended CPU request (target), cores", labels, registry=r)
+        self.rec_memory = Gauge("cohabit_recommendation_memory_bytes",
+                                "Recommended memory request (target), bytes", labels,
+                                registry=r)
+        self.rec_gpu = Gauge("cohabit_recommendation_gpus",
+                             "Recommended GPU share (target), GPUs (0.5 = half of one)",
+                             labels, registry=r)
+        self.rec_gpu_memory = Gauge("cohabit_recommendation_gpu_memory_bytes",
+                                    "Recommended GPU memory (target), bytes", labels,
+                                    registry=r)
+        self.confidence = Gauge("cohabit_recommendation_confidence_ratio",
+                                "Lowest confidence of a workload's recommendations, 0..1",
+                                ["namespace", "workload", "kind"], registry=r)
         self.qos_violations = Gauge(
             "cohabit_qos_violations", "QoS samples missing the target within the window",
-            ["namespace", "workload"], registry=self.registry)
+            ["namespace", "workload", "kind"], registry=r)
         self.pending = Gauge("cohabit_pending_pods", "Pods waiting for cohabit to bind them",
-                             registry=self.registry)
+                             registry=r)
+        self.workloads = Gauge("cohabit_workloads", "Workloads by state",
+                               ["state"], registry=r)
+        self.events = Counter("cohabit_events_total", "Kubernetes Events recorded",
+                              ["type", "reason"], registry=r)
+        self._containers: dict[tuple[str, str, str], set[str]] = {}
         self._observe_metrics()
 
-    # -------------------------------------------------------- dashboards (issue 14)
+    # ------------------------------------------------------------ dashboards (issue 14)
 
-    _RESOURCES = (("cpu", "cpu_milli", 1e-3, "cores", "CPU, cores"),
-                  ("memory", "memory_mib", 2**20, "bytes", "memory, bytes"),
-                  ("gpu", "gpu_milli", 1e-3, "", "GPU share, GPUs (0.5 = half of one)"),
-                  ("gpu_memory", "gpu_memory_mib", 2**20, "bytes", "GPU memory, bytes"))
-    """(name, Resources field, scale to the exported unit, unit suffix, help)."""
+    _REQUESTS = (("cpu_cores", "cpu_milli", 1e-3, "CPU, cores"),
+                 ("memory_bytes", "memory_mib", 2**20, "memory, bytes"),
+                 ("gpus", "gpu_milli", 1e-3, "GPU share, GPUs (0.5 = half of one)"),
+                 ("gpu_memory_bytes", "gpu_memory_mib", 2**20, "GPU memory, bytes"))
+    """(metric suffix, :class:`~cohabit.model.Resources` field, scale, help)."""
 
     def _observe_metrics(self) -> None:
         r = self.registry
         labels = ["namespace", "workload", "kind", "container"]
-        self.recommended: dict[str, Gauge] = {}
-        self.requested: dict[str, Gauge] = {}
-        for name, field_, _, unit, text in self._RESOURCES:
-            suffix = f"_{unit}" if unit else "s"
-            self.recommended[field_] = Gauge(
-                f"cohabit_recommendation_{name}{suffix}", f"Recommended request (target), {text}",
-                labels, registry=r)
-            self.requested[field_] = Gauge(
-                f"cohabit_request_{name}{suffix}", f"Current request of the target, {text}",
-                labels, registry=r)
-        self.confidence = Gauge("cohabit_recommendation_confidence_ratio",
-                                "Lowest confidence of a workload's recommendations, 0..1",
-                                ["namespace", "workload", "kind"], registry=r)
+        self.requested = {field_: Gauge(f"cohabit_request_{suffix}",
+                                        f"Current request of the target, {text}", labels,
+                                        registry=r)
+                          for suffix, field_, _, text in self._REQUESTS}
+        self.low_confidence = Gauge(
+            "cohabit_recommendation_low_confidence",
+            "1 while nothing may act on a workload's recommendations, else 0",
+            ["namespace", "workload", "kind"], registry=r)
         model = ["gpu_model"]
         self.cluster_gpus = Gauge("cohabit_cluster_gpus", "GPUs of schedulable nodes", model,
                                   registry=r)
@@ -107,42 +135,31 @@ class Metrics:
         self.pending_age = Gauge("cohabit_scheduler_oldest_pending_pod_age_seconds",
                                  "Age of the oldest pod waiting for cohabit, seconds",
                                  ["qos_class"], registry=r)
-        self._containers: dict[tuple[str, str, str], set[str]] = {}
+        self._requested: dict[tuple[str, str, str], set[str]] = {}
 
-    def set_workload(self, namespace: str, workload: str, kind: str,
-                     recs: Sequence[Recommendation], current: Mapping[str, Resources],
-                     confidence: float | None) -> None:
-        """A workload's gauges after a pass: per container, its recommendation and current
-        request of every resource it has (> 0); series of containers no longer sized are
-        removed.
-
-        Args:
-            recs: the assessment's recommendations.
-            current: container -> its current requests (from the target's template).
-            confidence: the lowest confidence of ``recs`` (``None``: none).
-        """
-        self.forget_workload(namespace, workload, kind)
+    def set_requests(self, namespace: str, workload: str, kind: str,
+                     current: Mapping[str, Resources], low_confidence: bool) -> None:
+        """A workload's current requests (container -> requests; resources > 0 only) and its
+        low-confidence flag after a pass; containers no longer there are removed."""
+        self.forget_requests(namespace, workload, kind)
         key = (namespace, workload, kind)
-        for container, res, gauges in (
-                [(r.container, r.target, self.recommended) for r in recs]
-                + [(c, res, self.requested) for c, res in current.items()]):
-            for field_, _scale in ((f, s) for _, f, s, _, _ in self._RESOURCES):
+        for container, res in current.items():
+            for field_, gauge in self.requested.items():
                 value = getattr(res, field_)
                 if value > 0:
-                    gauges[field_].labels(namespace, workload, kind, container).set(
-                        value * _scale)
-            self._containers.setdefault(key, set()).add(container)
-        if confidence is not None:
-            self.confidence.labels(namespace, workload, kind).set(confidence)
+                    scale = next(s for _, f, s, _ in self._REQUESTS if f == field_)
+                    gauge.labels(namespace, workload, kind, container).set(value * scale)
+            self._requested.setdefault(key, set()).add(container)
+        self.low_confidence.labels(namespace, workload, kind).set(int(low_confidence))
 
-    def forget_workload(self, namespace: str, workload: str, kind: str) -> None:
-        """Remove a workload's recommendation, request and confidence series."""
-        for container in self._containers.pop((namespace, workload, kind), set()):
-            for gauge in (*self.recommended.values(), *self.requested.values()):
+    def forget_requests(self, namespace: str, workload: str, kind: str) -> None:
+        """Remove a workload's request and low-confidence series."""
+        for container in self._requested.pop((namespace, workload, kind), set()):
+            for gauge in self.requested.values():
                 with contextlib.suppress(KeyError):
                     gauge.remove(namespace, workload, kind, container)
         with contextlib.suppress(KeyError):
-            self.confidence.remove(namespace, workload, kind)
+            self.low_confidence.remove(namespace, workload, kind)
 
     def set_cluster(self, gpus: Sequence[GpuModelView], pending: Sequence[PendingView]) -> None:
         """The cluster view of the last scheduling pass; series of GPU models and QoS
@@ -157,6 +174,39 @@ class Metrics:
                 (self.pending_by_qos, {p.qos_class: p.pods for p in pending}),
                 (self.pending_age, {p.qos_class: p.oldest_age_s for p in pending})):
             _replace(gauge, values)
+
+    def set_recommendations(self, namespace: str, workload: str, kind: str,
+                            recs: list[Recommendation], confidence: float | None) -> None:
+        """Per-workload gauges after a pass: one series per sized container and resource;
+        series of containers (or resources) no longer sized are removed."""
+        key = (namespace, workload, kind)
+        self.forget_recommendations(namespace, workload, kind)
+        gauges = ((self.rec_cpu, "cpu_milli", 1e-3), (self.rec_memory, "memory_mib", 2**20),
+                  (self.rec_gpu, "gpu_milli", 1e-3),
+                  (self.rec_gpu_memory, "gpu_memory_mib", 2**20))
+        for r in recs:
+            for gauge, attr, scale in gauges:
+                value = getattr(r.target, attr)
+                if value > 0:
+                    gauge.labels(namespace, workload, kind, r.container).set(value * scale)
+            self._containers.setdefault(key, set()).add(r.container)
+        if confidence is not None:
+            self.confidence.labels(namespace, workload, kind).set(confidence)
+
+    def forget_recommendations(self, namespace: str, workload: str, kind: str) -> None:
+        """Remove a workload's recommendation and confidence series."""
+        key = (namespace, workload, kind)
+        for container in self._containers.pop(key, set()):
+            for gauge in (self.rec_cpu, self.rec_memory, self.rec_gpu, self.rec_gpu_memory):
+                with contextlib.suppress(KeyError):
+                    gauge.remove(namespace, workload, kind, container)
+        with contextlib.suppress(KeyError):
+            self.confidence.remove(namespace, workload, kind)
+
+    def forget_qos(self, namespace: str, workload: str, kind: str) -> None:
+        """Remove a workload's QoS-violation series."""
+        with contextlib.suppress(KeyError):
+            self.qos_violations.remove(namespace, workload, kind)
 
 
 def _replace(gauge: Gauge, values: Mapping[str, float]) -> None:
@@ -177,14 +227,20 @@ class Runtime:
     Attributes:
         settings: operator settings.
         api_client: kubernetes ``ApiClient``.
-        cluster: a ``ClusterSource`` (``KubeClusterSource``).
+        cluster: a ``ClusterSource``: the watch-fed
+            :class:`~cohabit.operator.cache.ClusterCache` in the operator.
         usage: a ``UsageSource`` or None when no Prometheus is configured.
         actuator: the ``KubernetesActuator``.
         metrics: :class:`Metrics`.
+        events: the :class:`~cohabit.operator.events.EventRecorder` (in memory by default).
         workloads: workload key -> parsed spec (valid ones only).
+        invalid: workload key -> why its spec is invalid.
+        ready: workload key -> its Ready condition status (for ``cohabit_workloads``).
         policies: policy name -> parsed ``PlacementPolicy``.
+        invalid_policies: policy name -> why its spec is invalid.
         assessments: workload key -> last assessment (rebinding reads interference here).
         targets: workload key -> ``(namespace, kind, name)`` for resizes.
+        uids: workload key -> ``(kind, uid)`` of the custom resource (for Events).
         lock: serialises the planning of scheduling passes (never held across network
             I/O: lists, binds and evictions run outside it).
         inflight: binds planned and not yet seen in a listed snapshot, overlaid on the next
@@ -194,6 +250,11 @@ class Runtime:
             pressure x sensitivity default).
         tuner: the :class:`~cohabit.engine.tuning.FleetTuner` whose recommender sizes the
             workloads (None = the estimator's a-priori defaults).
+        standalone: no peering (a single instance).
+        pauses: the :class:`~cohabit.operator.logs.PauseMonitor` (None = not watched).
+        said: ``(key, topic)`` -> the last state logged about it (log on change only).
+        started: epoch seconds the runtime was built (a pod's grace for its workload's spec
+            counts from here at the latest: at startup every pod is old).
     """
 
     settings: OperatorSettings
@@ -202,15 +263,25 @@ class Runtime:
     usage: Any
     actuator: Any
     metrics: Metrics = field(default_factory=Metrics)
+    events: EventRecorder = field(
+        default_factory=lambda: EventRecorder(MemoryEventSink(), background=False))
     workloads: dict[str, WorkloadSpec] = field(default_factory=dict)
+    invalid: dict[str, str] = field(default_factory=dict)
+    ready: dict[str, bool] = field(default_factory=dict)
     policies: dict[str, PolicyConfig] = field(default_factory=dict)
+    invalid_policies: dict[str, str] = field(default_factory=dict)
     assessments: dict[str, Assessment] = field(default_factory=dict)
     targets: dict[str, tuple[str, str, str]] = field(default_factory=dict)
+    uids: dict[str, tuple[str, str]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     inflight: InflightBinds = field(default_factory=InflightBinds)
     wakers: dict[str, threading.Event] = field(default_factory=dict)
     slowdown: Any = None
     tuner: Any = None
+    standalone: bool = False
+    pauses: Any = None
+    said: dict[tuple[str, str], str] = field(default_factory=dict)
+    started: float = field(default_factory=time.time)
 
     def waker(self, policy: str) -> threading.Event:
         """The wake-up event of ``policy``'s scheduler loop."""
@@ -228,3 +299,42 @@ class Runtime:
     def policy(self, name: str) -> PolicyConfig:
         """The named policy, or the defaults when it does not exist (yet)."""
         return self.policies.get(name) or PolicyConfig(name=name)
+
+    def pod_ref(self, key: str) -> ObjectRef:
+        """The Event reference of pod ``namespace/name`` (UID from the watch cache)."""
+        namespace, _, name = key.partition("/")
+        uid = ""
+        lookup = getattr(self.cluster, "pod", None)
+        if lookup is not None:
+            obj = lookup(key)
+            uid = ((obj or {}).get("metadata") or {}).get("uid", "")
+        return ObjectRef("Pod", name, namespace, uid)
+
+    def workload_ref(self, key: str, kind: str = "") -> ObjectRef:
+        """The Event reference of workload ``namespace/name``."""
+        namespace, _, name = key.partition("/")
+        known_kind, uid = self.uids.get(key, (kind, ""))
+        return ObjectRef(kind or known_kind, name, namespace, uid, WORKLOAD_API_VERSION)
+
+    def changed(self, key: str, topic: str, state: str) -> bool:
+        """True when ``state`` differs from the last one noted for ``(key, topic)`` (and
+        notes it): log lines and transition Events fire on change only."""
+        if self.said.get((key, topic)) == state:
+            return False
+        self.said[(key, topic)] = state
+        return True
+
+    def forget(self, key: str) -> None:
+        """Drop everything noted about workload ``key``."""
+        for table in (self.workloads, self.assessments, self.targets, self.invalid,
+                      self.ready, self.uids):
+            table.pop(key, None)
+        for said in [k for k in self.said if k[0] == key]:
+            del self.said[said]
+
+    def refresh_counts(self) -> None:
+        """``cohabit_workloads{state}`` from :attr:`ready` and :attr:`invalid`."""
+        ready = sum(1 for k, v in self.ready.items() if v and k not in self.invalid)
+        self.metrics.workloads.labels("ready").set(ready)
+        self.metrics.workloads.labels("not_ready").set(len(self.workloads) - ready)
+        self.metrics.workloads.labels("invalid").set(len(self.invalid))

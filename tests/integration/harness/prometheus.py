@@ -77,6 +77,7 @@ def start_prometheus(
     scrape_interval: str = "1s",
     extra_scrape_configs: list[dict[str, Any]] | None = None,
     rule_files: list[str] | None = None,
+    port: int | None = None,
 ) -> PrometheusServer:
     """Start Prometheus scraping ``targets`` and wait until it is ready (about 1-2 s).
 
@@ -87,6 +88,7 @@ def start_prometheus(
         scrape_interval: Prometheus duration string for scrape and evaluation interval.
         extra_scrape_configs: more ``scrape_configs`` entries, passed through verbatim.
         rule_files: paths of recording/alerting rule files.
+        port: listen on this 127.0.0.1 port (default: a free one).
     Raises ``RuntimeError``/``TimeoutError`` with the log tail if Prometheus does not start.
     """
     binary = binaries.require("prometheus")
@@ -106,7 +108,7 @@ def start_prometheus(
         config["rule_files"] = list(rule_files)
     config_path = workdir / "prometheus.yml"
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-    port = free_port()
+    port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     proc = ManagedProcess(
         "prometheus",

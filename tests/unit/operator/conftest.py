@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from operator_factories import GENAI_POD, RecordingActuator
+from operator_factories import DEPLOYMENT, GENAI_POD, NOW, RecordingActuator, gpu_node, pod_json
 
-from cohabit.config import OperatorSettings
+from cohabit.config import OperatorSettings, PolicyConfig
+from cohabit.operator import handlers, reconciler
 from cohabit.operator.runtime import Runtime
 
 
@@ -19,8 +20,25 @@ def genai_frame(shared_data):
 
 @pytest.fixture
 def make_runtime():
-    def make(usage=None, cluster=None, actuator=None, settings=None):
+    def make(usage=None, cluster=None, actuator=None, settings=None, policies=("default",)):
+        """A runtime whose ``policies`` exist (as the chart's ``default`` does)."""
         rt = Runtime(settings=settings or OperatorSettings(), api_client=None,
                      cluster=cluster, usage=usage, actuator=actuator or RecordingActuator())
+        rt.policies.update({name: PolicyConfig(name=name) for name in policies})
         return rt
     return make
+
+
+@pytest.fixture
+def cluster_api(monkeypatch):
+    """The API reads of a workload pass answered from ``state`` (target, pods, nodes)."""
+    state = {"target": DEPLOYMENT, "pods": [pod_json("sd-0", "g1"), pod_json("sd-1")],
+             "nodes": {"g1": gpu_node("g1")}}
+    monkeypatch.setattr(reconciler, "read_target",
+                        lambda api, ns, kind, name, **_: state["target"])
+    monkeypatch.setattr(reconciler, "list_workload_pods",
+                        lambda api, ns, name, **_: state["pods"])
+    monkeypatch.setattr(reconciler, "read_nodes", lambda api, names, *_: [
+        state["nodes"][n] for n in sorted(names) if n in state["nodes"]])
+    monkeypatch.setattr(handlers.time, "time", lambda: NOW)
+    return state

@@ -9,7 +9,8 @@ from types import SimpleNamespace
 
 import pandas as pd
 
-from cohabit.model import Outcome, Snapshot, Workload
+from cohabit.model import GpuDevice, Node, Outcome, Snapshot, Workload
+from cohabit.operator import handlers
 from cohabit.telemetry import TelemetryUnavailable, empty_qos
 
 GENAI_POD = "96c64ba31f81010967b49666a3a0990c"  # full 22.8 h history and 394 latency samples
@@ -80,3 +81,54 @@ class StaticCluster:
 def memo(runtime):
     """What kopf passes as ``memo``: an object holding the runtime."""
     return SimpleNamespace(runtime=runtime)
+
+
+NOW = 2_000_000_000.0
+
+DEPLOYMENT = {
+    "metadata": {"name": "sd", "namespace": "ns"},
+    "spec": {"template": {
+        "metadata": {"annotations": {"cohabit.io/gpu-milli": "500",
+                                     "cohabit.io/gpu-memory-mib": "12288"}},
+        "spec": {"containers": [{"name": "server", "resources": {
+            "requests": {"cpu": "4", "memory": "16Gi"}}}]}}},
+}
+
+
+def pod_json(name, node=None):
+    return {"metadata": {"name": name, "namespace": "ns", "labels": {"cohabit.io/workload": "sd"},
+                         "annotations": {"cohabit.io/gpu-milli": "500"},
+                         "ownerReferences": [{"kind": "ReplicaSet"}]},
+            "spec": {"schedulerName": "cohabit", "nodeName": node, "containers": [
+                {"name": "server", "resources": {"requests": {"cpu": "4", "memory": "16Gi"}}}]},
+            "status": {"phase": "Running" if node else "Pending"}}
+
+
+def spec(mode="Apply", **over):
+    s = {"targetRef": {"kind": "Deployment", "name": "sd"}, "workloadType": "Inference",
+         "qos": {"metric": "p99LatencyMs", "target": 30000, "query": "q",
+                 "windowSeconds": 86400},
+         "bounds": {"min": {"cpu": "1", "memory": "4Gi", "gpuMilli": 200, "gpuMemory": "4Gi"},
+                    "max": {"cpu": "8", "memory": "32Gi", "gpuMilli": 1000,
+                            "gpuMemory": "24Gi"}},
+         "mode": mode, "placement": "managed"}
+    s.update(over)
+    return s
+
+
+def call_workload(runtime, workload_spec, status=None, generation=3):
+    patch = SimpleNamespace(status={})
+    handlers.workload_changed(
+        body={"kind": "GpuWorkload"}, spec=workload_spec, name="sd", namespace="ns",
+        meta={"generation": generation}, status=status or {}, patch=patch, memo=memo(runtime),
+        logger=None, reason="create", diff=(), old=None, new=None)
+    return patch.status
+
+
+def conditions(status):
+    return {c["type"]: c for c in status["conditions"]}
+
+
+def gpu_node(name):
+    return Node(name, 32000, 131072, 32000, 131072,
+                tuple(GpuDevice(i, "A10", 1000, 24576) for i in range(2)))

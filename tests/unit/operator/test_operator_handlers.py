@@ -9,7 +9,18 @@ import threading
 from types import SimpleNamespace
 
 import pytest
-from operator_factories import DownUsage, StaticCluster, TraceUsage, memo
+from operator_factories import (
+    NOW,
+    DownUsage,
+    StaticCluster,
+    TraceUsage,
+    call_workload,
+    conditions,
+    gpu_node,
+    memo,
+    pod_json,
+    spec,
+)
 
 from cohabit.config import (
     OperatorSettings,
@@ -17,66 +28,9 @@ from cohabit.config import (
     ReconcileSettings,
     SchedulerSettings,
 )
-from cohabit.model import Bind, GpuDevice, Node, Pod, Resize, Snapshot
+from cohabit.model import Bind, Pod, Resize, Snapshot
 from cohabit.operator import handlers, reconciler
 from cohabit.operator.status import merge_conditions
-
-NOW = 2_000_000_000.0
-
-DEPLOYMENT = {
-    "metadata": {"name": "sd", "namespace": "ns"},
-    "spec": {"template": {
-        "metadata": {"annotations": {"cohabit.io/gpu-milli": "500",
-                                     "cohabit.io/gpu-memory-mib": "12288"}},
-        "spec": {"containers": [{"name": "server", "resources": {
-            "requests": {"cpu": "4", "memory": "16Gi"}}}]}}},
-}
-
-
-def pod_json(name, node=None):
-    return {"metadata": {"name": name, "namespace": "ns", "labels": {"cohabit.io/workload": "sd"},
-                         "annotations": {"cohabit.io/gpu-milli": "500"},
-                         "ownerReferences": [{"kind": "ReplicaSet"}]},
-            "spec": {"schedulerName": "cohabit", "nodeName": node, "containers": [
-                {"name": "server", "resources": {"requests": {"cpu": "4", "memory": "16Gi"}}}]},
-            "status": {"phase": "Running" if node else "Pending"}}
-
-
-@pytest.fixture
-def cluster_api(monkeypatch):
-    state = {"target": DEPLOYMENT, "pods": [pod_json("sd-0", "g1"), pod_json("sd-1")],
-             "nodes": {"g1": gpu_node("g1")}}
-    monkeypatch.setattr(reconciler, "read_target", lambda api, ns, kind, name, **_: state["target"])
-    monkeypatch.setattr(reconciler, "list_workload_pods", lambda api, ns, name, **_: state["pods"])
-    monkeypatch.setattr(reconciler, "read_nodes", lambda api, names, *_: [
-        state["nodes"][n] for n in sorted(names) if n in state["nodes"]])
-    monkeypatch.setattr(handlers.time, "time", lambda: NOW)
-    return state
-
-
-def spec(mode="Apply", **over):
-    s = {"targetRef": {"kind": "Deployment", "name": "sd"}, "workloadType": "Inference",
-         "qos": {"metric": "p99LatencyMs", "target": 30000, "query": "q",
-                 "windowSeconds": 86400},
-         "bounds": {"min": {"cpu": "1", "memory": "4Gi", "gpuMilli": 200, "gpuMemory": "4Gi"},
-                    "max": {"cpu": "8", "memory": "32Gi", "gpuMilli": 1000,
-                            "gpuMemory": "24Gi"}},
-         "mode": mode, "placement": "managed"}
-    s.update(over)
-    return s
-
-
-def call_workload(runtime, workload_spec, status=None, generation=3):
-    patch = SimpleNamespace(status={})
-    handlers.workload_changed(
-        body={"kind": "GpuWorkload"}, spec=workload_spec, name="sd", namespace="ns",
-        meta={"generation": generation}, status=status or {}, patch=patch, memo=memo(runtime),
-        logger=None, reason="create", diff=(), old=None, new=None)
-    return patch.status
-
-
-def conditions(status):
-    return {c["type"]: c for c in status["conditions"]}
 
 
 def test_status_from_real_telemetry_and_apply_resize(genai_frame, cluster_api, make_runtime):
@@ -142,7 +96,11 @@ def test_missing_telemetry_gives_low_confidence_and_no_action(usage, cluster_api
         assert conds["LowConfidence"]["reason"] == "TelemetryUnavailable"
         assert "Prometheus" in conds["LowConfidence"]["message"]
     assert runtime.actuator.applied == []
-    assert status["recommendations"][0]["lowConfidence"] is True
+    # nothing was measured: no recommendation and no confidence (as VPA leaves them out)
+    assert status["recommendations"] == [] and "confidence" not in status
+    assert "violations" not in status["qos"] and status["qos"]["samples"] == 0
+    assert conds["Ready"]["status"] == "False"
+    assert conds["Ready"]["reason"] == "TelemetryUnavailable"
 
 
 def test_invalid_spec_names_the_field(cluster_api, make_runtime):
@@ -187,11 +145,6 @@ def test_policy_handler(policy_spec, invalid, make_runtime):
     cond = conditions(patch.status)["Invalid"]
     assert (cond["status"] == "True") is invalid
     assert ("default" in runtime.policies) is (not invalid)
-
-
-def gpu_node(name):
-    return Node(name, 32000, 131072, 32000, 131072,
-                tuple(GpuDevice(i, "A10", 1000, 24576) for i in range(2)))
 
 
 def test_scheduling_pass_binds_only_its_policys_pods(make_runtime):
@@ -279,25 +232,21 @@ def test_placement_loop_runs_until_stopped(make_runtime):
         "ns/p", "g1", (), reason="policy cohabit")
 
 
-def test_pod_event_wakes_scheduler_only_for_pending(make_runtime):
-    runtime = make_runtime()
-    wake = runtime.waker("default")
-    handlers.pod_pending(spec={"nodeName": "g1"}, memo=memo(runtime))
-    assert not wake.is_set()
-    handlers.pod_pending(spec={}, memo=memo(runtime))
-    assert wake.is_set()
-
-
 def test_registry_has_every_handler():
     reg = handlers.build_registry(OperatorSettings())
     names = [h.fn.__name__ for part in (reg._activities, reg._changing, reg._spawning,
                                         reg._watching) for h in part.get_all_handlers()]
     # create + update + resume per workload kind, the delete, the policy handlers, the
-    # timers (spawning), the daemon, the pod watcher, startup, probe and login
+    # timers (spawning), the daemon, startup, cleanup, probe and login; pods and nodes are
+    # the watch cache's, not kopf's
     assert names.count("workload_changed") == 2 * 3 + 2
     assert names.count("workload_deleted") == 2 and names.count("policy_changed") == 3
-    for name in ("placement_loop", "pod_pending", "liveness", "configure", "login"):
+    for name in ("placement_loop", "policy_deleted", "liveness", "configure", "cleanup",
+                 "login"):
         assert names.count(name) == 1, name
+    watched = {h.selector.any_name for part in (reg._changing, reg._spawning, reg._watching)
+               for h in part.get_all_handlers()}
+    assert watched == {"databaseworkloads", "gpuworkloads", "placementpolicies"}
 
 
 def test_declared_interference_reaches_status_and_rebinding(cluster_api, make_runtime):
@@ -330,3 +279,16 @@ def test_declared_interference_reaches_status_and_rebinding(cluster_api, make_ru
     assert len(evictions) == 1 and evictions[0].pod in ("ns/a-0", "ns/b-0")
     assert "contention on g1" in evictions[0].reason
     assert reconciler.scheduling_pass(runtime, "default", NOW, rebind=False) == []
+
+
+def test_grace_counts_from_the_operators_start(make_runtime):
+    """Right after a (re)start every pod is old: a pod of a workload whose spec is not read
+    yet still waits the grace period, counted from the start."""
+    pods = (Pod("sd-0", 1000, 1024, 1, 500, namespace="ns", workload="sd",
+                creation_time=NOW - 3600),)
+    runtime = make_runtime(cluster=StaticCluster(Snapshot(0, (gpu_node("g1"),), pods)))
+    runtime.started = NOW - 5
+    assert reconciler.scheduling_pass(runtime, "default", NOW) == []
+    runtime.started = NOW - 60
+    assert [o.action.pod for o in reconciler.scheduling_pass(runtime, "default", NOW)] == [
+        "ns/sd-0"]

@@ -126,6 +126,17 @@ def test_pods_that_fit_nowhere_are_noted():
     assert binds == [] and unplaced == ["ns/huge"]
 
 
+def test_plan_says_why_a_pod_fits_nowhere():
+    """Two whole-GPU pods on 2 x 2 A10s, one share taken on g1: the first takes g2's two
+    GPUs, the second sees g1 with one free GPU and g2 full (each pod sees the earlier binds)."""
+    pods = (Pod("a", 1000, 1024, 2, 1000, namespace="ns", creation_time=1.0),
+            Pod("b", 1000, 1024, 2, 1000, namespace="ns", creation_time=2.0))
+    plan = reconcile_once(snapshot(pods), [], None, PolicyConfig(policy="best-fit"), NOW)
+    assert [a.pod for a in plan.actions if isinstance(a, Bind)] == ["ns/a"]
+    assert plan.unschedulable == (
+        ("ns/b", "0/2 nodes are available: 2 Insufficient nvidia.com/gpu."),)
+
+
 def test_unknown_placement_policy_names_the_field():
     with pytest.raises(SpecError) as err:
         reconcile_once(snapshot(), [], None, PolicyConfig(policy="tetris"), NOW)
