@@ -149,10 +149,13 @@ def interference(
         None, "--gpu", help="GPU type to judge; repeat for several. Default: every GPU type "
         "the file holds."),
     probes: int = typer.Option(3, min=1, max=3, help="Probe workloads per profile (<= 3)."),
+    executor: str = typer.Option("local", "--executor", help=EXECUTOR_HELP),
+    scheduler: str | None = typer.Option(None, "--scheduler", help=SCHEDULER_HELP),
 ) -> None:
     """Interference: held-out Gavel jobs, co-located throughput fraction both directions."""
     from cohabit.predictors.interference import load_gavel
 
+    run_on = execution(executor, scheduler)
     _out_dir(out)
     data = _data(data, PACKAGED_GAVEL)
     path = data / "physical_cluster_throughputs.json" if data.is_dir() else data
@@ -160,7 +163,8 @@ def interference(
         pairs = load_gavel(path, gpu or None)
     except TelemetryDataError as exc:
         _fail(str(exc))
-    preds, summary = _judge_gpu_types(pairs, probes, path)
+    with fan_out_on(run_on) as pool:
+        preds, summary = _judge_gpu_types(pairs, probes, path, pool)
     metrics = ["spearman", "spearman_within_job", "mae_suffered", "mae_inflicted",
                "mae_job_p90", "mae_single_gpu", "mae_single_gpu_unprobed", "mae_nonzero"]
     _console().print(_table(
@@ -187,10 +191,10 @@ def interference(
                      "interference_predictions.csv, .png")
 
 
-def _judge_gpu_types(pairs, probes: int, path: Path):
-    """``evaluate_interference`` on each GPU type of ``pairs``; a type with too few jobs
-    measured against every other to choose ``probes`` probes is skipped with a note (exit 2
-    when no type is left)."""
+def _judge_gpu_types(pairs, probes: int, path: Path, pool=None):
+    """``evaluate_interference`` on each GPU type of ``pairs`` (its folds on ``pool``, an
+    executor or ``None``); a type with too few jobs measured against every other to choose
+    ``probes`` probes is skipped with a note (exit 2 when no type is left)."""
     import pandas as pd
 
     from cohabit.predictors.interference import evaluate_interference
@@ -198,7 +202,7 @@ def _judge_gpu_types(pairs, probes: int, path: Path):
     preds, summaries, skipped = [], [], []
     for gpu_type, group in pairs.groupby("gpu", sort=True):
         try:
-            p, s = evaluate_interference(group, n_probes=probes)
+            p, s = evaluate_interference(group, n_probes=probes, executor=pool)
         except ValueError as exc:  # choose_probes: too few complete co-runners
             skipped.append(f"{gpu_type} ({exc})")
             continue

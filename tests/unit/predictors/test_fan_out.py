@@ -96,3 +96,17 @@ def test_rightsizing_evaluation_in_worker_processes_equals_in_process(frame):
     assert len(here.results) > 5
     for name in ("results", "selection", "candidates"):
         assert getattr(here, name).equals(getattr(there, name)), name
+
+
+def test_interference_evaluation_in_worker_processes_equals_in_process():
+    from cohabit.predictors.interference import evaluate_interference, load_gavel
+    from cohabit.predictors.telemetry_data import PACKAGED_GAVEL
+
+    pairs = load_gavel(PACKAGED_GAVEL / "physical_cluster_throughputs.json", ["v100"])
+    jobs = sorted(set(pairs["a"]))[::4]  # 7 real jobs: every fold of a small leave-one-out
+    sub = pairs[pairs["a"].isin(jobs) & pairs["b"].isin(jobs)]
+    here = evaluate_interference(sub, n_estimators=5)
+    with ProcessPoolExecutor(2) as pool:
+        there = evaluate_interference(sub, n_estimators=5, executor=pool)
+    assert here[0]["held_out"].nunique() == len(jobs)
+    assert here[0].equals(there[0]) and here[1].equals(there[1])
