@@ -58,9 +58,11 @@ def test_local_executor_runs_here():
     "argv",
     [["simulate", "--executor", "dask"], ["recommend", "--executor", "dask"],
      ["evaluate", "rightsizing", "--out", "unused", "--executor", "dask"],
+     ["evaluate", "interference", "--out", "unused", "--executor", "dask"],
      ["simulate", "--scheduler", "tcp://127.0.0.1:8786"],
      ["recommend", "--executor", "spark", "--scheduler", "tcp://127.0.0.1:8786"]],
-    ids=["simulate", "recommend", "evaluate-rightsizing", "scheduler-without-dask",
+    ids=["simulate", "recommend", "evaluate-rightsizing", "evaluate-interference",
+         "scheduler-without-dask",
          "unknown-executor"],
 )
 def test_the_cli_refuses_a_bad_executor_before_reading_data(argv, tmp_path):
