@@ -32,9 +32,46 @@ from cohabit.config.spec import (
 )
 from cohabit.config.spec import PLACEMENT_POLICIES as _POLICIES
 
-# The policy enum: the names of cohabit.placement.POLICIES (cohabit's own, then the FGD
-# paper's six); tests/unit/operator/test_manifests.py checks they match.
+# The policy enum: the names of cohabit.placement.POLICIES (cohabit's own, the FGD paper's
+# six, then the other baselines); tests/unit/operator/test_manifests.py checks they match.
 PLACEMENT_POLICIES = list(_POLICIES)
+
+# spec.score: the weights of the cohabit score (cohabit.config.placement.ScoreWeights); the
+# defaults and bounds are checked against the dataclass by the unit tests.
+SCORE_SCHEMA = {
+    "type": "object",
+    "default": {},
+    "description": "Weights of the cohabit placement score, in score points (FGD's scale is "
+    "0..100); see docs/benchmarks.md, 'cohabit placement'.",
+    "properties": {
+        "fragmentation": {"type": "number", "minimum": 0, "default": 1.0,
+                          "description": "Multiplier of FGD's fragmentation score."},
+        "lookahead": {"type": "number", "minimum": 0, "default": 0.01,
+                      "description": "Points per GPU of look-ahead fragment avoided."},
+        "lookaheadQuantum": {"type": "number", "minimum": 0, "default": 1000.0,
+                             "description": "Look-ahead gains are rounded to this many "
+                             "milli (smaller differences stay ties)."},
+        "lookaheadCoverage": {"type": "number", "minimum": 0, "exclusiveMinimum": True,
+                              "maximum": 100,
+                              "default": 100.0,
+                              "description": "Share of pods (percent) the look-ahead's "
+                              "shapes cover."},
+        "lookaheadWeighting": {"type": "string", "enum": ["count", "demand"],
+                               "default": "demand"},
+        "lsProtection": {"type": "number", "minimum": 0, "default": 3.0,
+                         "description": "Multiplier of the slowdown an LS pod suffers."},
+        "correlation": {"type": "number", "minimum": 0, "default": 10.0,
+                        "description": "Points per unit of utilisation correlation with GPU "
+                        "neighbours (Kube-Knots CBP signal)."},
+        "peakFit": {"type": "number", "minimum": 0, "default": 50.0,
+                    "description": "Points per GPU of predicted peak overflow (Kube-Knots "
+                    "PP signal)."},
+        "qosTarget": {"type": "number", "minimum": 0, "exclusiveMinimum": True,
+                      "maximum": 1, "default": 0.8,
+                      "description": "Fraction of solo speed below which an LS pod's QoS is "
+                      "at risk."},
+    },
+}
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT_DIRS = (ROOT / "helm" / "cohabit" / "crds", ROOT / "manifests" / "crds")
@@ -453,18 +490,20 @@ def build() -> dict[str, dict]:
             "enum": list(PLACEMENT_POLICIES),
             "default": "cohabit",
             "description": "Placement policy, a name in the placement registry: cohabit "
-            "(FGD plus an interference penalty from the workloads' pressure/sensitivity "
-            "profiles; exactly fgd where no workload has a profile) or the simulator's "
-            "fgd, best-fit, dot-product, gpu-packing, gpu-clustering, random.",
+            "(FGD's fragmentation score plus look-ahead fragmentation, interference, QoS-class "
+            "and usage parts weighted by spec.score) or the baselines fgd, best-fit, "
+            "dot-product, gpu-packing, gpu-clustering, random, kube-default, kube-knots, "
+            "load-aware.",
         },
         "interferenceWeight": {
             "type": "number",
             "minimum": 0,
             "maximum": 100,
-            "default": 1.0,
+            "default": 0.3,
             "description": "cohabit policy: score points per percent of predicted "
             "co-location slowdown (suffered + inflicted); 0 places as fgd.",
         },
+        "score": SCORE_SCHEMA,
         "objective": {
             "type": "string",
             "enum": ["balanced", "packing", "qos"],

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -15,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cohabit.cli.main import app
-from cohabit.cli.simulate import UsageError, parse_policies, parse_seeds
+from cohabit.cli.simulate import UsageError, parse_policies, parse_seeds, parse_slice
 from cohabit.simulator.results import FGD_CURVE_COLUMNS, PENDING_COLUMNS, REPLAY_SERIES_COLUMNS
 
 OPENB = "alibaba-gpu-2023"
@@ -130,6 +131,14 @@ BAD_ARGS = [
         "line 1, field creation_time: missing column",
         id="replay-without-times",
     ),
+    pytest.param(["--contention", "gavel"], "--contention needs --mode replay",
+                 id="contention-needs-replay"),
+    pytest.param(["--mode", "replay", "--contention", "magic"], "--contention: 'magic'",
+                 id="contention-model"),
+    pytest.param(["--mode", "replay", "--slice", "5:7"], "offset 7 must be below N=5",
+                 id="slice-offset"),
+    pytest.param(["--mode", "replay", "--slice", "x"], "--slice: 'x' is not N or N:OFFSET",
+                 id="slice"),
 ]
 
 
@@ -236,3 +245,20 @@ def test_replay_on_a_real_slice(slice_files, tmp_path):
     assert (out / "unschedulable_pods.png").read_bytes()[:4] == b"\x89PNG"
     doc = json.loads((out / "summary.json").read_text())
     assert doc["mode"] == "replay" and {r["policy"] for r in doc["results"]} == {"fgd", "best-fit"}
+
+
+@pytest.mark.parametrize(("text", "expected"), [("22", (22, 0)), ("22:3", (22, 3)),
+                                               (" 4 : 1 ", (4, 1))], ids=["n", "offset", "ws"])
+def test_parse_slice(text, expected):
+    assert parse_slice(text) == expected
+
+
+def test_rebind_reports_migrations(slice_files, tmp_path):
+    nodes, pods = slice_files
+    res = _invoke("--pods", str(pods), "--nodes", str(nodes), "--policy", "cohabit",
+                  "--tune", "1.5", "--rebind", "--workers", "1", "--no-progress")
+    assert res.exit_code == 0, res.output
+    moved = re.search(r"cohabit: ([\d.]+) migrations per run \(([\d.]+) % of pods placed\)",
+                      res.output)
+    assert moved is not None, res.output
+    assert float(moved.group(1)) > 0 and 0 < float(moved.group(2)) < 100

@@ -31,7 +31,14 @@ from rich.markup import escape
 from cohabit.execution import Execution, ExecutionError
 from cohabit.simulator import checks, loaders, matrix, report
 
-__all__ = ["parse_policies", "parse_pods", "parse_seeds", "register", "simulate"]
+__all__ = [
+    "parse_policies",
+    "parse_pods",
+    "parse_seeds",
+    "parse_slice",
+    "register",
+    "simulate",
+]
 
 DEFAULT_SEEDS = "42"
 MAX_SEEDS = 10_000
@@ -80,7 +87,8 @@ def parse_policies(text: str, known: list[str]) -> list[str]:
     """``"fgd,best-fit"``, ``"paper"`` or ``"all"`` -> registry names.
 
     ``paper`` is the FGD paper's six policies (random, dot-product, gpu-clustering,
-    gpu-packing, best-fit, fgd); ``all`` is every registered policy (adds ``cohabit``).
+    gpu-packing, best-fit, fgd); ``all`` is every registered policy (adds ``cohabit`` and the
+    other baselines).
 
     Raises:
         UsageError: an unknown name (the message lists the known ones) or an empty list.
@@ -117,6 +125,43 @@ def parse_pods(text: str | None) -> list[str | None]:
     if not parts:
         raise UsageError("--pods: empty")
     return list(dict.fromkeys(parts))
+
+
+def _print_migrations(console: Console, result: matrix.MatrixResult) -> None:
+    """``--rebind``: migrations per run, as a share of the pods placed."""
+    runs = result.runs
+    if "migrations" not in runs.columns:
+        return
+    for (workload, policy), g in runs.groupby(["workload", "policy"], sort=False):
+        placed = (g["arrivals"] - g["failed_pods"]) if "arrivals" in g else g.get("placed")
+        share = 100.0 * g["migrations"].sum() / max(float(placed.sum()), 1.0)
+        console.print(f"{workload} {policy}: {g['migrations'].mean():.1f} migrations per run "
+                      f"({share:.2f} % of pods placed), mean over {len(g)} run(s)")
+
+
+def parse_slice(text: str) -> tuple[int, int]:
+    """``--slice``: ``"22"`` or ``"22:3"`` -> ``(N, offset)`` with ``0 <= offset < N``.
+
+    Raises:
+        UsageError: not of that form.
+    """
+    m = re.fullmatch(r"\s*(\d+)\s*(?::\s*(\d+))?\s*", text)
+    if not m or int(m.group(1)) < 1:
+        raise UsageError(f"--slice: {text!r} is not N or N:OFFSET with N >= 1 (e.g. 22, 22:3)")
+    n = int(m.group(1))
+    off = int(m.group(2)) if m.group(2) is not None else 0
+    if off >= n:
+        raise UsageError(f"--slice: offset {off} must be below N={n}")
+    return n, off
+
+
+def _check_contention(model: str, mode: str) -> None:
+    from cohabit.simulator.contention import CONTENTION_MODELS
+
+    if mode != "replay":
+        raise UsageError("--contention needs --mode replay")
+    if model not in CONTENTION_MODELS:
+        raise UsageError(f"--contention: {model!r} is not one of {', '.join(CONTENTION_MODELS)}")
 
 
 def _known_policies() -> list[str]:
@@ -174,7 +219,8 @@ def simulate(
         DEFAULT_POLICIES,
         "--policy",
         help="Comma list of placement policies, 'paper' (default: the FGD paper's random, "
-        "dot-product, gpu-clustering, gpu-packing, best-fit, fgd) or 'all' (adds cohabit).",
+        "dot-product, gpu-clustering, gpu-packing, best-fit, fgd) or 'all' (adds cohabit, "
+        "kube-default, kube-knots, load-aware).",
     ),
     seeds: str = typer.Option(
         DEFAULT_SEEDS, "--seeds", help="Seeds: 42, 42-51 or 42,45,50-52 (the paper uses 42-51)."
@@ -211,6 +257,27 @@ def simulate(
     scheduler: str | None = typer.Option(
         None, "--scheduler", help="--executor dask: the scheduler's address, "
         "e.g. tcp://10.0.0.5:8786."),
+    rebind: bool = typer.Option(
+        False,
+        "--rebind/--no-rebind",
+        help="Simulate-then-rebind: a pod that fits nowhere gets a move (at most 2 pods moved, "
+        "each move replayed first and kept only if it pays); migrations are counted. "
+        "Without it no pod ever moves.",
+    ),
+    contention: str | None = typer.Option(
+        None,
+        "--contention",
+        help="--mode replay: co-located pods slow each other under this model ('gavel': "
+        "measured Gavel co-location throughputs, GenAI activity for LS pods).",
+    ),
+    slice_spec: str = typer.Option(
+        "1",
+        "--slice",
+        help="--contention: replay on every N-th node, 'N' or 'N:OFFSET' (e.g. 22).",
+    ),
+    compress: float = typer.Option(
+        1.0, "--compress", min=0.001, help="--contention: time compression of arrivals."
+    ),
 ) -> None:
     """Simulate placement policies on an openb trace and compare them (and the FGD paper)."""
     console = _stdout()
@@ -224,6 +291,9 @@ def simulate(
         seed_list = parse_seeds(seeds)
         policy_list = parse_policies(policy, _known_policies())
         pod_specs = parse_pods(pods)
+        slice_n, slice_offset = parse_slice(slice_spec)
+        if contention is not None:
+            _check_contention(contention, mode)
     except UsageError as exc:
         raise _fail(str(exc)) from None
     if out is not None:
@@ -260,7 +330,9 @@ def simulate(
         typer.echo(note, err=True)
 
     cells = matrix.cells(
-        mode, list(traces), policy_list, seed_list, tune=tune, sample_every_s=sample_every
+        mode, list(traces), policy_list, seed_list, tune=tune, sample_every_s=sample_every,
+        rebind=rebind, contention=contention, slice_n=slice_n, slice_offset=slice_offset,
+        compress=compress,
     )
     n_workers = min(workers or os.cpu_count() or 1, len(cells))
     console.print(
@@ -297,10 +369,18 @@ def simulate(
             fidelity = report.fidelity_table(summary)
             if fidelity is not None:
                 console.print(fidelity)
+    elif contention is not None:
+        from cohabit.simulator import contended_report
+
+        summary = contended_report.contended_summary(result)
+        for table in contended_report.contended_tables(summary):
+            console.print(table)
     else:
         summary = report.replay_summary(result)
         for table in report.replay_tables(summary, report.pending_summary(result)):
             console.print(table)
+    if rebind:
+        _print_migrations(console, result)
     console.print(
         f"{len(cells)} run(s) in {result.wall_s:.1f} s wall on {result.workers} worker(s)"
         + (f" of {execution.label}" if execution.distributed else ""),
@@ -324,7 +404,12 @@ def simulate(
             },
         }
         try:
-            written = report.write_outputs(result, out, meta=meta)
+            if contention is not None:
+                from cohabit.simulator import contended_report
+
+                written = contended_report.write_contended(result, out)
+            else:
+                written = report.write_outputs(result, out, meta=meta)
         except (OSError, ValueError) as exc:
             raise _fail(f"--out: cannot write the results to {out} ({exc}); nothing written",
                         code=1) from None

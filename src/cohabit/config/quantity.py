@@ -15,8 +15,6 @@ from decimal import Decimal, InvalidOperation
 __all__ = [
     "QuantityError",
     "cpu_milli",
-    "format_cpu",
-    "format_memory",
     "memory_mib",
     "parse_quantity",
 ]
@@ -97,12 +95,3 @@ def memory_mib(value: str | int | float) -> int:
     """Memory quantity in MiB, rounded up (``"512Mi"`` -> 512, ``"1G"`` -> 954)."""
     return int(math.ceil(parse_quantity(value) / (2**20)))
 
-
-def format_cpu(milli: int) -> str:
-    """Millicores as a quantity string (``1500`` -> ``"1500m"``)."""
-    return f"{int(milli)}m"
-
-
-def format_memory(mib: int) -> str:
-    """MiB as a quantity string (``512`` -> ``"512Mi"``)."""
-    return f"{int(mib)}Mi"

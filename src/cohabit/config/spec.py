@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from cohabit.config.placement import ScoreWeights, parse_score_weights
 from cohabit.config.quantity import QuantityError, cpu_milli, memory_mib
 from cohabit.model import InterferenceProfile, QosTarget, Resources, Workload, WorkloadKind
 
@@ -64,9 +65,9 @@ QOS_METRICS = {"p99LatencyMs": "p99_latency_ms", "throughput": "throughput"}
 """CRD spelling of ``spec.qos.metric`` -> :attr:`cohabit.model.QosTarget.metric`."""
 
 PLACEMENT_POLICIES = ("cohabit", "fgd", "best-fit", "dot-product", "gpu-packing",
-                      "gpu-clustering", "random")
-"""``spec.policy`` values: the names of ``cohabit.placement.POLICIES`` (cohabit's own, then the
-FGD paper's six); a unit test keeps them equal to the registry."""
+                      "gpu-clustering", "random", "kube-default", "kube-knots", "load-aware")
+"""``spec.policy`` values: the names of ``cohabit.placement.POLICIES`` (cohabit's own, the
+FGD paper's six, then the other baselines); a unit test keeps them equal to the registry."""
 
 QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$"
 """A quantity written as a string in a spec (a subset of Kubernetes' grammar: no exponent, no
@@ -174,7 +175,9 @@ class PolicyConfig:
         objective: ``balanced``, ``packing`` or ``qos``.
         right_sizing, rebinding: planner policy arguments.
         interference_weight: ``cohabit`` policy's score points per percent of predicted
-            co-location slowdown (``spec.interferenceWeight``, 0..100; 0 = plain FGD).
+            co-location slowdown (``spec.interferenceWeight``, 0..100; 0 = no penalty).
+        score: the other weights of the ``cohabit`` score (``spec.score``, see
+            :class:`~cohabit.config.placement.ScoreWeights`).
     """
 
     name: str = "default"
@@ -182,7 +185,15 @@ class PolicyConfig:
     objective: str = "balanced"
     right_sizing: RightSizingConfig = field(default_factory=RightSizingConfig)
     rebinding: RebindingConfig = field(default_factory=RebindingConfig)
-    interference_weight: float = 1.0
+    interference_weight: float = ScoreWeights.interference
+    score: ScoreWeights = field(default_factory=ScoreWeights)
+
+    @property
+    def weights(self) -> ScoreWeights:
+        """The ``cohabit`` score's weights with ``interference_weight`` applied."""
+        from dataclasses import replace
+
+        return replace(self.score, interference=self.interference_weight)
 
 
 @dataclass(frozen=True)
@@ -436,7 +447,12 @@ def parse_policy(spec: Mapping[str, Any], *, name: str = "default") -> PolicyCon
     )
     weight = _number(spec, "interferenceWeight", "spec", PolicyConfig.interference_weight,
                      0, 100)
-    return PolicyConfig(name, policy, objective, right_sizing, rebinding, weight)
+    try:
+        score = parse_score_weights(_get(spec, "score", "spec", Mapping), "spec.score")
+    except ValueError as exc:
+        field_path, _, message = str(exc).partition(": ")
+        raise SpecError(field_path, message) from None
+    return PolicyConfig(name, policy, objective, right_sizing, rebinding, weight, score)
 
 
 def _number(obj: Mapping[str, Any], key: str, path: str, default: float, lo: float,

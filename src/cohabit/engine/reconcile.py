@@ -34,11 +34,13 @@ import numpy as np
 import pandas as pd
 
 from cohabit.config import PolicyConfig, SpecError, WorkloadSpec
+from cohabit.config.placement import ScoreWeights
+from cohabit.engine.rebind import make_room
 from cohabit.engine.scheduling import schedule_pod
 from cohabit.model import (
     RESOURCE_FIELDS,
     Action,
-    Bind,
+    Evict,
     InterferenceProfile,
     Plan,
     Pod,
@@ -383,6 +385,10 @@ def predictor_slowdown(predictor: Callable[[InterferenceProfile, InterferencePro
     return slowdown
 
 
+REBIND_TRIES = 8
+"""Pods that fit nowhere for which one pass looks for a rebinding move (the actuator's
+eviction budget and PDBs limit what is carried out)."""
+
 INTERFERENCE_MODELS = ("pressure-sensitivity", "gavel")
 """Names :func:`slowdown_model` accepts."""
 
@@ -426,7 +432,9 @@ def pod_profiles(pods: Iterable[Pod], profiles: Mapping[str, InterferenceProfile
 def place_pending(snapshot: Snapshot, pending: Iterable[Pod], policy: str,
                   seed: int = 0, *, profiles: Mapping[str, InterferenceProfile] | None = None,
                   slowdown: Slowdown | None = None,
-                  interference_weight: float = 1.0) -> tuple[list[Bind], list[str]]:
+                  interference_weight: float = 1.0,
+                  weights: ScoreWeights | None = None,
+                  rebind: int = 0) -> tuple[list[Action], list[str]]:
     """Binds for ``pending`` pods under placement ``policy``, each seeing the earlier ones.
 
     Pods are placed in creation order (then name). Returns the binds and the keys of pods
@@ -443,13 +451,22 @@ def place_pending(snapshot: Snapshot, pending: Iterable[Pod], policy: str,
         slowdown: the slowdown callable for ``cohabit`` (default
             :func:`pressure_sensitivity`).
         interference_weight: score points per percent of predicted slowdown.
+        weights: the ``cohabit`` score's other weights (default :class:`ScoreWeights`).
+        rebind: for up to this many pods that fit nowhere, simulate-then-rebind
+            (:func:`cohabit.engine.rebind.make_room`): the ``Evict`` actions of a move that
+            was replayed on the placement state and pays (the evicted pods are re-created by
+            their owners and placed by a later pass; the pending pod waits for the room).
+
+    Returns:
+        ``(actions, unplaced)``: ``Bind`` per placed pod (and ``Evict`` per rebinding victim);
+        keys of the pods that fit nowhere.
 
     Raises:
         SpecError: unknown ``policy``.
     """
     binds, unplaced = place_pending_explained(
         snapshot, pending, policy, seed, profiles=profiles, slowdown=slowdown,
-        interference_weight=interference_weight)
+        interference_weight=interference_weight, weights=weights, rebind=rebind)
     return binds, [key for key, _ in unplaced]
 
 
@@ -457,7 +474,9 @@ def place_pending_explained(
         snapshot: Snapshot, pending: Iterable[Pod], policy: str, seed: int = 0, *,
         profiles: Mapping[str, InterferenceProfile] | None = None,
         slowdown: Slowdown | None = None,
-        interference_weight: float = 1.0) -> tuple[list[Bind], list[tuple[str, str]]]:
+        interference_weight: float = 1.0,
+        weights: ScoreWeights | None = None,
+        rebind: int = 0) -> tuple[list[Action], list[tuple[str, str]]]:
     """:func:`place_pending`, with ``(pod key, why)`` for each pod that fits nowhere: the
     filter failures on the cluster as that pod saw it (after the earlier binds of the pass),
     in kube-scheduler's ``FailedScheduling`` words
@@ -474,11 +493,13 @@ def place_pending_explained(
     if policy in ("fgd", "cohabit"):
         shapes = list(snapshot.pods) or pending
         if shapes:
-            state.set_typical(typical_pods(shapes))
+            state.set_typical(typical_pods(shapes), typical_pods(shapes, coverage_pct=100))
+    state.set_weights(weights)
     if policy == "cohabit" and profiles:
-        state.set_interference(profiles, slowdown or pressure_sensitivity, interference_weight)
+        state.set_interference(profiles, slowdown or pressure_sensitivity, interference_weight,
+                               ls_weight=(weights or ScoreWeights()).ls_protection)
     rng = np.random.default_rng(seed)
-    binds: list[Bind] = []
+    binds: list[Action] = []
     unplaced: list[tuple[str, str]] = []
     for pod in sorted(pending, key=lambda p: (p.creation_time, p.key)):
         result = schedule_pod(state, pod, policy=policy, rng=rng)
@@ -486,6 +507,11 @@ def place_pending_explained(
             unplaced.append((pod.key, unschedulable_message(state, pod)))
         else:
             binds.append(result.bind)
+    by_key = {p.key: p for p in pending}
+    for key, _ in unplaced[:rebind]:
+        move = make_room(state, by_key[key], policy, rng=rng)
+        if move is not None:
+            binds.extend(a for a in move.actions() if isinstance(a, Evict))
     return binds, unplaced
 
 
@@ -562,6 +588,11 @@ def reconcile_once(
     actions: list[Action] = []
     for policy in build_policies(policy_config):
         actions.extend(policy.plan(ctx))
+    # Rebinding's make-room step runs below, where the placement state can replay each move
+    # first (simulate-then-rebind); the planner's unchecked proposals are not used.
+    actions = [a for a in actions
+               if not (isinstance(a, Evict) and a.reason.startswith("defragment"))]
+    rebind = REBIND_TRIES if policy_config.rebinding.enabled else 0
     pending: list[Pod] = []
     if place:
         pending = [p for p in snapshot.pods if p.node is None and p.deletion_time is None]
@@ -575,7 +606,8 @@ def reconcile_once(
         binds, unschedulable = place_pending_explained(
             snapshot, pending, policy_config.policy,
             profiles=pod_profiles(snapshot.pods, profiles), slowdown=slowdown,
-            interference_weight=policy_config.interference_weight)
+            interference_weight=policy_config.interference_weight,
+            weights=policy_config.weights, rebind=rebind)
         actions.extend(binds)
         if unschedulable:
             notes.append(f"{len(unschedulable)} pod(s) fit on no node: "

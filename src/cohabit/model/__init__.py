@@ -21,15 +21,19 @@ from typing import Union
 __all__ = [
     "MILLI_PER_GPU",
     "RESOURCE_FIELDS",
+    "TextEnum",
     "Bind",
     "Evict",
     "GpuDevice",
     "InterferenceProfile",
     "Node",
     "Outcome",
+    "OutcomeStatus",
+    "PlacementMode",
     "Plan",
     "Pod",
     "QosClass",
+    "QosMetric",
     "QosTarget",
     "Recommendation",
     "Resize",
@@ -37,7 +41,9 @@ __all__ = [
     "Snapshot",
     "Workload",
     "WorkloadKind",
+    "WorkloadMode",
     "Action",
+    "gpu_request_problems",
 ]
 
 MILLI_PER_GPU = 1000
@@ -80,15 +86,6 @@ class Resources:
             self.gpu_memory_mib - other.gpu_memory_mib,
         )
 
-    def fits_in(self, capacity: Resources) -> bool:
-        """True when every field is <= the same field of ``capacity``."""
-        return (
-            self.cpu_milli <= capacity.cpu_milli
-            and self.memory_mib <= capacity.memory_mib
-            and self.gpu_milli <= capacity.gpu_milli
-            and self.gpu_memory_mib <= capacity.gpu_memory_mib
-        )
-
     def clamp(self, lower: Resources, upper: Resources) -> Resources:
         """Each field limited to ``[lower, upper]`` (a field of ``upper`` <= 0 means no cap)."""
 
@@ -104,6 +101,29 @@ class Resources:
         )
 
 
+class TextEnum(str, enum.Enum):
+    """A ``str`` enum whose ``str()`` and ``format()`` are its value on every Python version
+    (3.12 changed mixed-in enums' ``format()`` to ``Class.MEMBER``), so log lines, CSV and
+    JSON read exactly as they did with the plain strings."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    @classmethod
+    def coerce(cls, value: object, field_name: str) -> TextEnum:
+        """``value`` as a member of this enum.
+
+        Raises:
+            ValueError: ``value`` is none of the members' values (the message names
+                ``field_name`` and the allowed values).
+        """
+        try:
+            return cls(value)
+        except ValueError:
+            allowed = ", ".join(repr(m.value) for m in cls)
+            raise ValueError(f"{field_name}: {value!r} is not one of {allowed}") from None
+
+
 class QosClass(str, enum.Enum):
     """QoS class of a pod: the Alibaba trace's classes and Kubernetes' own."""
 
@@ -112,6 +132,26 @@ class QosClass(str, enum.Enum):
     BURSTABLE = "Burstable"
     GUARANTEED = "Guaranteed"
     BEST_EFFORT = "BestEffort"
+
+
+def gpu_request_problems(num_gpu: int, gpu_milli: int) -> list[tuple[str, str]]:
+    """What is wrong with a pod's GPU request of ``num_gpu`` GPUs at ``gpu_milli`` milli-GPU
+    each, by the rules of the FGD simulator's Open-GPU-Share plugin: a multi-GPU pod takes
+    whole GPUs (1000), a GPU pod has a share above 0, and a pod with no GPU has no share.
+    (Ranges, e.g. ``gpu_milli`` within 0..1000, are the caller's checks.)
+
+    Returns:
+        ``(field, what is wrong)`` pairs (at most one), empty when the pair is valid; e.g.
+        ``("gpu_milli", "0 but num_gpu is 2")``.
+    """
+    if num_gpu > 1 and gpu_milli > 0 and gpu_milli != MILLI_PER_GPU:
+        return [("gpu_milli", f"{gpu_milli} is a partial share but num_gpu is {num_gpu} "
+                 f"(multi-GPU pods take whole GPUs: {MILLI_PER_GPU})")]
+    if num_gpu >= 1 and gpu_milli == 0:
+        return [("gpu_milli", f"0 but num_gpu is {num_gpu}")]
+    if num_gpu == 0 and gpu_milli > 0:
+        return [("num_gpu", f"0 but gpu_milli is {gpu_milli}")]
+    return []
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,24 +250,62 @@ class WorkloadKind(str, enum.Enum):
     GPU_BATCH = "GpuBatch"
 
 
+class QosMetric(TextEnum):
+    """What a :class:`QosTarget` measures."""
+
+    P99_LATENCY_MS = "p99_latency_ms"  # must stay at or below the target
+    THROUGHPUT = "throughput"  # per second, must stay at or above the target
+
+
+class WorkloadMode(TextEnum):
+    """What cohabit does with a workload's recommendations."""
+
+    RECOMMEND = "Recommend"  # status only
+    APPLY = "Apply"  # patch the requests
+
+
+class PlacementMode(TextEnum):
+    """Whether cohabit binds a workload's pods."""
+
+    MANAGED = "managed"
+    UNMANAGED = "unmanaged"
+
+
+class OutcomeStatus(TextEnum):
+    """What became of one action (:class:`Outcome`)."""
+
+    DONE = "done"
+    DRY_RUN = "dry-run"
+    REFUSED = "refused"  # e.g. a PodDisruptionBudget answered 429
+    SKIPPED = "skipped"  # e.g. a budget, or the pod is gone
+    FAILED = "failed"
+
+
 @dataclass(frozen=True, slots=True)
 class QosTarget:
     """A workload's QoS target (its SLO).
 
     Attributes:
-        metric: ``"p99_latency_ms"`` (must stay at or below ``value``) or
-            ``"throughput"`` (must stay at or above ``value``, per second).
+        metric: :class:`QosMetric` (a plain string of its value is converted):
+            ``"p99_latency_ms"`` (must stay at or below ``value``) or ``"throughput"`` (must
+            stay at or above ``value``, per second).
         value: the target.
         query: PromQL that measures the metric (empty for traces).
+
+    Raises:
+        ValueError: ``metric`` is not a :class:`QosMetric` value.
     """
 
-    metric: str
+    metric: QosMetric
     value: float
     query: str = ""
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "metric", QosMetric.coerce(self.metric, "QosTarget.metric"))
+
     def violated(self, observed: float) -> bool:
         """True when ``observed`` misses the target."""
-        if self.metric == "throughput":
+        if self.metric is QosMetric.THROUGHPUT:
             return observed < self.value
         return observed > self.value
 
@@ -241,9 +319,16 @@ class Workload:
         kind: database, GPU inference or GPU batch.
         qos_target: the SLO.
         min_resources, max_resources: bounds for recommendations (0 in max = no cap).
-        mode: ``"Recommend"`` (status only) or ``"Apply"`` (patch requests).
-        placement: ``"managed"`` (cohabit binds its pods) or ``"unmanaged"``.
+        mode: :class:`WorkloadMode`, ``"Recommend"`` (status only) or ``"Apply"`` (patch
+            requests).
+        placement: :class:`PlacementMode`, ``"managed"`` (cohabit binds its pods) or
+            ``"unmanaged"``.
         target_kind, target_name: the Deployment/StatefulSet/Job it sizes.
+
+    ``mode`` and ``placement`` given as plain strings are converted to their enums.
+
+    Raises:
+        ValueError: ``mode`` or ``placement`` is not one of its enum's values.
     """
 
     name: str
@@ -252,10 +337,16 @@ class Workload:
     namespace: str = "default"
     min_resources: Resources = Resources()
     max_resources: Resources = Resources()
-    mode: str = "Recommend"
-    placement: str = "unmanaged"
+    mode: WorkloadMode = WorkloadMode.RECOMMEND
+    placement: PlacementMode = PlacementMode.UNMANAGED
     target_kind: str = "Deployment"
     target_name: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mode", WorkloadMode.coerce(self.mode, "Workload.mode"))
+        object.__setattr__(
+            self, "placement", PlacementMode.coerce(self.placement, "Workload.placement")
+        )
 
     @property
     def key(self) -> str:
@@ -357,11 +448,18 @@ class Outcome:
 
     Attributes:
         action: the action.
-        status: ``"done"``, ``"dry-run"``, ``"refused"`` (e.g. a PDB answered 429),
-            ``"skipped"`` (a budget) or ``"failed"``.
+        status: :class:`OutcomeStatus` (a plain string of its value is converted):
+            ``"done"``, ``"dry-run"``, ``"refused"`` (e.g. a PDB answered 429), ``"skipped"``
+            (a budget) or ``"failed"``.
         message: human-readable detail.
+
+    Raises:
+        ValueError: ``status`` is not an :class:`OutcomeStatus` value.
     """
 
     action: Action
-    status: str
+    status: OutcomeStatus
     message: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", OutcomeStatus.coerce(self.status, "Outcome.status"))

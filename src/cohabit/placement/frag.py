@@ -86,6 +86,22 @@ class TypicalPods:
     def __len__(self) -> int:
         return len(self.pods)
 
+    def covering(self, coverage_pct: float) -> TypicalPods:
+        """The most frequent groups that hold at least ``coverage_pct`` percent of the pods
+        (as :func:`typical_pods` keeps them), frequencies rescaled to sum to 1; ``self`` when
+        it already covers less."""
+        expected = float(coverage_pct) * self.total / 100.0
+        cum = kept = 0
+        while cum < expected and kept < len(self.pods):
+            cum += self.pods[kept].count
+            kept += 1
+        if kept >= len(self.pods):
+            return self
+        share = cum / self.total
+        pods = tuple(TypicalPod(t.cpu, t.milli, t.num, t.spec, t.count / self.total / share,
+                                t.count) for t in self.pods[:kept])
+        return TypicalPods(pods, share, self.total)
+
 
 def _shape_key(pod: Pod) -> tuple[int, int, int, str]:
     num = pod.num_gpu

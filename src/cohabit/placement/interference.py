@@ -95,6 +95,11 @@ class Interference:
         slowdown: the :data:`Slowdown` callable.
         weight: score points per 1% of predicted slowdown x 100 (the penalty is
             ``100 * weight * total slowdown``; FGD scores are 0..100).
+        activity: pod key -> mean activity 0..1 (share of time it loads its GPU); what a pod
+            inflicts is scaled by it (missing = 1, always busy).
+        latency_sensitive: keys of latency-sensitive (LS) pods: the slowdown they suffer
+            counts ``ls_weight`` times (the QoS-class part: LS protected, BE soaks up).
+        ls_weight: that multiplier (>= 0; 1 = no class distinction).
         on_node: node index -> {pod key: GPU indices} of the *profiled* bound pods.
 
     Raises (from ``__post_init__``):
@@ -104,14 +109,21 @@ class Interference:
     profiles: dict[str, InterferenceProfile]
     slowdown: Slowdown
     weight: float = 1.0
+    activity: dict[str, float] = field(default_factory=dict)
+    latency_sensitive: frozenset[str] = frozenset()
+    ls_weight: float = 1.0
     on_node: dict[int, dict[str, tuple[int, ...]]] = field(default_factory=dict)
     _pairs: dict[tuple[InterferenceProfile, InterferenceProfile], float] = field(
         default_factory=dict)
     _views: dict[str, InterferenceProfile] = field(default_factory=dict)
+    _on_gpu: dict[tuple[int, int], set[str]] = field(default_factory=dict)
+    _node_scope: dict[int, set[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not math.isfinite(self.weight) or self.weight < 0:
-            raise ValueError(f"interference weight must be finite and >= 0, got {self.weight}")
+        for name in ("weight", "ls_weight"):
+            v = getattr(self, name)
+            if not math.isfinite(v) or v < 0:
+                raise ValueError(f"interference {name} must be finite and >= 0, got {v}")
         self.profiles = {k: p for k, p in self.profiles.items() if _active(p)}
 
     # ------------------------------------------------------------------ bookkeeping
@@ -120,12 +132,30 @@ class Interference:
         """Record a bind of ``key`` (no-op for a pod without a profile)."""
         if key in self.profiles:
             self.on_node.setdefault(node, {})[key] = gpus
+            for g in gpus:
+                self._on_gpu.setdefault((node, g), set()).add(key)
+            if _active(self._view(key)):
+                self._node_scope.setdefault(node, set()).add(key)
 
     def unbound(self, key: str, node: int) -> None:
         """Record a release of ``key`` from ``node``."""
         pods = self.on_node.get(node)
-        if pods is not None and pods.pop(key, None) is not None and not pods:
+        gpus = pods.pop(key, None) if pods is not None else None
+        if gpus is None:
+            return
+        if not pods:
             del self.on_node[node]
+        for g in gpus:
+            there = self._on_gpu.get((node, g))
+            if there is not None:
+                there.discard(key)
+                if not there:
+                    del self._on_gpu[(node, g)]
+        scope = self._node_scope.get(node)
+        if scope is not None:
+            scope.discard(key)
+            if not scope:
+                del self._node_scope[node]
 
     def update(self, profiles: Mapping[str, InterferenceProfile]) -> None:
         """Add or replace profiles (e.g. newly pending pods); bound pods keep their place."""
@@ -160,28 +190,39 @@ class Interference:
             self._views[key] = v
         return v
 
+    def _victim_weight(self, key: str) -> float:
+        return self.ls_weight if key in self.latency_sensitive else 1.0
+
     def penalty(self, key: str, node: int, gpus: Iterable[int]) -> float:
         """Total predicted slowdown if pod ``key`` joins ``node`` on GPUs ``gpus``: what it
         suffers plus what it inflicts, summed over the profiled pods already there (full
-        profiles for pods sharing one of ``gpus``, node views for the others). 0 when
-        ``key`` has no profile or the node has no profiled pod."""
+        profiles for pods sharing one of ``gpus``, node views for the others). What a pod
+        inflicts is scaled by its :attr:`activity`; what an LS pod suffers by
+        :attr:`ls_weight`. 0 when ``key`` has no profile or the node has no profiled pod."""
         me = self.profiles.get(key)
-        there = self.on_node.get(node)
-        if me is None or not there:
+        if me is None or node not in self.on_node:
             return 0.0
-        mine = set(gpus)
-        mine_view: InterferenceProfile | None = None
+        sharing: set[str] = set()
+        for g in gpus:
+            sharing |= self._on_gpu.get((node, g), set())
+        sharing.discard(key)
         total = 0.0
-        for other, their_gpus in there.items():
-            if other == key:
-                continue
-            if mine.intersection(their_gpus):
-                a, b = me, self.profiles[other]
-            else:
-                if mine_view is None:
-                    mine_view = self._view(key)
-                a, b = mine_view, self._view(other)
-            total += self.pair(a, b) + self.pair(b, a)
+        act = self.activity
+        my_act = act.get(key, 1.0)
+        my_w = self._victim_weight(key)
+        for other in sharing:
+            b = self.profiles[other]
+            total += (my_w * act.get(other, 1.0) * self.pair(me, b)
+                      + self._victim_weight(other) * my_act * self.pair(b, me))
+        scope = self._node_scope.get(node)
+        mine_view = self._view(key)
+        if scope and _active(mine_view):
+            for other in scope:
+                if other == key or other in sharing:
+                    continue
+                b = self._view(other)
+                total += (my_w * act.get(other, 1.0) * self.pair(mine_view, b)
+                          + self._victim_weight(other) * my_act * self.pair(b, mine_view))
         return total
 
     def points(self, key: str, node: int, gpus: Iterable[int]) -> float:

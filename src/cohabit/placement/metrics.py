@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cohabit.model import MILLI_PER_GPU
-from cohabit.placement.policies import frag_model
+from cohabit.placement.parts import frag_model
 from cohabit.placement.state import ClusterState
 
 __all__ = ["ClusterFrag", "cluster_frag"]

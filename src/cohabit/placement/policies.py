@@ -49,11 +49,28 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cohabit.model import MILLI_PER_GPU
-from cohabit.placement.frag import FragModel
+from cohabit.model import MILLI_PER_GPU, Pod
+from cohabit.placement.baselines import (
+    gpus_kube_knots,
+    gpus_load_aware,
+    resize_p90,
+    score_kube_default,
+    score_kube_knots,
+    score_load_aware,
+)
+from cohabit.placement.parts import (
+    fgd_gpu_scores,
+    fgd_scores,
+    lookahead_bound,
+    static_exact,
+    static_gpu_scores,
+    static_scores,
+    weights_of,
+)
 from cohabit.placement.state import ClusterState, PodReq
+from cohabit.placement.usage import PodUsage
 
-__all__ = ["POLICIES", "Policy", "cohabit_choice", "fgd_node_score", "frag_model"]
+__all__ = ["POLICIES", "Policy", "cohabit_choice"]
 
 MAX_SPEC_CPU = 128_000
 """CPU milli of the largest node shape, the normaliser of best-fit and dot-product."""
@@ -105,13 +122,19 @@ class Policy:
         name: registry name.
         score: ``score(state, req, feasible, rng) -> int64[len(feasible)]`` in 0..100.
         gpus: ``gpus(state, req, node, rng) -> GPU indices`` for the chosen node.
-        source: the file of the FGD paper's simulator the definition follows.
+        source: the file of the FGD paper's simulator (or the paper) the definition follows.
+        admit: optional admission hook ``admit(pod, usage) -> pod`` run before the pod is
+            placed (Kube-Knots resizes pods there); None = the pod as it is.
+
+    A score of ``-inf`` on every feasible node means the policy refuses to place the pod
+    now (it waits).
     """
 
     name: str
     score: Callable[[ClusterState, PodReq, np.ndarray, Rng | None], np.ndarray]
     gpus: Callable[[ClusterState, PodReq, int, Rng | None], tuple[int, ...]]
     source: str
+    admit: Callable[[Pod, PodUsage | None], Pod] | None = None
 
 
 def score_random(state: ClusterState, req: PodReq, feasible: np.ndarray,
@@ -220,96 +243,28 @@ def score_gpu_packing(state: ClusterState, req: PodReq, feasible: np.ndarray,
 # --------------------------------------------------------------------- FGD
 
 
-def frag_model(state: ClusterState) -> FragModel:
-    """The memoised :class:`FragModel` of ``state`` (built on first use).
-
-    Raises:
-        ValueError: the state has no typical-pod distribution (see
-            :meth:`ClusterState.set_typical`).
-    """
-    fm = state.caches.get("frag")
-    if fm is None:
-        if state.typical is None:
-            raise ValueError(
-                "fragmentation needs a typical-pod distribution: "
-                "ClusterState.from_nodes(..., typical=typical_pods(workload))"
-            )
-        fm = FragModel(state.typical, state.model_names)
-        state.caches["frag"] = fm
-    return fm
-
-
-def _sigmoid_score(before: float, after: float) -> int:
-    x = (before - after) / 1000.0
-    return int(1.0 / (1.0 + math.exp(-x)) * float(MAX_NODE_SCORE))
-
-
-def _after_exclusive(key: tuple[int, int, tuple[int, ...]], req: PodReq
-                     ) -> tuple[int, int, tuple[int, ...]]:
-    """``NodeResource.Sub``: CPU minus the pod's, then ``milli`` off the ``num`` GPUs with
-    the least free that fit (ascending). An impossible pod leaves the state unchanged."""
-    model, cpu, gpus = key
-    if cpu < req.cpu_score or len(gpus) < req.num:
-        return key
-    if req.num == 0:
-        return (model, cpu - req.cpu_score, gpus)
-    out = list(gpus)  # already ascending
-    need = req.num
-    for i, g in enumerate(out):
-        if need == 0:
-            break
-        if g >= req.milli:
-            out[i] = g - req.milli
-            need -= 1
-    return (model, cpu - req.cpu_score, tuple(sorted(out)))
-
-
-def fgd_node_score(fm: FragModel, key: tuple[int, int, tuple[int, ...]], req: PodReq) -> int:
-    """FGD score of one node state for ``req`` (``calculateGpuShareFragExtendScore``):
-    for a sharing pod the best over the GPUs that fit; else the exclusive placement."""
-    before = fm.frag(key)
-    model, cpu, gpus = key
-    if req.is_share:
-        best = -1
-        seen: set[int] = set()
-        for j, g in enumerate(gpus):
-            if g < req.milli or g in seen:
-                continue
-            seen.add(g)
-            new = list(gpus)
-            new[j] = g - req.milli
-            after = fm.frag((model, cpu - req.cpu_score, tuple(sorted(new))))
-            s = _sigmoid_score(before, after)
-            if s > best:
-                best = s
-        return best
-    return _sigmoid_score(before, fm.frag(_after_exclusive(key, req)))
-
-
 def score_fgd(state: ClusterState, req: PodReq, feasible: np.ndarray,
               rng: Rng | None) -> np.ndarray:
     """FGD (``fgd_score.go``): ``int(100 * sigmoid((frag_before - frag_after) / 1000))``, the
-    node whose fragmentation grows least wins. Scores are memoised per (node state, pod
-    shape); only nodes whose state is new for this shape are computed."""
-    fm = frag_model(state)
-    tables: dict = state.caches.setdefault("fgd", {})
-    n_states = len(state.state_keys)
-    tab = tables.get(req.shape)
-    if tab is None or tab.size < n_states:
-        new = np.full(max(2 * n_states, 64), -1, np.int64)
-        if tab is not None:
-            new[: tab.size] = tab
-        tab = new
-        tables[req.shape] = tab
-    sids = state.state_id[feasible]
-    sc = tab[sids]
-    miss = sc < 0
-    if miss.any():
-        keys = state.state_keys
-        for sid in np.unique(sids[miss]).tolist():
-            tab[sid] = fgd_node_score(fm, keys[sid], req)
-        sc = tab[sids]
-    return sc
+    node whose fragmentation grows least wins (:func:`~cohabit.placement.parts.fgd_scores`,
+    memoised per node state and pod shape)."""
+    return fgd_scores(state, req, feasible)
+
+
+def _first_best(row: list[int], scores: dict[int, float] | dict[int, int],
+                extra: Callable[[int], float] | None = None) -> tuple[int, ...]:
+    """Index of the first GPU of ``row`` (free milli per GPU) with the highest score
+    (``scores`` by free milli, GPUs not in it do not fit), minus ``extra(i)``; ``()`` if none."""
+    best, best_i = -math.inf, -1
+    for i, g in enumerate(row):
+        s = scores.get(g)
+        if s is None:
+            continue
+        if extra is not None:
+            s = s - extra(i)
+        if best_i < 0 or s > best:
+            best, best_i = s, i
+    return (best_i,) if best_i >= 0 else ()
 
 
 def gpus_fgd(state: ClusterState, req: PodReq, node: int, rng: Rng | None) -> tuple[int, ...]:
@@ -317,122 +272,127 @@ def gpus_fgd(state: ClusterState, req: PodReq, node: int, rng: Rng | None) -> tu
     lowest index on ties); else the lowest-index fully free GPUs."""
     if not req.is_share:
         return gpus_best(state, req, node, rng)
-    fm = frag_model(state)
-    key = state.state_keys[int(state.state_id[node])]
-    model, cpu, _ = key
-    before = fm.frag(key)
-    row = state.gpu_free[node, : state.gpu_cnt[node]].tolist()
-    best, best_i = -1, -1
-    for i, g in enumerate(row):
-        if g < req.milli:
-            continue
-        new = list(row)
-        new[i] = g - req.milli
-        s = _sigmoid_score(before, fm.frag((model, cpu - req.cpu_score, tuple(sorted(new)))))
-        if best_i < 0 or s > best:
-            best, best_i = s, i
-    return (best_i,) if best_i >= 0 else ()
+    scores = fgd_gpu_scores(state, int(state.state_id[node]), req)
+    return _first_best(state.gpu_free[node, : state.gpu_cnt[node]].tolist(), scores)
 
 
 # --------------------------------------------------------------------- cohabit
 
 
-def _share_gpu_score(state: ClusterState, fm: FragModel, sid: int, req: PodReq, g: int) -> int:
-    """FGD score of putting sharing pod ``req`` on a GPU with ``g`` milli free, on a node in
-    state ``sid`` (memoised per (state, pod shape, free milli); the same number
-    :func:`gpus_fgd` computes)."""
-    memo: dict = state.caches.setdefault("fgd_gpu", {})
-    k = (sid, req.shape, g)
-    v = memo.get(k)
-    if v is None:
-        key = state.state_keys[sid]
-        model, cpu, gpus = key
-        new = list(gpus)
-        new[new.index(g)] = g - req.milli
-        v = _sigmoid_score(fm.frag(key),
-                           fm.frag((model, cpu - req.cpu_score, tuple(sorted(new)))))
-        memo[k] = v
-    return v
-
-
-def _interfering(state: ClusterState, req: PodReq) -> bool:
+def _dynamic_nodes(state: ClusterState, req: PodReq) -> set[int]:
+    """Nodes where a pod-dependent part (interference, correlation, peak fit) may apply."""
+    out: set[int] = set()
     inter = state.interference
-    return inter is not None and bool(inter.on_node) and req.key in inter.profiles
+    if inter is not None and inter.on_node and req.key in inter.profiles:
+        out.update(inter.on_node)
+    usage = state.usage
+    if usage is not None and req.is_share and req.key in usage.pods:
+        w = weights_of(state)
+        if w.correlation or w.peak_fit:
+            out.update(usage.on_node)
+    return out
 
 
-def cohabit_choice(state: ClusterState, req: PodReq, node: int,
-                   fgd_score: int | None = None) -> tuple[float, tuple[int, ...]]:
-    """cohabit's score and GPU choice on one node: ``FGD score - 100 * weight *
-    (slowdown suffered + slowdown inflicted)`` (see :func:`score_cohabit`).
+def _gpu_penalty(state: ClusterState, req: PodReq, node: int) -> Callable[[int], float]:
+    """``penalty(gpu) -> points`` of the pod-dependent parts for ``req`` on ``node``:
+    interference (:meth:`Interference.points`), correlation with the GPU's pods (positive
+    part, ``ScoreWeights.correlation`` points per unit) and predicted peak overflow of the
+    GPU (``ScoreWeights.peak_fit`` points per GPU)."""
+    inter = state.interference
+    usage = state.usage
+    w = weights_of(state)
+    profiled = inter is not None and req.key in inter.profiles
+    mine = usage.pods.get(req.key) if usage is not None else None
+
+    def penalty(gpu: int) -> float:
+        pts = inter.points(req.key, node, (gpu,)) if profiled else 0.0
+        if mine is not None:
+            if w.correlation:
+                c = usage.max_corr(req.key, node, gpu)
+                if c > 0:
+                    pts += w.correlation * c
+            if w.peak_fit:
+                over = usage.peak_sum(node, gpu) + mine.peak - MILLI_PER_GPU
+                if over > 0:
+                    pts += w.peak_fit * over / MILLI_PER_GPU
+        return pts
+
+    return penalty
+
+
+def cohabit_choice(state: ClusterState, req: PodReq, node: int) -> tuple[float, tuple[int, ...]]:
+    """cohabit's score and GPU choice on one node (see :func:`score_cohabit`).
 
     A sharing pod tries every GPU that fits and keeps the best combined score (the lowest
-    index on ties); a whole-GPU, multi-GPU or CPU-only pod takes the GPUs ``fgd`` gives it
-    and pays the node-scope penalty. ``fgd_score`` (the node's FGD score, if known) saves
-    recomputing it for a non-sharing pod.
+    index on ties); a whole-GPU, multi-GPU or CPU-only pod takes the lowest-index free GPUs
+    and pays the node-scope interference penalty.
     """
     inter = state.interference
     if req.is_share:
-        fm = frag_model(state)
-        sid = int(state.state_id[node])
-        best, best_i = -math.inf, -1
-        for i, g in enumerate(state.gpu_free[node, : state.gpu_cnt[node]].tolist()):
-            if g < req.milli:
-                continue
-            s = float(_share_gpu_score(state, fm, sid, req, g))
-            if inter is not None:
-                s -= inter.points(req.key, node, (i,))
-            if best_i < 0 or s > best:
-                best, best_i = s, i
-        return best, ((best_i,) if best_i >= 0 else ())
+        scores = static_gpu_scores(state, node, req)
+        row = state.gpu_free[node, : state.gpu_cnt[node]].tolist()
+        extra = _gpu_penalty(state, req, node)
+        gpus = _first_best(row, scores, extra)
+        return scores[row[gpus[0]]] - extra(gpus[0]), gpus
     gpus = gpus_best(state, req, node, None)
-    if fgd_score is None:
-        fgd_score = fgd_node_score(frag_model(state),
-                                   state.state_keys[int(state.state_id[node])], req)
-    pen = inter.points(req.key, node, gpus) if inter is not None else 0.0
-    return float(fgd_score) - pen, gpus
+    score = float(static_scores(state, req, np.array([node]))[0])
+    pen = (inter.points(req.key, node, gpus)
+           if inter is not None and req.key in inter.profiles else 0.0)
+    return score - pen, gpus
 
 
 def score_cohabit(state: ClusterState, req: PodReq, feasible: np.ndarray,
                   rng: Rng | None) -> np.ndarray:
-    """cohabit: FGD's fragmentation gradient minus an interference penalty.
+    """cohabit: the weighted sum of the score parts of :mod:`cohabit.placement.parts`.
 
-    ``score(n) = FGD(n) - 100 * w * sum_j [slowdown(pod | j) + slowdown(j | pod)]`` over the
-    profiled pods ``j`` already on node ``n`` -- full profiles for pods on the GPU the pod
-    would share, node-scope views for the others (:mod:`cohabit.placement.interference`);
-    ``w`` is :attr:`Interference.weight` (default 1: one score point per percent of
-    predicted slowdown). FGD is Weng et al., ATC'23 (``fgd_score.go``); the penalty is the
+    ``score(n) = fragmentation * FGD(n) + lookahead * look-ahead gain(n) / 1000
+    - 100 * w * sum_j [slowdown(pod | j) + slowdown(j | pod)]``, weights from
+    :class:`~cohabit.config.placement.ScoreWeights` (``state.weights``) and the interference
+    weight ``w`` (:attr:`Interference.weight`). FGD is Weng et al., ATC'23 (``fgd_score.go``);
+    the look-ahead fragment is :mod:`cohabit.placement.lookahead`; the penalty is the
     pressure/sensitivity co-location model of Bubble-Up (MICRO'11) and Paragon (ASPLOS'13),
-    with the slowdown predicted by the callable the engine injects (URSA-style profiles).
+    with the slowdown predicted by the callable the engine injects.
 
-    Speed: the FGD part is :func:`score_fgd` (memoised per node state and pod shape); only
-    nodes that hold a profiled pod are re-scored, and only when the incoming pod has a
-    profile. Without profiles (no :meth:`ClusterState.set_interference`, or none for this
-    pod or on any node) the scores are exactly ``fgd``'s, so the binds are too. Scores are
-    float when a penalty applied, int64 otherwise.
+    Speed: the fragmentation and look-ahead parts are memoised per (node state, pod shape);
+    only nodes that hold a profiled pod are re-scored, and only when the incoming pod has a
+    profile. With ``lookahead = 0`` and no profiles the scores (and binds) are exactly
+    ``fgd``'s.
     """
-    base = score_fgd(state, req, feasible, rng)
-    if not _interfering(state, req):
+    base = static_scores(state, req, feasible)
+    dyn = _dynamic_nodes(state, req)
+    if not dyn:
         return base
-    inter = state.interference
-    nodes = np.fromiter(inter.on_node.keys(), np.int64, len(inter.on_node))
+    nodes = np.fromiter(sorted(dyn), np.int64, len(dyn))
     pos = np.searchsorted(feasible, nodes)
     ok = pos < feasible.size
     pos, nodes = pos[ok], nodes[ok]
     hit = feasible[pos] == nodes
     if not hit.any():
         return base
-    out = base.astype(np.float64)
-    for p, n in zip(pos[hit].tolist(), nodes[hit].tolist(), strict=True):
-        out[p] = cohabit_choice(state, req, n, int(base[p]))[0]
+    out = base.copy()
+    dyn_pos = pos[hit]
+    for p, n in zip(dyn_pos.tolist(), nodes[hit].tolist(), strict=True):
+        out[p] = cohabit_choice(state, req, n)[0]
+    # penalties may have lowered the best: the look-ahead part of the nodes now near the top
+    bound = lookahead_bound(state)
+    if bound > 0:
+        near = out >= out.max() - 2.0 * bound
+        near[dyn_pos] = False
+        idx = np.flatnonzero(near)
+        if idx.size:
+            out[idx] = static_exact(state, req, feasible[idx])
     return out
 
 
 def gpus_cohabit(state: ClusterState, req: PodReq, node: int,
                  rng: Rng | None) -> tuple[int, ...]:
-    """cohabit's GPU choice: :func:`gpus_fgd` unless a penalty applies on ``node``, then the
-    fitting GPU with the best combined score (:func:`cohabit_choice`)."""
-    if not _interfering(state, req) or node not in state.interference.on_node:
-        return gpus_fgd(state, req, node, rng)
+    """cohabit's GPU choice: the fitting GPU with the best combined score
+    (:func:`cohabit_choice`); lowest-index free GPUs for a whole/multi-GPU pod."""
+    if not req.is_share:
+        return gpus_best(state, req, node, rng)
+    if node not in _dynamic_nodes(state, req):
+        scores = static_gpu_scores(state, node, req)
+        return _first_best(state.gpu_free[node, : state.gpu_cnt[node]].tolist(), scores)
     return cohabit_choice(state, req, node)[1]
 
 
@@ -446,6 +406,12 @@ POLICIES: dict[str, Policy] = {
     "best-fit": Policy("best-fit", score_best_fit, gpus_best, "best_fit_score.go"),
     "fgd": Policy("fgd", score_fgd, gpus_fgd, "fgd_score.go"),
     "cohabit": Policy("cohabit", score_cohabit, gpus_cohabit,
-                      "fgd_score.go + cohabit.placement.interference"),
+                      "fgd_score.go + cohabit.placement.parts"),
+    "kube-default": Policy("kube-default", score_kube_default, gpus_best,
+                           "kube-scheduler v1.20 least_allocated.go + balanced_allocation.go"),
+    "kube-knots": Policy("kube-knots", score_kube_knots, gpus_kube_knots,
+                         "Kube-Knots CBP+PP (CLUSTER'19)", admit=resize_p90),
+    "load-aware": Policy("load-aware", score_load_aware, gpus_load_aware,
+                         "koordinator loadaware plugin"),
 }
 """Every placement policy by registry name (the ``--policy`` values of ``cohabit simulate``)."""

@@ -41,6 +41,8 @@ def select_req(
         return None
     scores = plugin.score(state, req, feasible, rng)
     best = scores.max()
+    if best == -np.inf:
+        return None  # the policy refuses every node for now (the pod waits)
     cands = feasible[scores == best]
     node = int(cands[np.argmin(state.prio[cands])]) if cands.size > 1 else int(cands[0])
     gpus = plugin.gpus(state, req, node, rng)

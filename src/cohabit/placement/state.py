@@ -30,8 +30,18 @@ from typing import Any
 
 import numpy as np
 
-from cohabit.model import MILLI_PER_GPU, Bind, GpuDevice, InterferenceProfile, Node, Pod
+from cohabit.config.placement import ScoreWeights
+from cohabit.model import (
+    MILLI_PER_GPU,
+    Bind,
+    GpuDevice,
+    InterferenceProfile,
+    Node,
+    Pod,
+    gpu_request_problems,
+)
 from cohabit.placement.interference import Interference, Slowdown
+from cohabit.placement.usage import Correlation, PodUsage, UsageView, pearson
 
 __all__ = [
     "NONZERO_CPU_MILLI",
@@ -101,12 +111,8 @@ def pod_request(pod: Pod) -> PodReq:
     milli = pod.gpu_milli if pod.num_gpu > 0 else 0
     if not 0 <= milli <= MILLI_PER_GPU:
         raise ValueError(f"pod {pod.key}: gpu_milli {pod.gpu_milli} outside 0..1000")
-    if pod.num_gpu > 1 and milli != MILLI_PER_GPU:
-        raise ValueError(
-            f"pod {pod.key}: num_gpu {pod.num_gpu} with gpu_milli {milli} (must be 1000)"
-        )
-    if pod.num_gpu > 0 and milli == 0:
-        raise ValueError(f"pod {pod.key}: num_gpu {pod.num_gpu} with gpu_milli 0")
+    for field_name, what in gpu_request_problems(pod.num_gpu, milli)[:1]:
+        raise ValueError(f"pod {pod.key}: {field_name} {what}")  # the rules in cohabit.model
     cpu_score = pod.cpu_milli if pod.cpu_milli > 0 else NONZERO_CPU_MILLI
     return PodReq(
         key=pod.key,
@@ -158,7 +164,10 @@ class ClusterState:
     _state_index: dict[tuple[int, int, tuple[int, ...]], int] = field(default_factory=dict)
     bound: dict[str, _Bound] = field(default_factory=dict)
     typical: Any = None
+    shapes: Any = None
     interference: Any = None
+    usage: UsageView | None = None
+    weights: ScoreWeights | None = None
     caches: dict[str, Any] = field(default_factory=dict)
     _pending: dict[str, tuple[PodReq, Pod | None]] = field(default_factory=dict)
     _spec_masks: dict[frozenset[str], np.ndarray] = field(default_factory=dict)
@@ -261,17 +270,31 @@ class ClusterState:
             state.apply(Bind(pod.key, pod.node, gpus), pod)
         return state
 
-    def set_typical(self, typical: Any) -> None:
-        """Use ``typical`` (a :class:`~cohabit.placement.typical.TypicalPods`) for
-        fragmentation and ``fgd``; drops the memoised fragmentation and scores."""
+    def set_typical(self, typical: Any, shapes: Any = None) -> None:
+        """Use ``typical`` (a :class:`~cohabit.placement.frag.TypicalPods`) for
+        fragmentation and ``fgd``, and ``shapes`` (every pod shape of the workload,
+        ``typical_pods(pods, coverage_pct=100)``; default ``typical``) for the look-ahead
+        part; drops the memoised fragmentation and scores."""
         self.typical = typical
+        self.shapes = shapes
         self.caches.clear()
+
+    def set_weights(self, weights: ScoreWeights | None) -> None:
+        """Use ``weights`` for the ``cohabit`` score (None: the defaults); drops the memoised
+        scores that depend on them."""
+        self.weights = weights
+        for k in ("static", "static_gpu", "lookahead"):
+            self.caches.pop(k, None)
 
     def set_interference(
         self,
         profiles: Mapping[str, InterferenceProfile],
         slowdown: Slowdown,
         weight: float = 1.0,
+        *,
+        activity: Mapping[str, float] | None = None,
+        latency_sensitive: Iterable[str] = (),
+        ls_weight: float = 1.0,
     ) -> Interference:
         """Give the ``cohabit`` score plugin interference profiles and a slowdown callable.
 
@@ -281,6 +304,9 @@ class ClusterState:
             slowdown: ``slowdown(victim, aggressor) -> 0..1`` (see
                 :data:`cohabit.placement.interference.Slowdown`).
             weight: score points per percent of predicted slowdown (>= 0).
+            activity: pod key -> mean activity 0..1 (what it inflicts is scaled by it).
+            latency_sensitive: keys of LS pods (what they suffer counts ``ls_weight`` times).
+            ls_weight: that multiplier (:attr:`ScoreWeights.ls_protection`).
 
         Returns:
             the :class:`~cohabit.placement.interference.Interference` now in
@@ -290,11 +316,24 @@ class ClusterState:
         Raises:
             ValueError: negative or non-finite ``weight``.
         """
-        inter = Interference(dict(profiles), slowdown, weight)
+        inter = Interference(dict(profiles), slowdown, weight, dict(activity or {}),
+                             frozenset(latency_sensitive), ls_weight)
         for key, b in self.bound.items():
             inter.bound(key, b.node, b.gpus)
         self.interference = inter
         return inter
+
+    def set_usage(self, pods: Mapping[str, PodUsage],
+                  correlation: Correlation = pearson) -> UsageView:
+        """Give the usage-aware policies (Kube-Knots, load-aware, cohabit's correlation and
+        peak parts) per-pod usage (:class:`~cohabit.placement.usage.PodUsage`, bound and
+        pending pods) and the correlation callable; bound pods are recorded and later
+        ``apply``/``release`` keep the view current."""
+        view = UsageView(dict(pods), correlation)
+        for key, b in self.bound.items():
+            view.bound(key, b.node, b.gpus)
+        self.usage = view
+        return view
 
     def set_priority(self, prio: Sequence[int] | np.ndarray) -> None:
         """Set the tie-break rank of every node (lower wins; a permutation of ``0..N-1``).
@@ -465,6 +504,8 @@ class ClusterState:
         self._touch(i)
         if self.interference is not None:
             self.interference.bound(req.key, i, gpus)
+        if self.usage is not None:
+            self.usage.bound(req.key, i, gpus)
 
     def release(self, pod: Pod | str) -> Bind:
         """Unbind a pod (a departure or an eviction) and return where it was.
@@ -487,6 +528,8 @@ class ClusterState:
         self._touch(i)
         if self.interference is not None:
             self.interference.unbound(key, i)
+        if self.usage is not None:
+            self.usage.unbound(key, i)
         return Bind(key, self.names[i], b.gpus)
 
     def _aff_col(self, tag: str) -> int:

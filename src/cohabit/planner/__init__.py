@@ -12,11 +12,12 @@ from dataclasses import fields
 from typing import Any
 
 from cohabit.config import PolicyConfig
-from cohabit.planner.base import PlanContext, PluginSpec, Policy, PolicyArgsError
+from cohabit.planner.base import PlanContext, PlannerPolicy, PluginSpec, PolicyArgsError
 from cohabit.planner.rebinding import (
     Rebinding,
     RebindingArgs,
     node_contention,
+    room_victims,
     validate_rebinding_args,
 )
 from cohabit.planner.rightsizing import RightSizing, RightSizingArgs, validate_right_sizing_args
@@ -25,7 +26,7 @@ __all__ = [
     "POLICIES",
     "PlanContext",
     "PluginSpec",
-    "Policy",
+    "PlannerPolicy",
     "PolicyArgsError",
     "Rebinding",
     "RebindingArgs",
@@ -34,6 +35,7 @@ __all__ = [
     "build_policies",
     "build_policy",
     "node_contention",
+    "room_victims",
 ]
 
 POLICIES: dict[str, PluginSpec] = {
@@ -43,7 +45,7 @@ POLICIES: dict[str, PluginSpec] = {
 """Every planner policy, by name."""
 
 
-def build_policy(name: str, args: dict[str, Any] | None = None) -> Policy:
+def build_policy(name: str, args: dict[str, Any] | None = None) -> PlannerPolicy:
     """The registered policy ``name`` built from ``args`` (missing args take defaults).
 
     Raises:
@@ -61,9 +63,9 @@ def build_policy(name: str, args: dict[str, Any] | None = None) -> Policy:
     return spec.factory(parsed)
 
 
-def build_policies(config: PolicyConfig) -> list[Policy]:
+def build_policies(config: PolicyConfig) -> list[PlannerPolicy]:
     """The planner policies a ``PlacementPolicy`` enables, in a fixed order."""
-    out: list[Policy] = []
+    out: list[PlannerPolicy] = []
     if config.right_sizing.enabled:
         out.append(build_policy("RightSizing", {
             "min_confidence": config.right_sizing.min_confidence,

@@ -22,7 +22,7 @@ from cohabit.model import (
     Workload,
 )
 
-__all__ = ["PlanContext", "PluginSpec", "Policy", "PolicyArgsError"]
+__all__ = ["PlanContext", "PluginSpec", "PlannerPolicy", "PolicyArgsError"]
 
 
 class PolicyArgsError(ValueError):
@@ -60,8 +60,9 @@ class PlanContext:
 
 
 @runtime_checkable
-class Policy(Protocol):
-    """A planner policy: ``plan(ctx) -> actions``; pure, no I/O, no clock."""
+class PlannerPolicy(Protocol):
+    """A planner policy: ``plan(ctx) -> actions``; pure, no I/O, no clock. (Not
+    :class:`cohabit.placement.Policy`, the placement score plugin.)"""
 
     name: str
 
@@ -76,10 +77,10 @@ class PluginSpec:
 
     Attributes:
         args_type: dataclass of the arguments, with defaults.
-        factory: ``args -> Policy``.
+        factory: ``args -> PlannerPolicy``.
         validate: raises :class:`PolicyArgsError` on bad arguments.
     """
 
     args_type: type
-    factory: Callable[[Any], Policy]
+    factory: Callable[[Any], PlannerPolicy]
     validate: Callable[[Any], None]

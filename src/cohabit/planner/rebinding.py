@@ -10,10 +10,12 @@ Two rules, each bounded by ``max_evictions_per_pass``:
    ``contention_threshold``, the pod whose departure lowers ``C(n)`` most is proposed, if it
    fits on another node where its own contribution would be lower (the "move if it pays"
    rule of contention-aware schedulers such as Paragon/Quasar, applied to rebinding).
-2. **Fragmentation.** A pending GPU pod that fits on a node in total free milli-GPU but on no
-   single GPU there (GPU fragmentation, as defined in the FGD paper, ATC'23) makes the policy
-   propose the smallest fractional-GPU pod on such a node whose departure frees one GPU enough,
-   if that pod fits elsewhere.
+2. **Make room.** A pending GPU pod that fits on no node makes the policy propose the
+   cheapest set of at most two pods on one node whose departure lets it fit there
+   (:func:`room_victims`: GPU milli split over several GPUs, GPU fragmentation as the FGD
+   paper defines it, ATC'23; or CPU used up next to idle GPUs), if each of them fits on
+   another node. The engine replays each proposed move in the simulator before it is kept
+   (:mod:`cohabit.engine.rebind`, simulate-then-rebind).
 
 Only pods of ``managed`` cohabit workloads that are ``evictable`` and not terminating are
 ever proposed, so the operator (and anything cohabit does not place) is never a candidate.
@@ -21,13 +23,21 @@ ever proposed, so the operator (and anything cohabit does not place) is never a 
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from cohabit.model import Action, Evict, InterferenceProfile, Node, Pod
 from cohabit.planner.base import PlanContext, PolicyArgsError
 
-__all__ = ["Rebinding", "RebindingArgs", "node_contention", "validate_rebinding_args"]
+__all__ = [
+    "Rebinding",
+    "RebindingArgs",
+    "node_contention",
+    "room_victims",
+    "validate_rebinding_args",
+]
 
 
 @dataclass(frozen=True)
@@ -158,37 +168,86 @@ class Rebinding:
                 for gain, node, pod in scored]
 
     def _fragmentation(self, ctx: PlanContext) -> list[Evict]:
-        out: list[Evict] = []
         pending = [p for p in ctx.snapshot.pods if p.node is None and p.num_gpu]
-        nodes = list(ctx.snapshot.nodes)
         if not pending:
-            return out
-        bound = [p for p in ctx.snapshot.pods if p.node is not None and p.deletion_time is None]
+            return []
+        nodes = list(ctx.snapshot.nodes)
+        by_node: dict[str, list[Pod]] = defaultdict(list)
+        for p in ctx.snapshot.pods:
+            if p.node is not None and p.deletion_time is None:
+                by_node[p.node].append(p)
         for want in pending:
             if any(_fits(want, n) for n in nodes):
                 continue  # placement will handle it
             for node in nodes:
-                if (want.cpu_milli > node.cpu_free_milli or want.memory_mib > node.memory_free_mib
-                        or (want.gpu_spec and node.gpu_model not in want.gpu_spec)):
-                    continue
-                if sum(g.milli_free for g in node.gpus) < want.gpu_request_milli:
-                    continue
-                # smallest fractional pod whose departure makes one more GPU roomy enough
-                free = {g.index: g.milli_free for g in node.gpus}
-                candidates = sorted(
-                    (p for p in bound if p.node == node.name and self._movable(ctx, p)
-                     and p.num_gpu == 1 and p.gpu_milli < 1000 and p.gpu_indices),
-                    key=lambda p: (p.gpu_milli, p.key))
-                for victim in candidates:
-                    gpu = victim.gpu_indices[0]
-                    roomy = sum(1 for i, f in free.items()
-                                if (f + victim.gpu_milli if i == gpu else f) >= want.gpu_milli)
-                    if roomy < want.num_gpu:
-                        continue
-                    if any(_fits(victim, other) for other in nodes if other.name != node.name):
-                        out.append(Evict(victim.key, reason=(
-                            f"defragment {node.name}: frees GPU {gpu} for pending {want.key}")))
-                        break
-                if out:
-                    return out
-        return out
+                for victims in room_victims(want, node, by_node.get(node.name, ()),
+                                            lambda p: self._movable(ctx, p)):
+                    if all(any(_fits(v, other) for other in nodes if other.name != node.name)
+                           for v in victims):
+                        return [Evict(v.key, reason=(
+                            f"defragment {node.name}: makes room for pending {want.key}"))
+                            for v in victims]
+        return []
+
+
+def _gpu_fits(want: Pod, free: Sequence[int]) -> bool:
+    if not want.num_gpu:
+        return True
+    return sum(1 for f in free if f >= want.gpu_milli) >= want.num_gpu
+
+
+def room_victims(want: Pod, node: Node, pods: Sequence[Pod],
+                 movable: Callable[[Pod], bool], max_victims: int = 2,
+                 max_candidates: int = 12) -> list[tuple[Pod, ...]]:
+    """Sets of movable pods on ``node`` whose departure lets ``want`` fit there, cheapest
+    first.
+
+    The "make room" step of rebinding: a pending pod that fits nowhere because the free
+    CPU, memory or GPU milli of a node is split the wrong way (GPU fragmentation in the
+    sense of the FGD paper, Weng et al. ATC'23; or CPU used up next to idle GPUs) gets a node
+    by moving at most ``max_victims`` pods away. Only the node's free resources and the
+    victims' requests are looked at; whether the victims fit elsewhere, and whether the move
+    pays, is for the caller to check (the engine replays each move in the simulator first).
+
+    Args:
+        want: the pending pod.
+        node: a node (free CPU, memory and per-GPU free milli as in a snapshot).
+        pods: the pods bound to ``node`` (with ``gpu_indices`` for GPU pods).
+        movable: which pods may be moved (managed, evictable, not terminating).
+        max_victims: most pods moved for ``want`` (1 or 2).
+        max_candidates: the cheapest movable pods considered for pairs.
+
+    Returns:
+        Victim tuples, fewest pods first, then least GPU milli and CPU moved; empty when the
+        GPU model does not suit ``want`` or no set of up to ``max_victims`` pods helps.
+    """
+    if want.gpu_spec and node.gpu_model not in want.gpu_spec:
+        return []
+    if want.num_gpu and len(node.gpus) < want.num_gpu:
+        return []
+    free = {g.index: g.milli_free for g in node.gpus}
+    cands = sorted((p for p in pods if movable(p)),
+                   key=lambda p: (p.gpu_request_milli, p.cpu_milli, p.key))[:max_candidates]
+
+    def fits_without(victims: tuple[Pod, ...]) -> bool:
+        cpu = node.cpu_free_milli + sum(v.cpu_milli for v in victims)
+        mem = node.memory_free_mib + sum(v.memory_mib for v in victims)
+        if cpu < want.cpu_milli or mem < want.memory_mib:
+            return False
+        after = dict(free)
+        for v in victims:
+            for i in v.gpu_indices:
+                if i in after:
+                    after[i] += v.gpu_milli
+        return _gpu_fits(want, list(after.values()))
+
+    out: list[tuple[Pod, ...]] = []
+    for k in range(1, max_victims + 1):
+        for victims in itertools.combinations(cands, k):
+            if fits_without(victims):
+                out.append(victims)
+        if out:
+            break  # fewer pods first: a pair is only tried when no single pod helps
+    out.sort(key=lambda vs: (sum(v.gpu_request_milli for v in vs),
+                             sum(v.cpu_milli for v in vs), tuple(v.key for v in vs)))
+    return out

@@ -7,7 +7,7 @@ Nothing here returns a scikit-learn object: inputs are pandas/numpy, outputs are
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,11 +118,22 @@ class InterferencePredictor:
     probes: tuple[str, ...]
     gpu: str
     _fn: Callable[[InterferenceProfile, InterferenceProfile], float]
+    _model: InterferenceModel | None = None
 
     def __call__(self, profile_a: InterferenceProfile, profile_b: InterferenceProfile) -> float:
         """Predicted throughput fraction of ``a`` when it shares a GPU with ``b`` (0..1);
         swap the arguments for what ``a`` inflicts on ``b``."""
         return self._fn(profile_a, profile_b)
+
+    def matrix(self, profiles: Sequence[InterferenceProfile]) -> np.ndarray:
+        """Predicted fractions of every ordered pair in one batch: ``out[a, b]`` = fraction
+        of ``profiles[a]`` next to ``profiles[b]``, shape ``(n, n)``."""
+        n = len(profiles)
+        if self._model is None:
+            return np.array([[self._fn(a, b) for b in profiles] for a in profiles])
+        vec = [[v for _, v in p.sensitivity] + [v for _, v in p.pressure] for p in profiles]
+        rows = np.array([vec[a] + vec[b] for a in range(n) for b in range(n)], dtype=float)
+        return self._model.predict(rows).reshape(n, n)
 
 
 def interference_predictor(
@@ -150,4 +161,4 @@ def interference_predictor(
     model = InterferenceModel(n_probes=len(probes), aggregate="median").fit(
         pair_features(pairs, probes), pairs["fraction"]
     )
-    return InterferencePredictor(tuple(probes), gpu, model.as_callable())
+    return InterferencePredictor(tuple(probes), gpu, model.as_callable(), model)

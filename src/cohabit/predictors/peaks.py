@@ -259,46 +259,62 @@ def evaluate_peaks(
         series = list(_split(frame, column, fit_fraction))
         if not series:
             continue
-        Xs, ys = [], []
-        for _, t, y, cut in series:
-            X = lag_features(y, t)
-            Xs.append(X[1:cut])
-            ys.append(y[1:cut])
-        Xtr, ytr = np.vstack(Xs), np.concatenate(ys)
-        if len(ytr) > max_train_rows:
-            keep = np.linspace(0, len(ytr) - 1, max_train_rows).astype(int)
-            Xtr, ytr = Xtr[keep], ytr[keep]
+        Xtr, ytr = _pooled_fit_rows(series, max_train_rows)
         q_peak, rates = select_peak_quantile(series, peak_target, peak_quantile,
                                              max_train_rows=max_train_rows)
         if selected is not None:
             selected[column] = (q_peak, rates)
-        med = QuantileForecaster(0.5).fit(Xtr, ytr)
-        up = QuantileForecaster(upper_quantile).fit(Xtr, ytr)
-        pk = QuantileForecaster(q_peak).fit(Xtr, ytr)
-        Xte = [lag_features(y, t)[cut:] for _, t, y, cut in series]
-        bounds = np.cumsum([0] + [len(x) for x in Xte])
-        stacked = np.vstack(Xte)
-        all_med, all_up, all_pk = med.predict(stacked), up.predict(stacked), pk.predict(stacked)
-        for i, (pod, _t, y, cut) in enumerate(series):
-            hist, fut = y[:cut], y[cut:]
-            thr = max(float(np.quantile(hist, peak_quantile)), 1e-9)
-            peaks = fut >= thr
-            sl = slice(bounds[i], bounds[i + 1])
-            for method, pred in (
-                ("kube-knots-pp", pp_forecast(hist, fut)),
-                ("ours-median", all_med[sl]),
-                (f"ours-q{int(upper_quantile * 100)}", all_up[sl]),
-                ("ours-peak", all_pk[sl]),
-            ):
-                rows.append({
-                    "series": column, "pod": pod, "method": method,
-                    "mae": float(np.mean(np.abs(pred - fut))),
-                    "reserved_mean": float(np.mean(pred)),
-                    "peaks": int(peaks.sum()),
-                    "peaks_under": int(np.sum(peaks & (pred < fut))),
-                    "n": int(len(fut)),
-                })
+        forecasters = {
+            "ours-median": QuantileForecaster(0.5).fit(Xtr, ytr),
+            f"ours-q{int(upper_quantile * 100)}": QuantileForecaster(upper_quantile).fit(Xtr, ytr),
+            "ours-peak": QuantileForecaster(q_peak).fit(Xtr, ytr),
+        }
+        rows += _judged_rows(column, series, forecasters, peak_quantile)
     return pd.DataFrame(rows)
+
+
+def _pooled_fit_rows(series: list, max_train_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Lag features and targets of every pod's fitting part, stacked, evenly thinned to at
+    most ``max_train_rows`` rows."""
+    Xs, ys = [], []
+    for _, t, y, cut in series:
+        X = lag_features(y, t)
+        Xs.append(X[1:cut])
+        ys.append(y[1:cut])
+    Xtr, ytr = np.vstack(Xs), np.concatenate(ys)
+    if len(ytr) > max_train_rows:
+        keep = np.linspace(0, len(ytr) - 1, max_train_rows).astype(int)
+        Xtr, ytr = Xtr[keep], ytr[keep]
+    return Xtr, ytr
+
+
+def _judged_rows(
+    column: str, series: list, forecasters: dict[str, QuantileForecaster], peak_quantile: float
+) -> list[dict]:
+    """Per pod of ``series`` and per method (``kube-knots-pp``, then ``forecasters`` in
+    order), the judged part's ``mae``, ``reserved_mean``, ``peaks``, ``peaks_under``, ``n``."""
+    Xte = [lag_features(y, t)[cut:] for _, t, y, cut in series]
+    bounds = np.cumsum([0] + [len(x) for x in Xte])
+    stacked = np.vstack(Xte)
+    predicted = {name: f.predict(stacked) for name, f in forecasters.items()}
+    rows = []
+    for i, (pod, _t, y, cut) in enumerate(series):
+        hist, fut = y[:cut], y[cut:]
+        thr = max(float(np.quantile(hist, peak_quantile)), 1e-9)
+        peaks = fut >= thr
+        sl = slice(bounds[i], bounds[i + 1])
+        methods = [("kube-knots-pp", pp_forecast(hist, fut))]
+        methods += [(name, pred[sl]) for name, pred in predicted.items()]
+        for method, pred in methods:
+            rows.append({
+                "series": column, "pod": pod, "method": method,
+                "mae": float(np.mean(np.abs(pred - fut))),
+                "reserved_mean": float(np.mean(pred)),
+                "peaks": int(peaks.sum()),
+                "peaks_under": int(np.sum(peaks & (pred < fut))),
+                "n": int(len(fut)),
+            })
+    return rows
 
 
 def correlation_matrix(frame: pd.DataFrame, column: str = "gpu_milli") -> pd.DataFrame:

@@ -34,7 +34,6 @@ __all__ = [
     "TelemetryDataError",
     "load_genai",
     "load_metric",
-    "pod_series",
 ]
 
 PACKAGED_GENAI = Path(__file__).resolve().parents[1] / "data" / "alibaba-genai-2026"
@@ -221,19 +220,3 @@ def load_genai(
             merged[metric.column] = np.nan
     return merged.sort_values(["pod", "time"], kind="stable").reset_index(drop=True)
 
-
-def pod_series(frame: pd.DataFrame, column: str) -> dict[str, pd.DataFrame]:
-    """Split a :func:`load_genai` frame into one time-sorted frame per pod.
-
-    Pods whose ``column`` is entirely NaN are left out.
-
-    Raises:
-        TelemetryDataError: ``column`` is not in the frame.
-    """
-    if column not in frame.columns:
-        raise TelemetryDataError(f"telemetry frame has no column {column!r}")
-    out: dict[str, pd.DataFrame] = {}
-    for pod, group in frame.groupby("pod", sort=True):
-        if group[column].notna().any():
-            out[str(pod)] = group.reset_index(drop=True)
-    return out

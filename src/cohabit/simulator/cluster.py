@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from cohabit.engine.rebind import Move
 from cohabit.model import Action, Bind, Evict, Node, Outcome, Pod
 from cohabit.placement import ClusterState, TypicalPods
 
@@ -65,6 +66,28 @@ class SimulatedCluster:
         """Apply ``bind`` for ``pod`` (when the bind did not come from ``select``)."""
         self.state.apply(bind, pod)
         self.binds += 1
+
+    def apply_move(self, move: Move, pending: Pod) -> list[int]:
+        """Carry out a rebinding move: evict its victims, bind the pending pod and re-bind
+        the victims where the move says; returns the indices of the nodes it touched.
+
+        Raises:
+            OverCommitError: a bind does not fit (the move was not replayed on this state).
+        """
+        state = self.state
+        pods = {pending.key: pending}
+        touched = []
+        for key in move.victims:
+            b = state.bound[key]
+            pods[key] = b.pod
+            touched.append(b.node)
+            state.release(key)
+            self.evictions += 1
+        for bind in move.binds:
+            state.apply(bind, pods[bind.pod])
+            self.binds += 1
+            touched.append(state.index[bind.node])
+        return touched
 
     def depart(self, pod: Pod | str) -> None:
         """A bound pod finishes: free its resources.

@@ -31,15 +31,24 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cohabit.config.placement import ScoreWeights
+from cohabit.engine.rebind import make_room
 from cohabit.engine.scheduling import schedule_pod
 from cohabit.model import MILLI_PER_GPU, Node, Pod
-from cohabit.placement import POLICIES, TypicalPods, typical_pods
-from cohabit.placement.policies import frag_model
+from cohabit.placement import POLICIES, ClusterState, TypicalPods, typical_pods
+from cohabit.placement.parts import frag_model
 from cohabit.simulator.cluster import SimulatedCluster
 from cohabit.simulator.loaders import raw_gpu_spec_text as raw_spec_text
 from cohabit.simulator.results import FGD_CURVE_COLUMNS, FgdRunResult
 
-__all__ = ["aggregate_curve", "inflate_workload", "raw_spec_text", "run_fgd", "trace_typical_pods"]
+__all__ = [
+    "aggregate_curve",
+    "inflate_workload",
+    "raw_spec_text",
+    "run_fgd",
+    "seed_tiebreak",
+    "trace_typical_pods",
+]
 
 
 def trace_typical_pods(pods: Sequence[Pod], path: str | Path) -> TypicalPods:
@@ -143,6 +152,9 @@ def run_fgd(
     tune: float = 1.3,
     workload: str = "custom",
     typical: TypicalPods | None = None,
+    weights: ScoreWeights | None = None,
+    rebind: bool = False,
+    max_victims: int = 2,
 ) -> FgdRunResult:
     """One ``--mode fgd`` run (see the module docstring).
 
@@ -154,9 +166,14 @@ def run_fgd(
         tune: target GPU request as a multiple of cluster GPU capacity.
         workload: name written into the curve's ``workload`` column.
         typical: the typical-pod distribution (default: :func:`typical_pods` of ``pods``).
+        weights: the ``cohabit`` score's weights (default :class:`ScoreWeights`).
+        rebind: simulate-then-rebind: a pod that fits nowhere gets a move that makes room
+            for it (:func:`cohabit.engine.rebind.make_room`, at most ``max_victims`` pods
+            moved per failing pod); moves count as migrations. Without it no pod ever moves.
 
     Returns:
-        :class:`~cohabit.simulator.results.FgdRunResult` with one curve row per 1% step.
+        :class:`~cohabit.simulator.results.FgdRunResult` with one curve row per 1% step;
+        ``extra`` holds ``migrations`` and ``moves`` (0 without ``rebind``).
 
     Raises:
         ValueError: unknown policy, empty pod list, a cluster without GPUs.
@@ -170,18 +187,15 @@ def run_fgd(
         typical = typical_pods(pods)
     cluster = SimulatedCluster(nodes, typical=typical)
     state = cluster.state
+    state.set_typical(typical, typical_pods(pods, coverage_pct=100))
+    state.set_weights(weights)
     total_gpus = int(state.gpu_cnt.sum())
     if total_gpus == 0:
         raise ValueError("run_fgd needs a cluster with GPUs")
     cap = total_gpus * MILLI_PER_GPU
     rng = np.random.default_rng(seed)
     arrivals = inflate_workload(pods, cap, tune, rng)
-    # random node-name prefix: nodes sorted by name get a seeded permutation as rank
-    by_name = sorted(range(state.n_nodes), key=lambda i: state.names[i])
-    perm = rng.permutation(state.n_nodes)
-    prio = np.empty(state.n_nodes, np.int64)
-    prio[by_name] = perm
-    state.set_priority(prio)
+    seed_tiebreak(state, rng)
     policy_rng = np.random.default_rng([seed, 1])
 
     fm = frag_model(state)
@@ -198,16 +212,26 @@ def run_fgd(
     n = len(arrivals)
     log = np.zeros((n, 7), np.float64)
     index = state.index
+    migrations = moves = 0
     for k, pod in enumerate(arrivals):
         arrived += pod.gpu_request_milli
         res = schedule_pod(state, pod, policy=policy, rng=policy_rng, actuator=cluster)
-        if res.bind is None:
+        touched: list[int] = []
+        if res.bind is not None:
+            touched.append(index[res.bind.node])
+        elif rebind:
+            move = make_room(state, pod, policy, rng=policy_rng, max_victims=max_victims)
+            if move is not None:
+                touched = cluster.apply_move(move, pod)
+                migrations += len(move.victims)
+                moves += 1
+        if not touched:
             failed += 1
         else:
-            i = index[res.bind.node]
-            new = fm.frag(keys[int(state.state_id[i])])
-            frag_sum += new - node_frag[i]
-            node_frag[i] = new
+            for i in set(touched):
+                new = fm.frag(keys[int(state.state_id[i])])
+                frag_sum += new - node_frag[i]
+                node_frag[i] = new
             cpu_used += pod.cpu_milli
             mem_used += pod.memory_mib
             gpu_used += pod.gpu_request_milli
@@ -225,4 +249,14 @@ def run_fgd(
     curve.insert(0, "workload", workload)
     curve = curve[list(FGD_CURVE_COLUMNS)]
     return FgdRunResult(curve=curve, arrivals=n, failed_pods=failed,
-                        wall_s=time.perf_counter() - t0)
+                        wall_s=time.perf_counter() - t0,
+                        extra={"migrations": float(migrations), "moves": float(moves)})
+
+
+def seed_tiebreak(state: ClusterState, rng: np.random.Generator) -> None:
+    """The random node-name prefix of the paper's simulator: nodes sorted by name get a
+    seeded permutation as their tie-break rank (``syncClusterResourceList``)."""
+    by_name = sorted(range(state.n_nodes), key=lambda i: state.names[i])
+    prio = np.empty(state.n_nodes, np.int64)
+    prio[by_name] = rng.permutation(state.n_nodes)
+    state.set_priority(prio)

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cohabit.model import MILLI_PER_GPU, GpuDevice, Node, Pod, QosClass
+from cohabit.model import MILLI_PER_GPU, GpuDevice, Node, Pod, QosClass, gpu_request_problems
 
 __all__ = [
     "NODE_COLUMNS",
@@ -471,19 +471,10 @@ def _pod_requests(
     mem = _numbers(df, "memory_mib", problems, hi=MAX_MEMORY_MIB)
     num_gpu = _numbers(df, "num_gpu", problems, hi=MAX_GPUS_PER_NODE)
     gpu_milli = _numbers(df, "gpu_milli", problems, hi=MILLI_PER_GPU)
-    for line in df.index[(num_gpu > 1) & (gpu_milli != MILLI_PER_GPU) & (gpu_milli > 0)]:
-        problems.append(
-            Problem(
-                int(line),
-                "gpu_milli",
-                f"{int(gpu_milli[line])} is a partial share but num_gpu is "
-                f"{int(num_gpu[line])} (multi-GPU pods take whole GPUs: 1000)",
-            )
-        )
-    for line in df.index[(num_gpu >= 1) & (gpu_milli == 0)]:
-        problems.append(Problem(int(line), "gpu_milli", f"0 but num_gpu is {int(num_gpu[line])}"))
-    for line in df.index[(num_gpu == 0) & (gpu_milli > 0)]:
-        problems.append(Problem(int(line), "num_gpu", f"0 but gpu_milli is {int(gpu_milli[line])}"))
+    both = num_gpu.notna() & gpu_milli.notna()
+    for line, ng, gm in zip(df.index[both], num_gpu[both], gpu_milli[both], strict=True):
+        for field_name, what in gpu_request_problems(int(ng), int(gm)):
+            problems.append(Problem(int(line), field_name, what))
     return cpu, mem, num_gpu, gpu_milli
 
 

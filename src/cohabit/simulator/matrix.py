@@ -44,6 +44,7 @@ from cohabit.execution import Execution, ExecutionError, dask_client, dask_worke
 from cohabit.model import Node, Pod
 from cohabit.placement import TypicalPods, typical_pods
 from cohabit.simulator.results import (
+    CONTENDED_SERIES_COLUMNS,
     FGD_CURVE_COLUMNS,
     PENDING_COLUMNS,
     REPLAY_SERIES_COLUMNS,
@@ -68,6 +69,10 @@ class Cell:
         seed: random seed of the run.
         tune: inflation factor of ``--mode fgd`` (ignored by replay).
         sample_every_s: replay sampling period, seconds (``None``: the loop's default).
+        rebind: simulate-then-rebind (``--rebind``): pods that fit nowhere get a move.
+        contention: replay with contention (``--contention``; ``None`` = none).
+        slice_n, slice_offset: replay on ``nodes[slice_offset::slice_n]`` (contended runs).
+        compress: replay time compression (arrivals at ``creation_time / compress``).
     """
 
     mode: str
@@ -76,6 +81,11 @@ class Cell:
     seed: int
     tune: float = 1.3
     sample_every_s: float | None = None
+    rebind: bool = False
+    contention: str | None = None
+    slice_n: int = 1
+    slice_offset: int = 0
+    compress: float = 1.0
 
     @property
     def label(self) -> str:
@@ -92,8 +102,10 @@ def cells(
     *,
     tune: float = 1.3,
     sample_every_s: float | None = None,
+    **options: object,
 ) -> list[Cell]:
-    """The full matrix, workload-major then policy then seed.
+    """The full matrix, workload-major then policy then seed (``options``: the other
+    :class:`Cell` fields, the same for every cell).
 
     Raises:
         ValueError: unknown mode, or an empty axis.
@@ -104,7 +116,7 @@ def cells(
         if not values:
             raise ValueError(f"no {axis} to run")
     return [
-        Cell(mode, w, p, s, tune, sample_every_s)
+        Cell(mode, w, p, s, tune, sample_every_s, **options)  # type: ignore[arg-type]
         for w, p, s in itertools.product(workloads, policies, seeds)
     ]
 
@@ -152,7 +164,9 @@ class MatrixError(RuntimeError):
 
 _TRACES: dict[str, tuple[list[Node], list[Pod], TypicalPods]] = {}
 _TRACES_LOCK = threading.Lock()
-_PRELOAD = ("cohabit.simulator.matrix", "cohabit.simulator.fgd", "cohabit.simulator.replay")
+_SETUPS: dict[tuple, object] = {}
+_PRELOAD = ("cohabit.simulator.matrix", "cohabit.simulator.fgd", "cohabit.simulator.replay",
+            "cohabit.simulator.contended")
 
 
 def _prepare(trace: TraceInput) -> tuple[list[Node], list[Pod], TypicalPods]:
@@ -193,7 +207,20 @@ def _run_cell(cell: Cell, key: str | None = None) -> FgdRunResult | ReplayRunRes
             tune=cell.tune,
             workload=cell.workload,
             typical=typical,
+            rebind=cell.rebind,
         )
+    if cell.contention is not None:
+        from cohabit.simulator.contended import build_setup, run_contended
+
+        setup = _SETUPS.get((cell.workload, cell.seed, cell.compress, cell.contention))
+        if setup is None:
+            setup = build_setup(pods, seed=cell.seed, compress=cell.compress,
+                                model=cell.contention)
+            _SETUPS.clear()  # one at a time: a set-up holds every pod's series
+            _SETUPS[(cell.workload, cell.seed, cell.compress, cell.contention)] = setup
+        return run_contended(nodes[cell.slice_offset::cell.slice_n], pods, setup,
+                             policy=cell.policy, seed=cell.seed, workload=cell.workload,
+                             rebind=cell.rebind)
     from cohabit.simulator.replay import run_replay
 
     kwargs = {} if cell.sample_every_s is None else {"sample_every_s": cell.sample_every_s}
@@ -427,7 +454,7 @@ def _collect(
             "wall_s": res.wall_s,
         }
         if isinstance(res, FgdRunResult):
-            row.update(arrivals=res.arrivals, failed_pods=res.failed_pods)
+            row.update(arrivals=res.arrivals, failed_pods=res.failed_pods, **res.extra)
             curves.append(res.curve)
         else:
             row.update(never_placed=res.never_placed, **res.extra)
@@ -439,7 +466,9 @@ def _collect(
         curve_df = _sort(curve_df, "arrived_gpu_demand_pct")
         pending_df = pd.DataFrame(columns=list(PENDING_COLUMNS))
     else:
-        curve_df = _sort(_concat(curves, REPLAY_SERIES_COLUMNS), "time_s")
+        contended = any(c.contention for c in matrix)
+        columns = CONTENDED_SERIES_COLUMNS if contended else REPLAY_SERIES_COLUMNS
+        curve_df = _sort(_concat(curves, columns), "time_s")
         pending_df = _sort(_concat(pending, PENDING_COLUMNS), None)
     runs = _sort(pd.DataFrame(rows), None)
     return MatrixResult(mode, curve_df, pending_df, runs, wall_s, workers, executor)

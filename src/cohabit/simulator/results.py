@@ -11,6 +11,16 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from cohabit.model import TextEnum
+
+
+class SimulationMode(TextEnum):
+    """What a simulator run measures (``cohabit simulate --mode``)."""
+
+    FGD = "fgd"  # the FGD paper's experiment: allocation/fragmentation vs arrived GPU demand
+    REPLAY = "replay"  # the trace replayed over time: pending time, unschedulable pods
+
+
 FGD_CURVE_COLUMNS = (
     "workload",  # pod list name, e.g. "openb_pod_list_default"
     "policy",  # registry name, e.g. "fgd"
@@ -36,12 +46,14 @@ class FgdRunResult:
         arrivals: pods that arrived (after inflation).
         failed_pods: pods that could not be placed.
         wall_s: wall time of the run, seconds.
+        extra: further counters (``migrations``: pods moved by rebinding; ``moves``).
     """
 
     curve: pd.DataFrame
     arrivals: int
     failed_pods: int
     wall_s: float
+    extra: dict[str, float] = field(default_factory=dict)
 
 
 REPLAY_SERIES_COLUMNS = (
@@ -58,6 +70,19 @@ REPLAY_SERIES_COLUMNS = (
     "memory_alloc_ratio_pct",
 )
 """Columns of :attr:`ReplayRunResult.series`, one row per sample time."""
+
+CONTENDED_SERIES_COLUMNS = (
+    "workload",
+    "policy",
+    "seed",
+    "time_s",  # replay time (compressed trace seconds)
+    "running_pods",
+    "pending_pods",
+    "gpu_alloc_ratio_pct",  # GPU requests (as asked) of running pods / slice GPU milli
+    "cpu_alloc_ratio_pct",
+    "ls_violation_intervals",  # cumulative
+)
+"""Columns of a contended replay's :attr:`ReplayRunResult.series`, one row per hour."""
 
 PENDING_COLUMNS = ("workload", "policy", "seed", "qos", "pods", "p50_pending_s", "p99_pending_s")
 """Columns of :attr:`ReplayRunResult.pending`, one row per QoS class."""

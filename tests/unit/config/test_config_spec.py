@@ -134,7 +134,9 @@ def test_policy_example_and_defaults():
     assert cfg.interference_weight == 1.0
     empty = parse_policy({})
     assert empty.policy == "cohabit" and not empty.rebinding.enabled and empty.rebinding.dry_run
-    assert empty.interference_weight == 1.0
+    from cohabit.config.placement import ScoreWeights
+
+    assert empty.interference_weight == ScoreWeights().interference
     assert parse_policy({"interferenceWeight": 0}).interference_weight == 0.0
 
 
@@ -170,3 +172,18 @@ def test_settings_from_env():
 def test_bad_settings_name_the_variable(env):
     with pytest.raises(SettingsError, match=next(iter(env))):
         OperatorSettings.from_env(env)
+
+
+def test_policy_score_weights_are_parsed_and_named_on_error():
+    from cohabit.config.placement import ScoreWeights
+
+    cfg = parse_policy({"score": {"lookahead": 0.5, "lsProtection": 2},
+                        "interferenceWeight": 0.2})
+    assert cfg.score.lookahead == 0.5 and cfg.score.ls_protection == 2
+    assert cfg.weights.interference == 0.2 and parse_policy({}).score == ScoreWeights()
+    for bad, field in [({"score": {"lookahead": -1}}, "spec.score.lookahead"),
+                       ({"score": {"interference": 1}}, "spec.score.interference"),
+                       ({"score": 3}, "spec.score")]:
+        with pytest.raises(SpecError) as exc:
+            parse_policy(bad)
+        assert exc.value.field == field

@@ -17,7 +17,7 @@ RESOURCES = ("gpu_milli", "gpu_memory_mib")
 
 
 def _workload(name: str) -> Workload:
-    return Workload(name, WorkloadKind.GPU_INFERENCE, QosTarget("throughput_rps", 1.0, "q"),
+    return Workload(name, WorkloadKind.GPU_INFERENCE, QosTarget("throughput", 1.0, "q"),
                     "ns", Resources(), Resources(), "Recommend", "managed", "Deployment", name)
 
 

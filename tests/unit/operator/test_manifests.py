@@ -146,12 +146,27 @@ def test_policy_enum_is_the_placement_registry_and_defaults_to_cohabit():
     assert values["defaultPolicy"]["policy"] == "cohabit"
 
 
+def test_score_schema_defaults_are_the_score_weights():
+    from cohabit.config.placement import SCORE_FIELDS, ScoreWeights, _camel
+
+    props = _policy_schema()["properties"]["score"]["properties"]
+    fields = {_camel(n) for n in SCORE_FIELDS} - {"interference"}  # spec.interferenceWeight
+    assert set(props) == fields
+    defaults = ScoreWeights()
+    for name in SCORE_FIELDS:
+        if name != "interference":
+            assert props[_camel(name)]["default"] == getattr(defaults, name), name
+
+
 @pytest.mark.parametrize(
     ("spec", "ok"),
     [({"policy": "cohabit"}, True), ({"policy": "fgd", "interferenceWeight": 0}, True),
      ({"policy": "tetris"}, False), ({"interferenceWeight": -1}, False),
-     ({"interferenceWeight": 101}, False)],
-    ids=["cohabit", "fgd-weight-0", "unknown-policy", "negative-weight", "weight-above-100"],
+     ({"interferenceWeight": 101}, False), ({"score": {"lookahead": 0.5}}, True),
+     ({"score": {"lookahead": -1}}, False), ({"score": {"qosTarget": 0}}, False),
+     ({"policy": "kube-knots"}, True)],
+    ids=["cohabit", "fgd-weight-0", "unknown-policy", "negative-weight", "weight-above-100",
+         "score-weight", "negative-score-weight", "target-zero", "baseline"],
 )
 def test_policy_schema_accepts_and_rejects(spec, ok):
     doc = {"apiVersion": "cohabit.io/v1alpha1", "kind": "PlacementPolicy",

@@ -26,7 +26,7 @@ from cohabit.operator.status import (
 )
 
 WORKLOAD = Workload(name="sd", namespace="ns", kind=WorkloadKind.GPU_INFERENCE,
-                    qos_target=QosTarget(metric="p99LatencyMs", value=100.0))
+                    qos_target=QosTarget(metric="p99_latency_ms", value=100.0))
 RESIZE = Outcome(Resize(workload="ns/sd", container="server",
                         requests=Resources(cpu_milli=2000)), "done", "patched")
 

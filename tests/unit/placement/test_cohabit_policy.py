@@ -1,4 +1,6 @@
-"""The ``cohabit`` policy on small clusters whose answer can be checked by hand.
+"""The ``cohabit`` policy's interference part on small clusters whose answer can be checked
+by hand (the look-ahead part is switched off here, ``ScoreWeights(lookahead=0)``; it has its
+own tests in ``test_score_parts.py``).
 
 ``cohabit`` = FGD score - 100 * w * (slowdown suffered + slowdown inflicted), with the
 default slowdown ``sum_r pressure_aggressor[r] * sensitivity_victim[r]`` (Bubble-Up's linear
@@ -14,6 +16,7 @@ import numpy as np
 import pytest
 from placement_factories import mk_node, mk_pod, used
 
+from cohabit.config.placement import ScoreWeights
 from cohabit.model import InterferenceProfile
 from cohabit.placement import (
     POLICIES,
@@ -25,6 +28,14 @@ from cohabit.placement import (
     typical_pods,
 )
 from cohabit.placement.state import pod_request
+
+NO_LOOKAHEAD = ScoreWeights(lookahead=0.0)
+
+
+def interference_only(state: ClusterState) -> ClusterState:
+    """``state`` with the look-ahead part off: cohabit = FGD - interference penalty."""
+    state.set_weights(NO_LOOKAHEAD)
+    return state
 
 
 def prof(pressure: dict | None = None, sensitivity: dict | None = None) -> InterferenceProfile:
@@ -118,7 +129,8 @@ def test_cohabit_choice(nodes, bound, pod, workload, profiles, fgd, cohabit, sco
     bind = select(plain, pod, "fgd")
     assert (bind.node, bind.gpu_indices) == fgd
 
-    state = ClusterState.from_nodes(nodes, bound, typical=typical_pods(workload))
+    state = interference_only(ClusterState.from_nodes(nodes, bound,
+                                                      typical=typical_pods(workload)))
     state.set_interference(by_key, pressure_sensitivity_slowdown)
     bind = select(state, pod, "cohabit")
     assert (bind.node, bind.gpu_indices) == cohabit
@@ -135,7 +147,8 @@ def test_weight_zero_is_fgd_and_weight_scales_the_penalty():
     pod = mk_pod("p", num=1, milli=500)
     profiles = {bound[0].key: HOT_GPU, pod.key: SENS_GPU}
     for weight, gpus in [(0.0, (0,)), (0.5, (1,))]:
-        state = ClusterState.from_nodes(nodes, bound, typical=typical_pods(TYP_500))
+        state = interference_only(ClusterState.from_nodes(nodes, bound,
+                                                          typical=typical_pods(TYP_500)))
         state.set_interference(profiles, pressure_sensitivity_slowdown, weight)
         assert select(state, pod, "cohabit").gpu_indices == gpus
         # GPU0: 50 - 100 * 0.5 * 0.4 = 30 at weight 0.5

@@ -145,3 +145,51 @@ def test_registry_and_validation():
                        rebinding=RebindingConfig(enabled=True))
     assert [p.name for p in build_policies(cfg)] == ["Rebinding"]
     assert [p.name for p in build_policies(PolicyConfig())] == ["RightSizing"]
+
+
+# ----------------------------------------------------------------- make room (room_victims)
+
+
+def share(name, node_name, gpu, milli, cpu=1000):
+    return Pod(name, cpu, 1024, 1, milli, namespace="ns", node=node_name, gpu_indices=(gpu,))
+
+
+ROOM = [
+    pytest.param(
+        # two GPUs each half used: a whole-GPU pod needs one of the two 500-milli pods gone
+        Pod("w", 1000, 1024, 1, 1000), node("n", gpus=2, free=[500, 500]),
+        [share("a", "n", 0, 500), share("b", "n", 1, 500)], [("a",), ("b",)],
+        id="consolidate-a-gpu",
+    ),
+    pytest.param(
+        # GPU free but CPU used up: the CPU hog (no GPU) is the cheapest to move
+        Pod("w", 6000, 1024, 1, 1000), Node("n", 8000, 32768, 1000, 30000,
+                                            (GpuDevice(0, "A10", 1000),)),
+        [Pod("hog", 6000, 1024, namespace="ns", node="n"),
+         Pod("small", 1000, 1024, namespace="ns", node="n")],
+        [("hog",)], id="free-cpu-next-to-an-idle-gpu",
+    ),
+    pytest.param(
+        # 3 x 300 on one GPU (100 free) for a 600 pod: two of them must go
+        Pod("w", 1000, 1024, 1, 600), node("n", gpus=1, free=[100]),
+        [share("a", "n", 0, 300), share("b", "n", 0, 300), share("c", "n", 0, 300)],
+        [("a", "b"), ("a", "c"), ("b", "c")], id="pair-when-no-single-pod-helps",
+    ),
+    pytest.param(
+        Pod("w", 1000, 1024, 1, 1000, frozenset({"V100"})), node("n", gpus=2, free=[500, 500]),
+        [share("a", "n", 0, 500)], [], id="model-not-accepted",
+    ),
+    pytest.param(
+        # the only pod that would help may not move
+        Pod("w", 1000, 1024, 1, 1000), node("n", gpus=1, free=[500]),
+        [share("locked", "n", 0, 500)], [], id="unmovable",
+    ),
+]
+
+
+@pytest.mark.parametrize(("want", "nd", "pods", "expected"), ROOM)
+def test_room_victims(want, nd, pods, expected):
+    from cohabit.planner import room_victims
+
+    got = room_victims(want, nd, pods, lambda p: p.name != "locked")
+    assert [tuple(v.name for v in vs) for vs in got] == expected

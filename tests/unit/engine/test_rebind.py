@@ -1,0 +1,175 @@
+"""Simulate-then-rebind: a move is replayed on the placement state, kept only if every pod
+is placed, and the state is left as it was; the simulator's actuator then applies it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cohabit.engine.rebind import candidate_nodes, make_room
+from cohabit.model import GpuDevice, Node, Pod
+from cohabit.placement import ClusterState, select, typical_pods
+from cohabit.placement.state import pod_request
+from cohabit.simulator.cluster import SimulatedCluster
+
+
+def mk_node(name, cpu=16_000, gpus=2, model="T4"):
+    return Node(name, cpu, 64_000, cpu, 64_000, tuple(GpuDevice(i, model) for i in range(gpus)))
+
+
+def mk_pod(name, cpu=1000, num=0, milli=0, node=None, gpus=(), evictable=True):
+    return Pod(name, cpu, 1000, num, milli, node=node, gpu_indices=tuple(gpus),
+               evictable=evictable)
+
+
+def snapshot(state: ClusterState) -> tuple:
+    return (state.cpu_free.tolist(), state.gpu_free.tolist(),
+            sorted((k, b.node, b.gpus) for k, b in state.bound.items()))
+
+
+CASES = [
+    pytest.param(
+        # a: both GPUs half used; b: one GPU with 500 free. A whole-GPU pod fits nowhere;
+        # moving one 500 pod from a to b frees a GPU on a.
+        [mk_node("a"), mk_node("b", gpus=1)],
+        [mk_pod("x", num=1, milli=500, node="a", gpus=[0]),
+         mk_pod("y", num=1, milli=500, node="a", gpus=[1]),
+         mk_pod("z", num=1, milli=500, node="b", gpus=[0])],
+        mk_pod("w", num=1, milli=1000), "a", 1, id="defragment-a-gpu",
+    ),
+    pytest.param(
+        # a: idle GPU, CPU used up by a CPU-only pod that fits on b
+        [mk_node("a", cpu=8000, gpus=1), mk_node("b", cpu=8000, gpus=0)],
+        [mk_pod("cpu-hog", cpu=7500, node="a")],
+        mk_pod("w", cpu=4000, num=1, milli=1000), "a", 1, id="free-cpu",
+    ),
+    pytest.param(
+        # the victim would fit nowhere else: no move
+        [mk_node("a", gpus=1)],
+        [mk_pod("x", num=1, milli=600, node="a", gpus=[0])],
+        mk_pod("w", num=1, milli=600), None, 0, id="victim-has-nowhere-to-go",
+    ),
+    pytest.param(
+        [mk_node("a"), mk_node("b", gpus=1)],
+        [mk_pod("x", num=1, milli=500, node="a", gpus=[0], evictable=False),
+         mk_pod("y", num=1, milli=500, node="a", gpus=[1], evictable=False),
+         mk_pod("z", num=1, milli=500, node="b", gpus=[0], evictable=False)],
+        mk_pod("w", num=1, milli=1000), None, 0, id="pdb-forbids-eviction",
+    ),
+]
+
+
+@pytest.mark.parametrize(("nodes", "bound", "want", "node", "victims"), CASES)
+def test_make_room(nodes, bound, want, node, victims):
+    cluster = SimulatedCluster(nodes, typical=typical_pods([*bound, want]))
+    state = cluster.state
+    for p in bound:
+        cluster.bind_pod(_bind(p), p)
+    assert select(state, want, "cohabit") is None
+    before = snapshot(state)
+    move = make_room(state, want, "cohabit")
+    assert snapshot(state) == before  # replayed and undone
+    if node is None:
+        assert move is None
+        return
+    assert move.node == node and len(move.victims) == victims
+    assert move.gain_milli == want.gpu_request_milli
+    cluster.apply_move(move, want)
+    assert state.placement_of(want)[0] == node
+    assert all(state.placement_of(v) is not None for v in move.victims)
+    assert (state.gpu_free >= 0).all() and (state.cpu_free >= 0).all()
+
+
+def _bind(p: Pod):
+    from cohabit.model import Bind
+
+    return Bind(p.key, p.node, p.gpu_indices)
+
+
+def test_candidate_nodes_rank_the_smallest_deficit_first():
+    state = ClusterState.from_nodes(
+        [mk_node("a", gpus=1), mk_node("b", gpus=1), mk_node("c", gpus=1, model="P100")],
+        [mk_pod("x", num=1, milli=900, node="a", gpus=[0]),
+         mk_pod("y", num=1, milli=300, node="b", gpus=[0])])
+    req = pod_request(Pod("w", 1000, 1000, 1, 800, frozenset({"T4"})))
+    # b lacks 100 milli, a lacks 700; c has the wrong model
+    assert [state.names[i] for i in candidate_nodes(state, req, 5)] == ["b", "a"]
+
+
+# ----------------------------------------------------------------- invariant (hypothesis)
+
+
+@st.composite
+def cluster_and_pods(draw):
+    n = draw(st.integers(1, 4))
+    nodes = [mk_node(f"n{i}", cpu=draw(st.integers(2_000, 16_000)), gpus=draw(st.integers(0, 3)))
+             for i in range(n)]
+    pods = []
+    for i in range(draw(st.integers(1, 25))):
+        kind = draw(st.sampled_from(["cpu", "share", "whole"]))
+        cpu = draw(st.integers(0, 4_000))
+        if kind == "cpu":
+            pods.append(mk_pod(f"p{i}", cpu=cpu))
+        elif kind == "share":
+            pods.append(mk_pod(f"p{i}", cpu=cpu, num=1, milli=draw(st.integers(1, 999))))
+        else:
+            pods.append(mk_pod(f"p{i}", cpu=cpu, num=1, milli=1000))
+    return nodes, pods
+
+
+@given(cluster_and_pods(), st.sampled_from(["cohabit", "fgd", "best-fit"]))
+@settings(max_examples=60, deadline=None)
+def test_rebinding_never_over_commits(data, policy):
+    nodes, pods = data
+    cluster = SimulatedCluster(nodes, typical=typical_pods(pods))
+    state = cluster.state
+    for pod in pods:
+        bind = select(state, pod, policy)
+        if bind is not None:
+            cluster.apply([bind])
+            continue
+        move = make_room(state, pod, policy)
+        if move is not None:
+            cluster.apply_move(move, pod)
+        _check(state)
+
+
+def _check(state: ClusterState) -> None:
+    assert (state.cpu_free >= 0).all() and (state.mem_free >= 0).all()
+    assert (state.gpu_free >= 0).all() and (state.gpu_free <= 1000).all()
+    cpu = np.zeros(state.n_nodes, np.int64)
+    gpu = np.zeros_like(state.gpu_free)
+    for b in state.bound.values():
+        cpu[b.node] += b.req.cpu
+        for g in b.gpus:
+            gpu[b.node, g] += b.req.milli
+    assert (state.cpu_cap - cpu == state.cpu_free).all()
+    assert (1000 * (np.arange(gpu.shape[1]) < state.gpu_cnt[:, None]) - gpu
+            == state.gpu_free).all()
+
+
+def test_operator_pass_reports_the_eviction_of_a_move_that_pays():
+    # the same planner step in the operator: reconcile_once with rebinding enabled proposes
+    # only evictions whose move was replayed and pays; the actuator (dry-run) reports them
+    from cohabit.config import PolicyConfig, RebindingConfig
+    from cohabit.engine.reconcile import reconcile_once
+    from cohabit.model import Evict, Snapshot
+
+    nodes = (mk_node("a"), mk_node("b", gpus=1))
+    bound = (mk_pod("x", num=1, milli=500, node="a", gpus=[0]),
+             mk_pod("y", num=1, milli=500, node="a", gpus=[1]),
+             mk_pod("z", num=1, milli=500, node="b", gpus=[0]))
+    free_nodes = tuple(
+        Node(n.name, n.cpu_milli, n.memory_mib, n.cpu_milli - 1000 * k, n.memory_mib - 1000 * k,
+             tuple(GpuDevice(g.index, g.model, 500) for g in n.gpus))
+        for n, k in zip(nodes, (2, 1), strict=True))
+    want = mk_pod("w", num=1, milli=1000)
+    snap = Snapshot(0.0, free_nodes, (*bound, want))
+    off = reconcile_once(snap, [], None, PolicyConfig(), 0.0)
+    assert not [a for a in off.actions if isinstance(a, Evict)]
+    on = reconcile_once(snap, [], None, PolicyConfig(rebinding=RebindingConfig(enabled=True)),
+                        0.0)
+    evicts = [a for a in on.actions if isinstance(a, Evict)]
+    assert len(evicts) == 1 and evicts[0].pod in {"default/x", "default/y"}
