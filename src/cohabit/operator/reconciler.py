@@ -37,6 +37,7 @@ from cohabit.config import (
 from cohabit.engine.observe import gpu_model_views, pending_views
 from cohabit.engine.reconcile import Assessment, assess, reconcile_once, validate_policy
 from cohabit.model import Bind, Evict, Node, Outcome, Resize, Snapshot
+from cohabit.operator.dbplanner import capacity_planner
 from cohabit.operator.logs import obj
 from cohabit.operator.report import (
     report_invalid,
@@ -119,8 +120,14 @@ def reconcile_workload(
     if target is None:
         assessment = replace(assessment, low_confidence=True, reason=problems.target_missing)
     runtime.assessments[key] = assessment
-    outcomes = ([] if problems.policy_missing else  # its thresholds are the policy's
-                _right_size(runtime, parsed, snapshot, current, assessment, now))
+    planner_status = None
+    if parsed.offered_load_query:  # the online capacity planner owns the resizes
+        planner_status, outcomes = capacity_planner(runtime, parsed, pods, current,
+                                                    containers, now)
+        _count(runtime, outcomes)
+    else:
+        outcomes = ([] if problems.policy_missing else  # its thresholds are the policy's
+                    _right_size(runtime, parsed, snapshot, current, assessment, now))
     report_outcomes(runtime, outcomes, workload_kind=kind)
     if workload.placement == "managed" and any(p.node is None for p in pods):
         # Its pending pods waited for this spec (see scheduling_pass): wake the policy's
@@ -129,6 +136,8 @@ def reconcile_workload(
     pending = sum(1 for p in pods if p.node is None)
     result = workload_status(assessment, outcomes, generation, now, previous=status,
                              pending=pending, problems=problems)
+    if planner_status is not None:
+        result["capacityPlanner"] = planner_status
     report_transitions(runtime, key, kind, status, result)
     _workload_metrics(runtime, kind, key, assessment, result)
     runtime.metrics.set_requests(namespace, name, kind, {c: r for (_, c), r in current.items()},

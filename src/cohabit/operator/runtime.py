@@ -255,6 +255,11 @@ class Runtime:
         said: ``(key, topic)`` -> the last state logged about it (log on change only).
         started: epoch seconds the runtime was built (a pod's grace for its workload's spec
             counts from here at the latest: at startup every pod is old).
+        db_planners: workload key -> its online capacity planner
+            (:class:`cohabit.engine.dbonline.OnlineDatabasePlanner`), for ``DatabaseWorkload``
+            objects with ``spec.qos.offeredLoadQuery``.
+        db_signals: the source of database signals (None = a Prometheus source from the
+            settings); tests and other deployments may inject their own.
     """
 
     settings: OperatorSettings
@@ -282,6 +287,8 @@ class Runtime:
     pauses: Any = None
     said: dict[tuple[str, str], str] = field(default_factory=dict)
     started: float = field(default_factory=time.time)
+    db_planners: dict[str, Any] = field(default_factory=dict)
+    db_signals: Any = None
 
     def waker(self, policy: str) -> threading.Event:
         """The wake-up event of ``policy``'s scheduler loop."""
@@ -327,7 +334,7 @@ class Runtime:
     def forget(self, key: str) -> None:
         """Drop everything noted about workload ``key``."""
         for table in (self.workloads, self.assessments, self.targets, self.invalid,
-                      self.ready, self.uids):
+                      self.ready, self.uids, self.db_planners):
             table.pop(key, None)
         for said in [k for k in self.said if k[0] == key]:
             del self.said[said]
