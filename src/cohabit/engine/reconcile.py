@@ -558,7 +558,8 @@ def reconcile_once(
     Returns:
         a :class:`~cohabit.model.Plan`: ``Resize``/``Evict`` from the planner, then ``Bind``
         for pending pods; recommendations as ``(workload key, Recommendation)``; notes say
-        why a workload got no action and which pods fit nowhere.
+        why a workload got no action and which pods fit nowhere; ``unschedulable`` and
+        ``deferred`` carry the pods left unplaced as data.
 
     Raises:
         SpecError: the policy names an unknown placement policy (``spec.policy``).
@@ -594,12 +595,14 @@ def reconcile_once(
                if not (isinstance(a, Evict) and a.reason.startswith("defragment"))]
     rebind = REBIND_TRIES if policy_config.rebinding.enabled else 0
     pending: list[Pod] = []
+    deferred: list[str] = []
     if place:
         pending = [p for p in snapshot.pods if p.node is None and p.deletion_time is None]
         if pending_filter is not None:
             pending = [p for p in pending if pending_filter(p)]
         if max_pending is not None and len(pending) > max_pending:
-            pending = sorted(pending, key=lambda p: (p.creation_time, p.key))[:max_pending]
+            ordered = sorted(pending, key=lambda p: (p.creation_time, p.key))
+            pending, deferred = ordered[:max_pending], [p.key for p in ordered[max_pending:]]
             notes.append(f"more pods pending than one pass places ({max_pending})")
     unschedulable: list[tuple[str, str]] = []
     if pending:
@@ -613,7 +616,8 @@ def reconcile_once(
             notes.append(f"{len(unschedulable)} pod(s) fit on no node: "
                          + ", ".join(k for k, _ in unschedulable[:10]))
     recommendations = tuple((key, r) for key, a in done.items() for r in a.recommendations)
-    return Plan(now, tuple(actions), recommendations, tuple(notes), tuple(unschedulable))
+    return Plan(now, tuple(actions), recommendations, tuple(notes), tuple(unschedulable),
+                tuple(deferred))
 
 
 def kind_of(workload: Workload) -> str:

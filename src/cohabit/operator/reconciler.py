@@ -128,6 +128,9 @@ def reconcile_workload(
     else:
         outcomes = ([] if problems.policy_missing else  # its thresholds are the policy's
                     _right_size(runtime, parsed, snapshot, current, assessment, now))
+        if parsed.policy_ref in runtime.invalid_policies:  # _right_size found it invalid
+            problems = replace(problems, policy_missing=_policy_problem(runtime,
+                                                                        parsed.policy_ref))
     report_outcomes(runtime, outcomes, workload_kind=kind)
     if workload.placement == "managed" and any(p.node is None for p in pods):
         # Its pending pods waited for this spec (see scheduling_pass): wake the policy's
@@ -260,10 +263,9 @@ def _right_size(runtime: Runtime, parsed: WorkloadSpec, snapshot: Snapshot,
     try:
         plan = reconcile_once(snapshot, [parsed], runtime.usage, only_resize, now,
                               current=current, assessments={key: assessment}, place=False)
-    except SpecError:
-        plan = reconcile_once(snapshot, [parsed], runtime.usage,
-                              replace(only_resize, policy="best-fit"), now, current=current,
-                              assessments={key: assessment}, place=False)
+    except SpecError as exc:  # no fallback policy: the policy is reported invalid, no action
+        _reject_policy(runtime, parsed.policy_ref, str(exc))
+        return []
     resizes = [a for a in plan.actions if isinstance(a, Resize)]
     if not resizes:
         return []
@@ -359,11 +361,9 @@ def accept_policy(runtime: Runtime, name: str, spec: Mapping[str, Any], generati
         config = parse_policy(spec, name=name)
         validate_policy(config)
     except SpecError as exc:
-        runtime.policies.pop(name, None)
         result = invalid_status(exc.field, str(exc), generation, now, status, workload=False)
-        message = next(c["message"] for c in result["conditions"] if c["type"] == "Invalid")
-        runtime.invalid_policies[name] = message
-        report_invalid(runtime, name, "PlacementPolicy", message)
+        _reject_policy(runtime, name, next(c["message"] for c in result["conditions"]
+                                           if c["type"] == "Invalid"))
         return result
     runtime.invalid_policies.pop(name, None)
     runtime.policies[name] = config
@@ -375,6 +375,15 @@ def accept_policy(runtime: Runtime, name: str, spec: Mapping[str, Any], generati
     if runtime.changed(name, "policy", summary):
         log.info("PlacementPolicy accepted: %s", summary, extra=obj("", name))
     return policy_status(config.policy, generation, now, status)
+
+
+def _reject_policy(runtime: Runtime, name: str, message: str) -> None:
+    """PlacementPolicy ``name`` is invalid (``message`` names the field): it no longer
+    places or sizes anything (its pods wait, its workloads report it), and it gets the
+    ``InvalidSpec`` Warning Event until its spec changes."""
+    runtime.policies.pop(name, None)
+    runtime.invalid_policies[name] = message
+    report_invalid(runtime, name, "PlacementPolicy", message)
 
 
 def forget_policy(runtime: Runtime, name: str) -> None:
@@ -472,7 +481,7 @@ def scheduling_pass(runtime: Runtime, policy_name: str, now: float, *,
         placed = sum(1 for o in outcomes if isinstance(o.action, Bind) and o.status == "done")
         runtime.metrics.pending.set(max(0, pending - placed))
     _observe_cluster(runtime, snapshot, outcomes, now)
-    if any("more pods pending" in n for n in plan.notes):
+    if plan.deferred:
         runtime.waker(policy_name).set()  # more to place: the loop goes again at once
     runtime.metrics.reconcile_duration.labels("scheduling").observe(
         time.perf_counter() - started)
