@@ -301,17 +301,17 @@ def assess(
     if not names:
         names = sorted({c for (k, c) in current if k == workload.key}) or ["main"]
     if usage is None:
-        return _replace(base, recommendations=_low(workload, names, current),
+        return replace(base, recommendations=_low(workload, names, current),
                         reason="no usage source configured (Prometheus URL unset)")
     if not pods:
-        return _replace(base, recommendations=_low(workload, names, current),
+        return replace(base, recommendations=_low(workload, names, current),
                         reason=f"no pods of {workload.target_kind} {workload.target_name} "
                                "found (label cohabit.io/workload)")
     try:
         rows = usage.usage(workload.namespace, [p.name for p in pods], now - window_s, now)
         qos = usage.qos(workload, now - spec.qos_window_s, now)
     except TelemetryUnavailable as exc:
-        return _replace(base, recommendations=_low(workload, names, current), reason=str(exc))
+        return replace(base, recommendations=_low(workload, names, current), reason=str(exc))
 
     qos_in = qos[qos["time"] > now - spec.qos_window_s]
     violations = int(sum(workload.qos_target.violated(float(v)) for v in qos_in["value"]))
@@ -339,10 +339,6 @@ def assess(
     return Assessment(workload, tuple(recs), low, reason, observed, violations, len(qos_in),
                       profile, keys, nodes, float(est.confidence),
                       tuple(k for k, _ in est.pressure), tuple(est.missing))
-
-
-def _replace(a: Assessment, **changes: object) -> Assessment:
-    return replace(a, **changes)
 
 
 def validate_policy(config: PolicyConfig) -> None:
@@ -618,8 +614,3 @@ def reconcile_once(
     recommendations = tuple((key, r) for key, a in done.items() for r in a.recommendations)
     return Plan(now, tuple(actions), recommendations, tuple(notes), tuple(unschedulable),
                 tuple(deferred))
-
-
-def kind_of(workload: Workload) -> str:
-    """The custom-resource kind of ``workload`` (``DatabaseWorkload``/``GpuWorkload``)."""
-    return "DatabaseWorkload" if workload.kind == WorkloadKind.DATABASE else "GpuWorkload"
