@@ -44,6 +44,7 @@ from cohabit.model import (
     InterferenceProfile,
     Plan,
     Pod,
+    QosMetric,
     Recommendation,
     Resources,
     Snapshot,
@@ -214,7 +215,7 @@ def recommend_wide(workload: Workload, container: str, wide: pd.DataFrame, qos: 
     (non-empty; a ``latency_ms`` column is added to ``wide`` for a latency target)."""
     from cohabit.predictors import recommend
 
-    if workload.qos_target.metric == "p99_latency_ms" and not qos.empty:
+    if workload.qos_target.metric == QosMetric.P99_LATENCY_MS and not qos.empty:
         joined = pd.merge_asof(wide[["time"]], qos.sort_values("time"), on="time",
                                direction="backward")
         wide["latency_ms"] = joined["value"].to_numpy(dtype=float)

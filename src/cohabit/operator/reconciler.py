@@ -36,7 +36,17 @@ from cohabit.config import (
 )
 from cohabit.engine.observe import gpu_model_views, pending_views
 from cohabit.engine.reconcile import Assessment, assess, reconcile_once, validate_policy
-from cohabit.model import Bind, Evict, Node, Outcome, Resize, Snapshot
+from cohabit.model import (
+    Bind,
+    Evict,
+    Node,
+    Outcome,
+    OutcomeStatus,
+    PlacementMode,
+    Resize,
+    Snapshot,
+    WorkloadMode,
+)
 from cohabit.operator.dbplanner import capacity_planner
 from cohabit.operator.logs import obj
 from cohabit.operator.report import (
@@ -132,7 +142,7 @@ def reconcile_workload(
             problems = replace(problems, policy_missing=_policy_problem(runtime,
                                                                         parsed.policy_ref))
     report_outcomes(runtime, outcomes, workload_kind=kind)
-    if workload.placement == "managed" and any(p.node is None for p in pods):
+    if workload.placement == PlacementMode.MANAGED and any(p.node is None for p in pods):
         # Its pending pods waited for this spec (see scheduling_pass): wake the policy's
         # scheduler loop rather than run a whole-cluster pass inside this handler.
         runtime.waker(parsed.policy_ref).set()
@@ -255,7 +265,7 @@ def _right_size(runtime: Runtime, parsed: WorkloadSpec, snapshot: Snapshot,
                 now: float) -> list[Outcome]:
     """Apply mode: the planner's resizes carried out by the actuator (none otherwise)."""
     key = parsed.workload.key
-    if assessment.low_confidence or parsed.workload.mode != "Apply":
+    if assessment.low_confidence or parsed.workload.mode != WorkloadMode.APPLY:
         return []
     policy = runtime.policy(parsed.policy_ref)
     # Right-sizing only: binds and evictions belong to the policy's scheduling pass.
@@ -478,7 +488,8 @@ def scheduling_pass(runtime: Runtime, policy_name: str, now: float, *,
         _report_orphans(runtime, snapshot, now)
     if not hasattr(runtime.cluster, "pending_count"):  # the cache's gauge reads it live
         pending = sum(1 for p in snapshot.pods if p.node is None and p.deletion_time is None)
-        placed = sum(1 for o in outcomes if isinstance(o.action, Bind) and o.status == "done")
+        placed = sum(1 for o in outcomes
+                     if isinstance(o.action, Bind) and o.status == OutcomeStatus.DONE)
         runtime.metrics.pending.set(max(0, pending - placed))
     _observe_cluster(runtime, snapshot, outcomes, now)
     if plan.deferred:
@@ -493,7 +504,8 @@ def _observe_cluster(runtime: Runtime, snapshot: Snapshot, outcomes: list[Outcom
     """The dashboards' cluster view (:mod:`cohabit.engine.observe`) from the pass's snapshot:
     GPU allocation and fragmentation per GPU model, pending pods by QoS class (the pods this
     pass bound no longer count)."""
-    placed = [o.action.pod for o in outcomes if isinstance(o.action, Bind) and o.status == "done"]
+    placed = [o.action.pod for o in outcomes
+              if isinstance(o.action, Bind) and o.status == OutcomeStatus.DONE]
     try:
         gpus = gpu_model_views(snapshot)
     except ValueError as exc:  # a node with GPUs of several models: no GPU view this pass
@@ -510,7 +522,7 @@ def _assume_binds(runtime: Runtime, outcomes: list[Outcome]) -> None:
     if assume is None:
         return
     for o in outcomes:
-        if isinstance(o.action, Bind) and o.status == "done":
+        if isinstance(o.action, Bind) and o.status == OutcomeStatus.DONE:
             assume(o.action.pod, o.action.node, o.action.gpu_indices)
 
 
