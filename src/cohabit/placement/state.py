@@ -572,10 +572,6 @@ class ClusterState:
         b = self.bound.get(key)
         return None if b is None else (self.names[b.node], b.gpus)
 
-    def bound_keys(self) -> Iterable[str]:
-        """Keys of the bound pods."""
-        return self.bound.keys()
-
     # ------------------------------------------------------------------ totals
 
     def totals(self) -> dict[str, int]:
