@@ -35,9 +35,9 @@ from cohabit.config.placement import ScoreWeights
 from cohabit.engine.rebind import make_room
 from cohabit.engine.scheduling import schedule_pod
 from cohabit.model import MILLI_PER_GPU, Node, Pod
-from cohabit.placement import POLICIES, ClusterState, TypicalPods, typical_pods
+from cohabit.placement import TypicalPods, typical_pods
 from cohabit.placement.parts import frag_model
-from cohabit.simulator.cluster import SimulatedCluster
+from cohabit.simulator.cluster import check_run, scoring_cluster, seed_tiebreak
 from cohabit.simulator.loaders import raw_gpu_spec_text as raw_spec_text
 from cohabit.simulator.results import FGD_CURVE_COLUMNS, FgdRunResult
 
@@ -178,17 +178,10 @@ def run_fgd(
     Raises:
         ValueError: unknown policy, empty pod list, a cluster without GPUs.
     """
-    if policy not in POLICIES:
-        raise ValueError(f"unknown placement policy {policy!r}; known: {', '.join(POLICIES)}")
-    if not pods:
-        raise ValueError("run_fgd needs a non-empty pod list")
+    check_run(policy, pods, "run_fgd")
     t0 = time.perf_counter()
-    if typical is None:
-        typical = typical_pods(pods)
-    cluster = SimulatedCluster(nodes, typical=typical)
+    cluster = scoring_cluster(nodes, pods, typical, weights)
     state = cluster.state
-    state.set_typical(typical, typical_pods(pods, coverage_pct=100))
-    state.set_weights(weights)
     total_gpus = int(state.gpu_cnt.sum())
     if total_gpus == 0:
         raise ValueError("run_fgd needs a cluster with GPUs")
@@ -252,11 +245,3 @@ def run_fgd(
                         wall_s=time.perf_counter() - t0,
                         extra={"migrations": float(migrations), "moves": float(moves)})
 
-
-def seed_tiebreak(state: ClusterState, rng: np.random.Generator) -> None:
-    """The random node-name prefix of the paper's simulator: nodes sorted by name get a
-    seeded permutation as their tie-break rank (``syncClusterResourceList``)."""
-    by_name = sorted(range(state.n_nodes), key=lambda i: state.names[i])
-    prio = np.empty(state.n_nodes, np.int64)
-    prio[by_name] = rng.permutation(state.n_nodes)
-    state.set_priority(prio)
