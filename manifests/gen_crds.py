@@ -444,6 +444,45 @@ def crd(
     }
 
 
+DB_QOS = copy.deepcopy(CORE_SPEC["qos"])
+DB_QOS["properties"]["offeredLoadQuery"] = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": QUERY_MAX_LENGTH,
+    "description": "PromQL of the offered load (transactions per second, one series), "
+    "confined like query. Turns on the online capacity planner: p99 learnt as a function of "
+    "CPU, memory and load, the smallest allocation meeting the target at the forecast peak, "
+    "walked toward in bounded steps (Apply), backed off at once on a starved violation. "
+    "Needs metric p99LatencyMs.",
+}
+
+CAPACITY_PLANNER_STATUS = {
+    "type": "object",
+    "description": "The online capacity planner (spec.qos.offeredLoadQuery set).",
+    "properties": {
+        "decision": {"type": "string",
+                     "description": "hold, step-down, step-up, back-off or no-data."},
+        "why": {"type": "string", "description": "Why this decision, in one sentence."},
+        "confidence": {"type": "number",
+                       "description": "Confidence of the p99 model at the forecast peak, 0..1."},
+        "chosen": {"type": "object", "description": "Allocation in force after the decision.",
+                   "properties": {"cpu": {"type": "string"}, "memory": {"type": "string"}}},
+        "recommended": {"type": "object",
+                        "description": "Cheapest allocation predicted to meet the target.",
+                        "properties": {"cpu": {"type": "string"},
+                                       "memory": {"type": "string"}}},
+        "peakTps": {"type": "number", "description": "Forecast peak offered load (TPS)."},
+        "windows": {"type": "integer", "description": "Telemetry windows learnt from."},
+        "resize": {"type": "string",
+                   "description": "How a resize is carried out: in place (pods/resize) or "
+                   "through the owner's pod template (pods restart)."},
+        "lastOutcome": {"type": "string"},
+    },
+}
+DB_STATUS = copy.deepcopy(WORKLOAD_STATUS)
+DB_STATUS["properties"]["capacityPlanner"] = CAPACITY_PLANNER_STATUS
+
+
 def build() -> dict[str, dict]:
     """File name -> CRD object, for all three CRDs."""
     db = crd(
@@ -453,6 +492,7 @@ def build() -> dict[str, dict]:
         "Namespaced",
         {
             **CORE_SPEC,
+            "qos": DB_QOS,
             "engine": {
                 "type": "string",
                 "enum": ["postgres", "mysql", "other"],
@@ -460,7 +500,7 @@ def build() -> dict[str, dict]:
                 "description": "Database engine (informational).",
             },
         },
-        WORKLOAD_STATUS,
+        DB_STATUS,
         HEAD_COLS + TAIL_COLS,
         "A database workload cohabit sizes and places against its latency or throughput target.",
         ["targetRef", "qos"],

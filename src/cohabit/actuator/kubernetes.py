@@ -9,8 +9,15 @@
   The API server enforces PodDisruptionBudgets: HTTP 429 is a normal answer and becomes
   status ``"refused"``. Dry-run, the hourly budget and per-workload unavailability are checked
   before the call. The eviction carries the pod's UID as a precondition.
-* ``Resize`` -> strategic-merge patch of the target's pod template container requests
-  (Deployment/StatefulSet; a Job's template is immutable, so a Job resize is ``"refused"``).
+* ``Resize`` -> **in place** when the API server serves the ``pods/resize`` subresource
+  (in-place pod resize: beta in Kubernetes 1.33, GA in 1.35; found by API discovery of the
+  core group, cached): a strategic-merge ``PATCH pods/{name}/resize`` of each running pod of
+  the target, the container's requests (and its limits where they equal the requests, so a
+  Guaranteed pod stays Guaranteed), without a restart; the owner's template is left alone
+  (changing it would roll the pods, the restart this avoids). Otherwise, as before, a
+  strategic-merge patch of the target's pod template container requests
+  (Deployment/StatefulSet; a Job's template is immutable, so a Job resize is ``"refused"``),
+  which restarts the pods on the rollout. :meth:`KubernetesActuator.resize_method` says which.
 
 Idempotency (restarts must never double-act): a ``Bind`` of a pod that already has a node is
 not sent again (and a 409 from a racing bind is read back); an ``Evict`` of a pod that is
@@ -137,6 +144,7 @@ class KubernetesActuator:
         self.resolve_target = resolve_target or (lambda _key: None)
         self.clock = clock
         self._eviction_version: str | None = None
+        self._in_place: bool | None = None
         self.verify_binds = verify_binds
         self.bind_concurrency = max(1, bind_concurrency)
         self.request_timeout = request_timeout
@@ -411,6 +419,26 @@ class KubernetesActuator:
         return self._eviction_version
 
     # -- resize -----------------------------------------------------------------------------
+    def in_place_resize(self) -> bool:
+        """True when the API server serves ``pods/resize`` (discovery of ``/api/v1``, cached;
+        asked again after a failed discovery)."""
+        if self._in_place is None:
+            try:
+                listing = self.core.get_api_resources(_request_timeout=self.request_timeout)
+            except (ApiException, *CONNECTION_ERRORS) as exc:
+                log.warning("API discovery of /api/v1 failed (%s); resizing through the "
+                            "owner this time", _describe(exc))
+                return False
+            self._in_place = any(r.name == "pods/resize" for r in listing.resources or [])
+        return self._in_place
+
+    def resize_method(self, kind: str = "Deployment") -> str:
+        """How a resize of a ``kind`` target is carried out, for status."""
+        if self.in_place_resize():
+            return "in place (pods/resize): no restart"
+        return f"through the {kind}'s pod template (the API server has no pods/resize): " \
+            "pods restart on the rollout"
+
     def _resize(self, action: Resize) -> Outcome:
         target = self.resolve_target(action.workload)
         if target is None:
@@ -445,6 +473,10 @@ class KubernetesActuator:
         if want.gpu_memory_mib and ANNOTATION_GPU_MEMORY in annotations \
                 and annotations[ANNOTATION_GPU_MEMORY] != str(want.gpu_memory_mib):
             new_annotations[ANNOTATION_GPU_MEMORY] = str(want.gpu_memory_mib)
+        if not new_annotations and (want.cpu_milli or want.memory_mib) \
+                and self.in_place_resize():
+            # The pods, not the template, hold what is in force after an in-place resize.
+            return self._resize_in_place(action, obj, kind)
         if not requests and not new_annotations:
             return Outcome(action, "done", "requests already at the target")
         template: dict[str, Any] = {}
@@ -464,6 +496,72 @@ class KubernetesActuator:
               _request_timeout=self.request_timeout)
         changed = ", ".join(f"{k}={v}" for k, v in {**requests, **new_annotations}.items())
         return Outcome(action, "done", f"patched {kind} {namespace}/{name}: {changed}")
+
+
+    def _resize_in_place(self, action: Resize, owner: Any, kind: str) -> Outcome:
+        """``PATCH pods/{name}/resize`` of every running pod of ``owner`` whose container
+        differs from the target (requests; limits too where they equal the requests)."""
+        namespace, name = owner.metadata.namespace, owner.metadata.name
+        labels = (owner.spec.selector.match_labels or {}) if owner.spec.selector else {}
+        if not labels:
+            return Outcome(action, "failed", f"{kind} {namespace}/{name} has no matchLabels "
+                           "selector to find its pods")
+        selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+        pods = self.core.list_namespaced_pod(namespace, label_selector=selector,
+                                             _request_timeout=self.request_timeout).items
+        want = action.requests
+        patched, same = [], 0
+        for pod in pods:
+            if pod.metadata.deletion_timestamp or not pod.spec.node_name:
+                continue
+            body = _pod_resize_body(pod, action.container, want)
+            if body is None:
+                same += 1
+                continue
+            if isinstance(body, str):
+                return Outcome(action, "refused", f"pod {namespace}/{pod.metadata.name}: {body}")
+            self.core.patch_namespaced_pod_resize(
+                pod.metadata.name, namespace, body,
+                _content_type="application/strategic-merge-patch+json",
+                _request_timeout=self.request_timeout)
+            patched.append(pod.metadata.name)
+        if not patched:
+            return Outcome(action, "done", f"{same} pod(s) of {kind} {namespace}/{name} "
+                           "already at the target")
+        return Outcome(action, "done", f"resized in place (pods/resize), no restart: "
+                       f"{', '.join(patched)} -> cpu={want.cpu_milli}m, "
+                       f"memory={want.memory_mib}Mi; the {kind}'s template keeps its "
+                       "requests (a template change would restart the pods)")
+
+
+def _pod_resize_body(pod: Any, container: str, want: Any) -> dict[str, Any] | str | None:
+    """The ``pods/resize`` patch for ``container`` of ``pod``: None when already at
+    ``want``, a reason string when it cannot be resized so."""
+    spec = next((c for c in pod.spec.containers if c.name == container), None)
+    if spec is None:
+        return f"no container {container!r}"
+    res = spec.resources
+    requests = dict((res.requests or {}) if res else {})
+    limits = dict((res.limits or {}) if res else {})
+    new_req: dict[str, str] = {}
+    new_lim: dict[str, str] = {}
+    for name, value, amount in (("cpu", f"{want.cpu_milli}m", want.cpu_milli),
+                                ("memory", f"{want.memory_mib}Mi", want.memory_mib)):
+        if not amount or (name in requests and _amount(name, requests[name]) == amount):
+            continue
+        new_req[name] = value
+        if name in limits:
+            if name in requests and _amount(name, limits[name]) == _amount(name,
+                                                                            requests[name]):
+                new_lim[name] = value  # keep requests == limits (the QoS class)
+            elif _amount(name, limits[name]) < amount:
+                return f"{name} request {value} would exceed the limit {limits[name]}"
+    if not new_req:
+        return None
+    resources: dict[str, Any] = {"requests": new_req}
+    if new_lim:
+        resources["limits"] = new_lim
+    return {"spec": {"containers": [{"name": container, "resources": resources}]}}
 
 
 class ConfigMapLedger:

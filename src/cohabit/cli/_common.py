@@ -6,8 +6,9 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Executor
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pandas as pd
 import typer
@@ -18,12 +19,16 @@ from rich.table import Table
 from cohabit.predictors.telemetry_data import TelemetryDataError
 
 __all__ = [
+    "EXECUTOR_HELP",
     "MAX_HORIZONS",
+    "SCHEDULER_HELP",
     "active_resources",
     "check_horizons",
     "console",
     "data_dir",
+    "execution",
     "fail",
+    "fan_out_on",
     "genai_frame",
     "number",
     "out_dir",
@@ -38,6 +43,10 @@ rolling origin walks every horizon (an empty one costs a pass over the pod's sam
 with samples refits every candidate operating point: the packaged data's 23 hourly horizons
 per pod take about a minute on a 2-core machine), so a tiny horizon over a long span looks
 like a hang."""
+
+EXECUTOR_HELP = ("local: run the per-workload back-tests in this process (default); dask: on "
+                 "the Dask cluster at --scheduler (dask.distributed), identical results.")
+SCHEDULER_HELP = "--executor dask: the Dask scheduler's address, e.g. tcp://10.0.0.5:8786."
 
 
 def data_dir(data: Path | None, packaged: Path) -> Path:
@@ -193,3 +202,30 @@ def table(title: str, frame: pd.DataFrame, columns: list[str], fmt: dict[str, st
             cells.append(format(v, fmt[c]) if c in fmt and v == v else escape(str(v)))
         out.add_row(*cells)
     return out
+
+
+def execution(executor: str, scheduler: str | None):
+    """The :class:`cohabit.execution.Execution` of ``--executor``/``--scheduler``; exits 2
+    naming the option on a bad combination (checked before any data is read)."""
+    from cohabit.execution import Execution
+
+    try:
+        return Execution(executor, scheduler)
+    except ValueError as exc:
+        fail(str(exc))
+
+
+@contextlib.contextmanager
+def fan_out_on(run_on: Any) -> Iterator[Executor | None]:
+    """The executor the back-tests fan out on (:func:`cohabit.execution.executor`): ``None``
+    for local; exits 1 when the Dask cluster cannot be used (unreachable, no worker)."""
+    from cohabit.execution import ExecutionError
+    from cohabit.execution import executor as open_executor
+
+    try:
+        with open_executor(run_on) as pool:
+            yield pool
+    except ExecutionError as exc:
+        Console(stderr=True, soft_wrap=True).print(
+            f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(code=1) from None

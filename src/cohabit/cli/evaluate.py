@@ -7,7 +7,8 @@ Subcommands (each prints a table, writes CSV files and PNG plots to ``--out``):
   point is selected on inner validation horizons of the fitting windows (nested rolling
   origin), its a-priori defaults judged beside it.
 * ``interference --data PATH``: Gavel ``physical_cluster_throughputs.json`` (or its folder);
-  probe-profile model vs no-profile, mean-fraction and no-interference, per GPU type.
+  probe-profile model vs no-profile, mean-fraction and no-interference, per GPU type (every
+  type the file holds unless ``--gpu`` names some).
 * ``peaks --data DIR``: GenAI-schema telemetry; Kube-Knots PP vs cohabit's quantile
   forecaster, and Kube-Knots correlation-based co-location.
 
@@ -24,6 +25,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
+from cohabit.cli._common import EXECUTOR_HELP, SCHEDULER_HELP, execution, fan_out_on
 from cohabit.cli._common import active_resources as _active
 from cohabit.cli._common import check_horizons as _check_horizons
 from cohabit.cli._common import console as _console
@@ -69,6 +71,8 @@ def rightsizing(
     evidence_half_life_h: float = typer.Option(
         6.0, help="Half-life (hours) of the validation evidence in the nested selection; "
         "0 = all validation horizons count alike."),
+    executor: str = typer.Option("local", "--executor", help=EXECUTOR_HELP),
+    scheduler: str | None = typer.Option(None, "--scheduler", help=SCHEDULER_HELP),
 ) -> None:
     """Right-sizing: reserved vs static request, under-provisioning, QoS violations."""
     from cohabit.predictors.evaluation import (
@@ -77,6 +81,7 @@ def rightsizing(
         summarize_rightsizing,
     )
     from cohabit.predictors.selection import NestedSelection
+    run_on = execution(executor, scheduler)
     _number(horizon_h, "--horizon-h", above=0)
     _number(start, "--start", above=0, below=1)
     _number(evidence_half_life_h, "--evidence-half-life-h", at_least=0)
@@ -85,12 +90,14 @@ def rightsizing(
     frame = _genai(data)
     _check_horizons(frame, horizon_h * 3600)
     resources = _active(frame, ("gpu_milli", "gpu_memory_mib"))
-    evaluation = evaluate_rightsizing(
-        frame, resources, horizon_s=horizon_h * 3600, start_fraction=start,
-        nested=NestedSelection(
-            evidence_half_life_s=evidence_half_life_h * 3600 if evidence_half_life_h > 0
-            else None),
-    )
+    with fan_out_on(run_on) as pool:
+        evaluation = evaluate_rightsizing(
+            frame, resources, horizon_s=horizon_h * 3600, start_fraction=start,
+            nested=NestedSelection(
+                evidence_half_life_s=evidence_half_life_h * 3600 if evidence_half_life_h > 0
+                else None),
+            executor=pool,
+        )
     results = evaluation.results
     if results.empty:
         _fail(f"{data}: no pod has enough history to evaluate")
@@ -138,20 +145,26 @@ def rightsizing(
 def interference(
     data: Path | None = typer.Option(None, "--data", help=DATA_HELP),
     out: Path = typer.Option(..., "--out", help="Directory for CSV and PNG results."),
-    gpu: list[str] = typer.Option(["p100", "v100"], help="GPU types to judge."),
+    gpu: list[str] | None = typer.Option(
+        None, "--gpu", help="GPU type to judge; repeat for several. Default: every GPU type "
+        "the file holds."),
     probes: int = typer.Option(3, min=1, max=3, help="Probe workloads per profile (<= 3)."),
+    executor: str = typer.Option("local", "--executor", help=EXECUTOR_HELP),
+    scheduler: str | None = typer.Option(None, "--scheduler", help=SCHEDULER_HELP),
 ) -> None:
     """Interference: held-out Gavel jobs, co-located throughput fraction both directions."""
-    from cohabit.predictors.interference import evaluate_interference, load_gavel
+    from cohabit.predictors.interference import load_gavel
 
+    run_on = execution(executor, scheduler)
     _out_dir(out)
     data = _data(data, PACKAGED_GAVEL)
     path = data / "physical_cluster_throughputs.json" if data.is_dir() else data
     try:
-        pairs = load_gavel(path, gpu)
+        pairs = load_gavel(path, gpu or None)
     except TelemetryDataError as exc:
         _fail(str(exc))
-    preds, summary = evaluate_interference(pairs, n_probes=probes)
+    with fan_out_on(run_on) as pool:
+        preds, summary = _judge_gpu_types(pairs, probes, path, pool)
     metrics = ["spearman", "spearman_within_job", "mae_suffered", "mae_inflicted",
                "mae_job_p90", "mae_single_gpu", "mae_single_gpu_unprobed", "mae_nonzero"]
     _console().print(_table(
@@ -176,6 +189,30 @@ def interference(
         fig.savefig(dst / "interference.png", dpi=110)
     _console().print(f"wrote {escape(str(out))}/interference_summary.csv, "
                      "interference_predictions.csv, .png")
+
+
+def _judge_gpu_types(pairs, probes: int, path: Path, pool=None):
+    """``evaluate_interference`` on each GPU type of ``pairs`` (its folds on ``pool``, an
+    executor or ``None``); a type with too few jobs measured against every other to choose
+    ``probes`` probes is skipped with a note (exit 2 when no type is left)."""
+    import pandas as pd
+
+    from cohabit.predictors.interference import evaluate_interference
+
+    preds, summaries, skipped = [], [], []
+    for gpu_type, group in pairs.groupby("gpu", sort=True):
+        try:
+            p, s = evaluate_interference(group, n_probes=probes, executor=pool)
+        except ValueError as exc:  # choose_probes: too few complete co-runners
+            skipped.append(f"{gpu_type} ({exc})")
+            continue
+        preds.append(p)
+        summaries.append(s)
+    for note in skipped:
+        _console().print(f"skipped GPU type {note}", highlight=False)
+    if not preds:
+        _fail(f"{path}: no GPU type can be judged with {probes} probes: {'; '.join(skipped)}")
+    return pd.concat(preds, ignore_index=True), pd.concat(summaries, ignore_index=True)
 
 
 @evaluate_app.command("peaks")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from cohabit.cli import agent, evaluate, recommend, run, simulate
+from cohabit.cli import agent, evaluate, profile, recommend, run, simulate
 
 app = typer.Typer(
     name="cohabit",
@@ -27,7 +27,7 @@ def _root() -> None:
     """
 
 
-for _module in (simulate, evaluate, recommend, agent, run):
+for _module in (simulate, evaluate, recommend, agent, run, profile):
     _module.register(app)
 
 

@@ -26,11 +26,15 @@ import typer
 from rich.markup import escape
 
 from cohabit.cli._common import (
+    EXECUTOR_HELP,
+    SCHEDULER_HELP,
     active_resources,
     check_horizons,
     console,
     data_dir,
+    execution,
     fail,
+    fan_out_on,
     genai_frame,
     number,
     out_dir,
@@ -52,22 +56,28 @@ def recommend_fleet(
         1.0, help="Refit horizon (hours, > 0) the points are chosen for."),
     evidence_half_life_h: float = typer.Option(
         6.0, help="Half-life (hours) of the back-test evidence; 0 = all horizons alike."),
+    executor: str = typer.Option("local", "--executor", help=EXECUTOR_HELP),
+    scheduler: str | None = typer.Option(None, "--scheduler", help=SCHEDULER_HELP),
 ) -> None:
     """Per-pod GPU share (milli-GPU) and GPU memory (MiB) requests from telemetry."""
     import pandas as pd
 
     from cohabit.predictors import recommend, select_operating_points
 
+    run_on = execution(executor, scheduler)
     number(horizon_h, "--horizon-h", above=0)
     number(evidence_half_life_h, "--evidence-half-life-h", at_least=0)
     if out is not None:
         out_dir(out)
     frame = genai_frame(data_dir(data, PACKAGED_GENAI))
     check_horizons(frame, horizon_h * 3600)
-    selection = select_operating_points(
-        frame, active_resources(frame, RESOURCES), horizon_s=horizon_h * 3600,
-        evidence_half_life_s=evidence_half_life_h * 3600 if evidence_half_life_h > 0 else None,
-    )
+    with fan_out_on(run_on) as pool:
+        selection = select_operating_points(
+            frame, active_resources(frame, RESOURCES), horizon_s=horizon_h * 3600,
+            evidence_half_life_s=evidence_half_life_h * 3600 if evidence_half_life_h > 0
+            else None,
+            executor=pool,
+        )
     rows = []
     for pod, usage in frame.groupby("pod", sort=True):
         usage = usage[["time", *RESOURCES]]

@@ -28,6 +28,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from cohabit.execution import Execution, ExecutionError
 from cohabit.simulator import checks, loaders, matrix, report
 
 __all__ = [
@@ -248,6 +249,14 @@ def simulate(
         None, "--sample-every", min=1.0, help="--mode replay: sampling period, seconds."
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    executor: str = typer.Option(
+        "local", "--executor",
+        help="local: a process pool on this host (default); dask: the Dask cluster at "
+        "--scheduler (dask.distributed).",
+    ),
+    scheduler: str | None = typer.Option(
+        None, "--scheduler", help="--executor dask: the scheduler's address, "
+        "e.g. tcp://10.0.0.5:8786."),
     rebind: bool = typer.Option(
         False,
         "--rebind/--no-rebind",
@@ -272,6 +281,10 @@ def simulate(
 ) -> None:
     """Simulate placement policies on an openb trace and compare them (and the FGD paper)."""
     console = _stdout()
+    try:
+        execution = Execution(executor, scheduler)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
     try:
         if mode not in matrix.MODES:
             raise UsageError(f"--mode: {mode!r} is not one of {', '.join(matrix.MODES)}")
@@ -326,7 +339,7 @@ def simulate(
         f"running {len(cells)} run(s): {len(policy_list)} policies x {len(traces)} pod list(s) "
         f"x {len(seed_list)} seed(s), --mode {mode}"
         + (f", tune {tune:g}" if mode == "fgd" else "")
-        + f", {n_workers} worker(s)"
+        + (f", on {execution.label}" if execution.distributed else f", {n_workers} worker(s)")
     )
     try:
         result = matrix.run_matrix(
@@ -334,8 +347,11 @@ def simulate(
             {k: (t.nodes, t.pods, t.gpu_spec_text) for k, t in traces.items()},
             workers=n_workers,
             progress=progress,
+            execution=execution,
         )
     except matrix.MatrixError as exc:
+        raise _fail(str(exc), code=1) from None
+    except ExecutionError as exc:
         raise _fail(str(exc), code=1) from None
     except KeyboardInterrupt:
         raise _fail("interrupted", code=130) from None
@@ -366,7 +382,8 @@ def simulate(
     if rebind:
         _print_migrations(console, result)
     console.print(
-        f"{len(cells)} run(s) in {result.wall_s:.1f} s wall on {result.workers} worker(s)",
+        f"{len(cells)} run(s) in {result.wall_s:.1f} s wall on {result.workers} worker(s)"
+        + (f" of {execution.label}" if execution.distributed else ""),
         style="dim",
     )
     if out is not None:

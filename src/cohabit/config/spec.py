@@ -206,6 +206,9 @@ class WorkloadSpec:
         qos_window_s: window over which QoS violations are counted, seconds.
         containers: containers to recommend for (empty = every container of the target).
         interference: the declared profile (``spec.interference``), or None.
+        offered_load_query: ``spec.qos.offeredLoadQuery`` of a ``DatabaseWorkload``: PromQL
+            of the offered load (transactions per second), which turns on the online
+            capacity planner (``""`` = off).
     """
 
     workload: Workload
@@ -213,6 +216,7 @@ class WorkloadSpec:
     qos_window_s: float = 3600.0
     containers: tuple[str, ...] = ()
     interference: InterferenceProfile | None = None
+    offered_load_query: str = ""
 
 
 def _get(obj: Mapping[str, Any], key: str, path: str, kind: type | tuple[type, ...]) -> Any:
@@ -345,6 +349,13 @@ def parse_workload(
     query = _string(qos, "query", "spec.qos", required=True, min_length=1,
                     max_length=QUERY_MAX_LENGTH)
     window = _integer(qos, "windowSeconds", "spec.qos", 3600, WINDOW_MIN_S, WINDOW_MAX_S)
+    offered = _string(qos, "offeredLoadQuery", "spec.qos", default="", min_length=1,
+                      max_length=QUERY_MAX_LENGTH) or ""
+    if offered and kind != "DatabaseWorkload":
+        raise SpecError("spec.qos.offeredLoadQuery", "only a DatabaseWorkload has one")
+    if offered and QOS_METRICS[metric] != "p99_latency_ms":
+        raise SpecError("spec.qos.offeredLoadQuery",
+                        "the online capacity planner needs spec.qos.metric p99LatencyMs")
 
     bounds = _get(spec, "bounds", "spec", Mapping) or {}
     lower = _resources(bounds.get("min"), "spec.bounds.min")
@@ -378,7 +389,8 @@ def parse_workload(
         target_kind=target_kind,
         target_name=target_name or "",
     )
-    return WorkloadSpec(workload, policy_ref, float(window), tuple(containers), interference)
+    return WorkloadSpec(workload, policy_ref, float(window), tuple(containers), interference,
+                        offered)
 
 
 def _interference(obj: Any) -> InterferenceProfile | None:

@@ -34,8 +34,10 @@ from cohabit.config import (
     parse_policy,
     parse_workload,
 )
+from cohabit.engine.observe import gpu_model_views, pending_views
 from cohabit.engine.reconcile import Assessment, assess, reconcile_once, validate_policy
 from cohabit.model import Bind, Evict, Node, Outcome, Resize, Snapshot
+from cohabit.operator.dbplanner import capacity_planner
 from cohabit.operator.logs import obj
 from cohabit.operator.report import (
     report_invalid,
@@ -118,8 +120,14 @@ def reconcile_workload(
     if target is None:
         assessment = replace(assessment, low_confidence=True, reason=problems.target_missing)
     runtime.assessments[key] = assessment
-    outcomes = ([] if problems.policy_missing else  # its thresholds are the policy's
-                _right_size(runtime, parsed, snapshot, current, assessment, now))
+    planner_status = None
+    if parsed.offered_load_query:  # the online capacity planner owns the resizes
+        planner_status, outcomes = capacity_planner(runtime, parsed, pods, current,
+                                                    containers, now)
+        _count(runtime, outcomes)
+    else:
+        outcomes = ([] if problems.policy_missing else  # its thresholds are the policy's
+                    _right_size(runtime, parsed, snapshot, current, assessment, now))
     report_outcomes(runtime, outcomes, workload_kind=kind)
     if workload.placement == "managed" and any(p.node is None for p in pods):
         # Its pending pods waited for this spec (see scheduling_pass): wake the policy's
@@ -128,8 +136,12 @@ def reconcile_workload(
     pending = sum(1 for p in pods if p.node is None)
     result = workload_status(assessment, outcomes, generation, now, previous=status,
                              pending=pending, problems=problems)
+    if planner_status is not None:
+        result["capacityPlanner"] = planner_status
     report_transitions(runtime, key, kind, status, result)
     _workload_metrics(runtime, kind, key, assessment, result)
+    runtime.metrics.set_requests(namespace, name, kind, {c: r for (_, c), r in current.items()},
+                                 assessment.low_confidence)
     _log_pass(runtime, kind, key, result, outcomes, time.perf_counter() - started)
     runtime.metrics.reconcile_duration.labels("workload").observe(time.perf_counter() - started)
     return result
@@ -146,6 +158,7 @@ def _invalid_workload(runtime: Runtime, key: str, kind: str, exc: SpecError, gen
     runtime.ready[key] = False
     report_invalid(runtime, key, kind, message)
     runtime.metrics.forget_recommendations(namespace, name, kind)
+    runtime.metrics.forget_requests(namespace, name, kind)
     runtime.metrics.forget_qos(namespace, name, kind)
     runtime.refresh_counts()
     return result
@@ -331,6 +344,7 @@ def forget_workload(runtime: Runtime, name: str, namespace: str, kind: str = "")
     runtime.forget(key)
     for k in kinds:
         runtime.metrics.forget_recommendations(namespace, name, k)
+        runtime.metrics.forget_requests(namespace, name, k)
         runtime.metrics.forget_qos(namespace, name, k)
     runtime.refresh_counts()
     log.info("forgotten (deleted)", extra=obj(namespace, name))
@@ -457,11 +471,27 @@ def scheduling_pass(runtime: Runtime, policy_name: str, now: float, *,
         pending = sum(1 for p in snapshot.pods if p.node is None and p.deletion_time is None)
         placed = sum(1 for o in outcomes if isinstance(o.action, Bind) and o.status == "done")
         runtime.metrics.pending.set(max(0, pending - placed))
+    _observe_cluster(runtime, snapshot, outcomes, now)
     if any("more pods pending" in n for n in plan.notes):
         runtime.waker(policy_name).set()  # more to place: the loop goes again at once
     runtime.metrics.reconcile_duration.labels("scheduling").observe(
         time.perf_counter() - started)
     return outcomes
+
+
+def _observe_cluster(runtime: Runtime, snapshot: Snapshot, outcomes: list[Outcome],
+                     now: float) -> None:
+    """The dashboards' cluster view (:mod:`cohabit.engine.observe`) from the pass's snapshot:
+    GPU allocation and fragmentation per GPU model, pending pods by QoS class (the pods this
+    pass bound no longer count)."""
+    placed = [o.action.pod for o in outcomes if isinstance(o.action, Bind) and o.status == "done"]
+    try:
+        gpus = gpu_model_views(snapshot)
+    except ValueError as exc:  # a node with GPUs of several models: no GPU view this pass
+        if runtime.changed("cluster", "gpu-view", str(exc)):
+            log.warning("no GPU metrics from this snapshot: %s", exc)
+        gpus = []
+    runtime.metrics.set_cluster(gpus, pending_views(snapshot.pods, now, placed))
 
 
 def _assume_binds(runtime: Runtime, outcomes: list[Outcome]) -> None:

@@ -7,14 +7,16 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from cohabit.config import OperatorSettings, PolicyConfig, WorkloadSpec
+from cohabit.engine.observe import GpuModelView, PendingView
 from cohabit.engine.reconcile import Assessment
-from cohabit.model import Recommendation
+from cohabit.model import Recommendation, Resources
 from cohabit.operator.events import EventRecorder, MemoryEventSink, ObjectRef
 from cohabit.operator.inflight import InflightBinds
 
@@ -40,7 +42,20 @@ class Metrics:
       workload names no ``PlacementPolicy`` (read from the watch cache at scrape time);
     * ``cohabit_workloads{state}`` -- workloads by Ready state (``ready``, ``not_ready``,
       ``invalid``);
-    * ``cohabit_events_total{type,reason}`` -- Kubernetes Events recorded.
+    * ``cohabit_events_total{type,reason}`` -- Kubernetes Events recorded;
+    * ``cohabit_request_cpu_cores{namespace,workload,kind,container}``,
+      ``cohabit_request_memory_bytes``, ``cohabit_request_gpus``,
+      ``cohabit_request_gpu_memory_bytes`` -- each container's current request (the
+      target's pod template), beside the recommendation;
+    * ``cohabit_recommendation_low_confidence{namespace,workload,kind}`` -- 1 while nothing
+      may act on the workload's recommendations (missing or short telemetry), else 0;
+    * ``cohabit_cluster_gpus{gpu_model}``, ``cohabit_cluster_gpu_allocation_ratio``,
+      ``cohabit_cluster_gpu_fragmentation_ratio`` (fragment / idle milli-GPU) and
+      ``cohabit_cluster_gpu_fragmented_gpus`` -- the FGD paper's cluster view per GPU model
+      (:mod:`cohabit.engine.observe`), after each scheduling pass;
+    * ``cohabit_scheduler_pending_pods{qos_class}`` and
+      ``cohabit_scheduler_oldest_pending_pod_age_seconds{qos_class}`` -- pods waiting for
+      cohabit after the last scheduling pass, by QoS class.
     """
 
     def __init__(self) -> None:
@@ -80,6 +95,85 @@ class Metrics:
         self.events = Counter("cohabit_events_total", "Kubernetes Events recorded",
                               ["type", "reason"], registry=r)
         self._containers: dict[tuple[str, str, str], set[str]] = {}
+        self._observe_metrics()
+
+    # ------------------------------------------------------------ dashboards (issue 14)
+
+    _REQUESTS = (("cpu_cores", "cpu_milli", 1e-3, "CPU, cores"),
+                 ("memory_bytes", "memory_mib", 2**20, "memory, bytes"),
+                 ("gpus", "gpu_milli", 1e-3, "GPU share, GPUs (0.5 = half of one)"),
+                 ("gpu_memory_bytes", "gpu_memory_mib", 2**20, "GPU memory, bytes"))
+    """(metric suffix, :class:`~cohabit.model.Resources` field, scale, help)."""
+
+    def _observe_metrics(self) -> None:
+        r = self.registry
+        labels = ["namespace", "workload", "kind", "container"]
+        self.requested = {field_: Gauge(f"cohabit_request_{suffix}",
+                                        f"Current request of the target, {text}", labels,
+                                        registry=r)
+                          for suffix, field_, _, text in self._REQUESTS}
+        self.low_confidence = Gauge(
+            "cohabit_recommendation_low_confidence",
+            "1 while nothing may act on a workload's recommendations, else 0",
+            ["namespace", "workload", "kind"], registry=r)
+        model = ["gpu_model"]
+        self.cluster_gpus = Gauge("cohabit_cluster_gpus", "GPUs of schedulable nodes", model,
+                                  registry=r)
+        self.gpu_allocation = Gauge(
+            "cohabit_cluster_gpu_allocation_ratio",
+            "Allocated / capacity milli-GPU (FGD's GPU allocation ratio), 0..1", model,
+            registry=r)
+        self.gpu_fragmentation = Gauge(
+            "cohabit_cluster_gpu_fragmentation_ratio",
+            "Fragment / idle milli-GPU (FGD's fragmentation ratio), 0..1", model, registry=r)
+        self.gpu_fragmented = Gauge(
+            "cohabit_cluster_gpu_fragmented_gpus",
+            "Fragment milli-GPU in GPUs (FGD's fragmentation amount)", model, registry=r)
+        self.pending_by_qos = Gauge("cohabit_scheduler_pending_pods",
+                                    "Pods waiting for cohabit to bind them, by QoS class",
+                                    ["qos_class"], registry=r)
+        self.pending_age = Gauge("cohabit_scheduler_oldest_pending_pod_age_seconds",
+                                 "Age of the oldest pod waiting for cohabit, seconds",
+                                 ["qos_class"], registry=r)
+        self._requested: dict[tuple[str, str, str], set[str]] = {}
+
+    def set_requests(self, namespace: str, workload: str, kind: str,
+                     current: Mapping[str, Resources], low_confidence: bool) -> None:
+        """A workload's current requests (container -> requests; resources > 0 only) and its
+        low-confidence flag after a pass; containers no longer there are removed."""
+        self.forget_requests(namespace, workload, kind)
+        key = (namespace, workload, kind)
+        for container, res in current.items():
+            for field_, gauge in self.requested.items():
+                value = getattr(res, field_)
+                if value > 0:
+                    scale = next(s for _, f, s, _ in self._REQUESTS if f == field_)
+                    gauge.labels(namespace, workload, kind, container).set(value * scale)
+            self._requested.setdefault(key, set()).add(container)
+        self.low_confidence.labels(namespace, workload, kind).set(int(low_confidence))
+
+    def forget_requests(self, namespace: str, workload: str, kind: str) -> None:
+        """Remove a workload's request and low-confidence series."""
+        for container in self._requested.pop((namespace, workload, kind), set()):
+            for gauge in self.requested.values():
+                with contextlib.suppress(KeyError):
+                    gauge.remove(namespace, workload, kind, container)
+        with contextlib.suppress(KeyError):
+            self.low_confidence.remove(namespace, workload, kind)
+
+    def set_cluster(self, gpus: Sequence[GpuModelView], pending: Sequence[PendingView]) -> None:
+        """The cluster view of the last scheduling pass; series of GPU models and QoS
+        classes no longer present are removed (never all cleared first: a scrape in between
+        would see none)."""
+        frag = [v for v in gpus if v.frag_milli is not None]
+        for gauge, values in (
+                (self.cluster_gpus, {v.model: v.gpus for v in gpus}),
+                (self.gpu_allocation, {v.model: v.allocation_ratio for v in gpus}),
+                (self.gpu_fragmentation, {v.model: v.fragmentation_ratio for v in frag}),
+                (self.gpu_fragmented, {v.model: v.fragmented_gpus for v in frag}),
+                (self.pending_by_qos, {p.qos_class: p.pods for p in pending}),
+                (self.pending_age, {p.qos_class: p.oldest_age_s for p in pending})):
+            _replace(gauge, values)
 
     def set_recommendations(self, namespace: str, workload: str, kind: str,
                             recs: list[Recommendation], confidence: float | None) -> None:
@@ -113,6 +207,17 @@ class Metrics:
         """Remove a workload's QoS-violation series."""
         with contextlib.suppress(KeyError):
             self.qos_violations.remove(namespace, workload, kind)
+
+
+def _replace(gauge: Gauge, values: Mapping[str, float]) -> None:
+    """Set the one-label ``gauge`` to ``values`` (label value -> value); remove the label
+    values not given."""
+    for label, value in values.items():
+        gauge.labels(label).set(value)
+    shown = {v for family in gauge.collect() for sample in family.samples
+             for v in sample.labels.values()}
+    for label in shown - set(values):
+        gauge.remove(label)
 
 
 @dataclass
@@ -150,6 +255,11 @@ class Runtime:
         said: ``(key, topic)`` -> the last state logged about it (log on change only).
         started: epoch seconds the runtime was built (a pod's grace for its workload's spec
             counts from here at the latest: at startup every pod is old).
+        db_planners: workload key -> its online capacity planner
+            (:class:`cohabit.engine.dbonline.OnlineDatabasePlanner`), for ``DatabaseWorkload``
+            objects with ``spec.qos.offeredLoadQuery``.
+        db_signals: the source of database signals (None = a Prometheus source from the
+            settings); tests and other deployments may inject their own.
     """
 
     settings: OperatorSettings
@@ -177,6 +287,8 @@ class Runtime:
     pauses: Any = None
     said: dict[tuple[str, str], str] = field(default_factory=dict)
     started: float = field(default_factory=time.time)
+    db_planners: dict[str, Any] = field(default_factory=dict)
+    db_signals: Any = None
 
     def waker(self, policy: str) -> threading.Event:
         """The wake-up event of ``policy``'s scheduler loop."""
@@ -222,7 +334,7 @@ class Runtime:
     def forget(self, key: str) -> None:
         """Drop everything noted about workload ``key``."""
         for table in (self.workloads, self.assessments, self.targets, self.invalid,
-                      self.ready, self.uids):
+                      self.ready, self.uids, self.db_planners):
             table.pop(key, None)
         for said in [k for k in self.said if k[0] == key]:
             del self.said[said]

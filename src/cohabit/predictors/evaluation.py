@@ -25,13 +25,23 @@ those of :mod:`cohabit.predictors.judging`; :func:`summarize_rightsizing` pools 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from .judging import RIGHTSIZING_METHODS, HorizonTotals, MethodFn, judge_methods, pod_series
+from ._common import fan_out
+from .judging import (
+    RIGHTSIZING_METHODS,
+    HorizonTotals,
+    MethodFn,
+    PodSeries,
+    judge_methods,
+    pod_series,
+)
 from .rightsizing import OperatingPoint
 from .rolling_origin import RollingOrigin
 from .selection import (
@@ -90,6 +100,7 @@ def evaluate_rightsizing(
     methods: Mapping[str, MethodFn] | None = None,
     latency_column: str = "latency_ms",
     nested: NestedSelection | None = None,
+    executor: Executor | None = None,
 ) -> RightsizingEvaluation:
     """Judge right-sizing methods on every pod of ``frame`` by a rolling origin.
 
@@ -107,6 +118,9 @@ def evaluate_rightsizing(
         nested: the nested selection's settings (default :class:`NestedSelection()`: the
             default grid and budgets, 500 validation intervals, evidence half-life 6 h); an
             empty ``grid`` = no ``just-enough`` rows.
+        executor: where the per-pod back-tests (steps 2 and 3) run: ``None`` = in this
+            process; a :class:`concurrent.futures.Executor` (e.g. a Dask cluster's) judges
+            chunks of pods in parallel, with identical results.
 
     Returns:
         A :class:`RightsizingEvaluation`.
@@ -120,9 +134,9 @@ def evaluate_rightsizing(
     splitter = RollingOrigin(start_fraction, horizon_s, min_fit_samples)
     out = _Collected()
     for resource in resources:
-        _judge_fixed(out, frame, resource, splitter, methods, latency_column)
+        _judge_fixed(out, frame, resource, splitter, methods, latency_column, executor)
         horizons = judge_candidates(frame, resource, splitter, nested.grid, methods.get("vpa"),
-                                    latency_column)
+                                    latency_column, executor)
         if horizons:
             _judge_nested(out, resource, horizons, nested, with_vpa="vpa" in methods)
     return RightsizingEvaluation(pd.DataFrame(out.results), pd.DataFrame(out.selection),
@@ -130,15 +144,26 @@ def evaluate_rightsizing(
 
 
 def _judge_fixed(out: _Collected, frame: pd.DataFrame, resource: str, splitter: RollingOrigin,
-                 methods: Mapping[str, MethodFn], latency_column: str) -> None:
+                 methods: Mapping[str, MethodFn], latency_column: str,
+                 executor: Executor | None) -> None:
     """Step 2: the fixed methods' rows of every pod with folds."""
-    for series in pod_series(frame, resource, latency_column):
-        folds = splitter.folds(series.t)
+    series = list(pod_series(frame, resource, latency_column))
+    judge = functools.partial(_fixed_rows, resource, splitter, dict(methods))
+    out.results += fan_out(executor, judge, series)
+
+
+def _fixed_rows(resource: str, splitter: RollingOrigin, methods: Mapping[str, MethodFn],
+                series: list[PodSeries]) -> list[dict]:
+    """The fixed methods' rows of the pods of ``series`` (one task of step 2)."""
+    rows = []
+    for s in series:
+        folds = splitter.folds(s.t)
         if not folds:
             continue
-        for name, totals in judge_methods(series, folds, methods, resource).items():
-            out.results.append({"resource": resource, "pod": series.pod, "method": name,
-                                **dataclasses.asdict(totals)})
+        for name, totals in judge_methods(s, folds, methods, resource).items():
+            rows.append({"resource": resource, "pod": s.pod, "method": name,
+                         **dataclasses.asdict(totals)})
+    return rows
 
 
 def _judge_nested(out: _Collected, resource: str, horizons: list[HorizonTotals],

@@ -24,9 +24,11 @@ not run together (e.g. GPU memory).
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import math
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +40,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from cohabit.model import InterferenceProfile
 
+from ._common import fan_out
 from .telemetry_data import TelemetryDataError
 
 __all__ = [
@@ -60,17 +63,18 @@ def load_gavel(path: str | Path, gpu_types: Sequence[str] | None = None) -> pd.D
     Args:
         path: ``physical_cluster_throughputs.json`` (``{gpu: {"(job, scale)": {"null": solo,
             "(other, scale)": [tput_job, tput_other]}}}``).
-        gpu_types: GPU types to keep (default: all).
+        gpu_types: GPU types to keep (default: every type the file holds).
 
     Returns:
         Columns ``gpu``, ``a``, ``b`` (job names), ``scale`` (workers), ``solo_a``,
         ``fraction`` (= throughput of ``a`` next to ``b`` / ``solo_a``, in [0, ~1]).
 
     Raises:
-        TelemetryDataError: unreadable file or an entry that does not follow the schema:
-            a level that is not an object, a key that is not ``"('name', scale)"`` with a
-            whole ``scale`` >= 1, a throughput that is not a finite number >= 0 (the message
-            names the GPU type and key).
+        TelemetryDataError: unreadable file, a GPU type of ``gpu_types`` the file does not
+            hold (the message lists those it holds), or an entry that does not follow the
+            schema: a level that is not an object, a key that is not ``"('name', scale)"``
+            with a whole ``scale`` >= 1, a throughput that is not a finite number >= 0 (the
+            message names the GPU type and key).
     """
     path = Path(path)
     try:
@@ -79,6 +83,11 @@ def load_gavel(path: str | Path, gpu_types: Sequence[str] | None = None) -> pd.D
         raise TelemetryDataError(f"{path}: cannot read Gavel throughputs: {exc}") from exc
     if not isinstance(raw, dict):
         raise TelemetryDataError(f"{path}: top level must be an object keyed by GPU type")
+    missing = sorted(set(gpu_types or ()) - set(raw))
+    if missing:
+        raise TelemetryDataError(
+            f"{path}: no GPU type {', '.join(missing)} (the file holds "
+            f"{', '.join(sorted(raw)) or 'none'})")
     rows = []
     for gpu, jobs in raw.items():
         if gpu_types is not None and gpu not in gpu_types:
@@ -429,7 +438,8 @@ def _fit_predict_by_scale(
 
 
 def evaluate_interference(
-    pairs: pd.DataFrame, n_probes: int = 3, n_estimators: int = 200
+    pairs: pd.DataFrame, n_probes: int = 3, n_estimators: int = 200,
+    executor: Executor | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Leave-one-job-out evaluation per GPU type (grouped by job name, all scales held out).
 
@@ -451,6 +461,19 @@ def evaluate_interference(
     ``mean-fraction`` (training mean), ``mean-fraction-per-scale`` (training mean of pairs of
     the same scale: a stronger baseline on 1-GPU pairs), ``no-interference`` (1.0).
 
+    Args:
+        pairs: :func:`load_gavel` rows (``gpu``, ``a``, ``b``, ``scale``, ``fraction``).
+        n_probes: probe workloads per profile (:func:`choose_probes`).
+        n_estimators: trees per forest.
+        executor: where the folds (one per GPU type x held-out job) run: ``None`` = in this
+            process; a :class:`concurrent.futures.Executor` (e.g. a Dask cluster's, ``cohabit
+            evaluate interference --executor dask``) judges chunks of folds in parallel, with
+            identical results (each fold's forests have fixed seeds).
+
+    Raises:
+        ValueError: a GPU type has too few jobs measured against every other to choose
+            ``n_probes`` probes (from :func:`choose_probes`).
+
     Returns:
         ``(predictions, summary)``: one row per predicted pair and method with ``gpu``,
         ``held_out``, ``direction``, ``true``, ``pred``; and per ``gpu`` x ``method`` the
@@ -462,66 +485,10 @@ def evaluate_interference(
         pairs are all 0, i.e. never shared), ``mae_single_gpu_unprobed`` (the same without the
         held-out job's probe co-runs) and ``mae_nonzero`` (pairs that did run together).
     """
-    out = []
-    for gpu, g in pairs.groupby("gpu", sort=True):
-        jobs = sorted(set(g["a"]))
-        for held in jobs:
-            train = g[(g["a"] != held) & (g["b"] != held)]
-            probes = choose_probes(train, n_probes)
-            if held in probes:  # cannot happen: probes come from train
-                continue
-            test = g[(g["a"] == held) | (g["b"] == held)]
-            test = test[~((test["a"] == held) & (test["b"] == held))]
-            direction = np.where(test["a"] == held, "suffered", "inflicted")
-            partner = np.where(direction == "suffered", test["b"], test["a"])
-            probe_pair = np.isin(partner, probes)
-            measured_value = np.where(probe_pair, test["fraction"].to_numpy(float), np.nan)
-
-            def profiled(pred: np.ndarray, probe_pair=probe_pair, measured=measured_value):
-                return np.where(probe_pair, measured, pred)
-
-            pred_ours = profiled(_fit_predict_by_scale(
-                train, test, probes, g, n_estimators, True, aggregate="median"))
-            pred_mean = profiled(
-                _fit_predict_by_scale(train, test, probes, g, n_estimators, True))
-            pred_hurdle = profiled(_fit_predict_by_scale(
-                train, test, probes, g, n_estimators, True, hurdle=True, aggregate="median"))
-            pred_raw = profiled(
-                _fit_predict_by_scale(train, test, probes, g, n_estimators, False))
-            nop = InterferenceModel(n_estimators=n_estimators)
-            # Victim side unknown: model sees only the other job's profile in that direction.
-            train_v = pair_features(train, probes, with_victim_profile=False)
-            nop.fit(train_v, train["fraction"])
-            # Aggressor-side model: predict f(a | b) from a's profile only.
-            swapped = train.rename(columns={"a": "b", "b": "a"})
-            nop_a = InterferenceModel(n_estimators=n_estimators).fit(
-                pair_features(swapped, probes, with_victim_profile=False), train["fraction"]
-            )
-            test_v = pair_features(test, probes, with_victim_profile=False, measured=g)
-            test_a = pair_features(
-                test.rename(columns={"a": "b", "b": "a"}), probes,
-                with_victim_profile=False, measured=g,
-            )
-            pred_nop = np.where(direction == "suffered", nop.predict(test_v), nop_a.predict(test_a))
-            mean = float(train["fraction"].mean())
-            by_scale = train.groupby("scale")["fraction"].mean()
-            mean_scale = test["scale"].map(by_scale).fillna(mean).to_numpy(float)
-            for method, pred in (
-                ("probe-profile", pred_ours),
-                ("probe-profile-mean", pred_mean),
-                ("probe-profile-hurdle", pred_hurdle),
-                ("probe-profile-raw", pred_raw),
-                ("no-profile", pred_nop),
-                ("mean-fraction", np.full(len(test), mean)),
-                ("mean-fraction-per-scale", mean_scale),
-                ("no-interference", np.ones(len(test))),
-            ):
-                out.append(pd.DataFrame({
-                    "gpu": gpu, "held_out": held, "method": method, "direction": direction,
-                    "a": test["a"].to_numpy(), "b": test["b"].to_numpy(),
-                    "scale": test["scale"].to_numpy(), "true": test["fraction"].to_numpy(),
-                    "pred": pred, "probe_pair": probe_pair,
-                }))
+    folds = [(gpu, held) for gpu, g in pairs.groupby("gpu", sort=True)
+             for held in sorted(set(g["a"]))]
+    judge = functools.partial(_judge_folds, pairs, n_probes, n_estimators)
+    out = fan_out(executor, judge, folds)
     preds = pd.concat(out, ignore_index=True)
     rows = []
     for (gpu, method), p in preds.groupby(["gpu", "method"], sort=False):
@@ -539,3 +506,77 @@ def evaluate_interference(
             "pairs": int(len(p)),
         })
     return preds, pd.DataFrame(rows)
+
+
+def _judge_folds(pairs: pd.DataFrame, n_probes: int, n_estimators: int,
+                 folds: list[tuple[str, str]]) -> list[pd.DataFrame]:
+    """The prediction rows of every ``(gpu, held-out job)`` fold of ``folds`` (one task of
+    :func:`evaluate_interference`)."""
+    out: list[pd.DataFrame] = []
+    for gpu, held in folds:
+        g = pairs[pairs["gpu"] == gpu]
+        out += _judge_fold(g, gpu, held, n_probes, n_estimators)
+    return out
+
+
+def _judge_fold(g: pd.DataFrame, gpu: str, held: str, n_probes: int,
+                n_estimators: int) -> list[pd.DataFrame]:
+    """One fold: ``held`` out of GPU type ``gpu``'s pairs ``g``; every method's rows."""
+    out: list[pd.DataFrame] = []
+    train = g[(g["a"] != held) & (g["b"] != held)]
+    probes = choose_probes(train, n_probes)
+    if held in probes:  # cannot happen: probes come from train
+        return out
+    test = g[(g["a"] == held) | (g["b"] == held)]
+    test = test[~((test["a"] == held) & (test["b"] == held))]
+    direction = np.where(test["a"] == held, "suffered", "inflicted")
+    partner = np.where(direction == "suffered", test["b"], test["a"])
+    probe_pair = np.isin(partner, probes)
+    measured_value = np.where(probe_pair, test["fraction"].to_numpy(float), np.nan)
+
+    def profiled(pred: np.ndarray, probe_pair=probe_pair, measured=measured_value):
+        return np.where(probe_pair, measured, pred)
+
+    pred_ours = profiled(_fit_predict_by_scale(
+        train, test, probes, g, n_estimators, True, aggregate="median"))
+    pred_mean = profiled(
+        _fit_predict_by_scale(train, test, probes, g, n_estimators, True))
+    pred_hurdle = profiled(_fit_predict_by_scale(
+        train, test, probes, g, n_estimators, True, hurdle=True, aggregate="median"))
+    pred_raw = profiled(
+        _fit_predict_by_scale(train, test, probes, g, n_estimators, False))
+    nop = InterferenceModel(n_estimators=n_estimators)
+    # Victim side unknown: model sees only the other job's profile in that direction.
+    train_v = pair_features(train, probes, with_victim_profile=False)
+    nop.fit(train_v, train["fraction"])
+    # Aggressor-side model: predict f(a | b) from a's profile only.
+    swapped = train.rename(columns={"a": "b", "b": "a"})
+    nop_a = InterferenceModel(n_estimators=n_estimators).fit(
+        pair_features(swapped, probes, with_victim_profile=False), train["fraction"]
+    )
+    test_v = pair_features(test, probes, with_victim_profile=False, measured=g)
+    test_a = pair_features(
+        test.rename(columns={"a": "b", "b": "a"}), probes,
+        with_victim_profile=False, measured=g,
+    )
+    pred_nop = np.where(direction == "suffered", nop.predict(test_v), nop_a.predict(test_a))
+    mean = float(train["fraction"].mean())
+    by_scale = train.groupby("scale")["fraction"].mean()
+    mean_scale = test["scale"].map(by_scale).fillna(mean).to_numpy(float)
+    for method, pred in (
+        ("probe-profile", pred_ours),
+        ("probe-profile-mean", pred_mean),
+        ("probe-profile-hurdle", pred_hurdle),
+        ("probe-profile-raw", pred_raw),
+        ("no-profile", pred_nop),
+        ("mean-fraction", np.full(len(test), mean)),
+        ("mean-fraction-per-scale", mean_scale),
+        ("no-interference", np.ones(len(test))),
+    ):
+        out.append(pd.DataFrame({
+            "gpu": gpu, "held_out": held, "method": method, "direction": direction,
+            "a": test["a"].to_numpy(), "b": test["b"].to_numpy(),
+            "scale": test["scale"].to_numpy(), "true": test["fraction"].to_numpy(),
+            "pred": pred, "probe_pair": probe_pair,
+        }))
+    return out

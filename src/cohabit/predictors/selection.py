@@ -34,19 +34,23 @@ the operating points the operator's fleet tuner and ``cohabit recommend`` fit wi
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
+from ._common import fan_out
 from .judging import EPS as _EPS
 from .judging import (
     CandidateJudge,
     FleetHeadroom,
     HorizonTotals,
     MethodFn,
+    PodSeries,
     Totals,
     fleet_rise_table,
     pod_series,
@@ -485,6 +489,7 @@ def judge_candidates(
     grid: Sequence[OperatingPoint],
     vpa: MethodFn | None = None,
     latency_column: str | None = None,
+    executor: Executor | None = None,
 ) -> list[HorizonTotals]:
     """Every candidate of ``grid`` judged on every fold of every pod of ``frame``.
 
@@ -495,6 +500,9 @@ def judge_candidates(
         grid: candidate operating points; empty = nothing judged.
         vpa: VPA's method, judged beside them (:class:`CandidateJudge`), or ``None``.
         latency_column: latency column for the QoS counts, or ``None``.
+        executor: where the pods are judged (:func:`~cohabit.predictors._common.fan_out`:
+            ``None`` = here; a :class:`concurrent.futures.Executor`, e.g. a Dask cluster's,
+            judges chunks of pods in parallel with identical results).
 
     Returns:
         :class:`~cohabit.predictors.judging.HorizonTotals` of every pod (sorted) and fold.
@@ -507,6 +515,12 @@ def judge_candidates(
         return []
     fleet = FleetHeadroom(frame, resource, splitter.horizon_s, grid)
     judge = CandidateJudge(resource, grid, splitter.horizon_s, fleet, vpa)
+    return fan_out(executor, functools.partial(_judge_pods, judge, splitter), series)
+
+
+def _judge_pods(judge: CandidateJudge, splitter: RollingOrigin,
+                series: list[PodSeries]) -> list[HorizonTotals]:
+    """Every fold of every pod of ``series``, judged (one task of :func:`judge_candidates`)."""
     return [h for s in series for h in judge.judge(s, splitter.folds(s.t))]
 
 
@@ -543,6 +557,7 @@ def select_operating_points(
     evidence_half_life_s: float | None = DEFAULT_HALF_LIFE_S,
     min_fit_samples: int = 60,
     min_validation_intervals: int = 500,
+    executor: Executor | None = None,
 ) -> FleetSelection:
     """Choose :class:`JustEnoughEstimator` operating points for a fleet, as of its last samples.
 
@@ -563,6 +578,8 @@ def select_operating_points(
         grid, budgets, min_validation_intervals, evidence_half_life_s: as
             :class:`NestedSelection`'s.
         min_fit_samples: horizons need this many earlier samples of their workload.
+        executor: where the workloads' back-tests run (:func:`judge_candidates`; ``None`` =
+            in this process).
 
     Returns:
         A :class:`FleetSelection`.
@@ -576,7 +593,7 @@ def select_operating_points(
     points: dict[str, dict[str, OperatingPoint]] = {}
     how: dict[str, dict[str, str]] = {}
     for resource in resources:
-        horizons = judge_candidates(frame, resource, splitter, nested.grid)
+        horizons = judge_candidates(frame, resource, splitter, nested.grid, executor=executor)
         if not horizons:
             continue
         for r in nested.judge(resource, horizons, OBJECTIVES[:1]).records:

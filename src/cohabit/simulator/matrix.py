@@ -8,6 +8,12 @@ traces are shipped to each worker once, through the pool initializer, not with e
 A rich progress bar follows the cells as they finish. Results come back as tidy frames
 (see :mod:`cohabit.simulator.results`) concatenated over all cells, sorted by workload,
 policy and seed so the output does not depend on completion order.
+
+With ``execution=Execution("dask", "tcp://HOST:8786")`` (``--executor dask``) the cells go to
+a Dask cluster through ``dask.distributed`` instead: each workload's trace is scattered to
+every worker once (``Client.scatter(broadcast=True)``), each cell is one task, and a cell
+whose worker dies is re-run by the scheduler on another worker. The cells run the same
+function with the same inputs, so the frames are identical to a local run's.
 """
 
 from __future__ import annotations
@@ -15,7 +21,9 @@ from __future__ import annotations
 import itertools
 import multiprocessing
 import os
+import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
@@ -32,6 +40,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from cohabit.execution import Execution, ExecutionError, dask_client, dask_workers
 from cohabit.model import Node, Pod
 from cohabit.placement import TypicalPods, typical_pods
 from cohabit.simulator.results import (
@@ -126,7 +135,10 @@ class MatrixResult:
             ``arrivals, failed_pods``; for ``replay``, ``never_placed`` and the run's
             ``extra`` metrics.
         wall_s: wall time of the whole matrix, seconds.
-        workers: worker processes used (1 = ran in this process).
+        workers: worker processes used (1 = ran in this process); on Dask, the cluster's
+            worker threads when the matrix started.
+        executor: :attr:`cohabit.execution.Execution.label` (``local`` or
+            ``dask tcp://HOST:PORT``).
     """
 
     mode: str
@@ -135,6 +147,7 @@ class MatrixResult:
     runs: pd.DataFrame
     wall_s: float
     workers: int
+    executor: str = "local"
 
 
 TraceInput = (
@@ -150,22 +163,39 @@ class MatrixError(RuntimeError):
 # ---------------------------------------------------------------------- worker side
 
 _TRACES: dict[str, tuple[list[Node], list[Pod], TypicalPods]] = {}
+_TRACES_LOCK = threading.Lock()
 _SETUPS: dict[tuple, object] = {}
 _PRELOAD = ("cohabit.simulator.matrix", "cohabit.simulator.fgd", "cohabit.simulator.replay",
             "cohabit.simulator.contended")
 
 
+def _prepare(trace: TraceInput) -> tuple[list[Node], list[Pod], TypicalPods]:
+    nodes, pods = list(trace[0]), list(trace[1])
+    spec_text = trace[2] if len(trace) > 2 else ()
+    typical = typical_pods(pods, spec_text=list(spec_text) if spec_text else None)
+    return nodes, pods, typical
+
+
 def _init_worker(traces: dict[str, TraceInput]) -> None:
     _TRACES.clear()
     for name, trace in traces.items():
-        nodes, pods = list(trace[0]), list(trace[1])
-        spec_text = trace[2] if len(trace) > 2 else ()
-        typical = typical_pods(pods, spec_text=list(spec_text) if spec_text else None)
-        _TRACES[name] = (nodes, pods, typical)
+        _TRACES[name] = _prepare(trace)
 
 
-def _run_cell(cell: Cell) -> FgdRunResult | ReplayRunResult:
-    nodes, pods, typical = _TRACES[cell.workload]
+def _run_cell_dask(cell: Cell, token: str, trace: TraceInput) -> FgdRunResult | ReplayRunResult:
+    """One cell on a Dask worker: ``trace`` is the scattered workload (resolved by Dask),
+    prepared once per worker process and sweep (``token``)."""
+    key = f"{token}/{cell.workload}"
+    with _TRACES_LOCK:  # a worker may run several tasks in threads
+        if key not in _TRACES:
+            for old in [k for k in _TRACES if not k.startswith(f"{token}/")]:
+                del _TRACES[old]  # an earlier sweep's traces
+            _TRACES[key] = _prepare(trace)
+    return _run_cell(cell, key)
+
+
+def _run_cell(cell: Cell, key: str | None = None) -> FgdRunResult | ReplayRunResult:
+    nodes, pods, typical = _TRACES[key or cell.workload]
     if cell.mode == "fgd":
         from cohabit.simulator.fgd import run_fgd
 
@@ -229,8 +259,9 @@ def run_matrix(
     progress: bool = True,
     console: Console | None = None,
     on_result: Callable[[Cell, FgdRunResult | ReplayRunResult], None] | None = None,
+    execution: Execution | None = None,
 ) -> MatrixResult:
-    """Run every cell, in parallel worker processes, with a progress bar.
+    """Run every cell, in parallel worker processes or on a Dask cluster, with a progress bar.
 
     Args:
         matrix: cells from :func:`cells` (all of one mode).
@@ -239,9 +270,12 @@ def run_matrix(
             typical pods are grouped by it as in the FGD paper (see
             :attr:`cohabit.simulator.loaders.Trace.gpu_spec_text`).
         workers: worker processes (default ``os.cpu_count()``; capped at the number of
-            cells). ``1`` runs the cells one after another in this process.
+            cells). ``1`` runs the cells one after another in this process. Ignored on Dask
+            (the cluster's workers run the cells).
         progress: show the rich progress bar (on ``console``, default stderr).
         on_result: called in this process with each finished cell and its result.
+        execution: where the cells run (default: this host,
+            :class:`~cohabit.execution.Execution` ``("local")``).
 
     Returns:
         :class:`MatrixResult` with frames concatenated over cells, sorted by
@@ -250,7 +284,10 @@ def run_matrix(
     Raises:
         ValueError: empty matrix, mixed modes, a workload missing from ``traces``,
             ``workers < 1``.
-        MatrixError: a run raised; the remaining runs are cancelled.
+        MatrixError: a run raised (or, on Dask, was lost with its worker more often than
+            the scheduler allows); the remaining runs are cancelled.
+        cohabit.execution.ExecutionError: the Dask scheduler is unreachable, or has no
+            worker for ``execution.timeout`` seconds.
     """
     if not matrix:
         raise ValueError("empty matrix: nothing to run")
@@ -266,9 +303,23 @@ def run_matrix(
     n_workers = min(n_workers, len(matrix))
     mode = matrix[0].mode
     needed = {c.workload: traces[c.workload] for c in matrix}
+    execution = Execution() if execution is None else execution
 
     results: dict[Cell, FgdRunResult | ReplayRunResult] = {}
     t0 = time.perf_counter()
+    if execution.distributed:
+        with _progress(console, progress) as bar:
+            task = bar.add_task(f"{mode} runs on Dask", total=len(matrix), last="")
+
+            def done_dask(cell: Cell, res: FgdRunResult | ReplayRunResult) -> None:
+                results[cell] = res
+                bar.update(task, advance=1, last=f"{cell.label}: {res.wall_s:.1f} s")
+                if on_result is not None:
+                    on_result(cell, res)
+
+            n_workers = _run_on_dask(matrix, needed, execution, done_dask)
+        wall = time.perf_counter() - t0
+        return _collect(mode, matrix, results, wall, n_workers, execution.label)
     with _progress(console, progress) as bar:
         task = bar.add_task(f"{mode} runs", total=len(matrix), last="")
 
@@ -301,20 +352,81 @@ def run_matrix(
                 initializer=_init_worker,
                 initargs=(needed,),
             ) as pool:
-                futures: dict[Future, Cell] = {pool.submit(_run_cell, c): c for c in matrix}
-                pending = set(futures)
-                while pending:
-                    finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
-                    for fut in finished:
-                        cell = futures[fut]
-                        exc = fut.exception()
-                        if exc is not None:
-                            for other in pending:
-                                other.cancel()
-                            raise MatrixError(f"run {cell.label} failed: {exc!r}") from exc
-                        done(cell, fut.result())
+                _drain({pool.submit(_run_cell, c): c for c in matrix}, done)
     wall = time.perf_counter() - t0
     return _collect(mode, matrix, results, wall, n_workers)
+
+
+def _run_on_dask(
+    matrix: Sequence[Cell],
+    traces: dict[str, TraceInput],
+    execution: Execution,
+    done: Callable[[Cell, FgdRunResult | ReplayRunResult], None],
+) -> int:
+    """Submit every cell to the Dask cluster and hand each result to ``done`` as it comes.
+
+    Returns:
+        the cluster's worker threads when the matrix started.
+    """
+    token = uuid.uuid4().hex
+    with dask_client(execution) as client:
+        n_workers = dask_workers(client)
+        # scatter([x]) ships x as one object (a bare tuple would be scattered per element)
+        shared = {name: client.scatter([trace], broadcast=True, hash=False)[0]
+                  for name, trace in traces.items()}
+        pool = client.get_executor(pure=False)
+        futures = {pool.submit(_run_cell_dask, c, token, shared[c.workload]): c for c in matrix}
+        _drain(futures, done, idle=lambda since: _check_workers(client, execution, since))
+    return n_workers
+
+
+def _drain(
+    futures: dict[Future, Cell],
+    done: Callable[[Cell, FgdRunResult | ReplayRunResult], None],
+    idle: Callable[[float | None], float | None] | None = None,
+) -> None:
+    """Hand each finished cell to ``done`` in completion order; on the first failure cancel
+    the rest and raise :class:`MatrixError`. ``idle`` (if given) is called every
+    :data:`_POLL_S` seconds without a finished cell, with the time it last reported trouble
+    (``None``: none); it returns the new time or raises."""
+    pending = set(futures)
+    since: float | None = None
+    try:
+        while pending:
+            finished, pending = wait(pending, timeout=_POLL_S if idle else None,
+                                     return_when=FIRST_EXCEPTION)
+            if not finished and idle is not None:
+                since = idle(since)
+                continue
+            for fut in finished:
+                cell = futures[fut]
+                exc = fut.exception()
+                if exc is not None:
+                    raise MatrixError(f"run {cell.label} failed: {exc!r}") from exc
+                done(cell, fut.result())
+    finally:
+        for other in pending:
+            other.cancel()
+
+
+_POLL_S = 2.0
+"""Seconds between checks that a Dask cluster still has workers while nothing finishes."""
+
+
+def _check_workers(client, execution: Execution, since: float | None) -> float | None:
+    """``None`` while the cluster has workers; else when it was first seen without any.
+
+    Raises:
+        ExecutionError: no worker for ``execution.timeout`` seconds (else it would wait forever).
+    """
+    if dask_workers(client) > 0:
+        return None
+    now = time.monotonic()
+    if since is not None and now - since > execution.timeout:
+        raise ExecutionError(
+            f"--scheduler {execution.scheduler}: no Dask worker left for "
+            f"{execution.timeout:g} s; the sweep cannot finish")
+    return now if since is None else since
 
 
 def _sort(df: pd.DataFrame, extra: str | None) -> pd.DataFrame:
@@ -328,6 +440,7 @@ def _collect(
     results: dict[Cell, FgdRunResult | ReplayRunResult],
     wall_s: float,
     workers: int,
+    executor: str = "local",
 ) -> MatrixResult:
     rows = []
     curves, pending = [], []
@@ -358,7 +471,7 @@ def _collect(
         curve_df = _sort(_concat(curves, columns), "time_s")
         pending_df = _sort(_concat(pending, PENDING_COLUMNS), None)
     runs = _sort(pd.DataFrame(rows), None)
-    return MatrixResult(mode, curve_df, pending_df, runs, wall_s, workers)
+    return MatrixResult(mode, curve_df, pending_df, runs, wall_s, workers, executor)
 
 
 def _concat(frames: list[pd.DataFrame], columns: Sequence[str]) -> pd.DataFrame:

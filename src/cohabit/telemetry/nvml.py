@@ -158,14 +158,19 @@ class NvmlReader:
             self.available = False
 
 
+MIB = 2**20
+"""Bytes per MiB (NVML reports MiB; the agent exports bytes)."""
+
+
 class NvmlCollector(Collector):
     """prometheus-client collector: reads NVML at every scrape.
 
-    Series (all gauges, label ``node`` plus): ``cohabit_nvml_up``;
-    ``cohabit_gpu_utilization_percent``, ``cohabit_gpu_memory_utilization_percent``,
-    ``cohabit_gpu_memory_used_mib``, ``cohabit_gpu_memory_total_mib`` (``gpu``, ``uuid``,
-    ``model``); ``cohabit_gpu_process_memory_used_mib`` and
-    ``cohabit_gpu_process_sm_utilization_percent`` (``gpu``, ``pid``, ``pod_uid``).
+    Series (all gauges, label ``node`` plus), in Prometheus' base units (bytes; ratios 0..1
+    instead of percent): ``cohabit_nvml_up``; ``cohabit_gpu_utilization_ratio``,
+    ``cohabit_gpu_memory_utilization_ratio``, ``cohabit_gpu_memory_used_bytes``,
+    ``cohabit_gpu_memory_total_bytes`` (``gpu``, ``uuid``, ``model``);
+    ``cohabit_gpu_process_memory_used_bytes`` and ``cohabit_gpu_process_sm_utilization_ratio``
+    (``gpu``, ``pid``, ``pod_uid``).
     """
 
     def __init__(self, reader: NvmlReader, node: str = "") -> None:
@@ -179,32 +184,32 @@ class NvmlCollector(Collector):
         readings = self.reader.read()
         labels = ["node", "gpu", "uuid", "model"]
         fams = {
-            "util": GaugeMetricFamily("cohabit_gpu_utilization_percent",
-                                      "GPU utilisation over the driver sample period, %",
+            "util": GaugeMetricFamily("cohabit_gpu_utilization_ratio",
+                                      "GPU utilisation over the driver sample period, 0..1",
                                       labels=labels),
-            "memutil": GaugeMetricFamily("cohabit_gpu_memory_utilization_percent",
-                                         "GPU memory bandwidth utilisation, %", labels=labels),
-            "used": GaugeMetricFamily("cohabit_gpu_memory_used_mib", "GPU memory used, MiB",
+            "memutil": GaugeMetricFamily("cohabit_gpu_memory_utilization_ratio",
+                                         "GPU memory bandwidth utilisation, 0..1", labels=labels),
+            "used": GaugeMetricFamily("cohabit_gpu_memory_used_bytes", "GPU memory used, bytes",
                                       labels=labels),
-            "total": GaugeMetricFamily("cohabit_gpu_memory_total_mib", "GPU memory, MiB",
+            "total": GaugeMetricFamily("cohabit_gpu_memory_total_bytes", "GPU memory, bytes",
                                        labels=labels),
         }
         plabels = ["node", "gpu", "pid", "pod_uid"]
-        pmem = GaugeMetricFamily("cohabit_gpu_process_memory_used_mib",
-                                 "GPU memory used by a process, MiB", labels=plabels)
-        psm = GaugeMetricFamily("cohabit_gpu_process_sm_utilization_percent",
-                                "SM utilisation of a process, %", labels=plabels)
+        pmem = GaugeMetricFamily("cohabit_gpu_process_memory_used_bytes",
+                                 "GPU memory used by a process, bytes", labels=plabels)
+        psm = GaugeMetricFamily("cohabit_gpu_process_sm_utilization_ratio",
+                                "SM utilisation of a process, 0..1", labels=plabels)
         for r in readings:
             lv = [self.node, str(r.index), r.uuid, r.name]
-            fams["util"].add_metric(lv, r.gpu_util_pct)
-            fams["memutil"].add_metric(lv, r.memory_util_pct)
-            fams["used"].add_metric(lv, r.memory_used_mib)
-            fams["total"].add_metric(lv, r.memory_total_mib)
+            fams["util"].add_metric(lv, r.gpu_util_pct / 100)
+            fams["memutil"].add_metric(lv, r.memory_util_pct / 100)
+            fams["used"].add_metric(lv, r.memory_used_mib * MIB)
+            fams["total"].add_metric(lv, r.memory_total_mib * MIB)
             for p in r.processes:
                 pl = [self.node, str(r.index), str(p.pid), p.pod_uid]
-                pmem.add_metric(pl, p.memory_used_mib)
+                pmem.add_metric(pl, p.memory_used_mib * MIB)
                 if p.sm_util_pct >= 0:
-                    psm.add_metric(pl, p.sm_util_pct)
+                    psm.add_metric(pl, p.sm_util_pct / 100)
         yield from fams.values()
         yield pmem
         yield psm

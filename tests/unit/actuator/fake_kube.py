@@ -21,7 +21,7 @@ def api_error(status: int, message: str) -> ApiException:
 class FakeKube:
     """Pods, Deployments and PDB-like protection; records every write."""
 
-    def __init__(self, policy_versions=("v1beta1",)):
+    def __init__(self, policy_versions=("v1beta1",), pod_resize=False):
         self.pods: dict[tuple[str, str], client.V1Pod] = {}
         self.deployments: dict[tuple[str, str], client.V1Deployment] = {}
         self.protected: set[tuple[str, str]] = set()
@@ -31,15 +31,20 @@ class FakeKube:
         self.policy_versions = policy_versions
         self.configmaps: dict[tuple[str, str], dict] = {}
         self.conflicts = 0  # replace_namespaced_config_map answers 409 this many times
+        self.pod_resize = pod_resize  # serve pods/resize (Kubernetes >= 1.33)
+        self.resizes: list[tuple[str, str, dict]] = []
 
     # -- fixtures ---------------------------------------------------------------------------
     def add_pod(self, name, namespace="ns", node=None, labels=None, phase="Running",
-                terminating=False):
+                terminating=False, requests=None, limits=None):
+        resources = (client.V1ResourceRequirements(requests=requests, limits=limits)
+                     if requests or limits else None)
         self.pods[(namespace, name)] = client.V1Pod(
             metadata=client.V1ObjectMeta(
                 name=name, namespace=namespace, uid=f"uid-{name}", labels=labels or {},
                 deletion_timestamp=datetime.now(timezone.utc) if terminating else None),
-            spec=client.V1PodSpec(containers=[client.V1Container(name="main")],
+            spec=client.V1PodSpec(containers=[client.V1Container(name="main",
+                                                                 resources=resources)],
                                   node_name=node, scheduler_name="cohabit"),
             status=client.V1PodStatus(phase=phase if node else "Pending"))
 
@@ -94,6 +99,30 @@ class FakeKube:
                                  "budget.")
         self.evictions.append(body)
         self.pods[(namespace, name)].metadata.deletion_timestamp = datetime.now(timezone.utc)
+
+    def get_api_resources(self, **_):
+        """Discovery of /api/v1: pods and its subresources (pods/resize from 1.33 on)."""
+        names = ["pods", "pods/binding", "pods/eviction", "pods/status"]
+        if self.pod_resize:
+            names.append("pods/resize")
+        return client.V1APIResourceList(group_version="v1", resources=[
+            client.V1APIResource(name=n, kind="Pod", namespaced=True, singular_name="",
+                                 verbs=["get", "patch"]) for n in names])
+
+    def patch_namespaced_pod_resize(self, name, namespace, body, **kwargs):
+        if not self.pod_resize:
+            raise api_error(404, "the server could not find the requested resource")
+        assert kwargs.get("_content_type") == "application/strategic-merge-patch+json"
+        pod = self.read_namespaced_pod(name, namespace)
+        self.resizes.append((namespace, name, body))
+        for c in body["spec"]["containers"]:
+            for own in pod.spec.containers:
+                if own.name == c["name"]:
+                    res = own.resources or client.V1ResourceRequirements()
+                    res.requests = {**(res.requests or {}), **c["resources"].get("requests", {})}
+                    if "limits" in c["resources"]:
+                        res.limits = {**(res.limits or {}), **c["resources"]["limits"]}
+                    own.resources = res
 
     def list_namespaced_pod(self, namespace, label_selector="", **_):
         key, _, value = label_selector.partition("=")

@@ -174,6 +174,30 @@ def test_bad_settings_name_the_variable(env):
         OperatorSettings.from_env(env)
 
 
+def test_offered_load_query_turns_on_the_capacity_planner():
+    spec = _spec(qos__offeredLoadQuery='sum(rate(pg_stat_database_xact_commit[1m]))')
+    parsed = parse_workload("DatabaseWorkload", spec, name="x")
+    assert parsed.offered_load_query.startswith("sum(rate(")
+    assert parse_workload("DatabaseWorkload", _spec(), name="x").offered_load_query == ""
+
+
+@pytest.mark.parametrize(
+    ("kind", "spec", "message"),
+    [
+        ("GpuWorkload", _spec(qos__offeredLoadQuery="q"), "only a DatabaseWorkload"),
+        ("DatabaseWorkload", _spec(qos__offeredLoadQuery="q", qos__metric="throughput"),
+         "p99LatencyMs"),
+        ("DatabaseWorkload", _spec(qos__offeredLoadQuery=""), "length 0"),
+        ("DatabaseWorkload", _spec(qos__offeredLoadQuery=5), "expected"),
+    ],
+    ids=["gpu-workload", "throughput-metric", "empty", "not-a-string"],
+)
+def test_bad_offered_load_query_names_field(kind, spec, message):
+    with pytest.raises(SpecError, match=message) as err:
+        parse_workload(kind, spec, name="x")
+    assert err.value.field == "spec.qos.offeredLoadQuery"
+
+
 def test_policy_score_weights_are_parsed_and_named_on_error():
     from cohabit.config.placement import ScoreWeights
 

@@ -30,4 +30,4 @@ def test_agent_once_without_a_driver_serves_nvml_down():
     result = CliRunner().invoke(app, ["agent", "--once", "--node", "n1"])
     assert result.exit_code == 0
     assert 'cohabit_nvml_up{node="n1"} 0.0' in result.output
-    assert "cohabit_gpu_utilization_percent" in result.output  # the family, with no samples
+    assert "cohabit_gpu_utilization_ratio" in result.output  # the family, with no samples

@@ -219,3 +219,38 @@ def test_pressure_sensitivity_products_need_full_profiles(gavel):
     assert model.predict(X[:5]).shape == (5,)
     with pytest.raises(ValueError, match="n_probes=3"):
         InterferenceModel(n_probes=3).fit(X[:, :6], gavel["fraction"])
+
+
+def _relabelled_gavel(tmp_path, types: dict[str, tuple[str, int]]):
+    """A Gavel file whose GPU types are ``types`` (new name -> (packaged type, jobs kept)):
+    the real measurements of the first ``jobs`` job names, under another type's name."""
+    raw = json.loads((PACKAGED_GAVEL / "physical_cluster_throughputs.json").read_text())
+    out = {}
+    for new, (old, jobs) in types.items():
+        names = sorted({eval(k)[0] for k in raw[old]})[:jobs]  # noqa: S307 - test data keys
+        keep = {k: v for k, v in raw[old].items() if eval(k)[0] in names}  # noqa: S307
+        out[new] = {k: {o: t for o, t in v.items() if o == "null" or eval(o)[0] in names}  # noqa: S307
+                    for k, v in keep.items()}
+    path = tmp_path / "throughputs.json"
+    path.write_text(json.dumps(out))
+    return path
+
+
+@pytest.mark.slow
+def test_cli_interference_judges_every_gpu_type_the_file_holds(tmp_path):
+    path = _relabelled_gavel(tmp_path, {"a100": ("v100", 6), "k80": ("p100", 6),
+                                        "t4": ("v100", 3)})
+    out = tmp_path / "o"
+    res = CliRunner().invoke(app, ["evaluate", "interference", "--data", str(path),
+                                   "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    summary = pd.read_csv(out / "interference_summary.csv")
+    assert set(summary["gpu"]) == {"a100", "k80"}  # no p100/v100 assumed
+    assert "skipped GPU type t4" in res.output  # 3 jobs: too few to choose 3 probes
+    preds = pd.read_csv(out / "interference_predictions.csv")
+    assert preds.groupby("gpu")["held_out"].nunique().to_dict() == {"a100": 6, "k80": 6}
+    # --gpu still narrows it; a type the file lacks is named with those it holds
+    res = CliRunner().invoke(app, ["evaluate", "interference", "--data", str(path), "--gpu",
+                                   "h100", "--out", str(tmp_path / "o2")])
+    assert res.exit_code == 2
+    assert "no GPU type h100 (the file holds a100, k80, t4)" in res.output

@@ -8,6 +8,7 @@ from pathlib import Path
 import pynvml
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 from replay_nvml import ReplayNvml
 
 from cohabit.telemetry.nvml import NvmlCollector, NvmlReader, pod_uid_for_pid
@@ -49,10 +50,16 @@ def test_collector_series(proc):
     registry.register(NvmlCollector(NvmlReader(ReplayNvml(FIXTURE), proc_root=proc), "gpu-1"))
     text = generate_latest(registry).decode()
     assert 'cohabit_nvml_up{node="gpu-1"} 1.0' in text
-    assert ('cohabit_gpu_utilization_percent{gpu="0",model="NVIDIA A10",node="gpu-1",'
-            'uuid="GPU-5f0c1b7e-8d2a-4b6e-9a51-3c2d7e9f1a20"} 58.0') in text
-    assert f'cohabit_gpu_process_sm_utilization_percent{{gpu="0",node="gpu-1",pid="4242",' \
-           f'pod_uid="{UID}"}} 34.0' in text
+    gpu0 = 'gpu="0",model="NVIDIA A10",node="gpu-1",uuid="GPU-5f0c1b7e-8d2a-4b6e-9a51-3c2d7e9f1a20"'
+    # Prometheus base units: NVML's 58 % as the ratio 0.58, its MiB as bytes
+    assert f'cohabit_gpu_utilization_ratio{{{gpu0}}} 0.58' in text
+    assert f'cohabit_gpu_process_sm_utilization_ratio{{gpu="0",node="gpu-1",pid="4242",' \
+           f'pod_uid="{UID}"}} 0.34' in text
+    used = NvmlReader(ReplayNvml(FIXTURE), proc_root=proc).read()[0].memory_used_mib
+    exported = {(s.name, s.labels.get("gpu")): s.value
+                for f in text_string_to_metric_families(text) for s in f.samples}
+    assert exported[("cohabit_gpu_memory_used_bytes", "0")] == used * 2**20 > 0
+    assert "_percent" not in text and "_mib" not in text
 
 
 @pytest.mark.parametrize("code", [pynvml.NVML_ERROR_LIBRARY_NOT_FOUND,

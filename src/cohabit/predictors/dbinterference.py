@@ -1,0 +1,151 @@
+"""Interference profiles of databases from stressor and probe runs (URSA's interference
+estimator, in Bubble-Up's pressure/sensitivity form).
+
+URSA (Zheng, Chen et al., ICPP 2020, arXiv 1912.11963) quantifies for each database workload
+its *pressure* on shared resources and its *sensitivity* to contention on them; Bubble-Up
+(Mars et al., MICRO 2011) measures sensitivity against a tunable stressor (the "bubble") and
+pressure as the bubble size that hurts a reporter as much as the workload does. Here:
+
+* **Normalised performance** of a latency workload under a fixed offered load:
+  ``NP = p99_solo / p99_co`` (1 = unaffected; the fraction of solo "speed" as its clients
+  see it), and its **slowdown** ``1 - NP`` in ``[0, 1)``.
+* **Sensitivity** to resource ``r``: the slope through the origin of the workload's slowdown
+  against the stressor's intensity (cores of CFS quota of the stress-ng worker on the same
+  cores), fitted by least squares over 2-3 intensities, clipped at 0: slowdown per core of
+  contention on ``r``.
+* **Pressure** on ``r``: how much the workload slows a fixed probe (the same stress-ng worker,
+  unthrottled) when they share the cores, in stressor cores: the probe's slowdown next to
+  the workload divided by the probe's own slowdown per stressor core (its calibrated
+  sensitivity). So ``pressure x sensitivity`` is a slowdown, the linear model
+  :func:`cohabit.placement.pressure_sensitivity_slowdown` evaluates for placement.
+
+All functions take plain numbers or frames and return :class:`~cohabit.model.InterferenceProfile`
+or numbers; none touches a database.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy.stats import spearmanr
+
+from cohabit.model import InterferenceProfile
+
+__all__ = [
+    "database_profile",
+    "normalised_performance",
+    "pair_error",
+    "pressure_score",
+    "sensitivity_slope",
+    "slowdown",
+]
+
+
+def normalised_performance(p99_solo_ms: float, p99_co_ms: float) -> float:
+    """``p99_solo / p99_co`` clipped to ``[0, 1]`` (0 when co-located p99 is infinite).
+
+    Raises:
+        ValueError: a non-positive or NaN latency.
+    """
+    if not (p99_solo_ms > 0 and p99_co_ms > 0):
+        raise ValueError(f"latencies must be > 0, got {p99_solo_ms}, {p99_co_ms}")
+    if math.isinf(p99_co_ms):
+        return 0.0
+    return float(min(1.0, p99_solo_ms / p99_co_ms))
+
+
+def slowdown(p99_solo_ms: float, p99_co_ms: float) -> float:
+    """``1 - normalised_performance``: 0 = unaffected, 1 = stopped."""
+    return 1.0 - normalised_performance(p99_solo_ms, p99_co_ms)
+
+
+def sensitivity_slope(intensity: Sequence[float], slowdowns: Sequence[float]) -> float:
+    """Least-squares slope through the origin of ``slowdowns`` against ``intensity`` (cores),
+    clipped at 0: ``sum(x y) / sum(x^2)``.
+
+    Raises:
+        ValueError: different lengths, no positive intensity, or NaN values.
+    """
+    x = np.asarray(intensity, dtype=float)
+    y = np.asarray(slowdowns, dtype=float)
+    if x.shape != y.shape or x.size == 0:
+        raise ValueError("intensity and slowdowns must be non-empty and of one length")
+    if np.isnan(x).any() or np.isnan(y).any():
+        raise ValueError("NaN in intensity or slowdowns")
+    if not (x > 0).any():
+        raise ValueError("at least one intensity must be > 0")
+    return float(max(0.0, (x * y).sum() / (x * x).sum()))
+
+
+def pressure_score(probe_solo: float, probe_co: float, probe_sensitivity: float) -> float:
+    """The workload's pressure on a resource in stressor cores: the probe's slowdown next to
+    it (``1 - probe_co / probe_solo``, clipped to ``[0, 1]``) over the probe's slowdown per
+    stressor core; 0 when the probe is insensitive (``probe_sensitivity <= 0``).
+
+    Raises:
+        ValueError: a non-positive solo throughput.
+    """
+    if not probe_solo > 0:
+        raise ValueError(f"probe solo throughput must be > 0, got {probe_solo}")
+    hurt = min(1.0, max(0.0, 1.0 - probe_co / probe_solo))
+    if probe_sensitivity <= 0:
+        return 0.0
+    return float(hurt / probe_sensitivity)
+
+
+def database_profile(sensitivity: pd.DataFrame, pressure: pd.DataFrame,
+                     probe_sensitivity: Mapping[str, float]) -> InterferenceProfile:
+    """A database's :class:`~cohabit.model.InterferenceProfile` from its measurements.
+
+    Args:
+        sensitivity: rows ``resource``, ``intensity`` (cores), ``p99_solo_ms``,
+            ``p99_ms`` (with the stressor); several rows per resource.
+        pressure: rows ``resource``, ``probe_solo``, ``probe_co`` (probe throughput alone and
+            next to the workload); repeats are averaged (median).
+        probe_sensitivity: resource -> the probe's slowdown per stressor core.
+
+    Returns:
+        Profile with ``sensitivity`` and ``pressure`` keyed by resource (rounded to 1e-4).
+
+    Raises:
+        ValueError: a required column is missing.
+    """
+    for frame, cols in ((sensitivity, {"resource", "intensity", "p99_solo_ms", "p99_ms"}),
+                        (pressure, {"resource", "probe_solo", "probe_co"})):
+        missing = cols - set(frame.columns)
+        if missing:
+            raise ValueError(f"frame lacks column(s) {sorted(missing)}")
+    sens = []
+    for resource, g in sensitivity.groupby("resource", sort=True):
+        s = [slowdown(a, b) for a, b in zip(g["p99_solo_ms"], g["p99_ms"], strict=True)]
+        sens.append((str(resource), round(sensitivity_slope(g["intensity"], s), 4)))
+    press = []
+    for resource, g in pressure.groupby("resource", sort=True):
+        k = probe_sensitivity.get(str(resource), 0.0)
+        p = pressure_score(float(g["probe_solo"].median()), float(g["probe_co"].median()), k)
+        press.append((str(resource), round(p, 4)))
+    return InterferenceProfile(pressure=tuple(press), sensitivity=tuple(sens))
+
+
+def pair_error(predicted: Sequence[float], measured: Sequence[float]) -> dict[str, float]:
+    """How well predicted pair slowdowns match measured ones.
+
+    Returns:
+        ``{"n", "mae", "spearman", "mean_measured", "mean_predicted"}`` (Spearman's rank
+        correlation is NaN with fewer than 3 pairs or a constant side).
+
+    Raises:
+        ValueError: different lengths or no pairs.
+    """
+    p = np.asarray(predicted, dtype=float)
+    m = np.asarray(measured, dtype=float)
+    if p.shape != m.shape or p.size == 0:
+        raise ValueError("predicted and measured must be non-empty and of one length")
+    rho = math.nan
+    if p.size >= 3 and np.ptp(p) > 0 and np.ptp(m) > 0:
+        rho = float(spearmanr(p, m).statistic)
+    return {"n": int(p.size), "mae": float(np.abs(p - m).mean()), "spearman": rho,
+            "mean_measured": float(m.mean()), "mean_predicted": float(p.mean())}

@@ -1,0 +1,55 @@
+"""Interference on real processes: a stress-ng stressor in a sibling cgroup on the same CPU
+slows a probe and a real PostgreSQL, and the measured profile has the placement model's
+shape. Short runs; the full measurement is ``benchmarks/db_interference.py``."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from test_db_profile import prerequisites  # noqa: F401 (the fixture, by name)
+
+from cohabit.actuator.cgroup import LocalCgroupActuator
+from cohabit.cgroup import detect
+from cohabit.engine.dbinterference import InterferenceSettings, bind_all, measure_interference
+from cohabit.model import Resize, Resources
+from cohabit.profiling import DatabaseSession, LoadSpec
+from cohabit.profiling.stress import Stressor, run_probe
+
+
+@pytest.fixture(scope="module")
+def stress_ng() -> None:
+    if shutil.which("stress-ng") is None:
+        pytest.skip("stress-ng missing: apt-get install stress-ng")
+
+
+@pytest.mark.usefixtures("prerequisites", "stress_ng")
+def test_a_cpu_stressor_on_the_same_cpu_slows_the_probe() -> None:
+    tree = detect()
+    alone = run_probe(tree, "cpu", 3, cpus="1")
+    with Stressor(tree, "cpu", 0.9, cpus="1") as stressor:
+        group = stressor.group
+        beside = run_probe(tree, "cpu", 3, cpus="1")
+    assert beside < alone  # the probe lost CPU to its neighbour
+    assert group is not None and not group.exists()
+
+
+@pytest.mark.usefixtures("prerequisites", "stress_ng")
+def test_measured_profile_of_a_real_database() -> None:
+    tree = detect()
+    settings = InterferenceSettings(cpus="1", resources=("cpu",), intensities=(0.8,),
+                                    seconds=4, probe_seconds=3, probe_repeats=1)
+    load = LoadSpec.of(builtin="select-only", scale=1, clients=2, rate_tps=200)
+    with DatabaseSession(load, name="itest-intf", cpuset="0-1") as session:
+        session.prepare()
+        actuator = LocalCgroupActuator({"db": session.cgroup}, nodes={"one": "1"})
+        actuator.apply([Resize("db", "postgres", Resources(200, 256))])
+        bind_all(actuator, {"db": "one"})
+        session.start(256)
+        assert (session.cgroup.dirs["cpuset"] / "cpuset.cpus").read_text().strip() == "1"
+        profile, sens, press = measure_interference(session, tree, {"cpu": 0.5}, settings,
+                                                    log=lambda m: None)
+    assert dict(profile.sensitivity).keys() == {"cpu"} and dict(profile.pressure).keys() == {
+        "cpu"}
+    assert sens["p99_ms"].iloc[0] > 0 and press["probe_solo"].iloc[0] > 0
+    assert all(v >= 0 for _, v in profile.sensitivity + profile.pressure)
