@@ -145,10 +145,7 @@ def gpus_kube_knots(state: ClusterState, req: PodReq, node: int,
     if not req.is_share:
         return state.first_fit_gpus(req, node)
     scores = _knots_gpu_scores(state, req, node)
-    if not scores:
-        return ()
-    best = max(scores.values())
-    return (min(i for i, v in scores.items() if v == best),)
+    return _first_max(scores)
 
 
 def resize_p90(pod: Pod, usage: PodUsage | None) -> Pod:
@@ -230,6 +227,11 @@ def gpus_load_aware(state: ClusterState, req: PodReq, node: int,
     if not req.is_share:
         return state.first_fit_gpus(req, node)
     scores = _load_gpu_scores(state, req, node)
+    return _first_max(scores)
+
+
+def _first_max(scores: dict[int, float]) -> tuple[int, ...]:
+    """``(gpu,)``: the lowest GPU index with the highest score; ``()`` when none passed."""
     if not scores:
         return ()
     best = max(scores.values())

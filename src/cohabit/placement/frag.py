@@ -30,8 +30,6 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
-
 from cohabit.model import Pod
 
 __all__ = [
@@ -194,16 +192,6 @@ class FragModel:
             v = node_frag_parts((model, floor, gpus), self._pods, self._acc[model])
             self._memo[mkey] = v
         return v
-
-    def frag_many(self, keys: Sequence[tuple[int, int, tuple[int, ...]]]) -> np.ndarray:
-        """:meth:`frag` of each key, as a float array."""
-        f = self.frag
-        return np.fromiter((f(k) for k in keys), dtype=np.float64, count=len(keys))
-
-    @property
-    def memo_size(self) -> int:
-        """Distinct memoised node states so far."""
-        return len(self._memo)
 
 
 def node_frag_parts(

@@ -186,11 +186,6 @@ class LookAheadFrag:
             out[i][g] = float(before[i]) - v
         return out
 
-    @property
-    def memo_size(self) -> int:
-        """Distinct node states memoised so far."""
-        return len(self._memo)
-
 
 def _arrays(keys: Sequence[StateKey]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     width = max((len(k[2]) for k in keys), default=0)

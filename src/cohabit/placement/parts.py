@@ -206,15 +206,7 @@ def lookahead_gains(state: ClusterState, req: PodReq, sids: list[int]
 def fgd_scores(state: ClusterState, req: PodReq, feasible: np.ndarray) -> np.ndarray:
     """FGD's score (``int64``) of each feasible node (:func:`fgd_node_score`), memoised per
     (node state, pod shape): only nodes whose state is new for this shape are computed."""
-    tables: dict = state.caches.setdefault("fgd", {})
-    n_states = len(state.state_keys)
-    tab = tables.get(req.shape)
-    if tab is None or tab.size < n_states:
-        new = np.full(max(2 * n_states, 64), -1, np.int64)
-        if tab is not None:
-            new[: tab.size] = tab
-        tab = new
-        tables[req.shape] = tab
+    tab = _shape_table(state, "fgd", req.shape, -1, np.int64)
     sids = state.state_id[feasible]
     sc = tab[sids]
     miss = sc < 0
@@ -223,6 +215,22 @@ def fgd_scores(state: ClusterState, req: PodReq, feasible: np.ndarray) -> np.nda
             tab[sid] = fgd_node_score(state, sid, req)
         sc = tab[sids]
     return sc
+
+
+def _shape_table(state: ClusterState, cache: str, shape: tuple, fill: float,
+                 dtype: type) -> np.ndarray:
+    """The memo table ``state.caches[cache][shape]``: one value per state id, ``fill`` where
+    not computed yet; grown (to twice the state count, at least 64) when new states appeared."""
+    tables: dict = state.caches.setdefault(cache, {})
+    n_states = len(state.state_keys)
+    tab = tables.get(shape)
+    if tab is None or tab.size < n_states:
+        new = np.full(max(2 * n_states, 64), fill, dtype)
+        if tab is not None:
+            new[: tab.size] = tab
+        tab = new
+        tables[shape] = tab
+    return tab
 
 
 def lookahead_bound(state: ClusterState) -> float:
@@ -256,15 +264,7 @@ def static_exact(state: ClusterState, req: PodReq, nodes: np.ndarray) -> np.ndar
     """Fragmentation + look-ahead of ``nodes`` (all parts computed), memoised per (state
     id, pod shape)."""
     w = weights_of(state)
-    tables: dict = state.caches.setdefault("static", {})
-    n_states = len(state.state_keys)
-    tab = tables.get(req.shape)
-    if tab is None or tab.size < n_states:
-        new = np.full(max(2 * n_states, 64), np.nan)
-        if tab is not None:
-            new[: tab.size] = tab
-        tab = new
-        tables[req.shape] = tab
+    tab = _shape_table(state, "static", req.shape, np.nan, np.float64)
     sids = state.state_id[nodes]
     sc = tab[sids]
     miss = np.isnan(sc)

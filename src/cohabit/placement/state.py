@@ -201,38 +201,11 @@ class ClusterState:
                 to an unknown node; :class:`OverCommitError` when the bound pods do not fit.
         """
         n = len(nodes)
-        gmax = max((len(nd.gpus) for nd in nodes), default=0)
-        gmax = max(gmax, 1)
         names = [nd.name for nd in nodes]
-        if len(set(names)) != n:
-            dup = sorted({x for x in names if names.count(x) > 1})
-            raise ValueError(f"duplicate node names: {dup[:5]}")
-        model_names: list[str] = [""]
-        model_index = {"": 0}
-        model_id = np.zeros(n, np.int64)
-        gpu_free = np.zeros((n, gmax), np.int64)
-        gpu_cnt = np.zeros(n, np.int64)
-        for i, nd in enumerate(nodes):
-            models = {g.model for g in nd.gpus}
-            if len(models) > 1:
-                raise ValueError(f"node {nd.name}: GPUs of several models {sorted(models)}")
-            m = nd.gpu_model
-            if m not in model_index:
-                model_index[m] = len(model_names)
-                model_names.append(m)
-            model_id[i] = model_index[m]
-            gpu_cnt[i] = len(nd.gpus)
-            for j, g in enumerate(sorted(nd.gpus, key=lambda d: d.index)):
-                if g.index != j:
-                    raise ValueError(f"node {nd.name}: GPU indices must be 0..{len(nd.gpus)-1}")
-                if not 0 <= g.milli_free <= MILLI_PER_GPU:
-                    raise ValueError(f"node {nd.name} GPU {j}: milli_free {g.milli_free}")
-                gpu_free[i, j] = MILLI_PER_GPU if pods_bound else g.milli_free
+        _check_unique(names)
+        model_names, model_id, gpu_free, gpu_cnt = _gpu_arrays(nodes, bool(pods_bound))
         cpu_cap = np.array([nd.cpu_milli for nd in nodes], np.int64)
         mem_cap = np.array([nd.memory_mib for nd in nodes], np.int64)
-        order = sorted(range(n), key=lambda i: names[i])
-        prio = np.empty(n, np.int64)
-        prio[order] = np.arange(n)
         state = cls(
             names=names,
             model_names=model_names,
@@ -245,7 +218,7 @@ class ClusterState:
                 [nd.memory_free_mib for nd in nodes], np.int64),
             gpu_free=gpu_free,
             gpu_cnt=gpu_cnt,
-            prio=prio,
+            prio=_name_rank(names),
             index={nm: i for i, nm in enumerate(names)},
             labels=[nd.labels for nd in nodes],
             full_free=np.zeros(n, np.int64),
@@ -258,17 +231,27 @@ class ClusterState:
             state._touch(i)
         if typical is not None:
             state.set_typical(typical)
-        for pod in pods_bound:
+        state._bind_existing(pods_bound)
+        return state
+
+    def _bind_existing(self, pods: Sequence[Pod]) -> None:
+        """Apply the pods already bound (``node`` set); a GPU pod without ``gpu_indices``
+        gets the lowest-index GPUs that fit.
+
+        Raises:
+            ValueError: a pod bound to an unknown node; :class:`OverCommitError`: it does
+                not fit.
+        """
+        for pod in pods:
             if pod.node is None:
                 continue
-            if pod.node not in state.index:
+            if pod.node not in self.index:
                 raise ValueError(f"pod {pod.key} is bound to unknown node {pod.node}")
             req = pod_request(pod)
             gpus = tuple(pod.gpu_indices)
             if req.num > 0 and not gpus:
-                gpus = state.first_fit_gpus(req, state.index[pod.node])
-            state.apply(Bind(pod.key, pod.node, gpus), pod)
-        return state
+                gpus = self.first_fit_gpus(req, self.index[pod.node])
+            self.apply(Bind(pod.key, pod.node, gpus), pod)
 
     def set_typical(self, typical: Any, shapes: Any = None) -> None:
         """Use ``typical`` (a :class:`~cohabit.placement.frag.TypicalPods`) for
@@ -572,10 +555,6 @@ class ClusterState:
         b = self.bound.get(key)
         return None if b is None else (self.names[b.node], b.gpus)
 
-    def bound_keys(self) -> Iterable[str]:
-        """Keys of the bound pods."""
-        return self.bound.keys()
-
     # ------------------------------------------------------------------ totals
 
     def totals(self) -> dict[str, int]:
@@ -590,3 +569,55 @@ class ClusterState:
             "mem": int(self.mem_cap.sum()),
             "mem_alloc": int(self.mem_cap.sum() - self.mem_free.sum()),
         }
+
+
+def _check_unique(names: list[str]) -> None:
+    """Raise ValueError naming (up to five of) the duplicate node names."""
+    if len(set(names)) != len(names):
+        dup = sorted({x for x in names if names.count(x) > 1})
+        raise ValueError(f"duplicate node names: {dup[:5]}")
+
+
+def _name_rank(names: list[str]) -> np.ndarray:
+    """Each node's rank in name order (the default tie-break priority)."""
+    order = sorted(range(len(names)), key=lambda i: names[i])
+    prio = np.empty(len(names), np.int64)
+    prio[order] = np.arange(len(names))
+    return prio
+
+
+def _gpu_arrays(
+    nodes: Sequence[Node], all_free: bool
+) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """``(model_names, model_id[n], gpu_free[n, gmax], gpu_cnt[n])`` of ``nodes``: GPU
+    model names (index 0 is ``""``, no GPU), each node's model index, free milli per GPU
+    (``MILLI_PER_GPU`` each when ``all_free``, else ``GpuDevice.milli_free``) and GPU count.
+
+    Raises:
+        ValueError: GPUs of several models on one node, GPU indices not ``0..k-1``, a
+            ``milli_free`` outside ``0..MILLI_PER_GPU``.
+    """
+    n = len(nodes)
+    gmax = max(max((len(nd.gpus) for nd in nodes), default=0), 1)
+    model_names: list[str] = [""]
+    model_index = {"": 0}
+    model_id = np.zeros(n, np.int64)
+    gpu_free = np.zeros((n, gmax), np.int64)
+    gpu_cnt = np.zeros(n, np.int64)
+    for i, nd in enumerate(nodes):
+        models = {g.model for g in nd.gpus}
+        if len(models) > 1:
+            raise ValueError(f"node {nd.name}: GPUs of several models {sorted(models)}")
+        m = nd.gpu_model
+        if m not in model_index:
+            model_index[m] = len(model_names)
+            model_names.append(m)
+        model_id[i] = model_index[m]
+        gpu_cnt[i] = len(nd.gpus)
+        for j, g in enumerate(sorted(nd.gpus, key=lambda d: d.index)):
+            if g.index != j:
+                raise ValueError(f"node {nd.name}: GPU indices must be 0..{len(nd.gpus)-1}")
+            if not 0 <= g.milli_free <= MILLI_PER_GPU:
+                raise ValueError(f"node {nd.name} GPU {j}: milli_free {g.milli_free}")
+            gpu_free[i, j] = MILLI_PER_GPU if all_free else g.milli_free
+    return model_names, model_id, gpu_free, gpu_cnt

@@ -10,11 +10,56 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
+from cohabit.config.placement import ScoreWeights
 from cohabit.engine.rebind import Move
 from cohabit.model import Action, Bind, Evict, Node, Outcome, Pod
-from cohabit.placement import ClusterState, TypicalPods
+from cohabit.placement import POLICIES, ClusterState, TypicalPods, typical_pods
 
-__all__ = ["SimulatedCluster"]
+__all__ = ["SimulatedCluster", "check_run", "scoring_cluster", "seed_tiebreak"]
+
+
+def check_run(policy: str, pods: Sequence[Pod], runner: str) -> None:
+    """The argument check every simulator run starts with.
+
+    Raises:
+        ValueError: ``policy`` is not a key of :data:`cohabit.placement.POLICIES`, or
+            ``pods`` is empty (the message names ``runner``).
+    """
+    if policy not in POLICIES:
+        raise ValueError(f"unknown placement policy {policy!r}; known: {', '.join(POLICIES)}")
+    if not pods:
+        raise ValueError(f"{runner} needs a non-empty pod list")
+
+
+def seed_tiebreak(state: ClusterState, rng: np.random.Generator) -> None:
+    """The random node-name prefix of the FGD paper's simulator: nodes sorted by name get a
+    seeded permutation as their tie-break rank (``syncClusterResourceList``; consumes one
+    ``rng.permutation``)."""
+    by_name = sorted(range(state.n_nodes), key=lambda i: state.names[i])
+    prio = np.empty(state.n_nodes, np.int64)
+    prio[by_name] = rng.permutation(state.n_nodes)
+    state.set_priority(prio)
+
+
+def scoring_cluster(
+    nodes: Sequence[Node],
+    pods: Sequence[Pod],
+    typical: TypicalPods | None = None,
+    weights: ScoreWeights | None = None,
+) -> SimulatedCluster:
+    """A free :class:`SimulatedCluster` set up for every score plugin: ``typical`` (default
+    :func:`~cohabit.placement.typical_pods` of ``pods``) for fragmentation, every pod shape
+    of ``pods`` (``coverage_pct=100``) for the look-ahead part, ``weights`` for ``cohabit``
+    (None: the defaults). The tie-break order is left to the caller (:func:`seed_tiebreak`).
+    """
+    if typical is None:
+        typical = typical_pods(pods)
+    cluster = SimulatedCluster(nodes, typical=typical)
+    cluster.state.set_typical(typical, typical_pods(pods, coverage_pct=100))
+    cluster.state.set_weights(weights)
+    return cluster
 
 
 class SimulatedCluster:

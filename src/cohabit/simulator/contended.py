@@ -55,11 +55,10 @@ from cohabit.config.placement import ScoreWeights
 from cohabit.engine.rebind import make_room
 from cohabit.engine.scheduling import schedule_pod
 from cohabit.model import MILLI_PER_GPU, InterferenceProfile, Node, Pod
-from cohabit.placement import POLICIES, Slowdown, typical_pods
+from cohabit.placement import POLICIES, Slowdown
 from cohabit.placement.usage import PodUsage
-from cohabit.simulator.cluster import SimulatedCluster
+from cohabit.simulator.cluster import check_run, scoring_cluster, seed_tiebreak
 from cohabit.simulator.contention import CONTENTION_MODELS, GavelContention
-from cohabit.simulator.fgd import seed_tiebreak
 from cohabit.simulator.results import (
     CONTENDED_SERIES_COLUMNS,
     PENDING_COLUMNS,
@@ -189,10 +188,7 @@ def run_contended(
     Raises:
         ValueError: unknown policy, empty pod list, a pod without times.
     """
-    if policy not in POLICIES:
-        raise ValueError(f"unknown placement policy {policy!r}; known: {', '.join(POLICIES)}")
-    if not pods:
-        raise ValueError("run_contended needs a non-empty pod list")
+    check_run(policy, pods, "run_contended")
     if guard is None:
         guard = policy == "cohabit"
     t_wall = time.perf_counter()
@@ -213,12 +209,9 @@ class _Loop:
         self.guard = guard
         self.rebind = rebind
         self.admit = admit
-        self.cluster = SimulatedCluster(nodes, typical=typical_pods(pods))
+        self.cluster = scoring_cluster(nodes, pods, weights=setup.weights)
         self.state = self.cluster.state
-        self.state.set_typical(self.state.typical, typical_pods(pods, coverage_pct=100))
-        self.state.set_weights(setup.weights)
-        rng = np.random.default_rng(seed)
-        seed_tiebreak(self.state, rng)
+        seed_tiebreak(self.state, np.random.default_rng(seed))
         self.rng = np.random.default_rng([seed, 1])
         self._inform_placement()
         n = len(pods)

@@ -35,9 +35,14 @@ from cohabit.config.placement import ScoreWeights
 from cohabit.engine.rebind import make_room
 from cohabit.engine.scheduling import schedule_pod
 from cohabit.model import MILLI_PER_GPU, Node, Pod
-from cohabit.placement import POLICIES, ClusterState, TypicalPods, typical_pods
+from cohabit.placement import TypicalPods, typical_pods
 from cohabit.placement.parts import frag_model
-from cohabit.simulator.cluster import SimulatedCluster
+from cohabit.simulator.cluster import (
+    SimulatedCluster,
+    check_run,
+    scoring_cluster,
+    seed_tiebreak,
+)
 from cohabit.simulator.loaders import raw_gpu_spec_text as raw_spec_text
 from cohabit.simulator.results import FGD_CURVE_COLUMNS, FgdRunResult
 
@@ -178,85 +183,99 @@ def run_fgd(
     Raises:
         ValueError: unknown policy, empty pod list, a cluster without GPUs.
     """
-    if policy not in POLICIES:
-        raise ValueError(f"unknown placement policy {policy!r}; known: {', '.join(POLICIES)}")
-    if not pods:
-        raise ValueError("run_fgd needs a non-empty pod list")
+    check_run(policy, pods, "run_fgd")
     t0 = time.perf_counter()
-    if typical is None:
-        typical = typical_pods(pods)
-    cluster = SimulatedCluster(nodes, typical=typical)
-    state = cluster.state
-    state.set_typical(typical, typical_pods(pods, coverage_pct=100))
-    state.set_weights(weights)
-    total_gpus = int(state.gpu_cnt.sum())
+    cluster = scoring_cluster(nodes, pods, typical, weights)
+    total_gpus = int(cluster.state.gpu_cnt.sum())
     if total_gpus == 0:
         raise ValueError("run_fgd needs a cluster with GPUs")
-    cap = total_gpus * MILLI_PER_GPU
     rng = np.random.default_rng(seed)
-    arrivals = inflate_workload(pods, cap, tune, rng)
-    seed_tiebreak(state, rng)
-    policy_rng = np.random.default_rng([seed, 1])
+    arrivals = inflate_workload(pods, total_gpus * MILLI_PER_GPU, tune, rng)
+    seed_tiebreak(cluster.state, rng)
+    run = _FgdRun(cluster, policy, np.random.default_rng([seed, 1]), rebind, max_victims)
+    log = run.place_all(arrivals)
+    curve = _labelled(aggregate_curve(log, total_gpus, tune), workload, policy, seed, tune)
+    return FgdRunResult(curve=curve, arrivals=len(arrivals), failed_pods=run.failed,
+                        wall_s=time.perf_counter() - t0,
+                        extra={"migrations": float(run.migrations), "moves": float(run.moves)})
 
-    fm = frag_model(state)
-    keys = state.state_keys
-    node_frag = np.array([fm.frag(keys[s]) for s in state.state_id.tolist()])
-    frag_sum = float(node_frag.sum())
-    cpu_cap = float(state.cpu_cap.sum())
-    mem_cap = float(state.mem_cap.sum())
-    cpu_used = 0
-    mem_used = 0
-    gpu_used = 0
-    arrived = 0
-    failed = 0
-    n = len(arrivals)
-    log = np.zeros((n, 7), np.float64)
-    index = state.index
-    migrations = moves = 0
-    for k, pod in enumerate(arrivals):
-        arrived += pod.gpu_request_milli
-        res = schedule_pod(state, pod, policy=policy, rng=policy_rng, actuator=cluster)
-        touched: list[int] = []
+
+_LOG_COLUMNS = ["arrived_milli", "used_milli", "frag_milli", "idle_milli",
+                "cpu_alloc_pct", "mem_alloc_pct", "failed"]
+
+
+class _FgdRun:
+    """One ``--mode fgd`` pass: places the arrivals in order and logs the cluster after each
+    (the fragmentation sum is kept up to date on the nodes each placement touched)."""
+
+    def __init__(self, cluster: SimulatedCluster, policy: str, rng: np.random.Generator,
+                 rebind: bool, max_victims: int) -> None:
+        self.cluster, self.state = cluster, cluster.state
+        self.policy, self.rng = policy, rng
+        self.rebind, self.max_victims = rebind, max_victims
+        self.fm = frag_model(self.state)
+        keys = self.state.state_keys
+        self.node_frag = np.array([self.fm.frag(keys[s]) for s in self.state.state_id.tolist()])
+        self.frag_sum = float(self.node_frag.sum())
+        self.cap = int(self.state.gpu_cnt.sum()) * MILLI_PER_GPU
+        self.cpu_cap = float(self.state.cpu_cap.sum())
+        self.mem_cap = float(self.state.mem_cap.sum())
+        self.cpu_used = self.mem_used = self.gpu_used = 0
+        self.failed = self.migrations = self.moves = 0
+
+    def place_all(self, arrivals: Sequence[Pod]) -> pd.DataFrame:
+        """Place every arrival; one :data:`_LOG_COLUMNS` row per arrival."""
+        log = np.zeros((len(arrivals), 7), np.float64)
+        arrived = 0
+        for k, pod in enumerate(arrivals):
+            arrived += pod.gpu_request_milli
+            touched = self.place(pod)
+            if touched:
+                self.account(pod, touched)
+            else:
+                self.failed += 1
+            log[k] = self.row(arrived)
+        return pd.DataFrame(log, columns=_LOG_COLUMNS)
+
+    def place(self, pod: Pod) -> list[int]:
+        """Schedule ``pod`` (with ``rebind``: else make room for it); the indices of the
+        nodes that changed (empty: the pod failed)."""
+        state = self.state
+        res = schedule_pod(state, pod, policy=self.policy, rng=self.rng, actuator=self.cluster)
         if res.bind is not None:
-            touched.append(index[res.bind.node])
-        elif rebind:
-            move = make_room(state, pod, policy, rng=policy_rng, max_victims=max_victims)
-            if move is not None:
-                touched = cluster.apply_move(move, pod)
-                migrations += len(move.victims)
-                moves += 1
-        if not touched:
-            failed += 1
-        else:
-            for i in set(touched):
-                new = fm.frag(keys[int(state.state_id[i])])
-                frag_sum += new - node_frag[i]
-                node_frag[i] = new
-            cpu_used += pod.cpu_milli
-            mem_used += pod.memory_mib
-            gpu_used += pod.gpu_request_milli
-        log[k] = (arrived, gpu_used, frag_sum, cap - gpu_used,
-                  100.0 * cpu_used / cpu_cap, 100.0 * mem_used / mem_cap, failed)
-    frame = pd.DataFrame(
-        log,
-        columns=["arrived_milli", "used_milli", "frag_milli", "idle_milli",
-                 "cpu_alloc_pct", "mem_alloc_pct", "failed"],
-    )
-    curve = aggregate_curve(frame, total_gpus, tune)
+            return [state.index[res.bind.node]]
+        if not self.rebind:
+            return []
+        move = make_room(state, pod, self.policy, rng=self.rng, max_victims=self.max_victims)
+        if move is None:
+            return []
+        self.migrations += len(move.victims)
+        self.moves += 1
+        return self.cluster.apply_move(move, pod)
+
+    def account(self, pod: Pod, touched: list[int]) -> None:
+        """Update the fragmentation of the touched nodes and the allocation totals."""
+        keys = self.state.state_keys
+        for i in set(touched):
+            new = self.fm.frag(keys[int(self.state.state_id[i])])
+            self.frag_sum += new - self.node_frag[i]
+            self.node_frag[i] = new
+        self.cpu_used += pod.cpu_milli
+        self.mem_used += pod.memory_mib
+        self.gpu_used += pod.gpu_request_milli
+
+    def row(self, arrived: int) -> tuple:
+        """The log row after an arrival (see :data:`_LOG_COLUMNS`)."""
+        return (arrived, self.gpu_used, self.frag_sum, self.cap - self.gpu_used,
+                100.0 * self.cpu_used / self.cpu_cap, 100.0 * self.mem_used / self.mem_cap,
+                self.failed)
+
+
+def _labelled(curve: pd.DataFrame, workload: str, policy: str, seed: int,
+              tune: float) -> pd.DataFrame:
+    """``curve`` with its run's labels in front, in :data:`FGD_CURVE_COLUMNS` order."""
     curve.insert(0, "tune", float(tune))
     curve.insert(0, "seed", int(seed))
     curve.insert(0, "policy", policy)
     curve.insert(0, "workload", workload)
-    curve = curve[list(FGD_CURVE_COLUMNS)]
-    return FgdRunResult(curve=curve, arrivals=n, failed_pods=failed,
-                        wall_s=time.perf_counter() - t0,
-                        extra={"migrations": float(migrations), "moves": float(moves)})
-
-
-def seed_tiebreak(state: ClusterState, rng: np.random.Generator) -> None:
-    """The random node-name prefix of the paper's simulator: nodes sorted by name get a
-    seeded permutation as their tie-break rank (``syncClusterResourceList``)."""
-    by_name = sorted(range(state.n_nodes), key=lambda i: state.names[i])
-    prio = np.empty(state.n_nodes, np.int64)
-    prio[by_name] = rng.permutation(state.n_nodes)
-    state.set_priority(prio)
+    return curve[list(FGD_CURVE_COLUMNS)]

@@ -29,8 +29,8 @@ import pandas as pd
 
 from cohabit.engine.scheduling import schedule_pod
 from cohabit.model import Node, Pod
-from cohabit.placement import POLICIES, ClusterState, cluster_frag, typical_pods
-from cohabit.simulator.cluster import SimulatedCluster
+from cohabit.placement import ClusterState, cluster_frag, typical_pods
+from cohabit.simulator.cluster import SimulatedCluster, check_run, seed_tiebreak
 from cohabit.simulator.results import PENDING_COLUMNS, REPLAY_SERIES_COLUMNS, ReplayRunResult
 
 __all__ = ["run_replay"]
@@ -85,10 +85,7 @@ def run_replay(
 
 def _check_arguments(pods: Sequence[Pod], policy: str, sample_every_s: float) -> None:
     """Raise ValueError for an unknown policy, no pods or a period <= 0."""
-    if policy not in POLICIES:
-        raise ValueError(f"unknown placement policy {policy!r}; known: {', '.join(POLICIES)}")
-    if not pods:
-        raise ValueError("run_replay needs a non-empty pod list")
+    check_run(policy, pods, "run_replay")
     if sample_every_s <= 0:
         raise ValueError("sample_every_s must be > 0")
 
@@ -97,12 +94,7 @@ def _seeded_cluster(nodes: list[Node], pods: Sequence[Pod], seed: int) -> Simula
     """A free simulated cluster whose node tie-break order is a permutation drawn from
     ``seed`` (over the nodes in name order)."""
     cluster = SimulatedCluster(nodes, typical=typical_pods(pods))
-    state = cluster.state
-    rng = np.random.default_rng(seed)
-    by_name = sorted(range(state.n_nodes), key=lambda i: state.names[i])
-    prio = np.empty(state.n_nodes, np.int64)
-    prio[by_name] = rng.permutation(state.n_nodes)
-    state.set_priority(prio)
+    seed_tiebreak(cluster.state, np.random.default_rng(seed))
     return cluster
 
 
