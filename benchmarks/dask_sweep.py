@@ -116,7 +116,7 @@ def main() -> None:
 
     seeds = parse_seeds(args.seeds)
     lists = sorted(report.published_curves()["workload"].unique())
-    policies = sorted(POLICIES, key=report._policy_key)
+    policies = report.policy_order(POLICIES)
     t0 = time.perf_counter()
     traces = {}
     for spec in lists:

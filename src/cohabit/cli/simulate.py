@@ -30,6 +30,7 @@ from rich.markup import escape
 
 from cohabit.execution import Execution, ExecutionError
 from cohabit.simulator import checks, loaders, matrix, report
+from cohabit.simulator.results import SimulationMode
 
 __all__ = [
     "parse_policies",
@@ -155,10 +156,10 @@ def parse_slice(text: str) -> tuple[int, int]:
     return n, off
 
 
-def _check_contention(model: str, mode: str) -> None:
+def _check_contention(model: str, mode: SimulationMode) -> None:
     from cohabit.simulator.contention import CONTENTION_MODELS
 
-    if mode != "replay":
+    if mode != SimulationMode.REPLAY:
         raise UsageError("--contention needs --mode replay")
     if model not in CONTENTION_MODELS:
         raise UsageError(f"--contention: {model!r} is not one of {', '.join(CONTENTION_MODELS)}")
@@ -167,17 +168,17 @@ def _check_contention(model: str, mode: str) -> None:
 def _known_policies() -> list[str]:
     from cohabit.placement import POLICIES
 
-    return sorted(POLICIES, key=report._policy_key)
+    return report.policy_order(POLICIES)
 
 
 def _check_runs(
-    traces: dict[str, loaders.Trace], mode: str, tune: float, sample_every: float | None
+    traces: dict[str, loaders.Trace], mode: SimulationMode, tune: float, sample_every: float | None
 ) -> list[str]:
     """Stop (exit 2, saying why) when a run could not measure anything or would not end;
     return notes on pods that fit on no node (they will count as failed or never placed)."""
     notes = []
     for trace in traces.values():
-        if mode == "fgd":
+        if mode == SimulationMode.FGD:
             problem = checks.fgd_problem(trace, tune)
         else:
             problem = checks.replay_problem(trace, sample_every)
@@ -288,12 +289,13 @@ def simulate(
     try:
         if mode not in matrix.MODES:
             raise UsageError(f"--mode: {mode!r} is not one of {', '.join(matrix.MODES)}")
+        run_mode = SimulationMode(mode)
         seed_list = parse_seeds(seeds)
         policy_list = parse_policies(policy, _known_policies())
         pod_specs = parse_pods(pods)
         slice_n, slice_offset = parse_slice(slice_spec)
         if contention is not None:
-            _check_contention(contention, mode)
+            _check_contention(contention, run_mode)
     except UsageError as exc:
         raise _fail(str(exc)) from None
     if out is not None:
@@ -306,13 +308,14 @@ def simulate(
     traces: dict[str, loaders.Trace] = {}
     try:
         for spec in pod_specs:
-            trace = loaders.load_trace(spec, nodes, require_times=(mode == "replay"))
+            trace = loaders.load_trace(spec, nodes,
+                                       require_times=(run_mode == SimulationMode.REPLAY))
             if trace.workload in traces:
                 raise _fail(f"--pods: two pod lists are both named {trace.workload!r}")
             traces[trace.workload] = trace
     except loaders.TraceError as exc:
         raise _fail(str(exc)) from None
-    notes = _check_runs(traces, mode, tune, sample_every)
+    notes = _check_runs(traces, run_mode, tune, sample_every)
     load_s = time.perf_counter() - t0
 
     summaries = {}
@@ -330,15 +333,15 @@ def simulate(
         typer.echo(note, err=True)
 
     cells = matrix.cells(
-        mode, list(traces), policy_list, seed_list, tune=tune, sample_every_s=sample_every,
+        run_mode, list(traces), policy_list, seed_list, tune=tune, sample_every_s=sample_every,
         rebind=rebind, contention=contention, slice_n=slice_n, slice_offset=slice_offset,
         compress=compress,
     )
     n_workers = min(workers or os.cpu_count() or 1, len(cells))
     console.print(
         f"running {len(cells)} run(s): {len(policy_list)} policies x {len(traces)} pod list(s) "
-        f"x {len(seed_list)} seed(s), --mode {mode}"
-        + (f", tune {tune:g}" if mode == "fgd" else "")
+        f"x {len(seed_list)} seed(s), --mode {run_mode.value}"
+        + (f", tune {tune:g}" if run_mode == SimulationMode.FGD else "")
         + (f", on {execution.label}" if execution.distributed else f", {n_workers} worker(s)")
     )
     try:
@@ -356,7 +359,7 @@ def simulate(
     except KeyboardInterrupt:
         raise _fail("interrupted", code=130) from None
 
-    if mode == "fgd":
+    if run_mode == SimulationMode.FGD:
         summary = report.fgd_summary(result)
         if checks.nothing_measured(summary):
             raise _fail(
@@ -393,7 +396,7 @@ def simulate(
             else "cohabit simulate",
             "policies": policy_list,
             "seeds": seed_list,
-            "tune": tune if mode == "fgd" else None,
+            "tune": tune if run_mode == SimulationMode.FGD else None,
             "traces": {
                 name: {
                     "pods_source": t.pods_source,

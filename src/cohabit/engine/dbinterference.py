@@ -20,7 +20,7 @@ import pandas as pd
 
 from cohabit.actuator import Actuator
 from cohabit.cgroup import CgroupTree
-from cohabit.model import Bind, InterferenceProfile, Resources
+from cohabit.model import Bind, InterferenceProfile, OutcomeStatus, Resources
 from cohabit.placement.fairness import place_fair, place_least_requested, unfairness
 from cohabit.placement.interference import Slowdown, pressure_sensitivity_slowdown
 from cohabit.predictors.dbinterference import (
@@ -189,7 +189,7 @@ def bind_all(actuator: Actuator, assignment: Mapping[str, str]) -> None:
     """
     actions = [Bind(pod, node, reason="fair placement") for pod, node in assignment.items()]
     for outcome in actuator.apply(actions):
-        if outcome.status not in ("done", "dry-run"):
+        if outcome.status not in (OutcomeStatus.DONE, OutcomeStatus.DRY_RUN):
             raise ProfilingError(f"bind failed: {outcome.message}")
 
 

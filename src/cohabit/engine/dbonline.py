@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from cohabit.actuator import Actuator
-from cohabit.model import Outcome, Resize, Resources
+from cohabit.model import Outcome, OutcomeStatus, Resize, Resources
 from cohabit.planner.dbonline import Observation, OnlineDecision, OnlineSettings, decide
 from cohabit.predictors.dbonline import LoadAwareCurve, forecast_peak
 from cohabit.telemetry.base import TelemetryUnavailable
@@ -195,6 +195,6 @@ def control_once(planner: OnlineDatabasePlanner, source: PrometheusDatabaseSigna
         planner.rejected(before)
         return decision, None
     outcome = actuator.apply([action])[0]
-    if outcome.status not in ("done", "dry-run"):
+    if outcome.status not in (OutcomeStatus.DONE, OutcomeStatus.DRY_RUN):
         planner.rejected(before)
     return decision, outcome

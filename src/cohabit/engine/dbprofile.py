@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from cohabit.actuator import Actuator
-from cohabit.model import Resize, Resources
+from cohabit.model import OutcomeStatus, Resize, Resources
 from cohabit.planner.dbspec import Choice, SpecSearch, Step
 from cohabit.predictors.dbcurve import SUMMARY_COLUMNS, AllocationCurve
 from cohabit.profiling import POINT_COLUMNS, DatabaseSession, ProfilingError
@@ -201,7 +201,7 @@ def _apply(session: DatabaseSession, actuator: Actuator, step: Step,
     resize = Resize(session.name, "postgres", Resources(step.cpu_milli, step.memory_mib),
                     reason=f"{step.phase}: {step.why}")
     outcome = actuator.apply([resize])[0]
-    if outcome.status not in ("done", "dry-run"):
+    if outcome.status not in (OutcomeStatus.DONE, OutcomeStatus.DRY_RUN):
         raise ProfilingError(f"could not set {step.cpu_milli}m/{step.memory_mib} MiB: "
                              f"{outcome.message}")
     if memory_changes:
@@ -236,7 +236,7 @@ def measure_spec(session: DatabaseSession, actuator: Actuator, cpu_milli: int, m
         session.stop()
     outcome = actuator.apply([Resize(session.name, "postgres", Resources(cpu_milli, memory_mib),
                                      reason=label or "validation")])[0]
-    if outcome.status not in ("done", "dry-run"):
+    if outcome.status not in (OutcomeStatus.DONE, OutcomeStatus.DRY_RUN):
         raise ProfilingError(f"could not set {cpu_milli}m/{memory_mib} MiB: {outcome.message}")
     session.start(memory_mib)
     session.warm_up(warmup_seconds, latency_limit_ms=latency_limit_ms)

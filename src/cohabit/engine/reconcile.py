@@ -44,6 +44,7 @@ from cohabit.model import (
     InterferenceProfile,
     Plan,
     Pod,
+    QosMetric,
     Recommendation,
     Resources,
     Snapshot,
@@ -214,7 +215,7 @@ def recommend_wide(workload: Workload, container: str, wide: pd.DataFrame, qos: 
     (non-empty; a ``latency_ms`` column is added to ``wide`` for a latency target)."""
     from cohabit.predictors import recommend
 
-    if workload.qos_target.metric == "p99_latency_ms" and not qos.empty:
+    if workload.qos_target.metric == QosMetric.P99_LATENCY_MS and not qos.empty:
         joined = pd.merge_asof(wide[["time"]], qos.sort_values("time"), on="time",
                                direction="backward")
         wide["latency_ms"] = joined["value"].to_numpy(dtype=float)
@@ -301,17 +302,17 @@ def assess(
     if not names:
         names = sorted({c for (k, c) in current if k == workload.key}) or ["main"]
     if usage is None:
-        return _replace(base, recommendations=_low(workload, names, current),
+        return replace(base, recommendations=_low(workload, names, current),
                         reason="no usage source configured (Prometheus URL unset)")
     if not pods:
-        return _replace(base, recommendations=_low(workload, names, current),
+        return replace(base, recommendations=_low(workload, names, current),
                         reason=f"no pods of {workload.target_kind} {workload.target_name} "
                                "found (label cohabit.io/workload)")
     try:
         rows = usage.usage(workload.namespace, [p.name for p in pods], now - window_s, now)
         qos = usage.qos(workload, now - spec.qos_window_s, now)
     except TelemetryUnavailable as exc:
-        return _replace(base, recommendations=_low(workload, names, current), reason=str(exc))
+        return replace(base, recommendations=_low(workload, names, current), reason=str(exc))
 
     qos_in = qos[qos["time"] > now - spec.qos_window_s]
     violations = int(sum(workload.qos_target.violated(float(v)) for v in qos_in["value"]))
@@ -339,10 +340,6 @@ def assess(
     return Assessment(workload, tuple(recs), low, reason, observed, violations, len(qos_in),
                       profile, keys, nodes, float(est.confidence),
                       tuple(k for k, _ in est.pressure), tuple(est.missing))
-
-
-def _replace(a: Assessment, **changes: object) -> Assessment:
-    return replace(a, **changes)
 
 
 def validate_policy(config: PolicyConfig) -> None:
@@ -558,7 +555,8 @@ def reconcile_once(
     Returns:
         a :class:`~cohabit.model.Plan`: ``Resize``/``Evict`` from the planner, then ``Bind``
         for pending pods; recommendations as ``(workload key, Recommendation)``; notes say
-        why a workload got no action and which pods fit nowhere.
+        why a workload got no action and which pods fit nowhere; ``unschedulable`` and
+        ``deferred`` carry the pods left unplaced as data.
 
     Raises:
         SpecError: the policy names an unknown placement policy (``spec.policy``).
@@ -594,12 +592,14 @@ def reconcile_once(
                if not (isinstance(a, Evict) and a.reason.startswith("defragment"))]
     rebind = REBIND_TRIES if policy_config.rebinding.enabled else 0
     pending: list[Pod] = []
+    deferred: list[str] = []
     if place:
         pending = [p for p in snapshot.pods if p.node is None and p.deletion_time is None]
         if pending_filter is not None:
             pending = [p for p in pending if pending_filter(p)]
         if max_pending is not None and len(pending) > max_pending:
-            pending = sorted(pending, key=lambda p: (p.creation_time, p.key))[:max_pending]
+            ordered = sorted(pending, key=lambda p: (p.creation_time, p.key))
+            pending, deferred = ordered[:max_pending], [p.key for p in ordered[max_pending:]]
             notes.append(f"more pods pending than one pass places ({max_pending})")
     unschedulable: list[tuple[str, str]] = []
     if pending:
@@ -613,9 +613,5 @@ def reconcile_once(
             notes.append(f"{len(unschedulable)} pod(s) fit on no node: "
                          + ", ".join(k for k, _ in unschedulable[:10]))
     recommendations = tuple((key, r) for key, a in done.items() for r in a.recommendations)
-    return Plan(now, tuple(actions), recommendations, tuple(notes), tuple(unschedulable))
-
-
-def kind_of(workload: Workload) -> str:
-    """The custom-resource kind of ``workload`` (``DatabaseWorkload``/``GpuWorkload``)."""
-    return "DatabaseWorkload" if workload.kind == WorkloadKind.DATABASE else "GpuWorkload"
+    return Plan(now, tuple(actions), recommendations, tuple(notes), tuple(unschedulable),
+                tuple(deferred))

@@ -14,7 +14,7 @@ from typing import Protocol
 
 import numpy as np
 
-from cohabit.model import Action, Bind, Outcome, Pod
+from cohabit.model import Action, Bind, Outcome, OutcomeStatus, Pod
 from cohabit.placement import ClusterState, select
 
 __all__ = ["BindActuator", "ScheduleResult", "schedule_pod"]
@@ -44,7 +44,8 @@ class ScheduleResult:
     @property
     def placed(self) -> bool:
         """True when the pod is now bound (or would be, in dry-run)."""
-        return self.outcome is not None and self.outcome.status in ("done", "dry-run")
+        return self.outcome is not None and self.outcome.status in (OutcomeStatus.DONE,
+                                                                    OutcomeStatus.DRY_RUN)
 
 
 def schedule_pod(

@@ -433,6 +433,10 @@ class Plan:
     Attributes:
         unschedulable: ``(pod key, why)`` of pending pods that fit on no node, ``why`` in
             kube-scheduler's words (``0/4 nodes are available: 2 Insufficient cpu, ...``).
+        deferred: keys of pending pods this pass left for the next one (more were pending
+            than one pass places); non-empty means "run again at once".
+        notes: the same facts (and why a workload got no action) in words, for humans;
+            code reads the structured fields, never the notes.
     """
 
     time: float
@@ -440,6 +444,7 @@ class Plan:
     recommendations: tuple[tuple[str, Recommendation], ...] = ()
     notes: tuple[str, ...] = field(default=())
     unschedulable: tuple[tuple[str, str], ...] = field(default=())
+    deferred: tuple[str, ...] = field(default=())
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ from typing import Any
 
 from cohabit.config import WorkloadSpec
 from cohabit.engine.dbonline import OnlineDatabasePlanner, control_once
-from cohabit.model import Outcome, Pod, Resources
+from cohabit.model import Outcome, Pod, Resources, WorkloadMode
 from cohabit.planner.dbonline import OnlineSettings
 from cohabit.telemetry.base import TelemetryUnavailable
 from cohabit.telemetry.dbsignals import (
@@ -82,7 +82,7 @@ def capacity_planner(runtime: Any, parsed: WorkloadSpec, pods: Sequence[Pod],
     window_s = max(60.0, runtime.settings.reconcile.interval_s)
     prom = runtime.settings.prometheus
     queries, source, why_no_data = _source(runtime, parsed, pods, container, window_s)
-    actuator = runtime.actuator if workload.mode == "Apply" else None
+    actuator = runtime.actuator if workload.mode == WorkloadMode.APPLY else None
     decision, outcome = control_once(planner, source, queries, actuator, now=now,
                                      window_s=window_s, step_s=min(15.0, prom.step_s))
     status: dict[str, Any] = {

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 
-from cohabit.model import Bind, GpuDevice, Node, Outcome, Pod, Snapshot
+from cohabit.model import Bind, GpuDevice, Node, Outcome, OutcomeStatus, Pod, Snapshot
 
 __all__ = ["InflightBinds"]
 
@@ -69,7 +69,7 @@ class InflightBinds:
                 entry = self._assumed.get(o.action.pod)
                 if entry is None or entry.bind != o.action:
                     continue
-                if o.status == "done":
+                if o.status == OutcomeStatus.DONE:
                     entry.finished_at = now
                 else:
                     del self._assumed[o.action.pod]

@@ -36,7 +36,17 @@ from cohabit.config import (
 )
 from cohabit.engine.observe import gpu_model_views, pending_views
 from cohabit.engine.reconcile import Assessment, assess, reconcile_once, validate_policy
-from cohabit.model import Bind, Evict, Node, Outcome, Resize, Snapshot
+from cohabit.model import (
+    Bind,
+    Evict,
+    Node,
+    Outcome,
+    OutcomeStatus,
+    PlacementMode,
+    Resize,
+    Snapshot,
+    WorkloadMode,
+)
 from cohabit.operator.dbplanner import capacity_planner
 from cohabit.operator.logs import obj
 from cohabit.operator.report import (
@@ -128,8 +138,11 @@ def reconcile_workload(
     else:
         outcomes = ([] if problems.policy_missing else  # its thresholds are the policy's
                     _right_size(runtime, parsed, snapshot, current, assessment, now))
+        if parsed.policy_ref in runtime.invalid_policies:  # _right_size found it invalid
+            problems = replace(problems, policy_missing=_policy_problem(runtime,
+                                                                        parsed.policy_ref))
     report_outcomes(runtime, outcomes, workload_kind=kind)
-    if workload.placement == "managed" and any(p.node is None for p in pods):
+    if workload.placement == PlacementMode.MANAGED and any(p.node is None for p in pods):
         # Its pending pods waited for this spec (see scheduling_pass): wake the policy's
         # scheduler loop rather than run a whole-cluster pass inside this handler.
         runtime.waker(parsed.policy_ref).set()
@@ -252,7 +265,7 @@ def _right_size(runtime: Runtime, parsed: WorkloadSpec, snapshot: Snapshot,
                 now: float) -> list[Outcome]:
     """Apply mode: the planner's resizes carried out by the actuator (none otherwise)."""
     key = parsed.workload.key
-    if assessment.low_confidence or parsed.workload.mode != "Apply":
+    if assessment.low_confidence or parsed.workload.mode != WorkloadMode.APPLY:
         return []
     policy = runtime.policy(parsed.policy_ref)
     # Right-sizing only: binds and evictions belong to the policy's scheduling pass.
@@ -260,10 +273,9 @@ def _right_size(runtime: Runtime, parsed: WorkloadSpec, snapshot: Snapshot,
     try:
         plan = reconcile_once(snapshot, [parsed], runtime.usage, only_resize, now,
                               current=current, assessments={key: assessment}, place=False)
-    except SpecError:
-        plan = reconcile_once(snapshot, [parsed], runtime.usage,
-                              replace(only_resize, policy="best-fit"), now, current=current,
-                              assessments={key: assessment}, place=False)
+    except SpecError as exc:  # no fallback policy: the policy is reported invalid, no action
+        _reject_policy(runtime, parsed.policy_ref, str(exc))
+        return []
     resizes = [a for a in plan.actions if isinstance(a, Resize)]
     if not resizes:
         return []
@@ -359,11 +371,9 @@ def accept_policy(runtime: Runtime, name: str, spec: Mapping[str, Any], generati
         config = parse_policy(spec, name=name)
         validate_policy(config)
     except SpecError as exc:
-        runtime.policies.pop(name, None)
         result = invalid_status(exc.field, str(exc), generation, now, status, workload=False)
-        message = next(c["message"] for c in result["conditions"] if c["type"] == "Invalid")
-        runtime.invalid_policies[name] = message
-        report_invalid(runtime, name, "PlacementPolicy", message)
+        _reject_policy(runtime, name, next(c["message"] for c in result["conditions"]
+                                           if c["type"] == "Invalid"))
         return result
     runtime.invalid_policies.pop(name, None)
     runtime.policies[name] = config
@@ -375,6 +385,15 @@ def accept_policy(runtime: Runtime, name: str, spec: Mapping[str, Any], generati
     if runtime.changed(name, "policy", summary):
         log.info("PlacementPolicy accepted: %s", summary, extra=obj("", name))
     return policy_status(config.policy, generation, now, status)
+
+
+def _reject_policy(runtime: Runtime, name: str, message: str) -> None:
+    """PlacementPolicy ``name`` is invalid (``message`` names the field): it no longer
+    places or sizes anything (its pods wait, its workloads report it), and it gets the
+    ``InvalidSpec`` Warning Event until its spec changes."""
+    runtime.policies.pop(name, None)
+    runtime.invalid_policies[name] = message
+    report_invalid(runtime, name, "PlacementPolicy", message)
 
 
 def forget_policy(runtime: Runtime, name: str) -> None:
@@ -469,10 +488,11 @@ def scheduling_pass(runtime: Runtime, policy_name: str, now: float, *,
         _report_orphans(runtime, snapshot, now)
     if not hasattr(runtime.cluster, "pending_count"):  # the cache's gauge reads it live
         pending = sum(1 for p in snapshot.pods if p.node is None and p.deletion_time is None)
-        placed = sum(1 for o in outcomes if isinstance(o.action, Bind) and o.status == "done")
+        placed = sum(1 for o in outcomes
+                     if isinstance(o.action, Bind) and o.status == OutcomeStatus.DONE)
         runtime.metrics.pending.set(max(0, pending - placed))
     _observe_cluster(runtime, snapshot, outcomes, now)
-    if any("more pods pending" in n for n in plan.notes):
+    if plan.deferred:
         runtime.waker(policy_name).set()  # more to place: the loop goes again at once
     runtime.metrics.reconcile_duration.labels("scheduling").observe(
         time.perf_counter() - started)
@@ -484,7 +504,8 @@ def _observe_cluster(runtime: Runtime, snapshot: Snapshot, outcomes: list[Outcom
     """The dashboards' cluster view (:mod:`cohabit.engine.observe`) from the pass's snapshot:
     GPU allocation and fragmentation per GPU model, pending pods by QoS class (the pods this
     pass bound no longer count)."""
-    placed = [o.action.pod for o in outcomes if isinstance(o.action, Bind) and o.status == "done"]
+    placed = [o.action.pod for o in outcomes
+              if isinstance(o.action, Bind) and o.status == OutcomeStatus.DONE]
     try:
         gpus = gpu_model_views(snapshot)
     except ValueError as exc:  # a node with GPUs of several models: no GPU view this pass
@@ -501,7 +522,7 @@ def _assume_binds(runtime: Runtime, outcomes: list[Outcome]) -> None:
     if assume is None:
         return
     for o in outcomes:
-        if isinstance(o.action, Bind) and o.status == "done":
+        if isinstance(o.action, Bind) and o.status == OutcomeStatus.DONE:
             assume(o.action.pod, o.action.node, o.action.gpu_indices)
 
 

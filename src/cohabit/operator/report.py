@@ -36,7 +36,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from cohabit.model import Bind, Evict, Outcome, Resize
+from cohabit.model import Bind, Evict, Outcome, OutcomeStatus, Resize
 from cohabit.operator.logs import obj
 from cohabit.operator.runtime import Runtime
 
@@ -64,7 +64,7 @@ _QUIET = ("pod is gone", "already bound", "requests already at the target",
 
 def _quiet(o: Outcome) -> bool:
     """Outcomes that change nothing a user needs to hear about (a race already settled)."""
-    return o.status in ("done", "skipped") and o.message.startswith(_QUIET)
+    return o.status in (OutcomeStatus.DONE, OutcomeStatus.SKIPPED) and o.message.startswith(_QUIET)
 
 
 def report_outcomes(runtime: Runtime, outcomes: Sequence[Outcome], *,
@@ -80,7 +80,7 @@ def report_outcomes(runtime: Runtime, outcomes: Sequence[Outcome], *,
         elif isinstance(action, Evict):
             type_, reason, lead = _EVICTION.get(o.status, _EVICTION["failed"])
             why = action.reason or "rebinding"
-            detail = f": {o.message}" if o.message and o.status != "dry-run" else ""
+            detail = f": {o.message}" if o.message and o.status != OutcomeStatus.DRY_RUN else ""
             runtime.events.record(runtime.pod_ref(action.pod), type_, reason,
                                   f"{lead}{detail} ({why})")
         elif isinstance(action, Resize):
@@ -91,12 +91,12 @@ def report_outcomes(runtime: Runtime, outcomes: Sequence[Outcome], *,
 
 def _report_bind(runtime: Runtime, bind: Bind, o: Outcome) -> None:
     ref = runtime.pod_ref(bind.pod)
-    if o.status == "done":
+    if o.status == OutcomeStatus.DONE:
         gpus = f" (GPU {','.join(str(i) for i in bind.gpu_indices)})" if bind.gpu_indices else ""
         by = f", {bind.reason}" if bind.reason else ""
         runtime.events.normal(ref, "Scheduled",
                               f"Successfully assigned {bind.pod} to {bind.node}{gpus}{by}")
-    elif o.status != "dry-run":
+    elif o.status != OutcomeStatus.DRY_RUN:
         runtime.events.warning(ref, "FailedScheduling",
                                f"Binding to {bind.node} rejected: {o.message}")
 

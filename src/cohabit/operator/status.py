@@ -24,7 +24,16 @@ from datetime import datetime, timezone
 from typing import Any
 
 from cohabit.engine.reconcile import Assessment
-from cohabit.model import Outcome, QosTarget, Recommendation, Resize, Resources
+from cohabit.model import (
+    Outcome,
+    PlacementMode,
+    QosMetric,
+    QosTarget,
+    Recommendation,
+    Resize,
+    Resources,
+    WorkloadMode,
+)
 
 __all__ = [
     "CONDITION_TYPES",
@@ -146,9 +155,9 @@ def _number(value: float) -> str:
 def qos_summary(target: QosTarget, observed: float) -> str:
     """The QoS column: observed against target with the comparison that holds, e.g.
     ``18.2ms <= 20ms`` (met) or ``25.1ms > 20ms`` (violated); throughput in ``/s``."""
-    unit = "/s" if target.metric == "throughput" else "ms"
+    unit = "/s" if target.metric == QosMetric.THROUGHPUT else "ms"
     ops = {(True, True): "<", (True, False): ">=", (False, True): ">", (False, False): "<="}
-    op = ops[(target.metric == "throughput", target.violated(observed))]
+    op = ops[(target.metric == QosMetric.THROUGHPUT, target.violated(observed))]
     return f"{_number(observed)}{unit} {op} {_number(target.value)}{unit}"
 
 
@@ -204,9 +213,9 @@ def _ready(a: Assessment, problems: Problems, pending: int, recommended: bool,
                                  f"cohabit.io/workload={a.workload.name}")
     if not recommended:
         return False, low_reason, a.reason or "low confidence"
-    if pending and a.workload.placement == "managed":
+    if pending and a.workload.placement == PlacementMode.MANAGED:
         return False, "PodsPending", f"{pending} of {len(a.pods)} pod(s) wait for a node"
-    verb = "Applying" if a.workload.mode == "Apply" else "Recommending"
+    verb = "Applying" if a.workload.mode == WorkloadMode.APPLY else "Recommending"
     return True, verb, (f"{verb.lower()} requests for {len(a.pods)} pod(s); QoS "
                         + ("not measured yet" if a.qos_samples == 0 else
                            f"{a.qos_violations} violation(s) in {a.qos_samples} sample(s)"))
@@ -230,7 +239,7 @@ def _conditions(a: Assessment, problems: Problems, pending: int, generation: int
         conds.append(condition("RecommendationProvided", False, low_reason,
                                "no action taken: " + message, generation, now))
         conds.append(condition("LowConfidence", True, low_reason, message, generation, now))
-    managed = a.workload.placement == "managed"
+    managed = a.workload.placement == PlacementMode.MANAGED
     if not a.pods:
         conds.append(condition("Placed", False, "NoPods", "no pods carry the label "
                                f"cohabit.io/workload={a.workload.name}", generation, now))

@@ -50,12 +50,14 @@ from cohabit.simulator.results import (
     REPLAY_SERIES_COLUMNS,
     FgdRunResult,
     ReplayRunResult,
+    SimulationMode,
 )
 
 __all__ = ["MODES", "Cell", "MatrixError", "MatrixResult", "cells", "run_matrix"]
 
-MODES = ("fgd", "replay")
-"""Experiment modes: the FGD paper's one-pass inflation method, or time-driven replay."""
+MODES = tuple(m.value for m in SimulationMode)
+"""Experiment modes (:class:`~cohabit.simulator.results.SimulationMode` values): the FGD
+paper's one-pass inflation method, or time-driven replay."""
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,8 @@ class Cell:
     """One run of the matrix.
 
     Attributes:
-        mode: ``"fgd"`` or ``"replay"``.
+        mode: :class:`~cohabit.simulator.results.SimulationMode` (``"fgd"`` or ``"replay"``;
+            a plain string of its value is converted).
         workload: pod list name; a key of the ``traces`` given to :func:`run_matrix`.
         policy: placement policy registry name (``cohabit.placement.POLICIES``).
         seed: random seed of the run.
@@ -73,9 +76,12 @@ class Cell:
         contention: replay with contention (``--contention``; ``None`` = none).
         slice_n, slice_offset: replay on ``nodes[slice_offset::slice_n]`` (contended runs).
         compress: replay time compression (arrivals at ``creation_time / compress``).
+
+    Raises:
+        ValueError: ``mode`` is not a :class:`SimulationMode` value.
     """
 
-    mode: str
+    mode: SimulationMode
     workload: str
     policy: str
     seed: int
@@ -87,6 +93,9 @@ class Cell:
     slice_offset: int = 0
     compress: float = 1.0
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mode", SimulationMode.coerce(self.mode, "Cell.mode"))
+
     @property
     def label(self) -> str:
         """Short text for the progress bar, e.g. ``"fgd · default · seed 42"``."""
@@ -95,7 +104,7 @@ class Cell:
 
 
 def cells(
-    mode: str,
+    mode: SimulationMode | str,
     workloads: Sequence[str],
     policies: Sequence[str],
     seeds: Sequence[int],
@@ -126,7 +135,7 @@ class MatrixResult:
     """Everything one matrix produced.
 
     Attributes:
-        mode: ``"fgd"`` or ``"replay"``.
+        mode: :class:`~cohabit.simulator.results.SimulationMode` of the matrix's cells.
         curves: ``fgd``: :data:`~cohabit.simulator.results.FGD_CURVE_COLUMNS` rows of every
             run; ``replay``: :data:`~cohabit.simulator.results.REPLAY_SERIES_COLUMNS` rows.
         pending: ``replay``: :data:`~cohabit.simulator.results.PENDING_COLUMNS` rows (empty
@@ -141,7 +150,7 @@ class MatrixResult:
             ``dask tcp://HOST:PORT``).
     """
 
-    mode: str
+    mode: SimulationMode
     curves: pd.DataFrame
     pending: pd.DataFrame
     runs: pd.DataFrame
@@ -196,7 +205,7 @@ def _run_cell_dask(cell: Cell, token: str, trace: TraceInput) -> FgdRunResult | 
 
 def _run_cell(cell: Cell, key: str | None = None) -> FgdRunResult | ReplayRunResult:
     nodes, pods, typical = _TRACES[key or cell.workload]
-    if cell.mode == "fgd":
+    if cell.mode == SimulationMode.FGD:
         from cohabit.simulator.fgd import run_fgd
 
         return run_fgd(
@@ -293,7 +302,7 @@ def run_matrix(
         raise ValueError("empty matrix: nothing to run")
     modes = {c.mode for c in matrix}
     if len(modes) != 1:
-        raise ValueError(f"one mode per matrix, got {sorted(modes)}")
+        raise ValueError(f"one mode per matrix, got {sorted(m.value for m in modes)}")
     missing = sorted({c.workload for c in matrix} - set(traces))
     if missing:
         raise ValueError(f"no trace loaded for workload(s) {', '.join(missing)}")
@@ -435,7 +444,7 @@ def _sort(df: pd.DataFrame, extra: str | None) -> pd.DataFrame:
 
 
 def _collect(
-    mode: str,
+    mode: SimulationMode,
     matrix: Sequence[Cell],
     results: dict[Cell, FgdRunResult | ReplayRunResult],
     wall_s: float,
@@ -461,7 +470,7 @@ def _collect(
             curves.append(res.series)
             pending.append(res.pending)
         rows.append(row)
-    if mode == "fgd":
+    if mode == SimulationMode.FGD:
         curve_df = _concat(curves, FGD_CURVE_COLUMNS)
         curve_df = _sort(curve_df, "arrived_gpu_demand_pct")
         pending_df = pd.DataFrame(columns=list(PENDING_COLUMNS))

@@ -209,3 +209,26 @@ def test_configure_peering(make_runtime, standalone):
     assert settings.peering.standalone is standalone
     assert settings.peering.mandatory is (not standalone)
     assert settings.peering.name == "cohabit"
+
+
+def test_policy_found_invalid_while_sizing_is_reported_not_replaced(
+        cluster_api, make_runtime, genai_frame):
+    """A policy whose placement name no longer validates (accepted by an older operator, or
+    set in the runtime directly) is reported invalid; the workload's Apply-mode resize does
+    not run under a fallback policy."""
+    from cohabit.config import PolicyConfig
+
+    settings = OperatorSettings(prometheus=PrometheusSettings(window_s=86400))
+    runtime = make_runtime(usage=TraceUsage(genai_frame, NOW), settings=settings)
+    runtime.policies["default"] = PolicyConfig(name="default", policy="tetris")
+    status = call_workload(runtime, spec())
+    assert runtime.actuator.applied == []  # no resize under best-fit (or anything else)
+    assert "default" not in runtime.policies
+    assert "spec.policy" in runtime.invalid_policies["default"]
+    [event] = events(runtime, "InvalidSpec")
+    assert event["involvedObject"]["kind"] == "PlacementPolicy"
+    assert "'tetris' is not a placement policy" in event["message"]
+    ready = conditions(status)["Ready"]
+    assert (ready["status"], ready["reason"]) == ("False", "PolicyNotFound")
+    assert "PlacementPolicy 'default' is invalid" in ready["message"]
+    assert status["recommendations"]  # the recommendation itself is still reported

@@ -155,4 +155,13 @@ def test_max_pending_places_the_oldest_first():
     plan = reconcile_once(snapshot(pending), [], None, PolicyConfig(policy="best-fit"), NOW,
                           max_pending=3)
     assert [a.pod for a in plan.actions] == ["ns/p9", "ns/p8", "ns/p7"]
-    assert any("more pods pending" in n for n in plan.notes)
+    assert plan.deferred == tuple(f"ns/p{i}" for i in range(6, -1, -1))  # the younger seven
+    assert any("more pods pending" in n for n in plan.notes)  # the words stay for humans
+
+
+def test_no_deferred_pods_when_all_fit_in_one_pass():
+    pending = tuple(Pod(f"p{i}", 100, 100, namespace="ns", creation_time=float(i))
+                    for i in range(3))
+    plan = reconcile_once(snapshot(pending), [], None, PolicyConfig(policy="best-fit"), NOW,
+                          max_pending=3)
+    assert plan.deferred == ()

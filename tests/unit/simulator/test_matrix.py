@@ -51,6 +51,16 @@ def test_cells_reject_bad_axes(args, message):
         matrix.cells(*args)
 
 
+def test_cell_mode_is_a_simulation_mode():
+    from cohabit.simulator.results import SimulationMode
+
+    assert matrix.MODES == ("fgd", "replay")
+    cell = matrix.Cell("replay", "a", "fgd", 1)
+    assert cell.mode is SimulationMode.REPLAY and f"{cell.mode}" == "replay"
+    with pytest.raises(ValueError, match="Cell.mode: 'live' is not one of 'fgd', 'replay'"):
+        matrix.Cell("live", "a", "fgd", 1)
+
+
 def test_workers_match_in_process(small_trace):
     (name,) = small_trace
     cells = matrix.cells("fgd", [name], ["fgd", "best-fit", "random"], [42, 43])
