@@ -79,13 +79,6 @@ __all__ = [
 ]
 
 
-def _policy_key(policy: str) -> tuple[int, str]:
-    """Sort key in :data:`POLICY_ORDER` (kept for ``cli/simulate.py``'s ``_known_policies``,
-    which another branch is editing; new code uses :func:`policy_order`)."""
-    rank = POLICY_ORDER.index(policy) if policy in POLICY_ORDER else len(POLICY_ORDER)
-    return (rank, policy)
-
-
 def __getattr__(name: str) -> Any:
     """``plot_fgd``/``plot_replay`` load :mod:`.plots` (and so matplotlib) on first use."""
     if name in ("plot_fgd", "plot_replay"):
