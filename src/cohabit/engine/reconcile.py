@@ -42,6 +42,7 @@ from cohabit.model import (
     Action,
     Evict,
     InterferenceProfile,
+    PlacementMode,
     Plan,
     Pod,
     QosMetric,
@@ -55,7 +56,9 @@ from cohabit.placement import POLICIES as PLACEMENT_POLICIES
 from cohabit.placement import (
     ClusterState,
     Slowdown,
+    pod_request,
     pressure_sensitivity_slowdown,
+    select_req,
     typical_pods,
 )
 from cohabit.placement.explain import unschedulable_message
@@ -473,11 +476,19 @@ def place_pending_explained(
         slowdown: Slowdown | None = None,
         interference_weight: float = 1.0,
         weights: ScoreWeights | None = None,
-        rebind: int = 0) -> tuple[list[Action], list[tuple[str, str]]]:
+        rebind: int = 0,
+        others: Sequence[Pod] = (),
+        movable: Callable[[Pod], bool] | None = None,
+) -> tuple[list[Action], list[tuple[str, str]]]:
     """:func:`place_pending`, with ``(pod key, why)`` for each pod that fits nowhere: the
     filter failures on the cluster as that pod saw it (after the earlier binds of the pass),
     in kube-scheduler's ``FailedScheduling`` words
     (:func:`cohabit.placement.explain.unschedulable_message`).
+
+    ``others`` are pending pods this pass does not place (they follow another policy) but
+    may make room for when rebinding: those that fit nowhere after this pass's binds come
+    after this pass's own unplaced pods, ``rebind`` in all. ``movable`` says which bound
+    pods a move may evict (default :func:`cohabit.engine.rebind.make_room`'s).
 
     Raises:
         SpecError: unknown ``policy``.
@@ -504,12 +515,40 @@ def place_pending_explained(
             unplaced.append((pod.key, unschedulable_message(state, pod)))
         else:
             binds.append(result.bind)
-    by_key = {p.key: p for p in pending}
-    for key, _ in unplaced[:rebind]:
-        move = make_room(state, by_key[key], policy, rng=rng)
-        if move is not None:
-            binds.extend(a for a in move.actions() if isinstance(a, Evict))
+    if rebind:
+        by_key = {p.key: p for p in pending}
+        wanting = [by_key[key] for key, _ in unplaced] + _fitting_nowhere(state, others, policy)
+        extra = {} if movable is None else {"movable": movable}
+        for pod in wanting[:rebind]:
+            move = make_room(state, pod, policy, rng=rng, **extra)
+            if move is not None:
+                binds.extend(a for a in move.actions() if isinstance(a, Evict))
     return binds, unplaced
+
+
+def _fitting_nowhere(state: ClusterState, pods: Sequence[Pod], policy: str) -> list[Pod]:
+    """The pods of ``pods`` (creation order) that no node of ``state`` takes under
+    ``policy``; a pod whose request is malformed is left out (its own policy reports it)."""
+    out: list[Pod] = []
+    for pod in sorted(pods, key=lambda p: (p.creation_time, p.key)):
+        try:
+            if select_req(state, pod_request(pod), policy, np.random.default_rng(0)) is None:
+                out.append(pod)
+        except ValueError:
+            continue
+    return out
+
+
+def _managed_movable(ctx: PlanContext) -> Callable[[Pod], bool]:
+    """Pods a policy's rebinding may move: bound, not terminating, evictable pods of the
+    ``managed`` cohabit workloads that follow the policy (as the planner's
+    :class:`~cohabit.planner.rebinding.Rebinding` requires); a pod of another policy, or of
+    no cohabit workload, is never evicted by this policy's rebinding."""
+    def movable(pod: Pod) -> bool:
+        workload = ctx.workload_of(pod)
+        return (workload is not None and workload.placement == PlacementMode.MANAGED
+                and pod.evictable and pod.deletion_time is None and pod.node is not None)
+    return movable
 
 
 def reconcile_once(
@@ -592,22 +631,25 @@ def reconcile_once(
                if not (isinstance(a, Evict) and a.reason.startswith("defragment"))]
     rebind = REBIND_TRIES if policy_config.rebinding.enabled else 0
     pending: list[Pod] = []
+    others: list[Pod] = []
     deferred: list[str] = []
     if place:
         pending = [p for p in snapshot.pods if p.node is None and p.deletion_time is None]
         if pending_filter is not None:
+            others = [p for p in pending if not pending_filter(p)] if rebind else []
             pending = [p for p in pending if pending_filter(p)]
         if max_pending is not None and len(pending) > max_pending:
             ordered = sorted(pending, key=lambda p: (p.creation_time, p.key))
             pending, deferred = ordered[:max_pending], [p.key for p in ordered[max_pending:]]
             notes.append(f"more pods pending than one pass places ({max_pending})")
     unschedulable: list[tuple[str, str]] = []
-    if pending:
+    if pending or others:
         binds, unschedulable = place_pending_explained(
             snapshot, pending, policy_config.policy,
             profiles=pod_profiles(snapshot.pods, profiles), slowdown=slowdown,
             interference_weight=policy_config.interference_weight,
-            weights=policy_config.weights, rebind=rebind)
+            weights=policy_config.weights, rebind=rebind, others=others,
+            movable=_managed_movable(ctx))
         actions.extend(binds)
         if unschedulable:
             notes.append(f"{len(unschedulable)} pod(s) fit on no node: "

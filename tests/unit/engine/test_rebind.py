@@ -152,24 +152,40 @@ def _check(state: ClusterState) -> None:
 
 def test_operator_pass_reports_the_eviction_of_a_move_that_pays():
     # the same planner step in the operator: reconcile_once with rebinding enabled proposes
-    # only evictions whose move was replayed and pays; the actuator (dry-run) reports them
+    # only evictions whose move was replayed and pays; the actuator (dry-run) reports them.
+    # Only pods of the policy's managed workloads move; a pending pod of another policy
+    # (outside the pass's pending_filter) is made room for as well.
+    from dataclasses import replace
+
     from cohabit.config import PolicyConfig, RebindingConfig
     from cohabit.engine.reconcile import reconcile_once
-    from cohabit.model import Evict, Snapshot
+    from cohabit.model import Evict, QosTarget, Snapshot, Workload, WorkloadKind
 
     nodes = (mk_node("a"), mk_node("b", gpus=1))
-    bound = (mk_pod("x", num=1, milli=500, node="a", gpus=[0]),
-             mk_pod("y", num=1, milli=500, node="a", gpus=[1]),
-             mk_pod("z", num=1, milli=500, node="b", gpus=[0]))
+    bound = tuple(replace(p, workload="sd") for p in (
+        mk_pod("x", num=1, milli=500, node="a", gpus=[0]),
+        mk_pod("y", num=1, milli=500, node="a", gpus=[1]),
+        mk_pod("z", num=1, milli=500, node="b", gpus=[0])))
     free_nodes = tuple(
         Node(n.name, n.cpu_milli, n.memory_mib, n.cpu_milli - 1000 * k, n.memory_mib - 1000 * k,
              tuple(GpuDevice(g.index, g.model, 500) for g in n.gpus))
         for n, k in zip(nodes, (2, 1), strict=True))
     want = mk_pod("w", num=1, milli=1000)
     snap = Snapshot(0.0, free_nodes, (*bound, want))
-    off = reconcile_once(snap, [], None, PolicyConfig(), 0.0)
+    managed = Workload("sd", WorkloadKind.GPU_INFERENCE, QosTarget("p99_latency_ms", 100),
+                       placement="managed")
+    rebinding = PolicyConfig(rebinding=RebindingConfig(enabled=True))
+    off = reconcile_once(snap, [managed], None, PolicyConfig(), 0.0)
     assert not [a for a in off.actions if isinstance(a, Evict)]
-    on = reconcile_once(snap, [], None, PolicyConfig(rebinding=RebindingConfig(enabled=True)),
-                        0.0)
+    on = reconcile_once(snap, [managed], None, rebinding, 0.0)
     evicts = [a for a in on.actions if isinstance(a, Evict)]
     assert len(evicts) == 1 and evicts[0].pod in {"default/x", "default/y"}
+    # the pending pod follows another policy: this pass does not bind it but makes room
+    other = reconcile_once(snap, [managed], None, rebinding, 0.0,
+                           pending_filter=lambda p: p.key != "default/w")
+    assert [a.pod for a in other.actions if isinstance(a, Evict)] == [evicts[0].pod]
+    assert not other.unschedulable
+    # pods of no workload of this policy (or of an unmanaged one) are never moved
+    for workloads in ([], [replace(managed, placement="unmanaged")]):
+        plan = reconcile_once(snap, workloads, None, rebinding, 0.0)
+        assert not [a for a in plan.actions if isinstance(a, Evict)]
