@@ -316,21 +316,9 @@ def run_matrix(
 
     results: dict[Cell, FgdRunResult | ReplayRunResult] = {}
     t0 = time.perf_counter()
-    if execution.distributed:
-        with _progress(console, progress) as bar:
-            task = bar.add_task(f"{mode} runs on Dask", total=len(matrix), last="")
-
-            def done_dask(cell: Cell, res: FgdRunResult | ReplayRunResult) -> None:
-                results[cell] = res
-                bar.update(task, advance=1, last=f"{cell.label}: {res.wall_s:.1f} s")
-                if on_result is not None:
-                    on_result(cell, res)
-
-            n_workers = _run_on_dask(matrix, needed, execution, done_dask)
-        wall = time.perf_counter() - t0
-        return _collect(mode, matrix, results, wall, n_workers, execution.label)
+    where = " on Dask" if execution.distributed else ""
     with _progress(console, progress) as bar:
-        task = bar.add_task(f"{mode} runs", total=len(matrix), last="")
+        task = bar.add_task(f"{mode} runs{where}", total=len(matrix), last="")
 
         def done(cell: Cell, res: FgdRunResult | ReplayRunResult) -> None:
             results[cell] = res
@@ -338,32 +326,46 @@ def run_matrix(
             if on_result is not None:
                 on_result(cell, res)
 
-        if n_workers == 1:
-            _init_worker(needed)
-            try:
-                for cell in matrix:
-                    try:
-                        res = _run_cell(cell)
-                    except Exception as exc:
-                        raise MatrixError(f"run {cell.label} failed: {exc!r}") from exc
-                    done(cell, res)
-            finally:
-                _TRACES.clear()
+        if execution.distributed:
+            n_workers = _run_on_dask(matrix, needed, execution, done)
+        elif n_workers == 1:
+            _run_in_process(matrix, needed, done)
         else:
-            # forkserver/spawn, not fork: the progress bar's refresh thread is running.
-            methods = multiprocessing.get_all_start_methods()
-            ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-            if ctx.get_start_method() == "forkserver":
-                ctx.set_forkserver_preload(list(_PRELOAD))  # import once, fork per worker
-            with ProcessPoolExecutor(
-                max_workers=n_workers,
-                mp_context=ctx,
-                initializer=_init_worker,
-                initargs=(needed,),
-            ) as pool:
-                _drain({pool.submit(_run_cell, c): c for c in matrix}, done)
+            _run_on_pool(matrix, needed, n_workers, done)
     wall = time.perf_counter() - t0
-    return _collect(mode, matrix, results, wall, n_workers)
+    return _collect(mode, matrix, results, wall, n_workers, execution.label)
+
+
+def _run_in_process(matrix: Sequence[Cell], traces: dict[str, TraceInput],
+                    done: Callable[[Cell, FgdRunResult | ReplayRunResult], None]) -> None:
+    """Every cell in this process, in order (``workers=1``)."""
+    _init_worker(traces)
+    try:
+        for cell in matrix:
+            try:
+                res = _run_cell(cell)
+            except Exception as exc:
+                raise MatrixError(f"run {cell.label} failed: {exc!r}") from exc
+            done(cell, res)
+    finally:
+        _TRACES.clear()
+
+
+def _run_on_pool(matrix: Sequence[Cell], traces: dict[str, TraceInput], n_workers: int,
+                 done: Callable[[Cell, FgdRunResult | ReplayRunResult], None]) -> None:
+    """The cells on a local process pool of ``n_workers``."""
+    # forkserver/spawn, not fork: the progress bar's refresh thread is running.
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if ctx.get_start_method() == "forkserver":
+        ctx.set_forkserver_preload(list(_PRELOAD))  # import once, fork per worker
+    with ProcessPoolExecutor(
+        max_workers=n_workers,
+        mp_context=ctx,
+        initializer=_init_worker,
+        initargs=(traces,),
+    ) as pool:
+        _drain({pool.submit(_run_cell, c): c for c in matrix}, done)
 
 
 def _run_on_dask(
