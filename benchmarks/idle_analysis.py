@@ -35,14 +35,13 @@ def analyse(policy: str, pods_spec: str | None, seed: int, rebind: bool) -> dict
     from cohabit.engine.scheduling import schedule_pod
     from cohabit.placement import typical_pods
     from cohabit.simulator import loaders
-    from cohabit.simulator.cluster import SimulatedCluster
-    from cohabit.simulator.fgd import inflate_workload, seed_tiebreak
+    from cohabit.simulator.cluster import scoring_cluster, seed_tiebreak
+    from cohabit.simulator.fgd import inflate_workload
 
     trace = loaders.load_trace(pods_spec, None)
     typical = typical_pods(trace.pods, spec_text=list(trace.gpu_spec_text))
-    cluster = SimulatedCluster(trace.nodes, typical=typical)
+    cluster = scoring_cluster(trace.nodes, trace.pods, typical)  # as run_fgd sets it up
     state = cluster.state
-    state.set_typical(typical, typical_pods(trace.pods, coverage_pct=100))
     rng = np.random.default_rng(seed)
     arrivals = inflate_workload(trace.pods, int(state.gpu_cnt.sum()) * 1000, 1.3, rng)
     seed_tiebreak(state, rng)

@@ -27,8 +27,8 @@ def diagnose(policy: str, seed: int, sample: int) -> collections.Counter:
     from cohabit.placement import typical_pods
     from cohabit.placement.state import pod_request
     from cohabit.simulator import loaders
-    from cohabit.simulator.cluster import SimulatedCluster
-    from cohabit.simulator.fgd import inflate_workload, seed_tiebreak
+    from cohabit.simulator.cluster import scoring_cluster, seed_tiebreak
+    from cohabit.simulator.fgd import inflate_workload
 
     c: collections.Counter = collections.Counter()
     room_victims, replay = rebind.room_victims, rebind._replay
@@ -49,9 +49,8 @@ def diagnose(policy: str, seed: int, sample: int) -> collections.Counter:
     try:
         trace = loaders.load_trace(None, None)
         typical = typical_pods(trace.pods, spec_text=list(trace.gpu_spec_text))
-        cluster = SimulatedCluster(trace.nodes, typical=typical)
+        cluster = scoring_cluster(trace.nodes, trace.pods, typical)  # as run_fgd sets it up
         state = cluster.state
-        state.set_typical(typical, typical_pods(trace.pods, coverage_pct=100))
         rng = np.random.default_rng(seed)
         arrivals = inflate_workload(trace.pods, int(state.gpu_cnt.sum()) * 1000, 1.3, rng)
         seed_tiebreak(state, rng)
