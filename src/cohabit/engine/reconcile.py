@@ -517,20 +517,25 @@ def place_pending_explained(
             binds.append(result.bind)
     if rebind:
         by_key = {p.key: p for p in pending}
-        wanting = [by_key[key] for key, _ in unplaced] + _fitting_nowhere(state, others, policy)
+        wanting = [by_key[key] for key, _ in unplaced[:rebind]]
+        wanting += _fitting_nowhere(state, others, policy, rebind - len(wanting))
         extra = {} if movable is None else {"movable": movable}
-        for pod in wanting[:rebind]:
+        for pod in wanting:
             move = make_room(state, pod, policy, rng=rng, **extra)
             if move is not None:
                 binds.extend(a for a in move.actions() if isinstance(a, Evict))
     return binds, unplaced
 
 
-def _fitting_nowhere(state: ClusterState, pods: Sequence[Pod], policy: str) -> list[Pod]:
-    """The pods of ``pods`` (creation order) that no node of ``state`` takes under
-    ``policy``; a pod whose request is malformed is left out (its own policy reports it)."""
+def _fitting_nowhere(state: ClusterState, pods: Sequence[Pod], policy: str,
+                     limit: int) -> list[Pod]:
+    """The first ``limit`` pods of ``pods`` (creation order) that no node of ``state`` takes
+    under ``policy``; a pod whose request is malformed is left out (its own policy reports
+    it). Stops checking once ``limit`` are found."""
     out: list[Pod] = []
     for pod in sorted(pods, key=lambda p: (p.creation_time, p.key)):
+        if len(out) >= limit:
+            break
         try:
             if select_req(state, pod_request(pod), policy, np.random.default_rng(0)) is None:
                 out.append(pod)
