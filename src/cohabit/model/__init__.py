@@ -86,6 +86,10 @@ class Resources:
             self.gpu_memory_mib - other.gpu_memory_mib,
         )
 
+    def fits_in(self, capacity: Resources) -> bool:
+        """True when every field is <= the same field of ``capacity``."""
+        return all(getattr(self, f) <= getattr(capacity, f) for f in RESOURCE_FIELDS)
+
     def clamp(self, lower: Resources, upper: Resources) -> Resources:
         """Each field limited to ``[lower, upper]`` (a field of ``upper`` <= 0 means no cap)."""
 

@@ -35,7 +35,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Mapping, Sequence
 
-from cohabit.model import RESOURCE_FIELDS, InterferenceProfile, Resources
+from cohabit.model import InterferenceProfile, Resources
 from cohabit.placement.interference import Slowdown
 
 __all__ = [
@@ -90,12 +90,7 @@ def _requested(assignment: Mapping[str, str], requests: Mapping[str, Resources],
 
 def _feasible(pod: str, node: str, assignment: Mapping[str, str],
               requests: Mapping[str, Resources], nodes: Mapping[str, Resources]) -> bool:
-    return _within(_requested(assignment, requests, node) + requests[pod], nodes[node])
-
-
-def _within(need: Resources, capacity: Resources) -> bool:
-    """Every field of ``need`` is at most the same field of ``capacity``."""
-    return all(getattr(need, f) <= getattr(capacity, f) for f in RESOURCE_FIELDS)
+    return (_requested(assignment, requests, node) + requests[pod]).fits_in(nodes[node])
 
 
 def predicted_np(assignment: Mapping[str, str], profiles: Mapping[str, InterferenceProfile],
@@ -184,7 +179,7 @@ def _improve_by_swaps(assignment: dict[str, str], requests: Mapping[str, Resourc
                 if assignment[a] == assignment[b]:
                     continue
                 trial = {**assignment, a: assignment[b], b: assignment[a]}
-                if not all(_within(_requested(trial, requests, n), cap)
+                if not all(_requested(trial, requests, n).fits_in(cap)
                            for n, cap in nodes.items()):
                     continue
                 value = _objective(trial, profiles, slowdown)
