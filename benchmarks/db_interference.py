@@ -65,7 +65,11 @@ from cohabit.engine.dbinterference import (
 from cohabit.model import InterferenceProfile, Resize, Resources
 from cohabit.placement.fairness import place_fair, predicted_np, unfairness
 from cohabit.placement.interference import pressure_sensitivity_slowdown
-from cohabit.predictors.dbinterference import database_profile, sensitivity_slope
+from cohabit.predictors.dbinterference import (
+    database_profile,
+    dominant_slowdown,
+    sensitivity_slope,
+)
 from cohabit.profiling import DatabaseSession, LoadSpec
 from db_profile import RESULTS as PROFILE_RESULTS
 from db_profile import WORKLOADS
@@ -80,8 +84,9 @@ DOCUMENTED_SPECS = {
 2026-11-29 13:48-15:55 UTC), used when its result files are not on this machine."""
 NODES = {"node-a": "0", "node-b": "1"}
 NODE_CAPACITY = Resources(1000, 8192)
-RUN_OVERHEAD_S = 1.5
-"""Estimated seconds each pgbench run or probe adds to its length (start, connect, parse)."""
+RUN_OVERHEAD_S = 0.7
+"""Estimated seconds each pgbench run or probe adds to its length (start, connect, parse):
+0.3-0.5 s in a smoke run of this benchmark at load average 7, rounded up."""
 SETUP_S_PER_SCALE = 1.0
 """Estimated seconds of initdb + ``pgbench -i`` + prewarm per unit of scale."""
 
@@ -111,7 +116,7 @@ def plan(names: list[str], settings: InterferenceSettings, corun_s: float,
         "setup": SETUP_S_PER_SCALE * sum(WORKLOADS[n]["scale"] for n in names) + 10 * len(names),
         "probes": r * (2 + i) * probe,
         "profiles": len(names) * (r + 1 + r * i) * run
-        + r * ((len(names) * reps + 1) * probe + len(names) * reps * (probe + 4)),
+        + r * ((len(names) * reps + 1) * probe + len(names) * reps * (probe + 2)),
         "pairs": math.comb(len(names), 2) * (2 * settings.pair_repeats + 1) * run,
         "placement": ((rounds + 1) * slots + 2 * rounds) * (corun_s + o),
     }
@@ -176,6 +181,33 @@ def measure_profiles(sessions, actuator, tree, probe_k, settings
     return profiles
 
 
+MODELS = {"linear": pressure_sensitivity_slowdown, "dominant": dominant_slowdown}
+"""Pair models judged on the measured pairs (both fixed before the measurement); the one
+with the higher Spearman rho (ties: the linear default) is the placement's model."""
+
+
+def judge_pair_models(profiles, pair_runs, report) -> tuple[str, pd.DataFrame]:
+    """Every model's predictions beside the measured pairs (``pairs.csv``); the chosen one."""
+    judged = {m: predict_pairs(profiles, pair_runs, f) for m, f in MODELS.items()}
+    report["pairs"] = {m: err for m, (_, err) in judged.items()}
+    for m, (_, err) in judged.items():
+        log(f"pair prediction ({m}): {err}")
+
+    def rho(m: str) -> float:
+        value = judged[m][1]["spearman"]
+        return -math.inf if math.isnan(value) else value
+
+    chosen = max(MODELS, key=lambda m: (rho(m), m == "linear"))
+    report["pair_model"] = chosen
+    table = judged["linear"][0].rename(columns={"predicted": "predicted_linear",
+                                                 "residual": "residual_linear"})
+    table["predicted_dominant"] = judged["dominant"][0]["predicted"].to_numpy()
+    table["residual_dominant"] = judged["dominant"][0]["residual"].to_numpy()
+    table.to_csv(RESULTS / "pairs.csv", index=False)
+    log(f"placement's pair model: {chosen}")
+    return chosen, judged[chosen][0]
+
+
 def rounds_that_fit(args, n_names: int, n_policies: int) -> int:
     """``--repeats``, fewer when ``--finish-by`` (UTC HH:MM) would be passed (at least 1)."""
     if not args.finish_by:
@@ -192,13 +224,13 @@ def rounds_that_fit(args, n_names: int, n_policies: int) -> int:
     return max(1, min(args.repeats, fit))
 
 
-def placement_step(sessions, actuator, names, profiles, residuals, args, report) -> None:
+def placement_step(sessions, actuator, names, profiles, model, residuals, args,
+                   report) -> None:
     requests = {n: spec_of(n)[0] for n in names}
     capacity = {node: NODE_CAPACITY for node in NODES}
-    decided = {p: place(p, names, requests, capacity, profiles, residuals=residuals)
+    decided = {p: place(p, names, requests, capacity, profiles, model, residuals=residuals)
                for p in ("least-requested", "fair")}
-    exact = place_fair(names, requests, capacity, profiles, pressure_sensitivity_slowdown,
-                       residuals=[0.0])
+    exact = place_fair(names, requests, capacity, profiles, model, residuals=[0.0])
     placements = {p: d.assignment for p, d in decided.items()}
     report["placements"] = placements
     report["fair_reason"] = {"moves": list(decided["fair"].moves),
@@ -206,7 +238,7 @@ def placement_step(sessions, actuator, names, profiles, residuals, args, report)
     report["if_model_trusted_exact"] = {"assignment": exact.assignment,
                                         "moves": list(exact.moves)}
     report["predicted_unfairness"] = {
-        p: unfairness(list(predicted_np(a, profiles, pressure_sensitivity_slowdown).values()))
+        p: unfairness(list(predicted_np(a, profiles, model).values()))
         for p, a in placements.items()}
     log(f"placements: {placements}; fair: {decided['fair'].reason} {decided['fair'].moves}; "
         f"if trusted exact: {exact.assignment}")
@@ -285,12 +317,9 @@ def main() -> int:
             pair_runs.to_csv(RESULTS / "pairs_runs.csv", index=False)
             report["pairs_done"] = time.strftime("%H:%M:%S")
         report["profiles"] = {n: _profile_dict(p) for n, p in profiles.items()}
-        pairs, err = predict_pairs(profiles, pair_runs)
-        pairs.to_csv(RESULTS / "pairs.csv", index=False)
-        report["pairs"] = err
-        log(f"pair prediction: {err}")
+        model, pairs = judge_pair_models(profiles, pair_runs, report)
         if not args.no_placement:
-            placement_step(sessions, actuator, names, profiles,
+            placement_step(sessions, actuator, names, profiles, MODELS[model],
                            list(pairs["residual"]), args, report)
             report["placement_done"] = time.strftime("%H:%M:%S")
     report["load_after"] = os.getloadavg()

@@ -210,7 +210,7 @@ def measure_pressures(sessions: Mapping[str, DatabaseSession], tree: CgroupTree,
     rows = []
     for r in settings.resources:
         def beside(name: str, r: str = r) -> tuple[str, float]:
-            load = sessions[name].start_load(settings.probe_seconds + 4,
+            load = sessions[name].start_load(settings.probe_seconds + 2,
                                              latency_limit_ms=settings.latency_limit_ms)
             try:
                 return name, run_probe(tree, r, settings.probe_seconds, cpus=settings.cpus)
