@@ -24,7 +24,10 @@ output). Every contended run is bracketed by solo runs (the protocol of
    instance's p99 and TPS against its solo runs (alone on a node) just before and after,
    and the unfairness (coefficient of variation of ``p99_solo / p99_co``) per policy; the
    policies alternate over ``--repeats`` rounds
-   (:func:`~cohabit.engine.dbinterference.measure_placement`).
+   (:func:`~cohabit.engine.dbinterference.measure_placement`). Beside them, the placement
+   the fair policy would make if it trusted the pair model as exact (``model-trusted``, the
+   policy before evidence was required) is measured too; a placement equal to another one
+   is run once.
 
 Results in ``benchmarks/results/db_interference/``; the host's 1-minute load average is
 recorded beside every run. ``--plan`` prints the estimated duration of each step first.
@@ -118,7 +121,7 @@ def plan(names: list[str], settings: InterferenceSettings, corun_s: float,
         "profiles": len(names) * (r + 1 + r * i) * run
         + r * ((len(names) * reps + 1) * probe + len(names) * reps * (probe + 2)),
         "pairs": math.comb(len(names), 2) * (2 * settings.pair_repeats + 1) * run,
-        "placement": ((rounds + 1) * slots + 2 * rounds) * (corun_s + o),
+        "placement": ((rounds + 1) * slots + 3 * rounds) * (corun_s + o),  # <= 3 policies
     }
     steps["total"] = sum(steps.values())
     return steps
@@ -224,6 +227,14 @@ def rounds_that_fit(args, n_names: int, n_policies: int) -> int:
     return max(1, min(args.repeats, fit))
 
 
+def dedupe(placements: dict[str, dict[str, str]]) -> dict[str, str]:
+    """Policy -> the first policy (in order) with the same assignment (measured once)."""
+    out: dict[str, str] = {}
+    for policy, assignment in placements.items():
+        out[policy] = next(p for p, a in placements.items() if a == assignment)
+    return out
+
+
 def placement_step(sessions, actuator, names, profiles, model, residuals, args,
                    report) -> None:
     requests = {n: spec_of(n)[0] for n in names}
@@ -242,9 +253,11 @@ def placement_step(sessions, actuator, names, profiles, model, residuals, args,
         for p, a in placements.items()}
     log(f"placements: {placements}; fair: {decided['fair'].reason} {decided['fair'].moves}; "
         f"if trusted exact: {exact.assignment}")
-    if placements["fair"] == placements["least-requested"]:
-        log("fair = LeastRequested: measuring LeastRequested only (ratio 1 by construction)")
-        placements = {"least-requested": placements["least-requested"]}
+    measured = dedupe({**placements, "model-trusted": exact.assignment})
+    report["measured_as"] = measured
+    log(f"measured placements (the same assignment is run once): {measured}")
+    placements = {p: a for p, a in {**placements, "model-trusted": exact.assignment}.items()
+                  if measured[p] == p}
     rounds = rounds_that_fit(args, len(names), len(placements))
     report["placement_rounds"] = rounds
     runs = measure_placement(sessions, actuator, placements, solo_nodes=list(NODES),
@@ -254,12 +267,13 @@ def placement_step(sessions, actuator, names, profiles, model, residuals, args,
     per = runs.groupby(["policy", "round"])["unfairness"].first().groupby("policy")
     report["unfairness"] = {p: {"median": float(g.median()), "rounds": list(g)}
                             for p, g in per}
-    if "fair" in report["unfairness"]:
-        lr = report["unfairness"]["least-requested"]["median"]
-        fair = report["unfairness"]["fair"]["median"]
-        report["fair_over_least_requested"] = fair / lr if lr > 0 else float("nan")
-        log(f"unfairness median: fair {fair:.3f}, least-requested {lr:.3f}, "
-            f"ratio {report['fair_over_least_requested']:.2f}")
+    lr = report["unfairness"]["least-requested"]["median"]
+    for policy in ("fair", "model-trusted"):
+        value = report["unfairness"][measured[policy]]["median"]
+        ratio = value / lr if lr > 0 else float("nan")
+        report[f"{policy}_over_least_requested"] = ratio
+        log(f"unfairness median: {policy} {value:.3f} (as {measured[policy]}), "
+            f"least-requested {lr:.3f}, ratio {ratio:.2f}")
 
 
 def main() -> int:
