@@ -118,7 +118,7 @@ def plan(names: list[str], settings: InterferenceSettings, corun_s: float,
     steps = {
         "setup": SETUP_S_PER_SCALE * sum(WORKLOADS[n]["scale"] for n in names) + 10 * len(names),
         "probes": r * (2 + i) * probe,
-        "profiles": len(names) * (r + 1 + r * i) * run
+        "profiles": len(names) * (r + 2 + r * i) * run
         + r * ((len(names) * reps + 1) * probe + len(names) * reps * (probe + 2)),
         "pairs": math.comb(len(names), 2) * (2 * settings.pair_repeats + 1) * run,
         "placement": ((rounds + 1) * slots + 3 * rounds) * (corun_s + o),  # <= 3 policies

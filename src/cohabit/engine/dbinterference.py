@@ -172,13 +172,16 @@ def calibrate_probes(tree: CgroupTree, settings: InterferenceSettings,
 
 def _sensitivity_rows(session: DatabaseSession, tree: CgroupTree,
                       settings: InterferenceSettings, log: Log) -> list[dict]:
-    """``S [r1@i1 r1@i2] S [r2@i1 r2@i2] S ...``: one block per resource."""
+    """``W S [r1@i1 r1@i2] S [r2@i1 r2@i2] S ...``: one block per resource, after an unused
+    warm-up run ``W``."""
     def beside(r: str, level: float) -> PgbenchRun:
         with Stressor(tree, r, level, cpus=settings.cpus):
             return _run(session, settings)
 
     blocks = [[lambda r=r, lv=lv: beside(r, lv) for lv in settings.intensities]
               for r in settings.resources]
+    _run(session, settings)  # warm-up, not used: a database idle for minutes (checkpoint,
+    # autovacuum, a cold cache after its move) served its first run up to 13x slower
     solos, results = bracketed(lambda: _run(session, settings), blocks)
     rows = []
     for i, (r, runs) in enumerate(zip(settings.resources, results, strict=True)):
