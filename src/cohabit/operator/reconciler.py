@@ -34,6 +34,7 @@ from cohabit.config import (
     parse_policy,
     parse_workload,
 )
+from cohabit.engine.execute import Execution, OutcomeRecorder, execute_plan
 from cohabit.engine.observe import gpu_model_views, pending_views
 from cohabit.engine.reconcile import Assessment, assess, reconcile_once, validate_policy
 from cohabit.model import (
@@ -50,8 +51,9 @@ from cohabit.model import (
 from cohabit.operator.dbplanner import capacity_planner
 from cohabit.operator.logs import obj
 from cohabit.operator.report import (
+    AssumeBinds,
+    OutcomeReport,
     report_invalid,
-    report_outcomes,
     report_transitions,
     report_unschedulable,
 )
@@ -75,11 +77,6 @@ __all__ = ["accept_policy", "forget_policy", "forget_workload", "read_nodes",
            "reconcile_workload", "scheduling_pass"]
 
 log = logging.getLogger(__name__)
-
-def _count(runtime: Runtime, outcomes: list[Outcome]) -> None:
-    for o in outcomes:
-        runtime.metrics.actions.labels(type(o.action).__name__, o.status).inc()
-
 
 def reconcile_workload(
     runtime: Runtime,
@@ -131,17 +128,17 @@ def reconcile_workload(
         assessment = replace(assessment, low_confidence=True, reason=problems.target_missing)
     runtime.assessments[key] = assessment
     planner_status = None
+    recorder = OutcomeReport(runtime, workload_kind=kind)
     if parsed.offered_load_query:  # the online capacity planner owns the resizes
         planner_status, outcomes = capacity_planner(runtime, parsed, pods, current,
                                                     containers, now)
-        _count(runtime, outcomes)
+        recorder.record(Execution(tuple(outcomes)))
     else:
         outcomes = ([] if problems.policy_missing else  # its thresholds are the policy's
-                    _right_size(runtime, parsed, snapshot, current, assessment, now))
+                    _right_size(runtime, parsed, snapshot, current, assessment, now, recorder))
         if parsed.policy_ref in runtime.invalid_policies:  # _right_size found it invalid
             problems = replace(problems, policy_missing=_policy_problem(runtime,
                                                                         parsed.policy_ref))
-    report_outcomes(runtime, outcomes, workload_kind=kind)
     if workload.placement == PlacementMode.MANAGED and any(p.node is None for p in pods):
         # Its pending pods waited for this spec (see scheduling_pass): wake the policy's
         # scheduler loop rather than run a whole-cluster pass inside this handler.
@@ -262,8 +259,9 @@ def _policy_problem(runtime: Runtime, name: str) -> str:
 
 def _right_size(runtime: Runtime, parsed: WorkloadSpec, snapshot: Snapshot,
                 current: dict[tuple[str, str], Any], assessment: Assessment,
-                now: float) -> list[Outcome]:
-    """Apply mode: the planner's resizes carried out by the actuator (none otherwise)."""
+                now: float, recorder: OutcomeRecorder) -> list[Outcome]:
+    """Apply mode: the planner's resizes carried out by the actuator through the engine
+    step, recorded by ``recorder`` (none otherwise)."""
     key = parsed.workload.key
     if assessment.low_confidence or parsed.workload.mode != WorkloadMode.APPLY:
         return []
@@ -277,11 +275,8 @@ def _right_size(runtime: Runtime, parsed: WorkloadSpec, snapshot: Snapshot,
         _reject_policy(runtime, parsed.policy_ref, str(exc))
         return []
     resizes = [a for a in plan.actions if isinstance(a, Resize)]
-    if not resizes:
-        return []
-    outcomes = runtime.actuator.apply(resizes)  # patches of the target only: no lock
-    _count(runtime, outcomes)                    # (placement state is untouched)
-    return outcomes
+    # patches of the target only: no lock (placement state is untouched)
+    return list(execute_plan(resizes, runtime.actuator, recorders=(recorder,)).outcomes)
 
 
 def _workload_metrics(runtime: Runtime, kind: str, key: str, a: Assessment,
@@ -475,14 +470,12 @@ def scheduling_pass(runtime: Runtime, policy_name: str, now: float, *,
                                 {p.key: p for p in snapshot.pods})
     outcomes: list[Outcome] = []
     try:
-        if actions:
-            outcomes = runtime.actuator.apply(
-                actions, limits=EvictionLimits.from_config(policy.rebinding))
-            _assume_binds(runtime, outcomes)
+        outcomes = list(execute_plan(actions, runtime.actuator,
+                                     limits=EvictionLimits.from_config(policy.rebinding),
+                                     recorders=(AssumeBinds(runtime.cluster),
+                                                OutcomeReport(runtime))).outcomes)
     finally:  # binds without a "done" outcome (or all, if apply raised) are forgotten
         runtime.inflight.finish(outcomes or [Outcome(a, "failed") for a in actions])
-    _count(runtime, outcomes)
-    report_outcomes(runtime, outcomes)
     report_unschedulable(runtime, plan.unschedulable, policy_name)
     if runtime.policies and policy_name == min(runtime.policies):
         _report_orphans(runtime, snapshot, now)
@@ -513,17 +506,6 @@ def _observe_cluster(runtime: Runtime, snapshot: Snapshot, outcomes: list[Outcom
             log.warning("no GPU metrics from this snapshot: %s", exc)
         gpus = []
     runtime.metrics.set_cluster(gpus, pending_views(snapshot.pods, now, placed))
-
-
-def _assume_binds(runtime: Runtime, outcomes: list[Outcome]) -> None:
-    """Tell the watch cache about the binds just made (the next pass must not see that
-    capacity as free before the watch delivers them)."""
-    assume = getattr(runtime.cluster, "assume", None)
-    if assume is None:
-        return
-    for o in outcomes:
-        if isinstance(o.action, Bind) and o.status == OutcomeStatus.DONE:
-            assume(o.action.pod, o.action.node, o.action.gpu_indices)
 
 
 def _report_waiting(runtime: Runtime, now: float, policies: set[str]) -> None:
