@@ -51,6 +51,7 @@ from cohabit.model import (
     Snapshot,
     Workload,
     WorkloadKind,
+    probe_keys,
 )
 from cohabit.placement import POLICIES as PLACEMENT_POLICIES
 from cohabit.placement import (
@@ -368,17 +369,15 @@ def predictor_slowdown(predictor: Callable[[InterferenceProfile, InterferencePro
         predictor: ``f(a | b)``, the throughput fraction of ``a`` next to ``b`` (e.g.
             ``cohabit.predictors.interference_predictor()``, Paragon/Bubble-Up probe
             profiles trained on Gavel co-runs).
-        probes: the predictor's probe names; profiles keyed ``probe<i>:<name>`` for exactly
-            these probes go to the predictor (slowdown ``1 - f``), every other pair to
-            :func:`pressure_sensitivity` (declared or measured resource profiles).
+        probes: the predictor's probe names; profiles keyed by exactly these probes
+            (:func:`~cohabit.model.probe_keys`) go to the predictor (slowdown ``1 - f``),
+            every other pair to :func:`pressure_sensitivity` (declared or measured resource
+            profiles).
     """
-    keys = frozenset(f"probe{i}:{p}" for i, p in enumerate(probes))
-
-    def probed(p: InterferenceProfile) -> bool:
-        return ({r for r, _ in p.sensitivity} == keys and {r for r, _ in p.pressure} == keys)
+    keys = probe_keys(probes)
 
     def slowdown(victim: InterferenceProfile, aggressor: InterferenceProfile) -> float:
-        if probed(victim) and probed(aggressor):
+        if victim.keyed_by(keys) and aggressor.keyed_by(keys):
             return min(1.0, max(0.0, 1.0 - float(predictor(victim, aggressor))))
         return pressure_sensitivity_slowdown(victim, aggressor)
 
