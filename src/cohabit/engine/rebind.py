@@ -326,19 +326,22 @@ def defragment(
     fm = frag_model(state)
     search = _Search(state, policy, rng, movable, 0, 0, 0, False)
     moves: list[Move] = []
+    touched: set[tuple[int, int]] = set()  # GPUs an earlier move of this pass changed
     try:
         for group in _least_used_gpus(state, max_gpus, max_pods):
             if len(moves) >= max_moves:
                 break
-            if not all(b.pod is not None and movable(b.pod) and b.req.is_share
-                       for b in group):
+            if (group[0].node, group[0].gpus[0]) in touched or not all(
+                    b.pod is not None and movable(b.pod) and b.req.is_share for b in group):
                 continue
             mark = len(search.journal)
             move = _consolidate(search, fm, group, min_gain_milli)
             if move is None:
                 search.undo(mark)
-            else:
-                moves.append(move)
+                continue
+            moves.append(move)
+            touched.add((group[0].node, group[0].gpus[0]))
+            touched.update((state.index[b.node], g) for b in move.binds for g in b.gpu_indices)
     finally:
         search.undo(0)
     return moves
