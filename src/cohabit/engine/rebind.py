@@ -8,15 +8,21 @@ module wires the two, as only the engine may: for a pending pod that fits nowher
    first, ``max_nodes`` of them), and asks the planner for victim sets on each;
 2. replays each candidate on the :class:`~cohabit.placement.ClusterState`: evict the
    victims, bind the pending pod on the node, re-place every victim through the same
-   placement policy; a candidate is kept only if everything was placed and ``pays`` agrees
-   (by default: the pending pod's GPU milli is allocated on top of what was, i.e. the
-   allocation grows); the replay is always undone;
+   placement policy -- a victim that fits nowhere gets a move of its own, one level down
+   (a chain, ``depth`` levels, :data:`CHAIN_DEPTH` by default); a candidate is kept only if
+   everything was placed and ``pays`` agrees (by default: the pending pod's GPU milli is
+   allocated on top of what was, i.e. the allocation grows); the replay is always undone;
 3. returns the kept move as actions (``Evict`` per victim, then the ``Bind`` of the pending
    pod and each victim's new ``Bind``) for the actuator, which owns budgets, PDBs and
    dry-run. The simulator's actuator applies them; the operator's reports them.
 
 The same function serves the simulator (``cohabit simulate --rebind``) and the operator's
 rebinding pass (a check on the planner's evictions), so what is benchmarked is what runs.
+
+:func:`defragment` moves pods before anything fails: the pods of the least used shared
+GPUs are placed again when FGD's fragment milli falls enough (the descheduler's idea with
+FGD's measure). ``--mode fgd --rebind`` runs it once per 1 % of capacity arrived; the
+operator's pass does not call it yet.
 """
 
 from __future__ import annotations
