@@ -267,9 +267,10 @@ _SchedulerOption = Annotated[str | None, typer.Option(
 )]
 _RebindOption = Annotated[bool, typer.Option(
     "--rebind/--no-rebind",
-    help="Simulate-then-rebind: a pod that fits nowhere gets a move (at most 2 pods moved, "
-    "each move replayed first and kept only if it pays); migrations are counted. "
-    "Without it no pod ever moves.",
+    help="Simulate-then-rebind: a pod that fits nowhere gets a move (at most 2 pods off "
+    "one node, a chain of two levels; each move replayed first and kept only if it pays); "
+    "--mode fgd also defragments once per 1 % of capacity arrived; migrations are "
+    "counted. Without it no pod ever moves.",
 )]
 _ContentionOption = Annotated[str | None, typer.Option(
     "--contention",

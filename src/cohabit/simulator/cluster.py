@@ -112,15 +112,16 @@ class SimulatedCluster:
         self.state.apply(bind, pod)
         self.binds += 1
 
-    def apply_move(self, move: Move, pending: Pod) -> list[int]:
-        """Carry out a rebinding move: evict its victims, bind the pending pod and re-bind
-        the victims where the move says; returns the indices of the nodes it touched.
+    def apply_move(self, move: Move, pending: Pod | None) -> list[int]:
+        """Carry out a rebinding move: evict its victims, bind the pending pod (None for a
+        defragmentation move) and re-bind the victims where the move says; returns the
+        indices of the nodes it touched.
 
         Raises:
             OverCommitError: a bind does not fit (the move was not replayed on this state).
         """
         state = self.state
-        pods = {pending.key: pending}
+        pods = {} if pending is None else {pending.key: pending}
         touched = []
         for key in move.victims:
             b = state.bound[key]
