@@ -91,10 +91,10 @@ class SimulatedCluster(MemoryActuator):
         self.submit(pod)
         self.apply([bind])
 
-    def apply_move(self, move: Move, pending: Pod) -> list[int]:
+    def apply_move(self, move: Move, pending: Pod | None) -> list[int]:
         """Carry out a rebinding move through the engine step (evict its victims, bind the
-        pending pod and re-bind the victims where the move says); returns the indices of
-        the nodes it touched.
+        pending pod (None for a defragmentation move) and re-bind the victims where the move
+        says); returns the indices of the nodes it touched.
 
         Raises:
             OverCommitError: a bind does not fit (the move was not replayed on this state).
@@ -102,7 +102,8 @@ class SimulatedCluster(MemoryActuator):
         """
         state = self.state
         touched = [state.bound[key].node for key in move.victims]
-        self.submit(pending)
+        if pending is not None:
+            self.submit(pending)
         execute_plan(move.actions(), self, dependent=True, recorders=(self.outcomes,))
         touched.extend(state.index[bind.node] for bind in move.binds)
         return touched
