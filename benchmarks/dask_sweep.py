@@ -95,6 +95,23 @@ class LoopbackDask:
                 p.wait()
 
 
+class _Progress:
+    """``on_result`` callback: one stderr line per 5 % of the cells (count, elapsed, load), so a
+    run stopped early still tells how far it got."""
+
+    def __init__(self, name: str, total: int):
+        self.name, self.total, self.done = name, total, 0
+        self.step = max(1, total // 20)
+        self.t0 = time.perf_counter()
+
+    def __call__(self, _cell: object, _result: object) -> None:
+        self.done += 1
+        if self.done % self.step == 0 or self.done == self.total:
+            print(f"{self.name}: {self.done}/{self.total} cells, "
+                  f"{time.perf_counter() - self.t0:.0f} s, load {_load()}",
+                  file=sys.stderr, flush=True)
+
+
 def _row(name: str, result: matrix.MatrixResult, cells_full: int, load: str) -> dict:
     n = len(result.runs)
     compute = float(result.runs["wall_s"].sum())
@@ -128,7 +145,8 @@ def main() -> None:
     rows, curves = [], {}
     with tempfile.TemporaryDirectory(prefix="cohabit-dask-bench-") as tmp:
         before = _load()
-        local = matrix.run_matrix(cells, traces, workers=args.workers, progress=False)
+        local = matrix.run_matrix(cells, traces, workers=args.workers, progress=False,
+                                  on_result=_Progress("local", len(cells)))
         rows.append(_row("local process pool", local, cells_full, f"{before} -> {_load()}"))
         curves["local"] = local.curves.to_csv(index=False)
         print(rows[-1], flush=True)
@@ -136,6 +154,7 @@ def main() -> None:
         try:
             before = _load()
             remote = matrix.run_matrix(cells, traces, progress=False,
+                                       on_result=_Progress("dask", len(cells)),
                                        execution=Execution("dask", cluster.address))
             rows.append(_row("dask (loopback)", remote, cells_full, f"{before} -> {_load()}"))
             curves["dask"] = remote.curves.to_csv(index=False)

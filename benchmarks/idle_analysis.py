@@ -12,6 +12,9 @@ every idle milli of the end state into one category, first match wins:
    810-milli pod: only the 110- and 160-milli shapes fit), split by the largest pod on it;
 4. ``a common typical pod still fits``: the rest (arrivals stopped at 130 % first).
 
+It also sorts the idle milli by the size of the free hole it sits in (per GPU, 100-milli
+bins) and names the first arrival that fit nowhere.
+
 Usage::
 
     .venv/bin/python benchmarks/idle_analysis.py --policy cohabit --seed 42 [--rebind]
@@ -47,8 +50,13 @@ def analyse(policy: str, pods_spec: str | None, seed: int, rebind: bool) -> dict
     seed_tiebreak(state, rng)
     policy_rng = np.random.default_rng([seed, 1])
     migrations = 0
-    for pod in arrivals:
+    arrived = 0
+    first_fail = None
+    for k, pod in enumerate(arrivals):
+        arrived += pod.gpu_request_milli
         res = schedule_pod(state, pod, policy=policy, rng=policy_rng, actuator=cluster)
+        if res.bind is None and first_fail is None:
+            first_fail = (k, 100.0 * arrived / (int(state.gpu_cnt.sum()) * 1000))
         if res.bind is None and rebind:
             move = make_room(state, pod, policy, rng=policy_rng)
             if move is not None:
@@ -62,6 +70,7 @@ def analyse(policy: str, pods_spec: str | None, seed: int, rebind: bool) -> dict
         for g in b.gpus:
             on_gpu[(b.node, g)].append(b.req.milli)
     cats: collections.Counter[str] = collections.Counter()
+    holes: collections.Counter[str] = collections.Counter()
     for i in range(state.n_nodes):
         model = state.model_names[int(state.model_id[i])]
         for g in range(int(state.gpu_cnt[i])):
@@ -83,7 +92,16 @@ def analyse(policy: str, pods_spec: str | None, seed: int, rebind: bool) -> dict
             else:
                 cats["a common typical pod still fits"] += free
     cap = float(state.gpu_cnt.sum() * 1000)
+    for i in range(state.n_nodes):  # idle milli by the size of the hole it is in
+        for g in range(int(state.gpu_cnt[i])):
+            free = int(state.gpu_free[i, g])
+            if free:
+                low = min(free // 100 * 100, 1000)
+                holes[f"hole {low}-{low + 99 if low < 1000 else 1000} milli"] += free
     out = {k: 100.0 * v / cap for k, v in cats.items()}
+    out.update({k: 100.0 * v / cap for k, v in holes.items()})
+    if first_fail is not None:
+        out["first failure: arrival"], out["first failure: % arrived"] = first_fail
     out["idle total"] = 100.0 * float(state.total_free.sum()) / cap
     out["allocation"] = 100.0 - out["idle total"]
     out["migrations"] = float(migrations)
@@ -103,9 +121,14 @@ def main() -> int:
           f"| % of cluster GPU milli |")
     print("|---|---:|")
     for k, v in sorted(res.items(), key=lambda kv: -kv[1]):
-        if k in ("migrations", "pods placed"):
+        if k in ("migrations", "pods placed") or k.startswith(("first", "hole")):
             continue
         print(f"| {k} | {v:.2f} |")
+    for k in sorted(k for k in res if k.startswith("hole")):
+        print(f"| idle in a {k} | {res[k]:.2f} |")
+    if "first failure: arrival" in res:
+        print(f"| first pod that fits nowhere: arrival {res['first failure: arrival']:.0f} "
+              f"at {res['first failure: % arrived']:.2f} % arrived | |")
     share = 100 * res["migrations"] / res["pods placed"]
     print(f"| migrations | {res['migrations']:.0f} ({share:.2f} % of "
           f"{res['pods placed']:.0f} pods placed) |")

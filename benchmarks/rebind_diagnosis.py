@@ -31,7 +31,7 @@ def diagnose(policy: str, seed: int, sample: int) -> collections.Counter:
     from cohabit.simulator.fgd import inflate_workload
 
     c: collections.Counter = collections.Counter()
-    room_victims, replay = rebind.room_victims, rebind._replay
+    room_victims, attempt = rebind.room_victims, rebind._Search._attempt
 
     def counted_victims(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         out = room_victims(*args, **kwargs)
@@ -39,13 +39,13 @@ def diagnose(policy: str, seed: int, sample: int) -> collections.Counter:
         c["victim sets"] += len(out)
         return out
 
-    def counted_replay(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
-        move = replay(*args, **kwargs)
+    def counted_attempt(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        ok = attempt(*args, **kwargs)
         c["moves replayed"] += 1
-        c["moves kept"] += move is not None
-        return move
+        c["moves kept"] += ok
+        return ok
 
-    rebind.room_victims, rebind._replay = counted_victims, counted_replay
+    rebind.room_victims, rebind._Search._attempt = counted_victims, counted_attempt
     try:
         trace = loaders.load_trace(None, None)
         typical = typical_pods(trace.pods, spec_text=list(trace.gpu_spec_text))
@@ -66,7 +66,7 @@ def diagnose(policy: str, seed: int, sample: int) -> collections.Counter:
             if move is not None:
                 cluster.apply_move(move, pod)
     finally:
-        rebind.room_victims, rebind._replay = room_victims, replay
+        rebind.room_victims, rebind._Search._attempt = room_victims, attempt
     return c
 
 

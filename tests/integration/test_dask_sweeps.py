@@ -13,7 +13,6 @@ loopback, started by the fixture (no in-process cluster).
 
 from __future__ import annotations
 
-import gzip
 import threading
 import time
 from collections.abc import Iterator
@@ -29,7 +28,7 @@ from typer.testing import CliRunner
 
 from cohabit.cli.main import app
 from cohabit.execution import TIMEOUT_CONFIG, Execution, ExecutionError, dask_client
-from cohabit.predictors.telemetry_data import PACKAGED_GAVEL, PACKAGED_GENAI
+from cohabit.predictors.telemetry_data import PACKAGED_GAVEL
 from cohabit.simulator import loaders, matrix
 
 OPENB = "alibaba-gpu-2023"
@@ -161,22 +160,9 @@ def _wait_workers(address: str, n: int) -> None:
         client.wait_for_workers(n, timeout=180)
 
 
-def _genai_slice(directory: Path, pods: int) -> Path:
-    """The first ``pods`` pods of the shipped GenAI telemetry, every file in its schema."""
-    directory.mkdir()
-    keep = None
-    for f in sorted(PACKAGED_GENAI.glob("*.csv.gz")):
-        df = pd.read_csv(f)
-        if keep is None:
-            keep = sorted(df["container_ip"].dropna().unique())[:pods]
-        with gzip.open(directory / f.name, "wt") as fh:
-            df[df["container_ip"].isin(keep)].to_csv(fh, index=False)
-    return directory
-
-
 @pytest.fixture(scope="module")
-def genai_dir(tmp_path_factory) -> Path:
-    return _genai_slice(tmp_path_factory.mktemp("genai") / "data", 4)
+def genai_dir(genai_slice) -> Path:
+    return genai_slice(4)
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
 """``cohabit.execution``: the parsed ``--executor``/``--scheduler`` choice (table-driven).
 
-The Dask cluster itself is exercised for real in tests/integration/test_dask_sweeps.py.
+The Dask cluster itself is exercised for real in tests/integration/test_dask_sweeps.py; the
+commands' ``--executor``/``--scheduler`` checks in tests/unit/cli/test_executor_options.py.
 """
 
 from __future__ import annotations
@@ -52,26 +53,3 @@ def test_timeout_defaults_to_dasks_connect_timeout():
 def test_local_executor_runs_here():
     with executor(Execution()) as pool:
         assert pool is None
-
-
-@pytest.mark.parametrize(
-    "argv",
-    [["simulate", "--executor", "dask"], ["recommend", "--executor", "dask"],
-     ["evaluate", "rightsizing", "--out", "unused", "--executor", "dask"],
-     ["evaluate", "interference", "--out", "unused", "--executor", "dask"],
-     ["simulate", "--scheduler", "tcp://127.0.0.1:8786"],
-     ["recommend", "--executor", "spark", "--scheduler", "tcp://127.0.0.1:8786"]],
-    ids=["simulate", "recommend", "evaluate-rightsizing", "evaluate-interference",
-         "scheduler-without-dask",
-         "unknown-executor"],
-)
-def test_the_cli_refuses_a_bad_executor_before_reading_data(argv, tmp_path):
-    from typer.testing import CliRunner
-
-    from cohabit.cli.main import app
-
-    res = CliRunner().invoke(app, [*argv, "--data" if argv[0] != "simulate" else "--pods",
-                                   str(tmp_path / "missing")])
-    assert res.exit_code == 2, res.output
-    assert "--executor" in res.output or "--scheduler" in res.output
-    assert "missing" not in res.output  # refused before the data was looked at

@@ -36,6 +36,7 @@ __all__ = [
     "MemoryLedger",
     "Resolver",
     "admit",
+    "limits_refusal",
     "new_entry",
     "settle_entries",
 ]
@@ -52,8 +53,10 @@ class Actuator(Protocol):
     restart) must not bind a pod twice, evict twice or patch twice.
     """
 
-    def apply(self, actions: Sequence[Action]) -> list[Outcome]:
-        """One outcome per action, in order."""
+    def apply(self, actions: Sequence[Action], limits: EvictionLimits | None = None
+              ) -> list[Outcome]:
+        """One outcome per action, in order; ``limits`` are this call's eviction limits
+        (None: the actuator's own)."""
         ...
 
 
@@ -85,6 +88,17 @@ class EvictionLimits:
             max_unavailable=config.max_unavailable,
             enabled=config.enabled,
         )
+
+
+def limits_refusal(limits: EvictionLimits) -> str:
+    """Why ``limits`` allow no eviction at all (``""`` when they allow some)."""
+    if not limits.enabled:
+        return "rebinding is disabled"
+    if limits.evictions_per_hour <= 0:
+        return "evictionsPerHour is 0: no evictions allowed"
+    if limits.max_unavailable <= 0:
+        return "maxUnavailable is 0: no pod may be made unavailable, so none is evicted"
+    return ""
 
 
 LEDGER_STATES = ("reserved", "done")

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from cohabit.actuator.base import EvictionLimits
 from cohabit.cgroup import DEFAULT_CFS_PERIOD_US, Cgroup, CgroupError
 from cohabit.model import Action, Bind, Outcome, Resize
 
@@ -55,10 +56,13 @@ class LocalCgroupActuator:
         self.clock = clock
         self.history: list[AppliedResize] = []
 
-    def apply(self, actions: Sequence[Action]) -> list[Outcome]:
+    def apply(self, actions: Sequence[Action], limits: EvictionLimits | None = None
+              ) -> list[Outcome]:
         """One outcome per action: ``done`` when the limits (or cpuset) were written,
         ``dry-run``, ``refused`` (an ``Evict``, an unknown workload or node) or ``failed``
-        (the kernel refused, e.g. memory below what the group holds)."""
+        (the kernel refused, e.g. memory below what the group holds). ``limits`` are
+        accepted for the :class:`~cohabit.actuator.base.Actuator` protocol and unused: this
+        actuator never evicts."""
         return [self._bind(a) if isinstance(a, Bind) else self._one(a) for a in actions]
 
     def _bind(self, action: Bind) -> Outcome:

@@ -61,6 +61,7 @@ from cohabit.actuator.base import (
     MemoryLedger,
     Resolver,
     admit,
+    limits_refusal,
     new_entry,
     settle_entries,
 )
@@ -248,7 +249,7 @@ class KubernetesActuator:
     def _evict(self, action: Evict, limits: EvictionLimits) -> Outcome:
         """Reserve a budget slot, evict, then confirm or release (see the module doc)."""
         namespace, name = _split(action.pod)
-        refusal = _limits_refusal(limits)
+        refusal = limits_refusal(limits)
         if refusal:
             return Outcome(action, "skipped", refusal)
         pod = self._read_pod(name, namespace)
@@ -677,17 +678,6 @@ class ConfigMapLedger:
             return
         raise LedgerError(f"ConfigMap {self.namespace}/{self.name}: {self.conflict_retries} "
                           f"write conflicts in a row, entry {entry_id} not marked {result}")
-
-
-def _limits_refusal(limits: EvictionLimits) -> str:
-    """Why ``limits`` allow no eviction at all (``""`` when they allow some)."""
-    if not limits.enabled:
-        return "rebinding is disabled"
-    if limits.evictions_per_hour <= 0:
-        return "evictionsPerHour is 0: no evictions allowed"
-    if limits.max_unavailable <= 0:
-        return "maxUnavailable is 0: no pod may be made unavailable, so none is evicted"
-    return ""
 
 
 def _evicted(pod: Any, uid: str) -> bool:

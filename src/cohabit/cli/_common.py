@@ -8,7 +8,7 @@ import math
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import pandas as pd
 import typer
@@ -22,6 +22,8 @@ __all__ = [
     "EXECUTOR_HELP",
     "MAX_HORIZONS",
     "SCHEDULER_HELP",
+    "ExecutorOption",
+    "SchedulerOption",
     "active_resources",
     "check_horizons",
     "console",
@@ -47,6 +49,11 @@ like a hang."""
 EXECUTOR_HELP = ("local: run the per-workload back-tests in this process (default); dask: on "
                  "the Dask cluster at --scheduler (dask.distributed), identical results.")
 SCHEDULER_HELP = "--executor dask: the Dask scheduler's address, e.g. tcp://10.0.0.5:8786."
+
+ExecutorOption = Annotated[str, typer.Option("--executor", help=EXECUTOR_HELP)]
+"""``--executor`` of the back-testing commands (default ``"local"`` in the signature)."""
+SchedulerOption = Annotated[str | None, typer.Option("--scheduler", help=SCHEDULER_HELP)]
+"""``--scheduler`` of the back-testing commands (default ``None`` in the signature)."""
 
 
 def data_dir(data: Path | None, packaged: Path) -> Path:

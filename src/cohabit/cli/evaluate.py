@@ -21,11 +21,12 @@ written.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.markup import escape
 
-from cohabit.cli._common import EXECUTOR_HELP, SCHEDULER_HELP, execution, fan_out_on
+from cohabit.cli._common import ExecutorOption, SchedulerOption, execution, fan_out_on
 from cohabit.cli._common import active_resources as _active
 from cohabit.cli._common import check_horizons as _check_horizons
 from cohabit.cli._common import console as _console
@@ -50,6 +51,8 @@ DATA_HELP = (
     "physical_cluster_throughputs.json or its folder (interference). Default: the copy "
     "shipped inside the cohabit package."
 )
+_DataOption = Annotated[Path | None, typer.Option("--data", help=DATA_HELP)]
+_OutOption = Annotated[Path, typer.Option("--out", help="Directory for CSV and PNG results.")]
 
 
 def _figure(ncols: int, width: float):
@@ -62,8 +65,8 @@ def _figure(ncols: int, width: float):
 
 @evaluate_app.command("rightsizing")
 def rightsizing(
-    data: Path | None = typer.Option(None, "--data", help=DATA_HELP),
-    out: Path = typer.Option(..., "--out", help="Directory for CSV and PNG results."),
+    data: _DataOption = None,
+    out: _OutOption = ...,
     horizon_h: float = typer.Option(
         1.0, help="Judged horizon per origin (hours, > 0; at most 1,000 per pod history)."),
     start: float = typer.Option(
@@ -71,8 +74,8 @@ def rightsizing(
     evidence_half_life_h: float = typer.Option(
         6.0, help="Half-life (hours) of the validation evidence in the nested selection; "
         "0 = all validation horizons count alike."),
-    executor: str = typer.Option("local", "--executor", help=EXECUTOR_HELP),
-    scheduler: str | None = typer.Option(None, "--scheduler", help=SCHEDULER_HELP),
+    executor: ExecutorOption = "local",
+    scheduler: SchedulerOption = None,
 ) -> None:
     """Right-sizing: reserved vs static request, under-provisioning, QoS violations."""
     from cohabit.predictors.evaluation import (
@@ -103,33 +106,8 @@ def rightsizing(
         _fail(f"{data}: no pod has enough history to evaluate")
     summary = summarize_rightsizing(results)
     per_pod = per_pod_rightsizing(results)
-    pct = ".1%"
-    _console().print(_table(
-        "Right-sizing (saving = 1 - reserved / static peak request)", summary,
-        ["resource", "method", "saving", "under_share", "qos_violation_share", "saving_p10",
-         "saving_p50", "saving_p90", "under_share_p50", "under_share_p90", "pods"],
-        {"saving": pct, "under_share": ".2%", "qos_violation_share": ".2%", "saving_p10": pct,
-         "saving_p50": pct, "saving_p90": pct, "under_share_p50": ".2%",
-         "under_share_p90": ".2%"},
-    ))
-    if not evaluation.selection.empty:
-        chosen = evaluation.selection.groupby(["resource", "method"])["candidate"]
-        top = chosen.agg(lambda c: "; ".join(
-            f"{k} ({v:.0%})" for k, v in c.value_counts(normalize=True).head(3).items()))
-        _console().print(_table(
-            "Nested selection: operating points chosen on validation horizons (share of origins)",
-            top.reset_index(), ["resource", "method", "candidate"], {},
-        ))
-    resources = list(dict.fromkeys(summary["resource"]))
-    fig, axes = _figure(len(resources), 6)
-    for ax, resource in zip(axes, resources, strict=True):
-        for method, g in per_pod[per_pod["resource"] == resource].groupby("method", sort=False):
-            ax.scatter(g["under_share"] * 100, g["saving"] * 100, s=12, label=method, alpha=0.7)
-        ax.set_ylim(-50, 100)  # idle pods (static ~0) give huge negative savings: clipped
-        ax.set_title(f"{resource}: per pod (y clipped to -50..100 %)")
-        ax.set_xlabel("under-provisioned intervals (%)")
-        ax.set_ylabel("reserved below static request (%)")
-        ax.legend(fontsize=7)
+    _print_rightsizing(summary, evaluation.selection)
+    fig = _plot_rightsizing(per_pod, list(dict.fromkeys(summary["resource"])))
     with _staged(out) as dst:
         summary.to_csv(dst / "rightsizing_summary.csv", index=False)
         per_pod.to_csv(dst / "rightsizing_per_pod.csv", index=False)
@@ -141,16 +119,53 @@ def rightsizing(
                      "rightsizing_candidates.csv")
 
 
+def _print_rightsizing(summary, selection) -> None:
+    """The right-sizing table (one row per resource and method) and, when the nested
+    selection ran, the three operating points chosen most often (share of origins)."""
+    pct = ".1%"
+    _console().print(_table(
+        "Right-sizing (saving = 1 - reserved / static peak request)", summary,
+        ["resource", "method", "saving", "under_share", "qos_violation_share", "saving_p10",
+         "saving_p50", "saving_p90", "under_share_p50", "under_share_p90", "pods"],
+        {"saving": pct, "under_share": ".2%", "qos_violation_share": ".2%", "saving_p10": pct,
+         "saving_p50": pct, "saving_p90": pct, "under_share_p50": ".2%",
+         "under_share_p90": ".2%"},
+    ))
+    if not selection.empty:
+        chosen = selection.groupby(["resource", "method"])["candidate"]
+        top = chosen.agg(lambda c: "; ".join(
+            f"{k} ({v:.0%})" for k, v in c.value_counts(normalize=True).head(3).items()))
+        _console().print(_table(
+            "Nested selection: operating points chosen on validation horizons (share of origins)",
+            top.reset_index(), ["resource", "method", "candidate"], {},
+        ))
+
+
+def _plot_rightsizing(per_pod, resources: list[str]):
+    """Per-pod scatter, one panel per resource: under-provisioned intervals (%) against the
+    reservation saved below the static request (%, clipped to -50..100)."""
+    fig, axes = _figure(len(resources), 6)
+    for ax, resource in zip(axes, resources, strict=True):
+        for method, g in per_pod[per_pod["resource"] == resource].groupby("method", sort=False):
+            ax.scatter(g["under_share"] * 100, g["saving"] * 100, s=12, label=method, alpha=0.7)
+        ax.set_ylim(-50, 100)  # idle pods (static ~0) give huge negative savings: clipped
+        ax.set_title(f"{resource}: per pod (y clipped to -50..100 %)")
+        ax.set_xlabel("under-provisioned intervals (%)")
+        ax.set_ylabel("reserved below static request (%)")
+        ax.legend(fontsize=7)
+    return fig
+
+
 @evaluate_app.command("interference")
 def interference(
-    data: Path | None = typer.Option(None, "--data", help=DATA_HELP),
-    out: Path = typer.Option(..., "--out", help="Directory for CSV and PNG results."),
+    data: _DataOption = None,
+    out: _OutOption = ...,
     gpu: list[str] | None = typer.Option(
         None, "--gpu", help="GPU type to judge; repeat for several. Default: every GPU type "
         "the file holds."),
     probes: int = typer.Option(3, min=1, max=3, help="Probe workloads per profile (<= 3)."),
-    executor: str = typer.Option("local", "--executor", help=EXECUTOR_HELP),
-    scheduler: str | None = typer.Option(None, "--scheduler", help=SCHEDULER_HELP),
+    executor: ExecutorOption = "local",
+    scheduler: SchedulerOption = None,
 ) -> None:
     """Interference: held-out Gavel jobs, co-located throughput fraction both directions."""
     from cohabit.predictors.interference import load_gavel
@@ -217,8 +232,8 @@ def _judge_gpu_types(pairs, probes: int, path: Path, pool=None):
 
 @evaluate_app.command("peaks")
 def peaks(
-    data: Path | None = typer.Option(None, "--data", help=DATA_HELP),
-    out: Path = typer.Option(..., "--out", help="Directory for CSV and PNG results."),
+    data: _DataOption = None,
+    out: _OutOption = ...,
     fit_fraction: float = typer.Option(
         0.5, help="Share of each series used for fitting (between 0 and 1)."),
     peak_target: float = typer.Option(
@@ -238,6 +253,26 @@ def peaks(
     if per_pod.empty:
         _fail(f"{data}: no series long enough to evaluate (each needs 100 samples, and "
               f"--fit-fraction {fit_fraction:g} of them for fitting must be 20 or more)")
+    summary = _peaks_summary(per_pod)
+    _print_peaks(summary, chosen)
+    corr = evaluate_correlation(frame, fit_fraction=fit_fraction)
+    _print_correlation(corr)
+    fig = _plot_peaks(summary, corr)
+    with _staged(out) as dst:
+        per_pod.to_csv(dst / "peaks_per_pod.csv", index=False)
+        summary.to_csv(dst / "peaks_summary.csv", index=False)
+        corr.to_csv(dst / "correlation_pairs.csv", index=False)
+        fig.savefig(dst / "peaks.png", dpi=110)
+    _console().print(
+        f"wrote {escape(str(out))}/peaks_summary.csv, peaks_per_pod.csv, "
+        "correlation_pairs.csv, peaks.png"
+    )
+
+
+def _peaks_summary(per_pod):
+    """``evaluate_peaks``' rows summed per series and method: MAE (mean, p90), mean
+    forecast, peaks, peaks under-predicted, pods and the under-predicted share (NaN where
+    a series had no peak)."""
     summary = per_pod.groupby(["series", "method"], sort=False).agg(
         mae=("mae", "mean"), mae_p90=("mae", lambda s: s.quantile(0.9)),
         forecast_mean=("reserved_mean", "mean"), peaks=("peaks", "sum"),
@@ -245,6 +280,12 @@ def peaks(
     ).reset_index()
     peaks_n = summary["peaks"].where(summary["peaks"] > 0)
     summary["peak_under_rate"] = summary["peaks_under"] / peaks_n
+    return summary
+
+
+def _print_peaks(summary, chosen: dict) -> None:
+    """The one-step forecast table and, per series, the peak quantile chosen on the
+    fitting part with its validation under-prediction rates."""
     _console().print(_table(
         "One-step forecasts (peak = value >= the pod's fitting-window p95)", summary,
         ["series", "method", "mae", "mae_p90", "forecast_mean", "peaks", "peak_under_rate", "pods"],
@@ -254,16 +295,26 @@ def peaks(
         shown = ", ".join(f"q{q:g}: {r:.1%}" for q, r in rates.items())
         _console().print(f"ours-peak for {column}: quantile {level:g} chosen on the fitting "
                          f"part (validation peaks under-predicted: {shown})")
-    corr = evaluate_correlation(frame, fit_fraction=fit_fraction)
-    if not corr.empty:
-        by = corr.groupby("colocate")["peak_ratio"].agg(["mean", "median", "count"]).reset_index()
-        names = {True: "CBP co-locate (corr < 0.5)", False: "CBP refuse"}
-        by["colocate"] = by["colocate"].map(names)
-        _console().print(_table(
-            "Correlation-based co-location: peak(a+b) / (peak(a)+peak(b)) on the judged part",
-            by.rename(columns={"colocate": "method"}), ["method", "mean", "median", "count"],
-            {"mean": ".3f", "median": ".3f"},
-        ))
+
+
+def _print_correlation(corr) -> None:
+    """Correlation-based co-location: peak ratio of the pairs it would and would not
+    co-locate (nothing when there are no pairs)."""
+    if corr.empty:
+        return
+    by = corr.groupby("colocate")["peak_ratio"].agg(["mean", "median", "count"]).reset_index()
+    names = {True: "CBP co-locate (corr < 0.5)", False: "CBP refuse"}
+    by["colocate"] = by["colocate"].map(names)
+    _console().print(_table(
+        "Correlation-based co-location: peak(a+b) / (peak(a)+peak(b)) on the judged part",
+        by.rename(columns={"colocate": "method"}), ["method", "mean", "median", "count"],
+        {"mean": ".3f", "median": ".3f"},
+    ))
+
+
+def _plot_peaks(summary, corr):
+    """Left: MAE against peaks under-predicted per series and method (log scale unless
+    every error is 0); right: pairs' duty correlation against their peak ratio."""
     fig, axes = _figure(2, 5.5)
     for method, g in summary.groupby("method", sort=False):
         axes[0].scatter(g["peak_under_rate"] * 100, g["mae"], label=method)
@@ -279,15 +330,7 @@ def peaks(
         axes[1].axvline(0.5, color="red", lw=1)
     axes[1].set_xlabel("GPU duty correlation (fitting part)")
     axes[1].set_ylabel("peak(a+b) / (peak a + peak b), judged part")
-    with _staged(out) as dst:
-        per_pod.to_csv(dst / "peaks_per_pod.csv", index=False)
-        summary.to_csv(dst / "peaks_summary.csv", index=False)
-        corr.to_csv(dst / "correlation_pairs.csv", index=False)
-        fig.savefig(dst / "peaks.png", dpi=110)
-    _console().print(
-        f"wrote {escape(str(out))}/peaks_summary.csv, peaks_per_pod.csv, "
-        "correlation_pairs.csv, peaks.png"
-    )
+    return fig
 
 
 def register(app: typer.Typer) -> None:

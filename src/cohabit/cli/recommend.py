@@ -26,8 +26,8 @@ import typer
 from rich.markup import escape
 
 from cohabit.cli._common import (
-    EXECUTOR_HELP,
-    SCHEDULER_HELP,
+    ExecutorOption,
+    SchedulerOption,
     active_resources,
     check_horizons,
     console,
@@ -56,8 +56,8 @@ def recommend_fleet(
         1.0, help="Refit horizon (hours, > 0) the points are chosen for."),
     evidence_half_life_h: float = typer.Option(
         6.0, help="Half-life (hours) of the back-test evidence; 0 = all horizons alike."),
-    executor: str = typer.Option("local", "--executor", help=EXECUTOR_HELP),
-    scheduler: str | None = typer.Option(None, "--scheduler", help=SCHEDULER_HELP),
+    executor: ExecutorOption = "local",
+    scheduler: SchedulerOption = None,
 ) -> None:
     """Per-pod GPU share (milli-GPU) and GPU memory (MiB) requests from telemetry."""
     import pandas as pd

@@ -306,6 +306,10 @@ def parse_workload(
 ) -> WorkloadSpec:
     """A ``DatabaseWorkload``/``GpuWorkload`` spec as a :class:`WorkloadSpec`.
 
+    The fields are checked in a fixed order (kind, ``targetRef``, ``qos``, ``bounds``,
+    ``mode``/``placement``/``policyRef``, ``containers``, ``interference``), so a spec with
+    several problems always reports the first one in that order.
+
     Args:
         kind: the resource kind, ``"DatabaseWorkload"`` or ``"GpuWorkload"``.
         spec: the resource's ``spec`` mapping.
@@ -316,16 +320,47 @@ def parse_workload(
     """
     if not isinstance(spec, Mapping):
         raise SpecError("spec", "expected an object")
+    model_kind = _workload_kind(kind, spec)
+    target_kind, target_name = _target_ref(spec)
+    qos = _qos(spec, kind)
+    lower, upper = _bounds(spec)
+    mode = _enum(spec.get("mode"), _MODES, "spec.mode", "Recommend")
+    placement = _enum(spec.get("placement"), _PLACEMENTS, "spec.placement", "unmanaged")
+    policy_ref = _string(spec, "policyRef", "spec") or "default"
+    containers = _containers(spec)
+    interference = _interference(spec.get("interference"))
+    workload = Workload(
+        name=name,
+        namespace=namespace,
+        kind=model_kind,
+        qos_target=qos.target,
+        min_resources=lower,
+        max_resources=upper,
+        mode=mode,
+        placement=placement,
+        target_kind=target_kind,
+        target_name=target_name,
+    )
+    return WorkloadSpec(workload, policy_ref, qos.window_s, containers, interference,
+                        qos.offered_load_query)
+
+
+def _workload_kind(kind: str, spec: Mapping[str, Any]) -> WorkloadKind:
+    """The model kind of a resource kind (and ``spec.workloadType`` of a ``GpuWorkload``);
+    checks ``spec.engine`` of a ``DatabaseWorkload``."""
     if kind == "DatabaseWorkload":
-        model_kind = _KINDS[(kind, None)]
         _enum(spec.get("engine"), _ENGINES, "spec.engine", "postgres")
-    elif kind == "GpuWorkload":
+        return _KINDS[(kind, None)]
+    if kind == "GpuWorkload":
         wtype = _enum(spec.get("workloadType"), _WORKLOAD_TYPES, "spec.workloadType",
                       "Inference")
-        model_kind = _KINDS[(kind, wtype)]
-    else:
-        raise SpecError("kind", f"{_short(kind)} is not DatabaseWorkload or GpuWorkload")
+        return _KINDS[(kind, wtype)]
+    raise SpecError("kind", f"{_short(kind)} is not DatabaseWorkload or GpuWorkload")
 
+
+def _target_ref(spec: Mapping[str, Any]) -> tuple[str, str]:
+    """``spec.targetRef`` (required, with a required ``kind`` and ``name``) as
+    ``(kind, name)``."""
     target = _get(spec, "targetRef", "spec", Mapping)
     if target is None:
         raise SpecError("spec.targetRef", "is required")
@@ -334,7 +369,22 @@ def parse_workload(
     target_kind = _enum(target.get("kind"), _TARGET_KINDS, "spec.targetRef.kind", "Deployment")
     target_name = _string(target, "name", "spec.targetRef", required=True, min_length=1)
     _string(target, "apiVersion", "spec.targetRef")
+    return target_kind, target_name or ""
 
+
+@dataclass(frozen=True)
+class _Qos:
+    """``spec.qos`` parsed: the model's target, the counting window (seconds) and the
+    offered-load PromQL (``""`` = none)."""
+
+    target: QosTarget
+    window_s: float
+    offered_load_query: str
+
+
+def _qos(spec: Mapping[str, Any], kind: str) -> _Qos:
+    """``spec.qos`` (required): metric, target above 0, query, window and, for a
+    ``DatabaseWorkload`` with a p99 target only, ``offeredLoadQuery``."""
     qos = _get(spec, "qos", "spec", Mapping)
     if qos is None:
         raise SpecError("spec.qos", "is required")
@@ -356,7 +406,13 @@ def parse_workload(
     if offered and QOS_METRICS[metric] != "p99_latency_ms":
         raise SpecError("spec.qos.offeredLoadQuery",
                         "the online capacity planner needs spec.qos.metric p99LatencyMs")
+    return _Qos(QosTarget(QOS_METRICS[metric], float(value), query or ""), float(window),
+                offered)
 
+
+def _bounds(spec: Mapping[str, Any]) -> tuple[Resources, Resources]:
+    """``spec.bounds`` as ``(min, max)``; a set maximum (above 0) below its minimum is an
+    error naming the minimum's field."""
     bounds = _get(spec, "bounds", "spec", Mapping) or {}
     lower = _resources(bounds.get("min"), "spec.bounds.min")
     upper = _resources(bounds.get("max"), "spec.bounds.max")
@@ -366,31 +422,17 @@ def parse_workload(
         if hi > 0 and lo > hi:
             raise SpecError(f"spec.bounds.min.{label}",
                             f"minimum {lo} is above the maximum {hi} (spec.bounds.max.{label})")
+    return lower, upper
 
-    mode = _enum(spec.get("mode"), _MODES, "spec.mode", "Recommend")
-    placement = _enum(spec.get("placement"), _PLACEMENTS, "spec.placement", "unmanaged")
-    policy_ref = _string(spec, "policyRef", "spec") or "default"
+
+def _containers(spec: Mapping[str, Any]) -> tuple[str, ...]:
+    """``spec.containers``: distinct container names (empty = every container)."""
     containers = _get(spec, "containers", "spec", list) or []
     if not all(isinstance(c, str) and 0 < len(c) <= NAME_MAX_LENGTH for c in containers):
         raise SpecError("spec.containers", "expected a list of container names")
     if len(set(containers)) != len(containers):
         raise SpecError("spec.containers", "lists a container twice")
-
-    interference = _interference(spec.get("interference"))
-    workload = Workload(
-        name=name,
-        namespace=namespace,
-        kind=model_kind,
-        qos_target=QosTarget(QOS_METRICS[metric], float(value), query or ""),
-        min_resources=lower,
-        max_resources=upper,
-        mode=mode,
-        placement=placement,
-        target_kind=target_kind,
-        target_name=target_name or "",
-    )
-    return WorkloadSpec(workload, policy_ref, float(window), tuple(containers), interference,
-                        offered)
+    return tuple(containers)
 
 
 def _interference(obj: Any) -> InterferenceProfile | None:

@@ -51,6 +51,7 @@ from cohabit.model import (
     Snapshot,
     Workload,
     WorkloadKind,
+    probe_keys,
 )
 from cohabit.placement import POLICIES as PLACEMENT_POLICIES
 from cohabit.placement import (
@@ -293,56 +294,85 @@ def assess(
         spec = WorkloadSpec(spec)
     workload = spec.workload
     current = current or {}
-    recommender = recommender or predictors_recommender
-    names = list(spec.containers or containers)
     pods = _pods_of(snapshot, workload)
-    nodes = tuple(sorted({p.node for p in pods if p.node}))
-    keys = tuple(p.key for p in pods)
     gpu = workload.kind != WorkloadKind.DATABASE or any(p.num_gpu for p in pods)
-    expected = ["cpu", "memory"] + (list(GPU_PRESSURE) if gpu else [])
-    base = Assessment(workload, pods=keys, nodes=nodes, interference=spec.interference,
-                      pressure_missing=tuple((k, "no usage telemetry") for k in expected))
-    if not names:
-        names = sorted({c for (k, c) in current if k == workload.key}) or ["main"]
-    if usage is None:
-        return replace(base, recommendations=_low(workload, names, current),
-                        reason="no usage source configured (Prometheus URL unset)")
-    if not pods:
-        return replace(base, recommendations=_low(workload, names, current),
-                        reason=f"no pods of {workload.target_kind} {workload.target_name} "
-                               "found (label cohabit.io/workload)")
+    base = _unmeasured(spec, pods, gpu)
+    names = (list(spec.containers or containers)
+             or sorted({c for (k, c) in current if k == workload.key}) or ["main"])
     try:
-        rows = usage.usage(workload.namespace, [p.name for p in pods], now - window_s, now)
-        qos = usage.qos(workload, now - spec.qos_window_s, now)
+        rows, qos = _telemetry(spec, pods, usage, now, window_s)
     except TelemetryUnavailable as exc:
         return replace(base, recommendations=_low(workload, names, current), reason=str(exc))
-
     qos_in = qos[qos["time"] > now - spec.qos_window_s]
-    violations = int(sum(workload.qos_target.violated(float(v)) for v in qos_in["value"]))
-    observed = float(qos_in["value"].iloc[-1]) if not qos_in.empty else math.nan
-
-    recs = []
-    primary = names[0]
-    for container in names:
-        mask = rows["container"] == container
-        if container == primary:
-            mask |= rows["container"] == ""  # pod-level series (DCGM without container)
-        recs.append(recommender(workload, container, rows[mask], qos))
+    recs = _recommend_containers(workload, names, rows, qos,
+                                 recommender or predictors_recommender)
     predicted = interference(workload, rows) if interference is not None else None
     if pressure is None:
         from cohabit.predictors import measured_pressure as pressure
     est = pressure(rows, pod_capacities(snapshot, pods), expect_gpu=gpu)
-    profile = _merge_profile(spec.interference, predicted, est.pressure)
-    low = any(r.low_confidence for r in recs)
-    reason = ""
-    if low:
-        weak = [r.container for r in recs if r.low_confidence]
-        empty = [r.container for r in recs if r.confidence == 0.0]
-        reason = ("no usage samples for " + ", ".join(empty) if empty else
+    low, reason = _confidence(recs)
+    return replace(
+        base, recommendations=tuple(recs), low_confidence=low, reason=reason,
+        qos_observed=float(qos_in["value"].iloc[-1]) if not qos_in.empty else math.nan,
+        qos_violations=int(sum(workload.qos_target.violated(float(v))
+                               for v in qos_in["value"])),
+        qos_samples=len(qos_in),
+        interference=_merge_profile(spec.interference, predicted, est.pressure),
+        interference_confidence=float(est.confidence),
+        pressure_measured=tuple(k for k, _ in est.pressure), pressure_missing=tuple(est.missing))
+
+
+def _unmeasured(spec: WorkloadSpec, pods: Sequence[Pod], gpu: bool) -> Assessment:
+    """The assessment before telemetry: pods, nodes, the declared profile, every expected
+    pressure component missing, low confidence."""
+    expected = ["cpu", "memory"] + (list(GPU_PRESSURE) if gpu else [])
+    return Assessment(spec.workload, pods=tuple(p.key for p in pods),
+                      nodes=tuple(sorted({p.node for p in pods if p.node})),
+                      interference=spec.interference,
+                      pressure_missing=tuple((k, "no usage telemetry") for k in expected))
+
+
+def _telemetry(spec: WorkloadSpec, pods: Sequence[Pod], usage: UsageSource | None,
+               now: float, window_s: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Usage rows of ``pods`` over ``[now - window_s, now]`` and the QoS samples over the
+    workload's QoS window.
+
+    Raises:
+        TelemetryUnavailable: no usage source, no pods, or the source failed (the message
+            says which).
+    """
+    workload = spec.workload
+    if usage is None:
+        raise TelemetryUnavailable("no usage source configured (Prometheus URL unset)")
+    if not pods:
+        raise TelemetryUnavailable(f"no pods of {workload.target_kind} {workload.target_name} "
+                                   "found (label cohabit.io/workload)")
+    rows = usage.usage(workload.namespace, [p.name for p in pods], now - window_s, now)
+    return rows, usage.qos(workload, now - spec.qos_window_s, now)
+
+
+def _recommend_containers(workload: Workload, names: Sequence[str], rows: pd.DataFrame,
+                          qos: pd.DataFrame, recommender: Recommender
+                          ) -> list[Recommendation]:
+    """One recommendation per container from its usage rows; the first container also gets
+    the pod-level series (``container == ""``, e.g. DCGM without a container label)."""
+    recs = []
+    for container in names:
+        mask = rows["container"] == container
+        if container == names[0]:
+            mask |= rows["container"] == ""
+        recs.append(recommender(workload, container, rows[mask], qos))
+    return recs
+
+
+def _confidence(recs: Sequence[Recommendation]) -> tuple[bool, str]:
+    """``(low confidence, why)`` of a workload from its containers' recommendations."""
+    if not any(r.low_confidence for r in recs):
+        return False, ""
+    weak = [r.container for r in recs if r.low_confidence]
+    empty = [r.container for r in recs if r.confidence == 0.0]
+    return True, ("no usage samples for " + ", ".join(empty) if empty else
                   "history too short or too noisy for " + ", ".join(weak))
-    return Assessment(workload, tuple(recs), low, reason, observed, violations, len(qos_in),
-                      profile, keys, nodes, float(est.confidence),
-                      tuple(k for k, _ in est.pressure), tuple(est.missing))
 
 
 def validate_policy(config: PolicyConfig) -> None:
@@ -368,17 +398,15 @@ def predictor_slowdown(predictor: Callable[[InterferenceProfile, InterferencePro
         predictor: ``f(a | b)``, the throughput fraction of ``a`` next to ``b`` (e.g.
             ``cohabit.predictors.interference_predictor()``, Paragon/Bubble-Up probe
             profiles trained on Gavel co-runs).
-        probes: the predictor's probe names; profiles keyed ``probe<i>:<name>`` for exactly
-            these probes go to the predictor (slowdown ``1 - f``), every other pair to
-            :func:`pressure_sensitivity` (declared or measured resource profiles).
+        probes: the predictor's probe names; profiles keyed by exactly these probes
+            (:func:`~cohabit.model.probe_keys`) go to the predictor (slowdown ``1 - f``),
+            every other pair to :func:`pressure_sensitivity` (declared or measured resource
+            profiles).
     """
-    keys = frozenset(f"probe{i}:{p}" for i, p in enumerate(probes))
-
-    def probed(p: InterferenceProfile) -> bool:
-        return ({r for r, _ in p.sensitivity} == keys and {r for r, _ in p.pressure} == keys)
+    keys = probe_keys(probes)
 
     def slowdown(victim: InterferenceProfile, aggressor: InterferenceProfile) -> float:
-        if probed(victim) and probed(aggressor):
+        if victim.keyed_by(keys) and aggressor.keyed_by(keys):
             return min(1.0, max(0.0, 1.0 - float(predictor(victim, aggressor))))
         return pressure_sensitivity_slowdown(victim, aggressor)
 
@@ -607,53 +635,24 @@ def reconcile_once(
     """
     validate_policy(config=policy_config)
     specs = [w if isinstance(w, WorkloadSpec) else WorkloadSpec(w) for w in workloads]
-    current = current or {}
-    containers = containers or {}
-    done = dict(assessments or {})
-    for spec in specs:
-        key = spec.workload.key
-        if key not in done:
-            done[key] = assess(spec, snapshot, usage, now, window_s=window_s,
-                               containers=containers.get(key, ()), current=current,
-                               recommender=recommender, interference=interference)
-    notes: list[str] = []
-    recs: dict[str, tuple[Recommendation, ...]] = {}
-    profiles: dict[str, InterferenceProfile] = {}
-    for key, a in done.items():
-        if a.low_confidence:
-            notes.append(f"{key}: low confidence, no action: {a.reason}")
-        else:
-            recs[key] = a.recommendations  # only confident ones reach the planner
-        if a.interference is not None:
-            profiles[key] = a.interference
-    ctx = PlanContext(snapshot, tuple(s.workload for s in specs), recs, current, profiles, now)
-    actions: list[Action] = []
-    for policy in build_policies(policy_config):
-        actions.extend(policy.plan(ctx))
-    # Rebinding's make-room step runs below, where the placement state can replay each move
-    # first (simulate-then-rebind); the planner's unchecked proposals are not used.
-    actions = [a for a in actions
-               if not (isinstance(a, Evict) and a.reason.startswith("defragment"))]
+    done = _assess_all(specs, snapshot, usage, now, dict(assessments or {}),
+                       window_s=window_s, containers=containers or {}, current=current or {},
+                       recommender=recommender, interference=interference)
+    notes, recs, profiles = _planner_inputs(done)
+    ctx = PlanContext(snapshot, tuple(s.workload for s in specs), recs, current or {},
+                      profiles, now)
+    actions = _planned_actions(ctx, policy_config)
     rebind = REBIND_TRIES if policy_config.rebinding.enabled else 0
-    pending: list[Pod] = []
-    others: list[Pod] = []
-    deferred: list[str] = []
-    if place:
-        pending = [p for p in snapshot.pods if p.node is None and p.deletion_time is None]
-        if pending_filter is not None:
-            others = [p for p in pending if not pending_filter(p)] if rebind else []
-            pending = [p for p in pending if pending_filter(p)]
-        if max_pending is not None and len(pending) > max_pending:
-            ordered = sorted(pending, key=lambda p: (p.creation_time, p.key))
-            pending, deferred = ordered[:max_pending], [p.key for p in ordered[max_pending:]]
-            notes.append(f"more pods pending than one pass places ({max_pending})")
+    batch = (_pending_batch(snapshot, pending_filter, max_pending, rebind) if place
+             else _PendingBatch())
+    notes.extend(batch.notes)
     unschedulable: list[tuple[str, str]] = []
-    if pending or others:
+    if batch.pending or batch.others:
         binds, unschedulable = place_pending_explained(
-            snapshot, pending, policy_config.policy,
+            snapshot, batch.pending, policy_config.policy,
             profiles=pod_profiles(snapshot.pods, profiles), slowdown=slowdown,
             interference_weight=policy_config.interference_weight,
-            weights=policy_config.weights, rebind=rebind, others=others,
+            weights=policy_config.weights, rebind=rebind, others=batch.others,
             movable=_managed_movable(ctx))
         actions.extend(binds)
         if unschedulable:
@@ -661,4 +660,78 @@ def reconcile_once(
                          + ", ".join(k for k, _ in unschedulable[:10]))
     recommendations = tuple((key, r) for key, a in done.items() for r in a.recommendations)
     return Plan(now, tuple(actions), recommendations, tuple(notes), tuple(unschedulable),
-                tuple(deferred))
+                tuple(batch.deferred))
+
+
+def _assess_all(specs: Sequence[WorkloadSpec], snapshot: Snapshot, usage: UsageSource | None,
+                now: float, done: dict[str, Assessment], *, window_s: float,
+                containers: Mapping[str, Sequence[str]],
+                current: Mapping[tuple[str, str], Resources],
+                recommender: Recommender | None,
+                interference: InterferencePredictor | None) -> dict[str, Assessment]:
+    """``done`` (assessments by workload key) completed with :func:`assess` of every spec
+    not in it yet."""
+    for spec in specs:
+        key = spec.workload.key
+        if key not in done:
+            done[key] = assess(spec, snapshot, usage, now, window_s=window_s,
+                               containers=containers.get(key, ()), current=current,
+                               recommender=recommender, interference=interference)
+    return done
+
+
+def _planner_inputs(done: Mapping[str, Assessment]
+                    ) -> tuple[list[str], dict[str, tuple[Recommendation, ...]],
+                               dict[str, InterferenceProfile]]:
+    """Notes on low-confidence workloads, the confident recommendations (only they reach
+    the planner) and the interference profiles, by workload key."""
+    notes: list[str] = []
+    recs: dict[str, tuple[Recommendation, ...]] = {}
+    profiles: dict[str, InterferenceProfile] = {}
+    for key, a in done.items():
+        if a.low_confidence:
+            notes.append(f"{key}: low confidence, no action: {a.reason}")
+        else:
+            recs[key] = a.recommendations
+        if a.interference is not None:
+            profiles[key] = a.interference
+    return notes, recs, profiles
+
+
+def _planned_actions(ctx: PlanContext, policy_config: PolicyConfig) -> list[Action]:
+    """What the policy's planner policies propose. Rebinding's make-room step runs in
+    placement, where the state can replay each move first (simulate-then-rebind); the
+    planner's unchecked ``defragment`` evictions are dropped."""
+    actions: list[Action] = []
+    for policy in build_policies(policy_config):
+        actions.extend(policy.plan(ctx))
+    return [a for a in actions
+            if not (isinstance(a, Evict) and a.reason.startswith("defragment"))]
+
+
+@dataclass(frozen=True)
+class _PendingBatch:
+    """The pending pods of one pass: those it places (``pending``), those of other policies
+    it may make room for (``others``), those left for the next pass (``deferred`` keys)."""
+
+    pending: list[Pod] = field(default_factory=list)
+    others: list[Pod] = field(default_factory=list)
+    deferred: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _pending_batch(snapshot: Snapshot, pending_filter: Callable[[Pod], bool] | None,
+                   max_pending: int | None, rebind: int) -> _PendingBatch:
+    """Pending, not terminating pods split by ``pending_filter``; at most ``max_pending``
+    of them (the oldest first) are placed, the rest deferred."""
+    pending = [p for p in snapshot.pods if p.node is None and p.deletion_time is None]
+    others: list[Pod] = []
+    if pending_filter is not None:
+        others = [p for p in pending if not pending_filter(p)] if rebind else []
+        pending = [p for p in pending if pending_filter(p)]
+    if max_pending is None or len(pending) <= max_pending:
+        return _PendingBatch(pending, others)
+    ordered = sorted(pending, key=lambda p: (p.creation_time, p.key))
+    return _PendingBatch(ordered[:max_pending], others,
+                         [p.key for p in ordered[max_pending:]],
+                         [f"more pods pending than one pass places ({max_pending})"])

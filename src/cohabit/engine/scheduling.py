@@ -2,30 +2,24 @@
 
 Both the offline simulator (:mod:`cohabit.simulator.fgd`, :mod:`cohabit.simulator.replay`)
 and the operator go through :func:`schedule_pod`: placement chooses (filter -> score ->
-pick), the actuator carries out the ``Bind`` (the simulator's in-memory cluster or the
-Kubernetes binding API), and the outcome comes back.
+pick), the engine step (:func:`cohabit.engine.execute.execute_plan`) has the actuator carry
+out the ``Bind`` (the simulator's in-memory cluster or the Kubernetes binding API), and the
+outcome comes back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 
-from cohabit.model import Action, Bind, Outcome, OutcomeStatus, Pod
+from cohabit.actuator import Actuator
+from cohabit.engine.execute import OutcomeRecorder, execute_plan
+from cohabit.model import Bind, Outcome, OutcomeStatus, Pod
 from cohabit.placement import ClusterState, select
 
-__all__ = ["BindActuator", "ScheduleResult", "schedule_pod"]
-
-
-class BindActuator(Protocol):
-    """What :func:`schedule_pod` needs from an actuator (``cohabit.actuator.Actuator``)."""
-
-    def apply(self, actions: Sequence[Action]) -> list[Outcome]:
-        """One outcome per action."""
-        ...
+__all__ = ["ScheduleResult", "schedule_pod"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +48,8 @@ def schedule_pod(
     *,
     policy: str,
     rng: np.random.Generator | None = None,
-    actuator: BindActuator | None = None,
+    actuator: Actuator | None = None,
+    recorders: Iterable[OutcomeRecorder] = (),
 ) -> ScheduleResult:
     """Place one pending pod.
 
@@ -65,8 +60,10 @@ def schedule_pod(
         rng: random generator (needed by the ``random`` policy).
         actuator: carries out the bind and owns the resulting state change (the simulator's
             :class:`~cohabit.simulator.cluster.SimulatedCluster` applies it to ``state``;
-            the operator's actuator calls the binding API). When None, the bind is applied to
-            ``state`` here.
+            the operator's actuator calls the binding API), through
+            :func:`~cohabit.engine.execute.execute_plan`. When None, the bind is applied to
+            ``state`` here (a plan being built, nothing carried out).
+        recorders: given the execution of the bind (see ``execute_plan``).
 
     Returns:
         :class:`ScheduleResult`.
@@ -82,5 +79,5 @@ def schedule_pod(
     if actuator is None:
         state.apply(bind, pod)
         return ScheduleResult(bind, Outcome(bind, "done"))
-    outcomes = actuator.apply([bind])
-    return ScheduleResult(bind, outcomes[0] if outcomes else None)
+    execution = execute_plan([bind], actuator, recorders=recorders)
+    return ScheduleResult(bind, execution.outcomes[0])

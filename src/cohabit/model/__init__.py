@@ -15,6 +15,7 @@ Units follow Kubernetes and the Alibaba GPU trace:
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Union
 
@@ -44,6 +45,8 @@ __all__ = [
     "WorkloadMode",
     "Action",
     "gpu_request_problems",
+    "probe_key",
+    "probe_keys",
 ]
 
 MILLI_PER_GPU = 1000
@@ -388,6 +391,25 @@ class InterferenceProfile:
 
     pressure: tuple[tuple[str, float], ...] = ()
     sensitivity: tuple[tuple[str, float], ...] = ()
+
+    def keyed_by(self, keys: frozenset[str]) -> bool:
+        """True when both pressure and sensitivity have exactly the components ``keys`` (e.g.
+        :func:`probe_keys`: a profile measured against those probes)."""
+        return ({k for k, _ in self.sensitivity} == keys
+                and {k for k, _ in self.pressure} == keys)
+
+
+def probe_key(index: int, probe: str) -> str:
+    """The :class:`InterferenceProfile` component of the ``index``-th probe workload named
+    ``probe``: ``probe<index>:<probe>`` (the Paragon/Bubble-Up probe profiles of
+    ``cohabit.predictors.interference``; the index keeps two probes of one name apart)."""
+    return f"probe{index}:{probe}"
+
+
+def probe_keys(probes: Sequence[str]) -> frozenset[str]:
+    """The components of a profile measured against ``probes``, in order
+    (:func:`probe_key` of each)."""
+    return frozenset(probe_key(i, p) for i, p in enumerate(probes))
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,15 +34,19 @@ from cohabit.config import (
     parse_policy,
     parse_workload,
 )
+from cohabit.engine.execute import Execution, OutcomeRecorder, execute_plan
 from cohabit.engine.observe import gpu_model_views, pending_views
 from cohabit.engine.reconcile import Assessment, assess, reconcile_once, validate_policy
 from cohabit.model import (
+    Action,
     Bind,
     Evict,
     Node,
     Outcome,
     OutcomeStatus,
     PlacementMode,
+    Plan,
+    Pod,
     Resize,
     Snapshot,
     WorkloadMode,
@@ -50,8 +54,9 @@ from cohabit.model import (
 from cohabit.operator.dbplanner import capacity_planner
 from cohabit.operator.logs import obj
 from cohabit.operator.report import (
+    AssumeBinds,
+    OutcomeReport,
     report_invalid,
-    report_outcomes,
     report_transitions,
     report_unschedulable,
 )
@@ -75,11 +80,6 @@ __all__ = ["accept_policy", "forget_policy", "forget_workload", "read_nodes",
            "reconcile_workload", "scheduling_pass"]
 
 log = logging.getLogger(__name__)
-
-def _count(runtime: Runtime, outcomes: list[Outcome]) -> None:
-    for o in outcomes:
-        runtime.metrics.actions.labels(type(o.action).__name__, o.status).inc()
-
 
 def reconcile_workload(
     runtime: Runtime,
@@ -131,17 +131,17 @@ def reconcile_workload(
         assessment = replace(assessment, low_confidence=True, reason=problems.target_missing)
     runtime.assessments[key] = assessment
     planner_status = None
+    recorder = OutcomeReport(runtime, workload_kind=kind)
     if parsed.offered_load_query:  # the online capacity planner owns the resizes
         planner_status, outcomes = capacity_planner(runtime, parsed, pods, current,
                                                     containers, now)
-        _count(runtime, outcomes)
+        recorder.record(Execution(tuple(outcomes)))
     else:
         outcomes = ([] if problems.policy_missing else  # its thresholds are the policy's
-                    _right_size(runtime, parsed, snapshot, current, assessment, now))
+                    _right_size(runtime, parsed, snapshot, current, assessment, now, recorder))
         if parsed.policy_ref in runtime.invalid_policies:  # _right_size found it invalid
             problems = replace(problems, policy_missing=_policy_problem(runtime,
                                                                         parsed.policy_ref))
-    report_outcomes(runtime, outcomes, workload_kind=kind)
     if workload.placement == PlacementMode.MANAGED and any(p.node is None for p in pods):
         # Its pending pods waited for this spec (see scheduling_pass): wake the policy's
         # scheduler loop rather than run a whole-cluster pass inside this handler.
@@ -262,8 +262,9 @@ def _policy_problem(runtime: Runtime, name: str) -> str:
 
 def _right_size(runtime: Runtime, parsed: WorkloadSpec, snapshot: Snapshot,
                 current: dict[tuple[str, str], Any], assessment: Assessment,
-                now: float) -> list[Outcome]:
-    """Apply mode: the planner's resizes carried out by the actuator (none otherwise)."""
+                now: float, recorder: OutcomeRecorder) -> list[Outcome]:
+    """Apply mode: the planner's resizes carried out by the actuator through the engine
+    step, recorded by ``recorder`` (none otherwise)."""
     key = parsed.workload.key
     if assessment.low_confidence or parsed.workload.mode != WorkloadMode.APPLY:
         return []
@@ -277,11 +278,8 @@ def _right_size(runtime: Runtime, parsed: WorkloadSpec, snapshot: Snapshot,
         _reject_policy(runtime, parsed.policy_ref, str(exc))
         return []
     resizes = [a for a in plan.actions if isinstance(a, Resize)]
-    if not resizes:
-        return []
-    outcomes = runtime.actuator.apply(resizes)  # patches of the target only: no lock
-    _count(runtime, outcomes)                    # (placement state is untouched)
-    return outcomes
+    # patches of the target only: no lock (placement state is untouched)
+    return list(execute_plan(resizes, runtime.actuator, recorders=(recorder,)).outcomes)
 
 
 def _workload_metrics(runtime: Runtime, kind: str, key: str, a: Assessment,
@@ -432,9 +430,6 @@ def scheduling_pass(runtime: Runtime, policy_name: str, now: float, *,
         _report_waiting(runtime, now, {policy_name})
         return []
     policy: PolicyConfig = runtime.policy(policy_name)
-    scheduling = replace(policy, right_sizing=RightSizingConfig(enabled=False))
-    if not rebind:
-        scheduling = replace(scheduling, rebinding=RebindingConfig(enabled=False))
     # Network I/O (the list here, the binds and evictions below) runs outside the lock; only
     # planning holds it, and binds decided but not yet listed are overlaid (InflightBinds).
     listed_at = runtime.inflight.mark()
@@ -445,44 +440,78 @@ def scheduling_pass(runtime: Runtime, policy_name: str, now: float, *,
         return []
     with runtime.lock:
         snapshot = runtime.inflight.overlay(snapshot, listed_at)
-        specs = [s for s in runtime.workloads.values() if s.policy_ref == policy_name]
-        keys = {s.workload.key for s in specs}
-        assessments = {k: a for k, a in runtime.assessments.items() if k in keys}
-
-        def mine(pod: Any) -> bool:
-            return _policy_of_pod(runtime, pod.namespace, pod.workload) == policy_name
-
-        grace = runtime.settings.scheduler.workload_grace_s
-
-        def ready(pod: Any) -> bool:
-            # A new pod of a cohabit workload waits (up to the grace period) until the
-            # workload's spec is parsed: its policyRef and declared interference profile
-            # decide where it goes, so a pass racing the workload handler must not place it
-            # blind. It does not wait for the telemetry assessment (Prometheus queries take
-            # seconds; kube-scheduler does not hold pods for metrics either): measured
-            # pressure refines later placements and rebinding.
-            # The grace counts from the operator's start at the latest: right after a
-            # restart every pod is old, and the workload handlers have not run yet.
-            if not pod.workload or f"{pod.namespace}/{pod.workload}" in runtime.workloads:
-                return mine(pod)
-            return now - max(pod.creation_time, runtime.started) >= grace and mine(pod)
-
-        plan = reconcile_once(snapshot, specs, None, scheduling, now, assessments=assessments,
-                              slowdown=runtime.slowdown, pending_filter=ready,
-                              max_pending=runtime.settings.scheduler.max_pods_per_pass)
+        plan = _plan_scheduling(runtime, policy_name, _scheduling_config(policy, rebind),
+                                snapshot, now)
         actions = [a for a in plan.actions if isinstance(a, Bind | Evict)]
         runtime.inflight.assume([a for a in actions if isinstance(a, Bind)],
                                 {p.key: p for p in snapshot.pods})
+    outcomes = _carry_out(runtime, actions, policy)
+    _after_scheduling(runtime, policy_name, snapshot, plan, outcomes, now)
+    runtime.metrics.reconcile_duration.labels("scheduling").observe(
+        time.perf_counter() - started)
+    return outcomes
+
+
+def _scheduling_config(policy: PolicyConfig, rebind: bool) -> PolicyConfig:
+    """``policy`` for a scheduling pass: no right-sizing; rebinding only when ``rebind``."""
+    scheduling = replace(policy, right_sizing=RightSizingConfig(enabled=False))
+    if rebind:
+        return scheduling
+    return replace(scheduling, rebinding=RebindingConfig(enabled=False))
+
+
+def _plan_scheduling(runtime: Runtime, policy_name: str, scheduling: PolicyConfig,
+                     snapshot: Snapshot, now: float) -> Plan:
+    """The engine's plan for the pending pods that follow ``policy_name`` (and its
+    rebinding moves); called under :attr:`Runtime.lock`."""
+    specs = [s for s in runtime.workloads.values() if s.policy_ref == policy_name]
+    keys = {s.workload.key for s in specs}
+    assessments = {k: a for k, a in runtime.assessments.items() if k in keys}
+    grace = runtime.settings.scheduler.workload_grace_s
+
+    def mine(pod: Pod) -> bool:
+        return _policy_of_pod(runtime, pod.namespace, pod.workload) == policy_name
+
+    def ready(pod: Pod) -> bool:
+        # A new pod of a cohabit workload waits (up to the grace period) until the
+        # workload's spec is parsed: its policyRef and declared interference profile
+        # decide where it goes, so a pass racing the workload handler must not place it
+        # blind. It does not wait for the telemetry assessment (Prometheus queries take
+        # seconds; kube-scheduler does not hold pods for metrics either): measured
+        # pressure refines later placements and rebinding.
+        # The grace counts from the operator's start at the latest: right after a
+        # restart every pod is old, and the workload handlers have not run yet.
+        if not pod.workload or f"{pod.namespace}/{pod.workload}" in runtime.workloads:
+            return mine(pod)
+        return now - max(pod.creation_time, runtime.started) >= grace and mine(pod)
+
+    return reconcile_once(snapshot, specs, None, scheduling, now, assessments=assessments,
+                          slowdown=runtime.slowdown, pending_filter=ready,
+                          max_pending=runtime.settings.scheduler.max_pods_per_pass)
+
+
+def _carry_out(runtime: Runtime, actions: list[Action], policy: PolicyConfig
+               ) -> list[Outcome]:
+    """The pass's binds and evictions through the engine step, under the policy's eviction
+    limits; the watch cache assumes the binds done, metrics and Events record every
+    outcome. The in-flight binds are settled whatever happens (all forgotten as failed if
+    the actuator raised)."""
     outcomes: list[Outcome] = []
     try:
-        if actions:
-            outcomes = runtime.actuator.apply(
-                actions, limits=EvictionLimits.from_config(policy.rebinding))
-            _assume_binds(runtime, outcomes)
+        outcomes = list(execute_plan(actions, runtime.actuator,
+                                     limits=EvictionLimits.from_config(policy.rebinding),
+                                     recorders=(AssumeBinds(runtime.cluster),
+                                                OutcomeReport(runtime))).outcomes)
     finally:  # binds without a "done" outcome (or all, if apply raised) are forgotten
         runtime.inflight.finish(outcomes or [Outcome(a, "failed") for a in actions])
-    _count(runtime, outcomes)
-    report_outcomes(runtime, outcomes)
+    return outcomes
+
+
+def _after_scheduling(runtime: Runtime, policy_name: str, snapshot: Snapshot, plan: Plan,
+                      outcomes: list[Outcome], now: float) -> None:
+    """What a pass tells after carrying its plan out: pods that fit nowhere, pods of
+    missing policies (the first policy's pass), the pending and cluster gauges; a pass that
+    deferred pods wakes its loop again at once."""
     report_unschedulable(runtime, plan.unschedulable, policy_name)
     if runtime.policies and policy_name == min(runtime.policies):
         _report_orphans(runtime, snapshot, now)
@@ -494,9 +523,6 @@ def scheduling_pass(runtime: Runtime, policy_name: str, now: float, *,
     _observe_cluster(runtime, snapshot, outcomes, now)
     if plan.deferred:
         runtime.waker(policy_name).set()  # more to place: the loop goes again at once
-    runtime.metrics.reconcile_duration.labels("scheduling").observe(
-        time.perf_counter() - started)
-    return outcomes
 
 
 def _observe_cluster(runtime: Runtime, snapshot: Snapshot, outcomes: list[Outcome],
@@ -513,17 +539,6 @@ def _observe_cluster(runtime: Runtime, snapshot: Snapshot, outcomes: list[Outcom
             log.warning("no GPU metrics from this snapshot: %s", exc)
         gpus = []
     runtime.metrics.set_cluster(gpus, pending_views(snapshot.pods, now, placed))
-
-
-def _assume_binds(runtime: Runtime, outcomes: list[Outcome]) -> None:
-    """Tell the watch cache about the binds just made (the next pass must not see that
-    capacity as free before the watch delivers them)."""
-    assume = getattr(runtime.cluster, "assume", None)
-    if assume is None:
-        return
-    for o in outcomes:
-        if isinstance(o.action, Bind) and o.status == OutcomeStatus.DONE:
-            assume(o.action.pod, o.action.node, o.action.gpu_indices)
 
 
 def _report_waiting(runtime: Runtime, now: float, policies: set[str]) -> None:

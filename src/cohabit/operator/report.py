@@ -36,11 +36,14 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from cohabit.engine.execute import Execution
 from cohabit.model import Bind, Evict, Outcome, OutcomeStatus, Resize
 from cohabit.operator.logs import obj
 from cohabit.operator.runtime import Runtime
 
 __all__ = [
+    "AssumeBinds",
+    "OutcomeReport",
     "report_invalid",
     "report_outcomes",
     "report_transitions",
@@ -65,6 +68,41 @@ _QUIET = ("pod is gone", "already bound", "requests already at the target",
 def _quiet(o: Outcome) -> bool:
     """Outcomes that change nothing a user needs to hear about (a race already settled)."""
     return o.status in (OutcomeStatus.DONE, OutcomeStatus.SKIPPED) and o.message.startswith(_QUIET)
+
+
+class OutcomeReport:
+    """The operator's :class:`~cohabit.engine.execute.OutcomeRecorder`: every execution of a
+    plan counts in ``cohabit_actions_total{action,status}`` and gets its Events
+    (:func:`report_outcomes`).
+
+    Args:
+        runtime: the operator runtime (metrics, Event recorder).
+        workload_kind: the workload's kind, for the Events of its resizes.
+    """
+
+    def __init__(self, runtime: Runtime, workload_kind: str = "") -> None:
+        self.runtime = runtime
+        self.workload_kind = workload_kind
+
+    def record(self, execution: Execution) -> None:
+        for (action, status), n in execution.tally().items():
+            self.runtime.metrics.actions.labels(action, status).inc(n)
+        report_outcomes(self.runtime, execution.outcomes, workload_kind=self.workload_kind)
+
+
+class AssumeBinds:
+    """An :class:`~cohabit.engine.execute.OutcomeRecorder` telling the watch cache about the
+    binds just made (the next pass must not see that capacity as free before the watch
+    delivers them); a cluster source without ``assume`` is left alone."""
+
+    def __init__(self, cluster: Any) -> None:
+        self.assume = getattr(cluster, "assume", None)
+
+    def record(self, execution: Execution) -> None:
+        if self.assume is None:
+            return
+        for bind in execution.bound:
+            self.assume(bind.pod, bind.node, bind.gpu_indices)
 
 
 def report_outcomes(runtime: Runtime, outcomes: Sequence[Outcome], *,

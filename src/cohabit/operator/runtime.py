@@ -9,16 +9,27 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from cohabit.actuator import Actuator
 from cohabit.config import OperatorSettings, PolicyConfig, WorkloadSpec
 from cohabit.engine.observe import GpuModelView, PendingView
 from cohabit.engine.reconcile import Assessment
 from cohabit.model import Recommendation, Resources
 from cohabit.operator.events import EventRecorder, MemoryEventSink, ObjectRef
 from cohabit.operator.inflight import InflightBinds
+from cohabit.operator.logs import PauseMonitor
+from cohabit.placement import Slowdown
+from cohabit.telemetry import ClusterSource, UsageSource
+from cohabit.telemetry.dbsignals import DatabaseSignalSource
+
+if TYPE_CHECKING:  # the types only: importing them loads the kubernetes client / predictors
+    from kubernetes.client import ApiClient
+
+    from cohabit.engine.dbonline import OnlineDatabasePlanner
+    from cohabit.engine.tuning import FleetTuner
 
 __all__ = ["Metrics", "Runtime"]
 
@@ -226,11 +237,14 @@ class Runtime:
 
     Attributes:
         settings: operator settings.
-        api_client: kubernetes ``ApiClient``.
-        cluster: a ``ClusterSource``: the watch-fed
-            :class:`~cohabit.operator.cache.ClusterCache` in the operator.
-        usage: a ``UsageSource`` or None when no Prometheus is configured.
-        actuator: the ``KubernetesActuator``.
+        api_client: kubernetes ``ApiClient`` (None: no API server, e.g. unit tests).
+        cluster: a :class:`~cohabit.telemetry.ClusterSource`: the watch-fed
+            :class:`~cohabit.operator.cache.ClusterCache` in the operator (None until it is
+            built at startup); the cache's extra methods (``synced``, ``workload_pods``,
+            ``node``, ``pod``, ``assume``, ``pending_count``) are used when present.
+        usage: a :class:`~cohabit.telemetry.UsageSource` or None when no Prometheus is
+            configured.
+        actuator: an :class:`~cohabit.actuator.Actuator` (the ``KubernetesActuator``).
         metrics: :class:`Metrics`.
         events: the :class:`~cohabit.operator.events.EventRecorder` (in memory by default).
         workloads: workload key -> parsed spec (valid ones only).
@@ -263,10 +277,10 @@ class Runtime:
     """
 
     settings: OperatorSettings
-    api_client: Any
-    cluster: Any
-    usage: Any
-    actuator: Any
+    api_client: ApiClient | None
+    cluster: ClusterSource | None
+    usage: UsageSource | None
+    actuator: Actuator
     metrics: Metrics = field(default_factory=Metrics)
     events: EventRecorder = field(
         default_factory=lambda: EventRecorder(MemoryEventSink(), background=False))
@@ -281,14 +295,14 @@ class Runtime:
     lock: threading.Lock = field(default_factory=threading.Lock)
     inflight: InflightBinds = field(default_factory=InflightBinds)
     wakers: dict[str, threading.Event] = field(default_factory=dict)
-    slowdown: Any = None
-    tuner: Any = None
+    slowdown: Slowdown | None = None
+    tuner: FleetTuner | None = None
     standalone: bool = False
-    pauses: Any = None
+    pauses: PauseMonitor | None = None
     said: dict[tuple[str, str], str] = field(default_factory=dict)
     started: float = field(default_factory=time.time)
-    db_planners: dict[str, Any] = field(default_factory=dict)
-    db_signals: Any = None
+    db_planners: dict[str, OnlineDatabasePlanner] = field(default_factory=dict)
+    db_signals: DatabaseSignalSource | None = None
 
     def waker(self, policy: str) -> threading.Event:
         """The wake-up event of ``policy``'s scheduler loop."""

@@ -40,6 +40,7 @@ from cohabit.model import (
     Pod,
     gpu_request_problems,
 )
+from cohabit.placement.frag import TypicalPods
 from cohabit.placement.interference import Interference, Slowdown
 from cohabit.placement.usage import Correlation, PodUsage, UsageView, pearson
 
@@ -163,9 +164,9 @@ class ClusterState:
     state_keys: list[tuple[int, int, tuple[int, ...]]] = field(default_factory=list)
     _state_index: dict[tuple[int, int, tuple[int, ...]], int] = field(default_factory=dict)
     bound: dict[str, _Bound] = field(default_factory=dict)
-    typical: Any = None
-    shapes: Any = None
-    interference: Any = None
+    typical: TypicalPods | None = None
+    shapes: TypicalPods | None = None
+    interference: Interference | None = None
     usage: UsageView | None = None
     weights: ScoreWeights | None = None
     caches: dict[str, Any] = field(default_factory=dict)
@@ -180,7 +181,7 @@ class ClusterState:
         nodes: Sequence[Node],
         pods_bound: Sequence[Pod] = (),
         *,
-        typical: Any = None,
+        typical: TypicalPods | None = None,
     ) -> ClusterState:
         """A state of ``nodes`` (their free share, or full capacity minus ``pods_bound``).
 
@@ -192,7 +193,7 @@ class ClusterState:
                 are ignored, they would count the same pods twice).
             pods_bound: pods with ``node`` set (and ``gpu_indices`` for GPU pods). A GPU pod
                 bound without ``gpu_indices`` gets the lowest-index GPUs that fit.
-            typical: a :class:`~cohabit.placement.typical.TypicalPods` distribution for the
+            typical: a :class:`~cohabit.placement.frag.TypicalPods` distribution for the
                 fragmentation metrics and the ``fgd`` score (optional; see
                 :meth:`set_typical`).
 
@@ -253,7 +254,8 @@ class ClusterState:
                 gpus = self.first_fit_gpus(req, self.index[pod.node])
             self.apply(Bind(pod.key, pod.node, gpus), pod)
 
-    def set_typical(self, typical: Any, shapes: Any = None) -> None:
+    def set_typical(self, typical: TypicalPods | None,
+                    shapes: TypicalPods | None = None) -> None:
         """Use ``typical`` (a :class:`~cohabit.placement.frag.TypicalPods`) for
         fragmentation and ``fgd``, and ``shapes`` (every pod shape of the workload,
         ``typical_pods(pods, coverage_pct=100)``; default ``typical``) for the look-ahead

@@ -38,7 +38,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.ensemble import ExtraTreesClassifier, ExtraTreesRegressor
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from cohabit.model import InterferenceProfile
+from cohabit.model import InterferenceProfile, probe_key
 
 from ._common import fan_out
 from .telemetry_data import TelemetryDataError
@@ -166,14 +166,15 @@ def probe_profile(
     """A workload's profile from its co-runs with the probes (one GPU type's pairs).
 
     Returns:
-        :class:`~cohabit.model.InterferenceProfile` with keys ``probe<i>:<probe name>``:
+        :class:`~cohabit.model.InterferenceProfile` with keys
+        :func:`~cohabit.model.probe_key` ``(i, probe name)`` (``probe<i>:<probe name>``):
         sensitivity ``1 - f(job | probe)``, pressure ``1 - f(probe | job)``; a co-run that was
         not measured gives NaN.
     """
     f = _lookup(pairs)
-    sens = tuple((f"probe{i}:{p}", 1.0 - f.get((job, p, scale), np.nan))
+    sens = tuple((probe_key(i, p), 1.0 - f.get((job, p, scale), np.nan))
                  for i, p in enumerate(probes))
-    press = tuple((f"probe{i}:{p}", 1.0 - f.get((p, job, scale), np.nan))
+    press = tuple((probe_key(i, p), 1.0 - f.get((p, job, scale), np.nan))
                   for i, p in enumerate(probes))
     return InterferenceProfile(pressure=press, sensitivity=sens)
 

@@ -1,9 +1,11 @@
 """The simulator's in-memory cluster: it carries out ``Bind`` and ``Evict`` actions.
 
-:class:`SimulatedCluster` implements the actuator interface (``apply(actions) ->
-outcomes``) over a :class:`~cohabit.placement.ClusterState`. It never over-commits: a bind
-that does not fit raises :class:`~cohabit.placement.OverCommitError` (a placement bug must
-not pass silently).
+:class:`SimulatedCluster` is the in-memory actuator (:class:`cohabit.actuator.MemoryActuator`,
+``apply(actions) -> outcomes``) over a :class:`~cohabit.placement.ClusterState`; rebinding
+moves go through the engine step the operator uses
+(:func:`cohabit.engine.execute.execute_plan`). It never over-commits: a bind that does not
+fit raises :class:`~cohabit.placement.OverCommitError` (a placement bug must not pass
+silently).
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from cohabit.actuator import MemoryActuator
 from cohabit.config.placement import ScoreWeights
+from cohabit.engine.execute import OutcomeTally, execute_plan
 from cohabit.engine.rebind import Move
-from cohabit.model import Action, Bind, Evict, Node, Outcome, Pod
+from cohabit.model import Bind, Node, Pod
 from cohabit.placement import POLICIES, ClusterState, TypicalPods, typical_pods
 
 __all__ = ["SimulatedCluster", "check_run", "scoring_cluster", "seed_tiebreak"]
@@ -62,76 +66,46 @@ def scoring_cluster(
     return cluster
 
 
-class SimulatedCluster:
-    """In-memory cluster state driven by actions.
+class SimulatedCluster(MemoryActuator):
+    """In-memory cluster state driven by actions: the in-memory actuator
+    (:class:`~cohabit.actuator.MemoryActuator`, strict and without eviction limits) over a
+    :class:`~cohabit.placement.ClusterState` it builds.
 
     Args:
         nodes: the cluster, fully free.
         typical: typical-pod distribution for fragmentation metrics and ``fgd`` (optional).
 
     Attributes:
-        state: the placement view; read it, change it only through :meth:`apply`.
+        state: the placement view; read it, change it only through :meth:`apply` (or the
+            engine step, :func:`cohabit.engine.execute.execute_plan`).
+        outcomes: what the rebinding moves carried out did, by ``(action, status)``.
     """
 
     def __init__(self, nodes: Sequence[Node], typical: TypicalPods | None = None) -> None:
-        self.state = ClusterState.from_nodes(nodes, typical=typical)
-        self.binds = 0
-        self.evictions = 0
-
-    def apply(self, actions: Sequence[Action]) -> list[Outcome]:
-        """Carry out ``Bind`` and ``Evict`` actions, in order.
-
-        Returns:
-            One ``Outcome`` per action: ``"done"``, or ``"failed"`` for an ``Evict`` of a pod
-            that is not bound and for a ``Resize`` (not simulated).
-
-        Raises:
-            OverCommitError: a bind would over-commit a node or GPU, or names an unknown
-                node or pod.
-        """
-        out = []
-        for action in actions:
-            if isinstance(action, Bind):
-                self.state.apply(action)
-                self.binds += 1
-                out.append(Outcome(action, "done"))
-            elif isinstance(action, Evict):
-                try:
-                    self.state.release(action.pod)
-                except KeyError as exc:
-                    out.append(Outcome(action, "failed", str(exc)))
-                    continue
-                self.evictions += 1
-                out.append(Outcome(action, "done"))
-            else:
-                out.append(Outcome(action, "failed", "resize is not simulated"))
-        return out
+        self.state: ClusterState = ClusterState.from_nodes(nodes, typical=typical)
+        super().__init__(self.state)
+        self.outcomes = OutcomeTally()
 
     def bind_pod(self, bind: Bind, pod: Pod) -> None:
         """Apply ``bind`` for ``pod`` (when the bind did not come from ``select``)."""
-        self.state.apply(bind, pod)
-        self.binds += 1
+        self.submit(pod)
+        self.apply([bind])
 
-    def apply_move(self, move: Move, pending: Pod) -> list[int]:
-        """Carry out a rebinding move: evict its victims, bind the pending pod and re-bind
-        the victims where the move says; returns the indices of the nodes it touched.
+    def apply_move(self, move: Move, pending: Pod | None) -> list[int]:
+        """Carry out a rebinding move through the engine step (evict its victims, bind the
+        pending pod (None for a defragmentation move) and re-bind the victims where the move
+        says); returns the indices of the nodes it touched.
 
         Raises:
             OverCommitError: a bind does not fit (the move was not replayed on this state).
+            KeyError: a victim is not bound here.
         """
         state = self.state
-        pods = {pending.key: pending}
-        touched = []
-        for key in move.victims:
-            b = state.bound[key]
-            pods[key] = b.pod
-            touched.append(b.node)
-            state.release(key)
-            self.evictions += 1
-        for bind in move.binds:
-            state.apply(bind, pods[bind.pod])
-            self.binds += 1
-            touched.append(state.index[bind.node])
+        touched = [state.bound[key].node for key in move.victims]
+        if pending is not None:
+            self.submit(pending)
+        execute_plan(move.actions(), self, dependent=True, recorders=(self.outcomes,))
+        touched.extend(state.index[bind.node] for bind in move.binds)
         return touched
 
     def depart(self, pod: Pod | str) -> None:

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from cohabit.config.placement import ScoreWeights
-from cohabit.engine.rebind import make_room
+from cohabit.engine.rebind import defragment, make_room
 from cohabit.engine.scheduling import schedule_pod
 from cohabit.model import MILLI_PER_GPU, Node, Pod
 from cohabit.placement import TypicalPods, typical_pods
@@ -148,6 +148,11 @@ def aggregate_curve(log: pd.DataFrame, total_gpus: int, tune: float) -> pd.DataF
     return pd.DataFrame(rows, columns=list(FGD_CURVE_COLUMNS[4:]))
 
 
+DEFRAG_EVERY_PCT = 1.0
+"""``--rebind``: a defragmentation pass per this much arrived GPU demand (% of capacity),
+the curve's step."""
+
+
 def run_fgd(
     nodes: list[Node],
     pods: list[Pod],
@@ -160,6 +165,7 @@ def run_fgd(
     weights: ScoreWeights | None = None,
     rebind: bool = False,
     max_victims: int = 2,
+    defrag_every_pct: float | None = DEFRAG_EVERY_PCT,
 ) -> FgdRunResult:
     """One ``--mode fgd`` run (see the module docstring).
 
@@ -174,7 +180,13 @@ def run_fgd(
         weights: the ``cohabit`` score's weights (default :class:`ScoreWeights`).
         rebind: simulate-then-rebind: a pod that fits nowhere gets a move that makes room
             for it (:func:`cohabit.engine.rebind.make_room`, at most ``max_victims`` pods
-            moved per failing pod); moves count as migrations. Without it no pod ever moves.
+            moved per failing pod), and every ``defrag_every_pct`` % of the cluster's GPU
+            capacity arrived a defragmentation pass
+            (:func:`cohabit.engine.rebind.defragment`); moves count as migrations. Without
+            it no pod ever moves.
+        max_victims: pods moved per failing pod (per level of a chain).
+        defrag_every_pct: arrived GPU demand between defragmentation passes, % of the
+            cluster's GPU milli (None: no pass; only with ``rebind``).
 
     Returns:
         :class:`~cohabit.simulator.results.FgdRunResult` with one curve row per 1% step;
@@ -192,7 +204,8 @@ def run_fgd(
     rng = np.random.default_rng(seed)
     arrivals = inflate_workload(pods, total_gpus * MILLI_PER_GPU, tune, rng)
     seed_tiebreak(cluster.state, rng)
-    run = _FgdRun(cluster, policy, np.random.default_rng([seed, 1]), rebind, max_victims)
+    run = _FgdRun(cluster, policy, np.random.default_rng([seed, 1]), rebind, max_victims,
+                  defrag_every_pct if rebind else None)
     log = run.place_all(arrivals)
     curve = _labelled(aggregate_curve(log, total_gpus, tune), workload, policy, seed, tune)
     return FgdRunResult(curve=curve, arrivals=len(arrivals), failed_pods=run.failed,
@@ -209,10 +222,13 @@ class _FgdRun:
     (the fragmentation sum is kept up to date on the nodes each placement touched)."""
 
     def __init__(self, cluster: SimulatedCluster, policy: str, rng: np.random.Generator,
-                 rebind: bool, max_victims: int) -> None:
+                 rebind: bool, max_victims: int, defrag_every_pct: float | None) -> None:
         self.cluster, self.state = cluster, cluster.state
         self.policy, self.rng = policy, rng
         self.rebind, self.max_victims = rebind, max_victims
+        self.defrag_step = (None if defrag_every_pct is None
+                            else defrag_every_pct / 100.0 * int(self.state.gpu_cnt.sum())
+                            * MILLI_PER_GPU)
         self.fm = frag_model(self.state)
         keys = self.state.state_keys
         self.node_frag = np.array([self.fm.frag(keys[s]) for s in self.state.state_id.tolist()])
@@ -222,12 +238,17 @@ class _FgdRun:
         self.mem_cap = float(self.state.mem_cap.sum())
         self.cpu_used = self.mem_used = self.gpu_used = 0
         self.failed = self.migrations = self.moves = 0
+        self.hopeless: set[tuple] = set()  # requests that found no move on this state
 
     def place_all(self, arrivals: Sequence[Pod]) -> pd.DataFrame:
         """Place every arrival; one :data:`_LOG_COLUMNS` row per arrival."""
         log = np.zeros((len(arrivals), 7), np.float64)
         arrived = 0
+        next_defrag = self.defrag_step
         for k, pod in enumerate(arrivals):
+            if next_defrag is not None and arrived >= next_defrag:
+                self.defragment()
+                next_defrag += self.defrag_step
             arrived += pod.gpu_request_milli
             touched = self.place(pod)
             if touched:
@@ -243,23 +264,44 @@ class _FgdRun:
         state = self.state
         res = schedule_pod(state, pod, policy=self.policy, rng=self.rng, actuator=self.cluster)
         if res.bind is not None:
+            self.hopeless.clear()
             return [state.index[res.bind.node]]
         if not self.rebind:
             return []
+        shape = _request_shape(pod)
+        if shape in self.hopeless:
+            return []  # the same request found no move and nothing has changed since
         move = make_room(state, pod, self.policy, rng=self.rng, max_victims=self.max_victims)
         if move is None:
+            if self.policy != "random":  # others decide the same on the same state
+                self.hopeless.add(shape)
             return []
         self.migrations += len(move.victims)
         self.moves += 1
+        self.hopeless.clear()
         return self.cluster.apply_move(move, pod)
 
-    def account(self, pod: Pod, touched: list[int]) -> None:
-        """Update the fragmentation of the touched nodes and the allocation totals."""
+    def defragment(self) -> None:
+        """One defragmentation pass: apply its moves, count them, update fragmentation."""
+        moves = defragment(self.state, self.policy, rng=self.rng)
+        for move in moves:
+            self.refrag(self.cluster.apply_move(move, None))
+            self.migrations += len(move.victims)
+            self.moves += 1
+        if moves:
+            self.hopeless.clear()
+
+    def refrag(self, touched: Sequence[int]) -> None:
+        """Update the fragmentation of the ``touched`` nodes."""
         keys = self.state.state_keys
         for i in set(touched):
             new = self.fm.frag(keys[int(self.state.state_id[i])])
             self.frag_sum += new - self.node_frag[i]
             self.node_frag[i] = new
+
+    def account(self, pod: Pod, touched: list[int]) -> None:
+        """Update the fragmentation of the touched nodes and the allocation totals."""
+        self.refrag(touched)
         self.cpu_used += pod.cpu_milli
         self.mem_used += pod.memory_mib
         self.gpu_used += pod.gpu_request_milli
@@ -269,6 +311,11 @@ class _FgdRun:
         return (arrived, self.gpu_used, self.frag_sum, self.cap - self.gpu_used,
                 100.0 * self.cpu_used / self.cpu_cap, 100.0 * self.mem_used / self.mem_cap,
                 self.failed)
+
+
+def _request_shape(pod: Pod) -> tuple:
+    """What placement and rebinding read of a pod: its requests and GPU models."""
+    return (pod.cpu_milli, pod.memory_mib, pod.num_gpu, pod.gpu_milli, pod.gpu_spec)
 
 
 def _labelled(curve: pd.DataFrame, workload: str, policy: str, seed: int,

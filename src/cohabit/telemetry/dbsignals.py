@@ -26,6 +26,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
+from typing import Protocol
 
 import pandas as pd
 
@@ -34,8 +35,8 @@ from cohabit.telemetry.prometheus import check_samples
 from cohabit.telemetry.prometheus_api import parse_matrix, post_form
 from cohabit.telemetry.promql import PromqlRefused, confine
 
-__all__ = ["DB_SIGNAL_COLUMNS", "DatabaseQueries", "PrometheusDatabaseSignals",
-           "workload_queries"]
+__all__ = ["DB_SIGNAL_COLUMNS", "DatabaseQueries", "DatabaseSignalSource",
+           "PrometheusDatabaseSignals", "workload_queries"]
 
 DB_SIGNAL_COLUMNS = ("time", "p99_ms", "offered_tps", "tps", "cpu_milli", "throttled_ratio",
                      "memory_mib", "hit_ratio", "cpu_limit_milli", "memory_limit_mib")
@@ -114,6 +115,21 @@ def workload_queries(namespace: str, pods: Sequence[str], container: str, *, p99
     except PromqlRefused as exc:
         raise TelemetryUnavailable(f"{namespace}: spec.qos: {exc}") from exc
     return replace(base, **user)
+
+
+class DatabaseSignalSource(Protocol):
+    """Where a database's signals come from (:class:`PrometheusDatabaseSignals`; tests and
+    other deployments inject their own)."""
+
+    def window(self, queries: DatabaseQueries, start: float, end: float,
+               step_s: float = 15.0) -> pd.DataFrame:
+        """Every signal at ``step_s`` seconds over ``[start, end]`` (epoch seconds), columns
+        :data:`DB_SIGNAL_COLUMNS`.
+
+        Raises:
+            TelemetryUnavailable: the source could not answer.
+        """
+        ...
 
 
 class PrometheusDatabaseSignals:

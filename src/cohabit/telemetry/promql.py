@@ -70,15 +70,7 @@ def selectors(query: str) -> list[tuple[str | None, tuple[tuple[str, str, str], 
     Raises:
         PromqlRefused: ``query`` is not valid PromQL.
     """
-    expr = _parse(query)
-    found: list[tuple[str | None, tuple[tuple[str, str, str], ...]]] = []
-
-    def visit(node: Any) -> None:
-        if isinstance(node, pp.VectorSelector):
-            found.append((node.name, _matchers(node)))
-
-    pp.walk(expr, pre_visit=visit)
-    return found
+    return _selectors_of(_parse(query))
 
 
 def _parse(query: str) -> Any:
@@ -145,6 +137,7 @@ def _verify(original: str, rewritten: str, injected: tuple[str, str, str]) -> No
 
 
 def _selectors_of(expr: Any) -> list[tuple[str | None, tuple[tuple[str, str, str], ...]]]:
+    """``(metric name, matchers)`` of every vector selector of the parsed ``expr``, in order."""
     found: list[tuple[str | None, tuple[tuple[str, str, str], ...]]] = []
 
     def visit(node: Any) -> None:

@@ -468,3 +468,36 @@ def test_a_server_that_never_answers_is_cut_at_the_timeout():
         took = time.monotonic() - started
     assert o.status == "failed" and "timed out" in o.message.lower()
     assert took < 5.0
+
+
+def test_engine_step_budget_spent_mid_plan():
+    """The operator's scheduling plan through the engine step: the binds go out, the
+    evictions count against the budget as they go, the ledger holds what was evicted."""
+    from cohabit.engine.execute import OutcomeTally, execute_plan
+
+    fake = FakeKube()
+    fake.add_pod("pending")
+    for i in range(3):
+        fake.add_pod(f"v{i}", node="n1")
+    ledger = MemoryLedger()
+    act = make(fake, ledger=ledger)
+    tally = OutcomeTally()
+    plan = [Bind("ns/pending", "n2"), *(Evict(f"ns/v{i}") for i in range(3))]
+    ex = execute_plan(plan, act, recorders=[tally],
+                      limits=EvictionLimits(dry_run=False, evictions_per_hour=2))
+    assert [o.status for o in ex.outcomes] == ["done", "done", "done", "skipped"]
+    assert len(fake.bindings) == 1 and len(fake.evictions) == 2
+    assert [e.state for e in ledger.entries()] == ["done", "done"]
+    assert tally.count("Evict", "skipped") == 1 and tally.count("Bind") == 1
+
+
+def test_engine_step_dry_run_writes_no_ledger_entry():
+    from cohabit.engine.execute import execute_plan
+
+    fake = FakeKube()
+    fake.add_pod("v", node="n1")
+    ledger = MemoryLedger()
+    ex = execute_plan([Evict("ns/v")], make(fake, ledger=ledger),
+                      limits=EvictionLimits(dry_run=True))
+    assert ex.outcomes[0].status == "dry-run"
+    assert fake.evictions == [] and ledger.entries() == []

@@ -24,7 +24,6 @@ from typer.testing import CliRunner
 from cohabit.cli.main import app
 from cohabit.cli.simulate import UsageError, parse_seeds
 
-OPENB = "alibaba-gpu-2023"
 runner = CliRunner()
 SETTINGS = settings(
     max_examples=40,
@@ -33,18 +32,10 @@ SETTINGS = settings(
 )
 
 
-def _head(src: Path, dst: Path, rows: int) -> Path:
-    lines = src.read_text().splitlines()[: rows + 1]
-    dst.write_text("\n".join(lines) + "\n")
-    return dst
-
-
 @pytest.fixture(scope="module")
-def tiny_trace(package_data: Path, tmp_path_factory) -> tuple[Path, Path]:
-    d = tmp_path_factory.mktemp("trace")
-    nodes = _head(package_data / OPENB / "openb_node_list_gpu_node.csv", d / "nodes.csv", 40)
-    pods = _head(package_data / OPENB / "openb_pod_list_default.csv", d / "pods.csv", 120)
-    return nodes, pods
+def tiny_trace(openb_head) -> tuple[Path, Path]:
+    return (openb_head("openb_node_list_gpu_node.csv", 40, "nodes.csv"),
+            openb_head("openb_pod_list_default.csv", 120, "pods.csv"))
 
 
 @pytest.fixture(scope="module")

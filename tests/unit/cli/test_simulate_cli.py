@@ -19,40 +19,31 @@ from cohabit.cli.main import app
 from cohabit.cli.simulate import UsageError, parse_policies, parse_seeds, parse_slice
 from cohabit.simulator.results import FGD_CURVE_COLUMNS, PENDING_COLUMNS, REPLAY_SERIES_COLUMNS
 
-OPENB = "alibaba-gpu-2023"
 runner = CliRunner()
-
-
-def _head(src: Path, dst: Path, rows: int) -> Path:
-    with open(src, newline="") as fin, open(dst, "w", newline="") as fout:
-        for i, line in enumerate(fin):
-            if i > rows:
-                break
-            fout.write(line)
-    return dst
+NODES = "openb_node_list_gpu_node.csv"
+PODS = "openb_pod_list_default.csv"
 
 
 @pytest.fixture(scope="module")
-def slice_files(package_data: Path, tmp_path_factory) -> tuple[Path, Path]:
+def slice_files(openb_head) -> tuple[Path, Path]:
     """First 60 GPU nodes and first 400 pods of the real default list."""
-    d = tmp_path_factory.mktemp("slice")
-    nodes = _head(package_data / OPENB / "openb_node_list_gpu_node.csv", d / "nodes.csv", 60)
-    pods = _head(package_data / OPENB / "openb_pod_list_default.csv", d / "pods.csv", 400)
-    return nodes, pods
+    return openb_head(NODES, 60, "nodes.csv"), openb_head(PODS, 400, "pods.csv")
 
 
 def _invoke(*args: str):
     return runner.invoke(app, ["simulate", *args], catch_exceptions=False)
 
 
-def test_fgd_matrix_on_a_real_slice_writes_every_output(slice_files, tmp_path):
+def _on_slice(slice_files: tuple[Path, Path], *args: str):
+    """``cohabit simulate`` on the real slice (``--pods``/``--nodes`` given) with ``args``."""
     nodes, pods = slice_files
+    return _invoke("--pods", str(pods), "--nodes", str(nodes), *args)
+
+
+def test_fgd_matrix_on_a_real_slice_writes_every_output(slice_files, tmp_path):
     out = tmp_path / "results"
-    res = _invoke(
-        "--pods",
-        str(pods),
-        "--nodes",
-        str(nodes),
+    res = _on_slice(
+        slice_files,
         "--policy",
         "fgd,best-fit",
         "--seeds",
@@ -170,10 +161,10 @@ def test_bad_trace_row_exits_2_naming_file_line_field(bad_pods, slice_files):
     assert "Traceback" not in res.output
 
 
-def test_fgd_mode_refuses_a_pod_list_without_gpu_requests(package_data, slice_files, tmp_path):
+def test_fgd_mode_refuses_a_pod_list_without_gpu_requests(openb_head, slice_files):
     """The first 250 pods of gpushare40 are all CPU-only: arrived GPU demand stays 0."""
     nodes, _ = slice_files
-    pods = _head(package_data / OPENB / "openb_pod_list_gpushare40.csv", tmp_path / "cpu.csv", 250)
+    pods = openb_head("openb_pod_list_gpushare40.csv", 250, "cpu.csv")
     res = _invoke("--pods", str(pods), "--nodes", str(nodes), "--policy", "fgd")
     assert res.exit_code == 2
     assert res.stderr.strip() == (
@@ -217,15 +208,11 @@ def test_parse_policies_paper_is_the_six_baselines_in_paper_order():
 
 
 def test_replay_on_a_real_slice(slice_files, tmp_path):
-    nodes, pods = slice_files
     out = tmp_path / "replay"
-    res = _invoke(
+    res = _on_slice(
+        slice_files,
         "--mode",
         "replay",
-        "--pods",
-        str(pods),
-        "--nodes",
-        str(nodes),
         "--policy",
         "fgd,best-fit",
         "--seeds",
@@ -254,9 +241,8 @@ def test_parse_slice(text, expected):
 
 
 def test_rebind_reports_migrations(slice_files, tmp_path):
-    nodes, pods = slice_files
-    res = _invoke("--pods", str(pods), "--nodes", str(nodes), "--policy", "cohabit",
-                  "--tune", "1.5", "--rebind", "--workers", "1", "--no-progress")
+    res = _on_slice(slice_files, "--policy", "cohabit", "--tune", "1.5", "--rebind",
+                    "--workers", "1", "--no-progress")
     assert res.exit_code == 0, res.output
     moved = re.search(r"cohabit: ([\d.]+) migrations per run \(([\d.]+) % of pods placed\)",
                       res.output)

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cohabit.engine.rebind import candidate_nodes, make_room
+from cohabit.engine.rebind import candidate_nodes, defragment, make_room
 from cohabit.model import GpuDevice, Node, Pod
 from cohabit.placement import ClusterState, select, typical_pods
 from cohabit.placement.state import pod_request
@@ -189,3 +189,130 @@ def test_operator_pass_reports_the_eviction_of_a_move_that_pays():
     for workloads in ([], [replace(managed, placement="unmanaged")]):
         plan = reconcile_once(snap, workloads, None, rebinding, 0.0)
         assert not [a for a in plan.actions if isinstance(a, Evict)]
+
+
+# ------------------------------------------------------------------ chains of moves
+
+
+def _swap_cluster():
+    """a: 2 GPUs, CPU nearly used by x (whole GPU, 7 cores); b: CPU to spare, its only GPU
+    held by y (whole GPU, 1.5 cores). A whole-GPU pod asking 4 cores fits nowhere; neither
+    x nor y fits anywhere else, so one level of moves cannot help, but x to b and y to a
+    (a swap) can."""
+    nodes = [mk_node("a", cpu=8000, gpus=2), mk_node("b", cpu=16_000, gpus=1)]
+    bound = [mk_pod("x", cpu=7000, num=1, milli=1000, node="a", gpus=[0]),
+             mk_pod("y", cpu=1500, num=1, milli=1000, node="b", gpus=[0])]
+    cluster = SimulatedCluster(nodes, typical=typical_pods(bound))
+    for p in bound:
+        cluster.bind_pod(_bind(p), p)
+    return cluster, mk_pod("w", cpu=4000, num=1, milli=1000)
+
+
+def test_a_chain_of_two_levels_swaps_pods_that_one_level_cannot_move():
+    cluster, want = _swap_cluster()
+    state = cluster.state
+    assert select(state, want, "cohabit") is None
+    assert make_room(state, want, "cohabit", depth=1) is None
+    before = snapshot(state)
+    move = make_room(state, want, "cohabit", depth=2)
+    assert snapshot(state) == before
+    assert move is not None and move.node == "a"
+    assert sorted(move.victims) == ["default/x", "default/y"]
+    assert move.binds[0].pod == want.key
+    assert [a.__class__.__name__ for a in move.actions()] == ["Evict"] * 2 + ["Bind"] * 3
+    cluster.apply_move(move, want)
+    assert state.placement_of(want)[0] == "a"
+    assert state.placement_of("default/x")[0] == "b"
+    assert state.placement_of("default/y")[0] == "a"
+    _check(state)
+
+
+def test_a_chain_never_moves_a_pod_that_may_not_be_evicted():
+    cluster, want = _swap_cluster()
+    y = cluster.state.bound["default/y"].pod
+    assert make_room(cluster.state, want, "cohabit", depth=2,
+                     movable=lambda p: p.key != y.key) is None
+
+
+def test_make_room_rejects_a_depth_below_one():
+    cluster, want = _swap_cluster()
+    with pytest.raises(ValueError, match="depth"):
+        make_room(cluster.state, want, "cohabit", depth=0)
+
+
+def test_mixed_candidate_order_alternates_gpu_and_cpu_deficits():
+    state = ClusterState.from_nodes(
+        [mk_node("a", cpu=8000, gpus=1), mk_node("b", cpu=8000, gpus=1),
+         mk_node("c", cpu=16_000, gpus=1)],
+        [mk_pod("x", cpu=7500, node="a"), mk_pod("y", cpu=7000, node="b"),
+         mk_pod("z", cpu=1000, num=1, milli=1000, node="c", gpus=[0])])
+    req = pod_request(mk_pod("w", cpu=4000, num=1, milli=1000))
+    # a and b: GPU free, CPU short by 3500 / 3000; c: CPU free, short of one GPU
+    assert [state.names[i] for i in candidate_nodes(state, req, 2)] == ["b", "a"]
+    assert [state.names[i] for i in candidate_nodes(state, req, 2, mix=True)] == ["b", "c"]
+    assert [state.names[i] for i in candidate_nodes(state, req, 5, mix=True)] == ["b", "c", "a"]
+
+
+# ------------------------------------------------------------------ defragmentation
+
+
+def _defrag_cluster(evictable=True):
+    """a and b: one T4 each. a holds a 100-milli pod, b an 800-milli pod. The typical pods
+    are mostly whole-GPU pods, so a's GPU is fragmented; moving the small pod into b's
+    200-milli hole frees a whole GPU."""
+    nodes = [mk_node("a", gpus=1), mk_node("b", gpus=1)]
+    bound = [mk_pod("s", num=1, milli=100, node="a", gpus=[0], evictable=evictable),
+             mk_pod("big", num=1, milli=800, node="b", gpus=[0], evictable=evictable)]
+    history = [*bound, *(mk_pod(f"h{i}", num=1, milli=1000) for i in range(8))]
+    cluster = SimulatedCluster(nodes, typical=typical_pods(history))
+    for p in bound:
+        cluster.bind_pod(_bind(p), p)
+    return cluster
+
+
+def test_defragment_moves_a_small_pod_into_a_hole_and_frees_a_whole_gpu():
+    cluster = _defrag_cluster()
+    state = cluster.state
+    before = snapshot(state)
+    moves = defragment(state, "cohabit")
+    assert snapshot(state) == before
+    assert len(moves) == 1
+    move = moves[0]
+    assert move.pending == "" and move.node == "a" and move.victims == ("default/s",)
+    assert move.frag_gain_milli >= 200 and move.gain_milli == 0
+    assert "defragment" in move.actions()[0].reason
+    cluster.apply_move(move, None)
+    assert state.placement_of("default/s")[0] == "b"
+    assert int(state.full_free.sum()) == 1
+    _check(state)
+    assert defragment(state, "cohabit") == []  # nothing left to gain
+
+
+@pytest.mark.parametrize("case", ["pdb", "gain-too-small"])
+def test_defragment_keeps_pods_that_may_not_move_or_do_not_pay(case):
+    cluster = _defrag_cluster(evictable=case != "pdb")
+    kwargs = {"min_gain_milli": 1e9} if case == "gain-too-small" else {}
+    assert defragment(cluster.state, "cohabit", **kwargs) == []
+
+
+@given(cluster_and_pods(), st.sampled_from(["cohabit", "fgd", "best-fit"]),
+       st.integers(1, 5))
+@settings(max_examples=60, deadline=None)
+def test_chains_and_defragmentation_never_over_commit(data, policy, every):
+    nodes, pods = data
+    cluster = SimulatedCluster(nodes, typical=typical_pods(pods))
+    state = cluster.state
+    for k, pod in enumerate(pods):
+        if k % every == 0:
+            for move in defragment(state, policy):
+                cluster.apply_move(move, None)
+            _check(state)
+        bind = select(state, pod, policy)
+        if bind is not None:
+            cluster.apply([bind])
+            continue
+        move = make_room(state, pod, policy, depth=3, mix_nodes=True)
+        if move is not None:
+            cluster.apply_move(move, pod)
+            assert len(set(move.victims)) == len(move.victims)
+        _check(state)

@@ -189,3 +189,22 @@ def test_slowdown_model_names():
     assert slowdown_model("pressure-sensitivity") is pressure_sensitivity
     with pytest.raises(ValueError, match="gavel"):
         slowdown_model("oracle")
+
+
+def test_probe_profiles_of_the_predictors_reach_the_trained_model():
+    """``probe_profile`` (predictors) writes the keys ``predictor_slowdown`` (engine) reads:
+    one ``probe_key`` format for both, so the model is asked, never the fallback."""
+    import pandas as pd
+
+    from cohabit.engine.reconcile import predictor_slowdown
+    from cohabit.model import probe_keys
+    from cohabit.predictors.interference import probe_profile
+
+    probes = ["A", "B", "A"]  # a repeated probe name stays two components
+    pairs = pd.DataFrame({"a": ["j", "A", "j", "B"], "b": ["A", "j", "B", "j"],
+                          "scale": [1, 1, 1, 1], "fraction": [0.9, 0.8, 0.7, 0.6]})
+    prof = probe_profile(pairs, "j", 1, probes)
+    assert prof.keyed_by(probe_keys(probes)) and len(prof.pressure) == 3
+    asked = []
+    slow = predictor_slowdown(lambda a, b: asked.append((a, b)) or 0.75, probes)
+    assert slow(prof, prof) == pytest.approx(0.25) and asked == [(prof, prof)]

@@ -232,3 +232,29 @@ def test_policy_found_invalid_while_sizing_is_reported_not_replaced(
     assert (ready["status"], ready["reason"]) == ("False", "PolicyNotFound")
     assert "PlacementPolicy 'default' is invalid" in ready["message"]
     assert status["recommendations"]  # the recommendation itself is still reported
+
+
+@pytest.mark.parametrize("answer", ["done", "failed"], ids=["bound", "bind-failed"])
+def test_scheduling_pass_records_through_the_engine_step(make_runtime, answer):
+    """What the actuator answered is counted in cohabit_actions_total{action,status} and
+    told as Events, once per outcome; a failed bind is not assumed in the cache."""
+    from operator_factories import RecordingActuator
+
+    class AssumingCluster(StaticCluster):
+        assumed: list = []
+
+        def assume(self, pod, node, gpus):
+            self.assumed.append((pod, node, gpus))
+
+    pods = (Pod("a", 1000, 1024, 1, 500, namespace="ns"),
+            Pod("b", 1000, 1024, 1, 500, namespace="ns"))
+    cluster = AssumingCluster(Snapshot(0, (gpu_node("g1"),), pods))
+    runtime = make_runtime(cluster=cluster, actuator=RecordingActuator(answer))
+    outcomes = reconciler.scheduling_pass(runtime, "default", NOW)
+    assert [o.status for o in outcomes] == [answer, answer]
+    count = runtime.metrics.registry.get_sample_value(
+        "cohabit_actions_total", {"action": "Bind", "status": answer})
+    assert count == 2
+    reason = "Scheduled" if answer == "done" else "FailedScheduling"
+    assert len(events(runtime, reason)) == 2
+    assert [p for p, _, _ in cluster.assumed] == (["ns/a", "ns/b"] if answer == "done" else [])
