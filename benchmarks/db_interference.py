@@ -1,8 +1,10 @@
 """Interference between real PostgreSQL databases: profiles, pair prediction, fair placement.
 
 Uses the workloads of ``benchmarks/db_profile.py`` at cohabit's just-enough specs (read from
-``benchmarks/results/db_profile/<workload>/result.json``; a workload without a result uses
-the fallback spec below, said in the output).
+``benchmarks/results/db_profile/<workload>/result.json``; without one, the spec that the
+profile benchmark recommended in its documented run, :data:`DOCUMENTED_SPECS`, said in the
+output). Every contended run is bracketed by solo runs (the protocol of
+:mod:`cohabit.engine.dbinterference`), so the host's drift cancels.
 
 1. **Probes**: each stress-ng probe's slowdown per stressor core on the shared CPU
    (:func:`cohabit.engine.dbinterference.calibrate_probes`).
@@ -10,23 +12,29 @@ the fallback spec below, said in the output).
    a sibling cgroup on the same CPU (CPU, memory bandwidth, disk with fsync) at 2 intensities
    -> sensitivity; the probes beside the database -> pressure
    (:func:`~cohabit.engine.dbinterference.measure_interference`).
-3. **Pairs**: every pair of databases on CPU 1 together, each with its own load, against
-   each alone just before: measured slowdown ``1 - p99_solo / p99_co`` of each side vs the
-   slowdown placement predicts from the two profiles
-   (:func:`cohabit.placement.pressure_sensitivity_slowdown`): MAE and Spearman's rho.
+3. **Pairs**: every pair of databases on CPU 1 together, each with its own load, between
+   solo runs (the two alone on CPU 0 and CPU 1 at once, alternating):
+   measured slowdown ``1 - p99_solo / p99_co`` of each side vs the slowdown placement
+   predicts from the two profiles (:func:`cohabit.placement.pressure_sensitivity_slowdown`):
+   MAE and Spearman's rho (:func:`~cohabit.engine.dbinterference.measure_pairs`).
 4. **Fair placement**: the six databases onto two "nodes" (CPU 0 and CPU 1, one cpuset each,
    1000 m and 8 GiB allocatable) by LeastRequestedPriority and by the fair policy
-   (:mod:`cohabit.placement.fairness`), bound through the local actuator, all six loads run
-   together; each instance's p99 and TPS against its solo run (alone on its node), and the
-   unfairness (coefficient of variation of ``p99_solo / p99_co``) per policy; the policies
-   alternate over ``--repeats`` rounds so the host's drift hits both alike.
+   (:func:`cohabit.placement.fairness.place_fair`, given the pair model's residuals from step
+   3 as its evidence), bound through the local actuator, all six loads run together; each
+   instance's p99 and TPS against its solo runs (alone on a node) just before and after,
+   and the unfairness (coefficient of variation of ``p99_solo / p99_co``) per policy; the
+   policies alternate over ``--repeats`` rounds
+   (:func:`~cohabit.engine.dbinterference.measure_placement`). Beside them, the placement
+   the fair policy would make if it trusted the pair model as exact (``model-trusted``, the
+   policy before evidence was required) is measured too; a placement equal to another one
+   is run once.
 
 Results in ``benchmarks/results/db_interference/``; the host's 1-minute load average is
-recorded beside every run.
+recorded beside every run. ``--plan`` prints the estimated duration of each step first.
 
-    .venv/bin/python benchmarks/db_interference.py             # all steps (about 45 min)
-    .venv/bin/python benchmarks/db_interference.py --seconds 6 --corun-seconds 20 \
-        --probe-seconds 4 --probe-repeats 1 --repeats 2                   # about 30 min
+    .venv/bin/python benchmarks/db_interference.py --plan     # estimate only (~45 min)
+    .venv/bin/python benchmarks/db_interference.py            # all steps
+    .venv/bin/python benchmarks/db_interference.py --placement-only   # step 4 from saved CSVs
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 import os
 import signal
 import sys
@@ -49,33 +58,44 @@ from cohabit.engine.dbinterference import (
     InterferenceSettings,
     bind_all,
     calibrate_probes,
-    corun,
-    measure_interference,
-    measured_unfairness,
+    measure_pairs,
+    measure_placement,
+    measure_pressures,
+    measure_sensitivity,
     place,
     predict_pairs,
 )
 from cohabit.model import InterferenceProfile, Resize, Resources
-from cohabit.placement.fairness import predicted_np, unfairness
+from cohabit.placement.fairness import place_fair, predicted_np, unfairness
 from cohabit.placement.interference import pressure_sensitivity_slowdown
 from cohabit.predictors.dbinterference import (
     database_profile,
-    normalised_performance,
+    dominant_slowdown,
     sensitivity_slope,
-    slowdown,
 )
 from cohabit.profiling import DatabaseSession, LoadSpec
 from db_profile import RESULTS as PROFILE_RESULTS
 from db_profile import WORKLOADS
 
 RESULTS = Path(__file__).resolve().parent / "results" / "db_interference"
-FALLBACK = Resources(500, 512)
+DOCUMENTED_SPECS = {
+    "tpcb-s10": Resources(230, 128), "simple-update-s10": Resources(260, 256),
+    "select-only-s30": Resources(380, 256), "account-report-s10": Resources(180, 256),
+    "lookup-update-s60": Resources(150, 256), "tpcb-s30": Resources(260, 128),
+}
+"""cohabit's specs from the profile benchmark's documented run (docs/benchmarks.md, runs of
+2026-11-29 13:48-15:55 UTC), used when its result files are not on this machine."""
 NODES = {"node-a": "0", "node-b": "1"}
 NODE_CAPACITY = Resources(1000, 8192)
+RUN_OVERHEAD_S = 0.7
+"""Estimated seconds each pgbench run or probe adds to its length (start, connect, parse):
+0.3-0.5 s in a smoke run of this benchmark at load average 7, rounded up."""
+SETUP_S_PER_SCALE = 1.0
+"""Estimated seconds of initdb + ``pgbench -i`` + prewarm per unit of scale."""
 
 
 def log(text: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')} load {os.getloadavg()[0]:.1f}] {text}", flush=True)
+    print(f"[{time.strftime('%H:%M:%S')} load {os.getloadavg()[0]:.2f}] {text}", flush=True)
 
 
 def spec_of(name: str) -> tuple[Resources, str]:
@@ -84,18 +104,36 @@ def spec_of(name: str) -> tuple[Resources, str]:
         co = json.loads(path.read_text()).get("cohabit") or {}
         if co:
             return Resources(co["cpu_milli"], co["memory_mib"]), "cohabit profile"
-    return FALLBACK, "fallback (no profile result)"
+    return DOCUMENTED_SPECS[name], "documented profile run"
+
+
+def plan(names: list[str], settings: InterferenceSettings, corun_s: float,
+         rounds: int) -> dict[str, float]:
+    """Estimated seconds of each step (runs x (length + :data:`RUN_OVERHEAD_S`))."""
+    o, r, i = RUN_OVERHEAD_S, len(settings.resources), len(settings.intensities)
+    probe = settings.probe_seconds + o
+    run = settings.seconds + o
+    reps = settings.probe_repeats
+    slots = math.ceil(len(names) / len(NODES))
+    steps = {
+        "setup": SETUP_S_PER_SCALE * sum(WORKLOADS[n]["scale"] for n in names) + 10 * len(names),
+        "probes": r * (2 + i) * probe,
+        "profiles": len(names) * (r + 2 + r * i) * run
+        + r * ((len(names) * reps + 1) * probe + len(names) * reps * (probe + 2)),
+        "pairs": math.comb(len(names), 2) * (2 * settings.pair_repeats + 1) * run,
+        "placement": ((rounds + 1) * slots + 3 * rounds) * (corun_s + o),  # <= 3 policies
+    }
+    steps["total"] = sum(steps.values())
+    return steps
 
 
 def _profile_dict(p: InterferenceProfile) -> dict:
     return {"pressure": dict(p.pressure), "sensitivity": dict(p.sensitivity)}
 
 
-def saved_profiles(settings: InterferenceSettings
-                   ) -> tuple[dict[str, float], tuple[dict[str, InterferenceProfile],
-                                                      pd.DataFrame]]:
+def saved_profiles() -> tuple[dict[str, float], dict[str, InterferenceProfile], pd.DataFrame]:
     """Probe sensitivities, profiles and measured pairs rebuilt from an earlier run's CSVs
-    (``probes.csv``, ``sensitivity.csv``, ``pressure.csv``, ``pairs.csv``)."""
+    (``probes.csv``, ``sensitivity.csv``, ``pressure.csv``, ``pairs_runs.csv``)."""
     calib = pd.read_csv(RESULTS / "probes.csv")
     probe_k = {r: sensitivity_slope(list(g["intensity"]),
                                     list((1.0 - g["probe_co"] / g["probe_solo"]).clip(0.0)))
@@ -104,157 +142,200 @@ def saved_profiles(settings: InterferenceSettings
     press = pd.read_csv(RESULTS / "pressure.csv")
     profiles = {n: database_profile(sens[sens["workload"] == n], press[press["workload"] == n],
                                     probe_k) for n in sens["workload"].unique()}
-    pairs = pd.read_csv(RESULTS / "pairs.csv").drop(columns=["predicted"], errors="ignore")
+    pairs = pd.read_csv(RESULTS / "pairs_runs.csv")
     log(f"placement only: probes, profiles and {len(pairs)} pair rows from {RESULTS}")
-    return probe_k, (profiles, pairs)
+    return probe_k, profiles, pairs
+
+
+def start_sessions(stack: ExitStack, names: list[str], settings: InterferenceSettings
+                   ) -> tuple[dict[str, DatabaseSession], LocalCgroupActuator]:
+    """Every database loaded, at its spec, started; the actuator that binds them."""
+    sessions: dict[str, DatabaseSession] = {}
+    for n in names:
+        load = LoadSpec.of(**{k: v for k, v in WORKLOADS[n].items() if k != "p99_ms"})
+        s = stack.enter_context(DatabaseSession(load, name=f"intf-{n}", cpuset="0-1"))
+        s.prepare()
+        sessions[n] = s
+    actuator = LocalCgroupActuator({n: s.cgroup for n, s in sessions.items()},  # type: ignore
+                                   nodes={**NODES, "shared": settings.cpus})
+    for n, s in sessions.items():
+        spec, source = spec_of(n)
+        actuator.apply([Resize(n, "postgres", spec, reason="just-enough spec")])
+        s.start(spec.memory_mib)
+        log(f"{n}: {spec.cpu_milli}m/{spec.memory_mib}MiB ({source})")
+    return sessions, actuator
+
+
+def measure_profiles(sessions, actuator, tree, probe_k, settings
+                     ) -> dict[str, InterferenceProfile]:
+    """Sensitivity of each database in turn, then the pressures of all (on CPU 1)."""
+    frames = []
+    for n, s in sessions.items():
+        bind_all(actuator, {n: "shared"})
+        frames.append(measure_sensitivity(s, tree, settings, log=log).assign(workload=n))
+        pd.concat(frames).to_csv(RESULTS / "sensitivity.csv", index=False)
+    sens = pd.concat(frames)
+    press = measure_pressures(sessions, tree, settings, log=log)
+    press.to_csv(RESULTS / "pressure.csv", index=False)
+    profiles = {n: database_profile(sens[sens["workload"] == n],
+                                    press[press["workload"] == n], probe_k) for n in sessions}
+    for n, prof in profiles.items():
+        log(f"{n}: {_profile_dict(prof)}")
+    return profiles
+
+
+MODELS = {"linear": pressure_sensitivity_slowdown, "dominant": dominant_slowdown}
+"""Pair models judged on the measured pairs (both fixed before the measurement); the one
+with the higher Spearman rho (ties: the linear default) is the placement's model."""
+
+
+def judge_pair_models(profiles, pair_runs, report) -> tuple[str, pd.DataFrame]:
+    """Every model's predictions beside the measured pairs (``pairs.csv``); the chosen one."""
+    judged = {m: predict_pairs(profiles, pair_runs, f) for m, f in MODELS.items()}
+    report["pairs"] = {m: err for m, (_, err) in judged.items()}
+    for m, (_, err) in judged.items():
+        log(f"pair prediction ({m}): {err}")
+
+    def rho(m: str) -> float:
+        value = judged[m][1]["spearman"]
+        return -math.inf if math.isnan(value) else value
+
+    chosen = max(MODELS, key=lambda m: (rho(m), m == "linear"))
+    report["pair_model"] = chosen
+    table = judged["linear"][0].rename(columns={"predicted": "predicted_linear",
+                                                 "residual": "residual_linear"})
+    table["predicted_dominant"] = judged["dominant"][0]["predicted"].to_numpy()
+    table["residual_dominant"] = judged["dominant"][0]["residual"].to_numpy()
+    table.to_csv(RESULTS / "pairs.csv", index=False)
+    log(f"placement's pair model: {chosen}")
+    return chosen, judged[chosen][0]
+
+
+def rounds_that_fit(args, n_names: int, n_policies: int) -> int:
+    """``--repeats``, fewer when ``--finish-by`` (UTC HH:MM) would be passed (at least 1)."""
+    if not args.finish_by:
+        return args.repeats
+    hh, mm = (int(v) for v in args.finish_by.split(":"))
+    now = time.gmtime()
+    left = (hh * 3600 + mm * 60) - (now.tm_hour * 3600 + now.tm_min * 60 + now.tm_sec)
+    run = args.corun_seconds + RUN_OVERHEAD_S
+    block = math.ceil(n_names / len(NODES)) * run
+    fit = int((left - block) // (block + n_policies * run))
+    if fit < args.repeats:
+        log(f"--finish-by {args.finish_by}: {max(1, fit)} placement round(s) instead of "
+            f"{args.repeats}")
+    return max(1, min(args.repeats, fit))
+
+
+def dedupe(placements: dict[str, dict[str, str]]) -> dict[str, str]:
+    """Policy -> the first policy (in order) with the same assignment (measured once)."""
+    out: dict[str, str] = {}
+    for policy, assignment in placements.items():
+        out[policy] = next(p for p, a in placements.items() if a == assignment)
+    return out
+
+
+def placement_step(sessions, actuator, names, profiles, model, residuals, args,
+                   report) -> None:
+    requests = {n: spec_of(n)[0] for n in names}
+    capacity = {node: NODE_CAPACITY for node in NODES}
+    decided = {p: place(p, names, requests, capacity, profiles, model, residuals=residuals)
+               for p in ("least-requested", "fair")}
+    exact = place_fair(names, requests, capacity, profiles, model, residuals=[0.0])
+    placements = {p: d.assignment for p, d in decided.items()}
+    report["placements"] = placements
+    report["fair_reason"] = {"moves": list(decided["fair"].moves),
+                             "reason": decided["fair"].reason}
+    report["if_model_trusted_exact"] = {"assignment": exact.assignment,
+                                        "moves": list(exact.moves)}
+    report["predicted_unfairness"] = {
+        p: unfairness(list(predicted_np(a, profiles, model).values()))
+        for p, a in placements.items()}
+    log(f"placements: {placements}; fair: {decided['fair'].reason} {decided['fair'].moves}; "
+        f"if trusted exact: {exact.assignment}")
+    measured = dedupe({**placements, "model-trusted": exact.assignment})
+    report["measured_as"] = measured
+    log(f"measured placements (the same assignment is run once): {measured}")
+    placements = {p: a for p, a in {**placements, "model-trusted": exact.assignment}.items()
+                  if measured[p] == p}
+    rounds = rounds_that_fit(args, len(names), len(placements))
+    report["placement_rounds"] = rounds
+    runs = measure_placement(sessions, actuator, placements, solo_nodes=list(NODES),
+                             seconds=args.corun_seconds, rounds=rounds,
+                             latency_limit_ms=5000.0, log=log)
+    runs.to_csv(RESULTS / "placement.csv", index=False)
+    per = runs.groupby(["policy", "round"])["unfairness"].first().groupby("policy")
+    report["unfairness"] = {p: {"median": float(g.median()), "rounds": list(g)}
+                            for p, g in per}
+    lr = report["unfairness"]["least-requested"]["median"]
+    for policy in ("fair", "model-trusted"):
+        value = report["unfairness"][measured[policy]]["median"]
+        ratio = value / lr if lr > 0 else float("nan")
+        report[f"{policy}_over_least_requested"] = ratio
+        log(f"unfairness median: {policy} {value:.3f} (as {measured[policy]}), "
+            f"least-requested {lr:.3f}, ratio {ratio:.2f}")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=12.0, help="pgbench run length")
-    parser.add_argument("--corun-seconds", type=float, default=30.0)
+    parser.add_argument("--corun-seconds", type=float, default=20.0,
+                        help="placement step: length of every solo and co-run")
     parser.add_argument("--repeats", type=int, default=3, help="placement rounds")
     parser.add_argument("--intensities", type=float, nargs="+", default=[0.3, 0.8],
                         help="stressor intensities (cores)")
     parser.add_argument("--probe-seconds", type=float, default=8.0)
-    parser.add_argument("--probe-repeats", type=int, default=2,
-                        help="alternated alone/beside probe pairs per resource (pressure)")
+    parser.add_argument("--probe-repeats", type=int, default=1,
+                        help="probe runs beside each database per resource (bracketed)")
+    parser.add_argument("--pair-repeats", type=int, default=1,
+                        help="co-runs per pair (bracketed by solo runs)")
     parser.add_argument("--only", nargs="+", choices=sorted(WORKLOADS))
+    parser.add_argument("--plan", action="store_true", help="print the estimate and stop")
+    parser.add_argument("--finish-by", metavar="HH:MM",
+                        help="UTC time by which the placement step must end: fewer rounds")
+    parser.add_argument("--no-placement", action="store_true", help="stop after the pairs")
     parser.add_argument("--placement-only", action="store_true",
                         help="rebuild probes, profiles and pairs from the CSVs of an earlier "
                         "run; measure only the fair-placement step")
     args = parser.parse_args()
     names = args.only or list(WORKLOADS)
-    RESULTS.mkdir(parents=True, exist_ok=True)
     settings = InterferenceSettings(cpus="1", intensities=tuple(args.intensities),
                                     seconds=args.seconds, probe_seconds=args.probe_seconds,
-                                    probe_repeats=args.probe_repeats)
+                                    probe_repeats=args.probe_repeats,
+                                    pair_repeats=args.pair_repeats)
+    estimate = plan(names, settings, args.corun_seconds, args.repeats)
+    print("estimate (min): " + ", ".join(f"{k} {v / 60:.1f}" for k, v in estimate.items()))
+    if args.plan:
+        return 0
+    RESULTS.mkdir(parents=True, exist_ok=True)
     tree = detect()
-    report: dict = {"load_before": os.getloadavg(), "settings": settings.__dict__}
-
-    if args.placement_only:
-        probe_k, saved = saved_profiles(settings)
-    else:
-        log("calibrating probes")
-        probe_k, calib = calibrate_probes(tree, settings, log=log)
-        calib.to_csv(RESULTS / "probes.csv", index=False)
-    report["probe_sensitivity"] = probe_k
-
-    specs = {n: spec_of(n) for n in names}
+    report: dict = {"load_before": os.getloadavg(), "settings": settings.__dict__,
+                    "estimate_s": estimate, "started": time.strftime("%H:%M:%S")}
     with ExitStack() as stack:
-        sessions: dict[str, DatabaseSession] = {}
-        for n in names:
-            load = LoadSpec.of(**{k: v for k, v in WORKLOADS[n].items() if k != "p99_ms"})
-            s = stack.enter_context(DatabaseSession(load, name=f"intf-{n}", cpuset="0-1"))
-            s.prepare()
-            sessions[n] = s
-        actuator = LocalCgroupActuator({n: s.cgroup for n, s in sessions.items()},  # type: ignore
-                                       nodes={**NODES, "shared": settings.cpus})
-        for n, s in sessions.items():
-            spec = specs[n][0]
-            actuator.apply([Resize(n, "postgres", spec, reason="just-enough spec")])
-            s.start(spec.memory_mib)
-            log(f"{n}: {spec.cpu_milli}m/{spec.memory_mib}MiB ({specs[n][1]})")
-
-        # 2. profiles, one database at a time on the shared CPU
-        profiles: dict[str, InterferenceProfile] = {}
-        sens_frames, press_frames = [], []
-        for n, s in sessions.items():
-            if args.placement_only:
-                break
-            bind_all(actuator, {n: "shared"})
-            prof, sens, press = measure_interference(s, tree, probe_k, settings, log=log)
-            profiles[n] = prof
-            sens_frames.append(sens.assign(workload=n))
-            press_frames.append(press.assign(workload=n))
-            log(f"{n}: {_profile_dict(prof)}")
         if args.placement_only:
-            profiles = {n: saved[0][n] for n in names}
+            probe_k, profiles, pair_runs = saved_profiles()
+            profiles = {n: profiles[n] for n in names}
         else:
-            pd.concat(sens_frames).to_csv(RESULTS / "sensitivity.csv", index=False)
-            pd.concat(press_frames).to_csv(RESULTS / "pressure.csv", index=False)
+            log("calibrating probes")
+            probe_k, calib = calibrate_probes(tree, settings, log=log)
+            calib.to_csv(RESULTS / "probes.csv", index=False)
+        report["probe_sensitivity"] = probe_k
+        sessions, actuator = start_sessions(stack, names, settings)
+        report["setup_done"] = time.strftime("%H:%M:%S")
+        if not args.placement_only:
+            profiles = measure_profiles(sessions, actuator, tree, probe_k, settings)
+            report["profiles_done"] = time.strftime("%H:%M:%S")
+            pair_runs = measure_pairs(sessions, actuator, list(itertools.combinations(names, 2)),
+                                      settings, solo_nodes=list(NODES), shared="shared",
+                                      log=log)
+            pair_runs.to_csv(RESULTS / "pairs_runs.csv", index=False)
+            report["pairs_done"] = time.strftime("%H:%M:%S")
         report["profiles"] = {n: _profile_dict(p) for n, p in profiles.items()}
-
-        # 3. pairs on the shared CPU
-        pair_rows = []
-        for a, b in itertools.combinations(names, 2):
-            if args.placement_only:
-                pair_rows = saved[1].to_dict("records")
-                break
-            bind_all(actuator, {a: "shared", b: "shared"})
-            solo = {n: corun([sessions[n]], args.seconds, settings.latency_limit_ms)[0]
-                    for n in (a, b)}
-            co = dict(zip((a, b), corun([sessions[a], sessions[b]], args.seconds,
-                                        settings.latency_limit_ms), strict=True))
-            for v, g in ((a, b), (b, a)):
-                pair_rows.append({"victim": v, "aggressor": g, "p99_solo_ms": solo[v].p99_ms,
-                                  "p99_co_ms": co[v].p99_ms, "tps_solo": solo[v].tps,
-                                  "tps_co": co[v].tps,
-                                  "slowdown": slowdown(solo[v].p99_ms, co[v].p99_ms),
-                                  "load1": os.getloadavg()[0]})
-            log(f"pair {a}+{b}: {a} {solo[a].p99_ms:.1f}->{co[a].p99_ms:.1f}, "
-                f"{b} {solo[b].p99_ms:.1f}->{co[b].p99_ms:.1f}")
-        pairs, err = predict_pairs(profiles, pd.DataFrame(pair_rows))
-        pairs.to_csv(RESULTS / "pairs.csv", index=False)
-        report["pairs"] = err
-        log(f"pair prediction: {err}")
-
-        # 4. fair placement vs LeastRequestedPriority on two cpuset nodes
-        requests = {n: specs[n][0] for n in names}
-        capacity = {node: NODE_CAPACITY for node in NODES}
-        placements = {}
-        for policy in ("least-requested", "fair"):
-            try:
-                placements[policy] = place(policy, names, requests, capacity, profiles)
-            except ValueError as exc:
-                log(f"{policy}: {exc}; requests scaled to fit two 1000m nodes")
-                total = sum(r.cpu_milli for r in requests.values())
-                scale = 1900 / total
-                requests = {n: Resources(int(r.cpu_milli * scale), r.memory_mib)
-                            for n, r in requests.items()}
-                placements[policy] = place(policy, names, requests, capacity, profiles)
-        report["placements"] = placements
-        report["predicted_unfairness"] = {
-            p: unfairness(list(predicted_np(a, profiles, pressure_sensitivity_slowdown)
-                               .values())) for p, a in placements.items()}
-        log(f"placements: {placements}; predicted unfairness "
-            f"{report['predicted_unfairness']}")
-        solo_rows = []
-        for n in names:  # solo: each alone on a node (all others idle)
-            bind_all(actuator, {n: "node-b"})
-            run = corun([sessions[n]], args.corun_seconds, settings.latency_limit_ms)[0]
-            solo_rows.append({"workload": n, "p99_ms": run.p99_ms, "tps": run.tps,
-                              "load1": os.getloadavg()[0]})
-            log(f"solo {n}: p99 {run.p99_ms:.1f} tps {run.tps:.1f}")
-        solo = pd.DataFrame(solo_rows).set_index("workload")
-        rows = []
-        for rnd in range(args.repeats):
-            for policy in (("least-requested", "fair") if rnd % 2 == 0
-                           else ("fair", "least-requested")):
-                bind_all(actuator, placements[policy])
-                runs = corun([sessions[n] for n in names], args.corun_seconds,
-                             settings.latency_limit_ms)
-                co = {n: r.p99_ms for n, r in zip(names, runs, strict=True)}
-                u = measured_unfairness(solo["p99_ms"].to_dict(), co)
-                for n, r in zip(names, runs, strict=True):
-                    rows.append({"round": rnd, "policy": policy, "workload": n,
-                                 "node": placements[policy][n], "p99_solo_ms":
-                                 solo.loc[n, "p99_ms"], "p99_ms": r.p99_ms,
-                                 "tps_solo": solo.loc[n, "tps"], "tps": r.tps,
-                                 "np": normalised_performance(solo.loc[n, "p99_ms"], r.p99_ms),
-                                 "unfairness": u, "load1": os.getloadavg()[0]})
-                log(f"round {rnd} {policy}: unfairness {u:.3f} "
-                    f"{ {n: round(v, 1) for n, v in co.items()} }")
-        runs = pd.DataFrame(rows)
-        runs.to_csv(RESULTS / "placement.csv", index=False)
-        per = runs.groupby(["policy", "round"])["unfairness"].first().groupby("policy")
-        report["unfairness"] = {p: {"median": float(g.median()), "rounds": list(g)}
-                                for p, g in per}
-        lr = report["unfairness"]["least-requested"]["median"]
-        fair = report["unfairness"]["fair"]["median"]
-        report["fair_over_least_requested"] = fair / lr if lr > 0 else float("nan")
-        log(f"unfairness median: fair {fair:.3f}, least-requested {lr:.3f}, "
-            f"ratio {report['fair_over_least_requested']:.2f}")
+        model, pairs = judge_pair_models(profiles, pair_runs, report)
+        if not args.no_placement:
+            placement_step(sessions, actuator, names, profiles, MODELS[model],
+                           list(pairs["residual"]), args, report)
+            report["placement_done"] = time.strftime("%H:%M:%S")
     report["load_after"] = os.getloadavg()
     (RESULTS / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     return 0

@@ -25,6 +25,8 @@ every run.
     .venv/bin/python benchmarks/db_profile.py                  # all workloads (about 2-3 h)
     .venv/bin/python benchmarks/db_profile.py --only tpcb-s10  # one
     .venv/bin/python benchmarks/db_profile.py --summary        # aggregate what exists
+    .venv/bin/python benchmarks/db_profile.py --only tpcb-s30 --validate 260:128
+        # re-validate a spec only (5 x 30 s after the 20-s warm-up), no profile: ~4 min
 """
 
 from __future__ import annotations
@@ -186,6 +188,32 @@ def run_workload(name: str, spec: dict, out: Path) -> dict:
     return result
 
 
+def revalidate(name: str, spec: dict, cpu_milli: int, memory_mib: int, out: Path) -> dict:
+    """Step 2 alone for a given spec: fresh 5 x 30 s runs (after the 20-s warm-up), written
+    to ``out/revalidation-<cpu>m-<mem>MiB.{csv,json}``."""
+    out.mkdir(parents=True, exist_ok=True)
+    target = spec["p99_ms"]
+    load = LoadSpec.of(**{k: v for k, v in spec.items() if k != "p99_ms"})
+    limit_ms = ProfileSettings().limit_ms(target)
+    result: dict = {"workload": name, "spec": [cpu_milli, memory_mib], "target_p99_ms": target,
+                    "load_before": os.getloadavg()}
+    with DatabaseSession(load, name=f"bench-{name}") as session:
+        session.prepare()
+        actuator = LocalCgroupActuator({session.name: session.cgroup})  # type: ignore
+        val, _ = measure_spec(session, actuator, cpu_milli, memory_mib, runs=VALIDATION_RUNS,
+                              seconds=VALIDATION_SECONDS, latency_limit_ms=limit_ms,
+                              warmup_seconds=VALIDATION_WARMUP_S, label="revalidation")
+    stem = out / f"revalidation-{cpu_milli}m-{memory_mib}MiB"
+    val.to_csv(stem.with_suffix(".csv"), index=False)
+    result.update(p99=list(val["p99_ms"]), met=_met(val, target), load1=list(val["load1"]),
+                  load_after=os.getloadavg())
+    stem.with_suffix(".json").write_text(json.dumps(result, indent=2, default=float) + "\n")
+    print(f"{name} at {cpu_milli}m/{memory_mib}MiB: p99 {list(val['p99_ms'].round(1))} ms, "
+          f"met {result['met']}/{VALIDATION_RUNS} (target {target} ms); load1 "
+          f"{result['load_before'][0]:.2f} -> {result['load_after'][0]:.2f}")
+    return result
+
+
 def summary(names: list[str]) -> dict:
     rows = []
     for name in names:
@@ -228,9 +256,16 @@ def main() -> int:
     parser.add_argument("--only", nargs="+", choices=sorted(WORKLOADS))
     parser.add_argument("--force", action="store_true", help="re-run finished workloads")
     parser.add_argument("--summary", action="store_true", help="only aggregate results")
+    parser.add_argument("--validate", metavar="CPU_MILLI:MEMORY_MIB",
+                        help="only re-validate this spec (5 x 30 s) for the --only workloads")
     args = parser.parse_args()
     names = args.only or list(WORKLOADS)
     RESULTS.mkdir(parents=True, exist_ok=True)
+    if args.validate:
+        cpu, mem = (int(v) for v in args.validate.split(":"))
+        for name in names:
+            revalidate(name, WORKLOADS[name], cpu, mem, RESULTS / name)
+        return 0
     if not args.summary:
         for name in names:
             out = RESULTS / name

@@ -11,7 +11,12 @@ from test_db_profile import prerequisites  # noqa: F401 (the fixture, by name)
 
 from cohabit.actuator.cgroup import LocalCgroupActuator
 from cohabit.cgroup import detect
-from cohabit.engine.dbinterference import InterferenceSettings, bind_all, measure_interference
+from cohabit.engine.dbinterference import (
+    InterferenceSettings,
+    bind_all,
+    measure_interference,
+    measure_pairs,
+)
 from cohabit.model import Resize, Resources
 from cohabit.profiling import DatabaseSession, LoadSpec
 from cohabit.profiling.stress import Stressor, run_probe
@@ -53,3 +58,31 @@ def test_measured_profile_of_a_real_database() -> None:
         "cpu"}
     assert sens["p99_ms"].iloc[0] > 0 and press["probe_solo"].iloc[0] > 0
     assert all(v >= 0 for _, v in profile.sensitivity + profile.pressure)
+
+
+@pytest.mark.usefixtures("prerequisites", "stress_ng")
+def test_a_measured_pair_is_bracketed_by_parallel_solo_runs() -> None:
+    # Two real servers: solo runs on CPU 0 and CPU 1 at once (swapped the second time), the
+    # co-run on CPU 1 together; one row per side with both solo p99s around the co-run.
+    settings = InterferenceSettings(cpus="1", seconds=3, pair_repeats=1)
+    load = LoadSpec.of(builtin="select-only", scale=1, clients=2, rate_tps=200)
+    with DatabaseSession(load, name="itest-pa", cpuset="0-1") as a, \
+            DatabaseSession(load, name="itest-pb", cpuset="0-1") as b:
+        sessions = {"a": a, "b": b}
+        for s in sessions.values():
+            s.prepare()
+        actuator = LocalCgroupActuator({n: s.cgroup for n, s in sessions.items()},
+                                       nodes={"n0": "0", "n1": "1", "shared": "1"})
+        for n, s in sessions.items():
+            actuator.apply([Resize(n, "postgres", Resources(300, 256))])
+            s.start(256)
+        rows = measure_pairs(sessions, actuator, [("a", "b")], settings,
+                             solo_nodes=["n0", "n1"], shared="shared", log=lambda m: None)
+        cpus = {n: (s.cgroup.dirs["cpuset"] / "cpuset.cpus").read_text().strip()
+                for n, s in sessions.items()}
+    assert cpus == {"a": "1", "b": "0"}  # the last solo block had them swapped
+    assert list(rows["victim"]) == ["a", "b"] and list(rows["aggressor"]) == ["b", "a"]
+    assert (rows["p99_solo_before_ms"] > 0).all() and (rows["p99_solo_after_ms"] > 0).all()
+    assert ((rows["slowdown"] >= 0) & (rows["slowdown"] < 1)).all()
+    ref = (rows["p99_solo_before_ms"] * rows["p99_solo_after_ms"]) ** 0.5
+    assert (abs(rows["p99_solo_ms"] - ref) < 1e-9 * ref).all()

@@ -10,36 +10,51 @@ LeastRequestedPriority. We measure that spread as the coefficient of variation (
 standard deviation over mean) of the normalised performance ``NP_i`` of every placed
 workload, :func:`unfairness`; a workload alone on its node has ``NP = 1``.
 
-**Predicted NP.** With the linear pressure x sensitivity model (a :data:`Slowdown`
-callable, e.g. :func:`~cohabit.placement.interference.pressure_sensitivity_slowdown`), a
-workload's predicted normalised performance on a node is the product over the other
-workloads there of ``1 - slowdown(it, other)`` (each clipped to [0, 1]): independent
-neighbours compose multiplicatively, so several moderate neighbours do not saturate every
-prediction at 0 the way a clipped sum does (measured profiles on a 2-core host do that).
+**Predicted NP.** With a pair model (a :data:`Slowdown` callable, e.g.
+:func:`~cohabit.placement.interference.pressure_sensitivity_slowdown`), a workload's
+predicted normalised performance on a node is the product over the other workloads there
+of ``1 - slowdown(it, other)`` (each clipped to [0, 1]): independent neighbours compose
+multiplicatively, so several moderate neighbours do not saturate every prediction at 0 the
+way a clipped sum does. The placement objective is ``unfairness + 0.5 x mean slowdown``
+(:data:`SLOWDOWN_WEIGHT`; the mean term separates "everyone equally slowed" from "nobody
+slowed", which unfairness alone cannot).
 
-**Policies** (both place workloads one at a time in the given order, onto nodes where their
-requests fit):
+**Policies** (both place workloads in the given order onto nodes where their requests fit):
 
 * :func:`place_least_requested`: Kubernetes' LeastRequestedPriority (kube-scheduler
   ``least_requested.go``, now the ``LeastAllocated`` strategy of ``NodeResourcesFit``):
   score = mean over CPU and memory of ``(capacity - requested) * 10 / capacity`` after
   adding the pod; the highest score wins (first node on ties).
-* :func:`place_fair`: the node minimising ``unfairness + 0.5 x mean slowdown`` of all
-  placed workloads (the mean term separates "everyone equally slowed" from "nobody slowed",
-  which unfairness alone cannot), ties to the LeastRequested score; then pairwise swaps
-  between nodes while they lower the same objective and keep requests within capacity.
+* :func:`place_fair`: **LeastRequested's placement, changed only where the pair model's
+  measured error says the change helps.** The pair predictions are only as good as their
+  validation: ``residuals`` are (measured - predicted) slowdowns of pairs that were really
+  co-run. Each of ``draws`` scenarios perturbs every predicted pair slowdown by a residual
+  resampled from them (a bootstrap of the model's error, bias included; pairs' errors are
+  taken as independent). From the LeastRequested placement, a local search tries every
+  feasible single move and pairwise swap and takes the one with the largest mean
+  improvement of the objective among those that improve it in at least ``confidence`` of
+  the scenarios (default 0.9, the profile's confidence); it stops when none does. With no
+  residuals (an unvalidated model) nothing moves: the result is LeastRequested's placement
+  (low confidence, no action); with residuals all 0 (a model trusted as exact) it is a
+  plain descent on the predicted objective.
 """
 
 from __future__ import annotations
 
 import statistics
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
 
 from cohabit.model import InterferenceProfile, Resources
 from cohabit.placement.interference import Slowdown
 
 __all__ = [
+    "CONFIDENCE",
+    "DRAWS",
     "SLOWDOWN_WEIGHT",
+    "FairPlacement",
     "least_requested_score",
     "place_fair",
     "place_least_requested",
@@ -49,6 +64,29 @@ __all__ = [
 
 SLOWDOWN_WEIGHT = 0.5
 """Weight of the mean predicted slowdown beside the unfairness in :func:`place_fair`."""
+
+CONFIDENCE = 0.9
+"""Share of error scenarios in which a move must lower the objective to be taken."""
+
+DRAWS = 200
+"""Error scenarios (bootstrap resamples of the residuals) per decision."""
+
+
+@dataclass(frozen=True)
+class FairPlacement:
+    """What :func:`place_fair` decided.
+
+    Attributes:
+        assignment: workload -> node.
+        baseline: LeastRequested's assignment it started from.
+        moves: the moves taken, in order, e.g. ``"swap a<->b (p=0.95, gain 0.031)"``.
+        reason: one line: why it equals the baseline or how it differs.
+    """
+
+    assignment: dict[str, str]
+    baseline: dict[str, str]
+    moves: tuple[str, ...]
+    reason: str
 
 
 def unfairness(normalised: Sequence[float]) -> float:
@@ -88,9 +126,9 @@ def _requested(assignment: Mapping[str, str], requests: Mapping[str, Resources],
     return total
 
 
-def _feasible(pod: str, node: str, assignment: Mapping[str, str],
-              requests: Mapping[str, Resources], nodes: Mapping[str, Resources]) -> bool:
-    return (_requested(assignment, requests, node) + requests[pod]).fits_in(nodes[node])
+def _fits(assignment: Mapping[str, str], requests: Mapping[str, Resources],
+          nodes: Mapping[str, Resources]) -> bool:
+    return all(_requested(assignment, requests, n).fits_in(cap) for n, cap in nodes.items())
 
 
 def predicted_np(assignment: Mapping[str, str], profiles: Mapping[str, InterferenceProfile],
@@ -109,16 +147,6 @@ def predicted_np(assignment: Mapping[str, str], profiles: Mapping[str, Interfere
     return out
 
 
-def _objective(assignment: Mapping[str, str], profiles: Mapping[str, InterferenceProfile],
-               slowdown: Slowdown) -> float:
-    np_ = list(predicted_np(assignment, profiles, slowdown).values())
-    if not np_:
-        return 0.0
-    if statistics.fmean(np_) == 0:  # everyone predicted stopped: the worst there is
-        return 1.0 + SLOWDOWN_WEIGHT
-    return unfairness(np_) + SLOWDOWN_WEIGHT * (1.0 - statistics.fmean(np_))
-
-
 def place_least_requested(order: Sequence[str], requests: Mapping[str, Resources],
                           nodes: Mapping[str, Resources]) -> dict[str, str]:
     """Workload -> node by LeastRequestedPriority, in ``order``.
@@ -130,10 +158,10 @@ def place_least_requested(order: Sequence[str], requests: Mapping[str, Resources
     for pod in order:
         best, best_score = None, -1.0
         for node, cap in nodes.items():
-            if not _feasible(pod, node, assignment, requests, nodes):
+            trial = {**assignment, pod: node}
+            if not _requested(trial, requests, node).fits_in(cap):
                 continue
-            score = least_requested_score(_requested(assignment, requests, node)
-                                          + requests[pod], cap)
+            score = least_requested_score(_requested(trial, requests, node), cap)
             if score > best_score:
                 best, best_score = node, score
         if best is None:
@@ -142,49 +170,102 @@ def place_least_requested(order: Sequence[str], requests: Mapping[str, Resources
     return assignment
 
 
+def _scenarios(pods: Sequence[str], profiles: Mapping[str, InterferenceProfile],
+               slowdown: Slowdown, residuals: Sequence[float], draws: int,
+               seed: int) -> np.ndarray:
+    """Pair slowdowns ``S[d, victim, aggressor]`` of ``draws`` scenarios: the prediction
+    plus a resampled residual, clipped to [0, 1] (diagonal 0)."""
+    empty = InterferenceProfile()
+    n = len(pods)
+    pred = np.array([[0.0 if i == j else slowdown(profiles.get(v, empty),
+                                                  profiles.get(a, empty))
+                      for j, a in enumerate(pods)] for i, v in enumerate(pods)])
+    rng = np.random.default_rng(seed)
+    noise = rng.choice(np.asarray(residuals, dtype=float), size=(draws, n, n))
+    out = np.clip(pred[None, :, :] + noise, 0.0, 1.0)
+    out[:, np.arange(n), np.arange(n)] = 0.0
+    return out
+
+
+def _objectives(nodes_of: np.ndarray, scen: np.ndarray) -> np.ndarray:
+    """The objective (module docstring) of one assignment (node index per pod) in every
+    scenario; shape ``(draws,)``."""
+    same = (nodes_of[:, None] == nodes_of[None, :]) & ~np.eye(len(nodes_of), dtype=bool)
+    np_ = np.where(same[None], 1.0 - scen, 1.0).prod(axis=2)  # (draws, pods)
+    mean = np_.mean(axis=1)
+    safe = np.where(mean > 0, mean, 1.0)
+    cov = np.where(mean > 0, np_.std(axis=1) / safe, 1.0)
+    return cov + SLOWDOWN_WEIGHT * (1.0 - mean)
+
+
+def _candidates(assignment: Mapping[str, str], nodes: Mapping[str, Resources]
+                ) -> list[tuple[str, dict[str, str]]]:
+    pods = list(assignment)
+    out = []
+    for pod in pods:
+        for node in nodes:
+            if node != assignment[pod]:
+                out.append((f"move {pod}->{node}", {**assignment, pod: node}))
+    for i, a in enumerate(pods):
+        for b in pods[i + 1:]:
+            if assignment[a] != assignment[b]:
+                out.append((f"swap {a}<->{b}",
+                            {**assignment, a: assignment[b], b: assignment[a]}))
+    return out
+
+
 def place_fair(order: Sequence[str], requests: Mapping[str, Resources],
                nodes: Mapping[str, Resources], profiles: Mapping[str, InterferenceProfile],
-               slowdown: Slowdown, *, max_rounds: int = 20) -> dict[str, str]:
-    """Workload -> node minimising predicted unfairness (module docstring), in ``order``,
-    then improved by feasible pairwise swaps.
+               slowdown: Slowdown, *, residuals: Sequence[float] | None,
+               confidence: float = CONFIDENCE, draws: int = DRAWS, seed: int = 0,
+               max_moves: int = 50) -> FairPlacement:
+    """LeastRequested's placement improved where the validated pair model says so, with
+    confidence (module docstring).
+
+    Args:
+        residuals: measured minus predicted slowdown of validated pairs (any number >= 1);
+            None or empty: the model is unvalidated and the baseline is returned.
+        confidence: share of scenarios in which a move must lower the objective (0.5-1).
+        draws: scenarios; seed: their random seed (the result is deterministic).
+
+    Returns:
+        :class:`FairPlacement`.
 
     Raises:
-        ValueError: a workload fits on no node.
+        ValueError: a workload fits on no node; ``confidence`` outside [0.5, 1]; a residual
+            that is not finite.
     """
-    assignment: dict[str, str] = {}
-    for pod in order:
-        choices = []
-        for node, cap in nodes.items():
-            if not _feasible(pod, node, assignment, requests, nodes):
+    if not 0.5 <= confidence <= 1.0:
+        raise ValueError(f"confidence must be in [0.5, 1], got {confidence}")
+    baseline = place_least_requested(order, requests, nodes)
+    if not residuals:
+        return FairPlacement(dict(baseline), baseline, (), "pair model not validated "
+                             "(no residuals): LeastRequested's placement, no move")
+    if not np.isfinite(np.asarray(residuals, dtype=float)).all():
+        raise ValueError("residuals must be finite")
+    pods = list(baseline)
+    node_names = list(nodes)
+    scen = _scenarios(pods, profiles, slowdown, residuals, draws, seed)
+
+    def score(assignment: Mapping[str, str]) -> np.ndarray:
+        return _objectives(np.array([node_names.index(assignment[p]) for p in pods]), scen)
+
+    current, current_j, moves = dict(baseline), score(baseline), []
+    for _ in range(max_moves):
+        best = None
+        for label, trial in _candidates(current, nodes):
+            if not _fits(trial, requests, nodes):
                 continue
-            trial = {**assignment, pod: node}
-            lr = least_requested_score(_requested(trial, requests, node), cap)
-            choices.append((round(_objective(trial, profiles, slowdown), 9), -lr, node))
-        if not choices:
-            raise ValueError(f"{pod} fits on no node")
-        assignment[pod] = min(choices)[2]
-    return _improve_by_swaps(assignment, requests, nodes, profiles, slowdown, max_rounds)
-
-
-def _improve_by_swaps(assignment: dict[str, str], requests: Mapping[str, Resources],
-                      nodes: Mapping[str, Resources],
-                      profiles: Mapping[str, InterferenceProfile], slowdown: Slowdown,
-                      max_rounds: int) -> dict[str, str]:
-    best = _objective(assignment, profiles, slowdown)
-    pods = list(assignment)
-    for _ in range(max_rounds):
-        improved = False
-        for i, a in enumerate(pods):
-            for b in pods[i + 1:]:
-                if assignment[a] == assignment[b]:
-                    continue
-                trial = {**assignment, a: assignment[b], b: assignment[a]}
-                if not all(_requested(trial, requests, n).fits_in(cap)
-                           for n, cap in nodes.items()):
-                    continue
-                value = _objective(trial, profiles, slowdown)
-                if value < best - 1e-9:
-                    assignment, best, improved = trial, value, True
-        if not improved:
+            j = score(trial)
+            win, gain = float((j < current_j - 1e-12).mean()), float((current_j - j).mean())
+            if win >= confidence and gain > 0 and (best is None or gain > best[0]):
+                best = (gain, win, label, trial, j)
+        if best is None:
             break
-    return assignment
+        gain, win, label, current, current_j = best
+        moves.append(f"{label} (p={win:.2f}, gain {gain:.3f})")
+    reason = (f"{len(moves)} move(s) from LeastRequested, each better in >= {confidence:g} "
+              f"of {draws} error scenarios" if moves else
+              f"no move better than LeastRequested's placement in >= {confidence:g} of "
+              f"{draws} error scenarios")
+    return FairPlacement(current, baseline, tuple(moves), reason)

@@ -36,6 +36,7 @@ from cohabit.model import InterferenceProfile
 
 __all__ = [
     "database_profile",
+    "dominant_slowdown",
     "normalised_performance",
     "pair_error",
     "pressure_score",
@@ -128,6 +129,23 @@ def database_profile(sensitivity: pd.DataFrame, pressure: pd.DataFrame,
         p = pressure_score(float(g["probe_solo"].median()), float(g["probe_co"].median()), k)
         press.append((str(resource), round(p, 4)))
     return InterferenceProfile(pressure=tuple(press), sensitivity=tuple(sens))
+
+
+def dominant_slowdown(victim: InterferenceProfile, aggressor: InterferenceProfile) -> float:
+    """A pair model (a placement ``Slowdown`` callable) for neighbours that contend mainly
+    through one resource: ``max_r aggressor.pressure[r] * victim.sensitivity[r]``, clipped
+    to ``[0, 1]``; NaN entries are skipped.
+
+    On one shared core the CPU and memory-bandwidth stressors both take the victim's CPU
+    time, so the sum over resources (the linear model,
+    :func:`cohabit.placement.pressure_sensitivity_slowdown`) counts that contention twice;
+    the dominant term counts it once (the bottleneck view of contention, as in Paragon's
+    per-resource sensitivities, Delimitrou and Kozyrakis, ASPLOS 2013, where the most
+    contended resource decides the co-location).
+    """
+    sens = {r: v for r, v in victim.sensitivity if not math.isnan(v)}
+    terms = [p * sens[r] for r, p in aggressor.pressure if r in sens and not math.isnan(p)]
+    return float(min(1.0, max(0.0, max(terms, default=0.0))))
 
 
 def pair_error(predicted: Sequence[float], measured: Sequence[float]) -> dict[str, float]:

@@ -1,4 +1,6 @@
-"""Fair placement (URSA-style unfairness) against LeastRequestedPriority, table-driven."""
+"""Fair placement (URSA-style unfairness) against LeastRequestedPriority, table-driven; the
+fair policy moves away from LeastRequested only as far as its pair model's measured error
+allows."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import pytest
 
 from cohabit.model import InterferenceProfile, Resources
 from cohabit.placement.fairness import (
+    SLOWDOWN_WEIGHT,
     least_requested_score,
     place_fair,
     place_least_requested,
@@ -54,7 +57,7 @@ def test_fair_keeps_the_aggressor_away_from_the_sensitive() -> None:
             "other": _p(0.1, 0.1)}
     order = ["bully", "calm", "victim", "other"]
     lr = place_least_requested(order, req, NODES)
-    fair = place_fair(order, req, NODES, prof, linear)
+    fair = place_fair(order, req, NODES, prof, linear, residuals=[0.0]).assignment
     assert lr["bully"] == lr["victim"]
     assert fair["bully"] != fair["victim"]
     u = {name: unfairness(list(predicted_np(a, prof, linear).values()))
@@ -64,10 +67,12 @@ def test_fair_keeps_the_aggressor_away_from_the_sensitive() -> None:
 
 def test_fair_respects_capacity() -> None:
     req = {f"w{i}": Resources(600, 512) for i in range(2)}
-    fair = place_fair(["w0", "w1"], req, NODES, {k: _p(0.0, 0.0) for k in req}, linear)
+    fair = place_fair(["w0", "w1"], req, NODES, {k: _p(0.0, 0.0) for k in req}, linear,
+                      residuals=[0.0]).assignment
     assert fair["w0"] != fair["w1"]
     with pytest.raises(ValueError, match="fits on no node"):
-        place_fair(["w0", "w1", "w2"], {**req, "w2": Resources(600, 512)}, NODES, {}, linear)
+        place_fair(["w0", "w1", "w2"], {**req, "w2": Resources(600, 512)}, NODES, {}, linear,
+                   residuals=[0.0])
 
 
 def test_neighbours_compose_multiplicatively_and_never_all_saturate() -> None:
@@ -80,9 +85,75 @@ def test_neighbours_compose_multiplicatively_and_never_all_saturate() -> None:
     alone = 1 - min(1.0, linear(prof["db0"], prof["db1"]))
     both = alone * (1 - min(1.0, linear(prof["db0"], prof["db2"])))
     assert np_["db0"] == pytest.approx(both) and 0 < both < alone
-    placed = place_fair(list(prof), requests, NODES, prof, linear)
+    placed = place_fair(list(prof), requests, NODES, prof, linear,
+                        residuals=[0.0]).assignment
     assert set(placed.values()) == {"a", "b"}
     fair = unfairness(list(predicted_np(placed, prof, linear).values()))
     lr = unfairness(list(predicted_np(place_least_requested(list(prof), requests, NODES),
                                       prof, linear).values()))
     assert fair <= lr
+
+
+def _objective(assignment, prof) -> float:
+    np_ = list(predicted_np(assignment, prof, linear).values())
+    return unfairness(np_) + SLOWDOWN_WEIGHT * (1 - sum(np_) / len(np_))
+
+
+BULLY = {"bully": _p(0.9, 0.05), "calm": _p(0.05, 0.05), "victim": _p(0.1, 0.8),
+         "other": _p(0.1, 0.1)}
+BULLY_REQ = {n: Resources(300, 512) for n in BULLY}
+
+
+@pytest.mark.parametrize("residuals", [None, []])
+def test_an_unvalidated_pair_model_changes_nothing(residuals) -> None:
+    # Low confidence, no action: without measured errors the fair policy is LeastRequested.
+    order = list(BULLY)
+    got = place_fair(order, BULLY_REQ, NODES, BULLY, linear, residuals=residuals)
+    assert got.assignment == place_least_requested(order, BULLY_REQ, NODES)
+    assert got.moves == () and "not validated" in got.reason
+
+
+def test_an_error_as_large_as_the_effects_changes_nothing() -> None:
+    # Residuals of +-0.9: every pair could be anything, so no move wins in 90 % of scenarios.
+    order = list(BULLY)
+    got = place_fair(order, BULLY_REQ, NODES, BULLY, linear, residuals=[-0.9, 0.9, -0.5, 0.5])
+    assert got.assignment == got.baseline == place_least_requested(order, BULLY_REQ, NODES)
+    assert got.moves == ()
+
+
+def test_a_small_error_still_separates_bully_and_victim() -> None:
+    got = place_fair(list(BULLY), BULLY_REQ, NODES, BULLY, linear,
+                     residuals=[-0.03, 0.0, 0.02, 0.01])
+    assert got.baseline["bully"] == got.baseline["victim"]
+    assert got.assignment["bully"] != got.assignment["victim"] and got.moves
+    assert _objective(got.assignment, BULLY) < _objective(got.baseline, BULLY)
+
+
+def test_a_biased_model_is_corrected_by_its_residuals() -> None:
+    # Predictions 0.2 too high everywhere; measured residuals say so, and the bias shifts
+    # every scenario alike: the decision is the exact model's minus the bias.
+    biased = {n: InterferenceProfile(pressure=p.pressure + (("mem", 1.0),),
+                                     sensitivity=p.sensitivity + (("mem", 0.2),))
+              for n, p in BULLY.items()}
+    exact = place_fair(list(BULLY), BULLY_REQ, NODES, BULLY, linear, residuals=[0.0])
+    fixed = place_fair(list(BULLY), BULLY_REQ, NODES, biased, linear, residuals=[-0.2])
+    assert fixed.assignment == exact.assignment
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_fair_policy_never_predicts_worse_than_least_requested(seed) -> None:
+    import random
+
+    rnd = random.Random(seed)
+    prof = {f"db{i}": _p(rnd.uniform(0, 0.7), rnd.uniform(0, 1.2)) for i in range(6)}
+    req = {n: Resources(rnd.choice((150, 250, 300)), 256) for n in prof}
+    got = place_fair(list(prof), req, NODES, prof, linear, residuals=[0.0])
+    assert _objective(got.assignment, prof) <= _objective(got.baseline, prof) + 1e-12
+    again = place_fair(list(prof), req, NODES, prof, linear, residuals=[0.0])
+    assert again == got  # deterministic
+
+
+def test_confidence_out_of_range_is_refused() -> None:
+    with pytest.raises(ValueError, match="confidence"):
+        place_fair(list(BULLY), BULLY_REQ, NODES, BULLY, linear, residuals=[0.0],
+                   confidence=0.3)

@@ -7,9 +7,11 @@ import math
 import pandas as pd
 import pytest
 
+from cohabit.model import InterferenceProfile
 from cohabit.placement.interference import pressure_sensitivity_slowdown
 from cohabit.predictors.dbinterference import (
     database_profile,
+    dominant_slowdown,
     normalised_performance,
     pair_error,
     pressure_score,
@@ -68,3 +70,13 @@ def test_pair_error() -> None:
     assert err["n"] == 3 and err["mae"] == pytest.approx((0.05 + 0.1 + 0.1) / 3)
     assert err["spearman"] == pytest.approx(0.5)
     assert math.isnan(pair_error([0.1, 0.1], [0.2, 0.3])["spearman"])
+
+
+def test_dominant_slowdown_counts_the_worst_resource_once() -> None:
+    victim = InterferenceProfile(sensitivity=(("cpu", 1.0), ("membw", 1.0), ("disk", 0.5)))
+    aggressor = InterferenceProfile(pressure=(("cpu", 0.3), ("membw", 0.25), ("disk", 0.1)))
+    assert dominant_slowdown(victim, aggressor) == pytest.approx(0.3)
+    assert pressure_sensitivity_slowdown(victim, aggressor) == pytest.approx(0.6)
+    assert dominant_slowdown(victim, InterferenceProfile()) == 0.0
+    nan = InterferenceProfile(pressure=(("cpu", float("nan")), ("disk", 4.0)))
+    assert dominant_slowdown(victim, nan) == 1.0  # clipped; the NaN entry skipped
