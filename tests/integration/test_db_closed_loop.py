@@ -12,7 +12,7 @@ import time
 import pytest
 from harness.prometheus import serve_registry, start_prometheus
 from prometheus_client import CollectorRegistry
-from test_db_profile import prerequisites  # noqa: F401 (the fixture, by name)
+from test_db_profile import need, prerequisites  # noqa: F401 (the fixture, by name)
 
 from cohabit.actuator.cgroup import LocalCgroupActuator
 from cohabit.engine.dbclosedloop import LoadShape, run_closed_loop, slo_minutes
@@ -31,7 +31,7 @@ def tools() -> None:
     for binary, package in (("prometheus", "prometheus"),
                             ("prometheus-postgres-exporter", "prometheus-postgres-exporter")):
         if shutil.which(binary) is None:
-            pytest.skip(f"{binary} missing: apt-get install {package}")
+            need(f"{binary} missing: apt-get install {package}")
 
 
 @pytest.mark.usefixtures("prerequisites", "tools")

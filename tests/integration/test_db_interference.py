@@ -7,7 +7,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from test_db_profile import prerequisites  # noqa: F401 (the fixture, by name)
+from test_db_profile import need, prerequisites  # noqa: F401 (the fixture, by name)
 
 from cohabit.actuator.cgroup import LocalCgroupActuator
 from cohabit.cgroup import detect
@@ -25,7 +25,7 @@ from cohabit.profiling.stress import Stressor, run_probe
 @pytest.fixture(scope="module")
 def stress_ng() -> None:
     if shutil.which("stress-ng") is None:
-        pytest.skip("stress-ng missing: apt-get install stress-ng")
+        need("stress-ng missing: apt-get install stress-ng")
 
 
 @pytest.mark.usefixtures("prerequisites", "stress_ng")

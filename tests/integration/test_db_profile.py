@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from harness.binaries import in_ci
 
 from cohabit.cgroup import CgroupError, detect
 from cohabit.profiling import DatabaseSession, LoadSpec, PostgresBinaries, PrerequisiteError
@@ -28,8 +29,10 @@ from cohabit.profiling import DatabaseSession, LoadSpec, PostgresBinaries, Prere
 COHABIT = [sys.executable, "-m", "cohabit.cli.main"]
 
 
-def _need(reason: str) -> None:
-    if os.environ.get("CI") == "true":
+def need(reason: str) -> None:
+    """Skip for a missing prerequisite; fail instead under CI or ``scripts/test.sh``
+    (:func:`harness.binaries.in_ci`), where the integration tier must run."""
+    if in_ci():
         pytest.fail(reason)
     pytest.skip(reason)
 
@@ -40,11 +43,11 @@ def prerequisites() -> None:
     try:
         PostgresBinaries.find()
     except PrerequisiteError as exc:
-        _need(str(exc))
+        need(str(exc))
     try:
         detect().create("probe").destroy()
     except CgroupError as exc:
-        _need(str(exc))
+        need(str(exc))
 
 
 @pytest.fixture
