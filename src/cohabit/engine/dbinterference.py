@@ -32,6 +32,7 @@ import pandas as pd
 
 from cohabit.actuator import Actuator
 from cohabit.cgroup import CgroupTree
+from cohabit.engine.execute import execute_plan
 from cohabit.model import Bind, InterferenceProfile, OutcomeStatus, Resources
 from cohabit.placement.fairness import (
     FairPlacement,
@@ -388,7 +389,7 @@ def bind_all(actuator: Actuator, assignment: Mapping[str, str]) -> None:
         ProfilingError: a bind was not done.
     """
     actions = [Bind(pod, node, reason="fair placement") for pod, node in assignment.items()]
-    for outcome in actuator.apply(actions):
+    for outcome in execute_plan(actions, actuator).outcomes:
         if outcome.status not in (OutcomeStatus.DONE, OutcomeStatus.DRY_RUN):
             raise ProfilingError(f"bind failed: {outcome.message}")
 

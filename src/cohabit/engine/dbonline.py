@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from cohabit.actuator import Actuator
+from cohabit.engine.execute import execute_plan
 from cohabit.model import Outcome, OutcomeStatus, Resize, Resources
 from cohabit.planner.dbonline import Observation, OnlineDecision, OnlineSettings, decide
 from cohabit.predictors.dbonline import LoadAwareCurve, forecast_peak
@@ -194,7 +195,7 @@ def control_once(planner: OnlineDatabasePlanner, source: PrometheusDatabaseSigna
     if actuator is None:
         planner.rejected(before)
         return decision, None
-    outcome = actuator.apply([action])[0]
+    outcome = execute_plan([action], actuator).outcomes[0]
     if outcome.status not in (OutcomeStatus.DONE, OutcomeStatus.DRY_RUN):
         planner.rejected(before)
     return decision, outcome

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from cohabit.actuator import Actuator
+from cohabit.engine.execute import execute_plan
 from cohabit.model import OutcomeStatus, Resize, Resources
 from cohabit.planner.dbspec import Choice, SpecSearch, Step
 from cohabit.predictors.dbcurve import SUMMARY_COLUMNS, AllocationCurve
@@ -200,7 +201,7 @@ def _apply(session: DatabaseSession, actuator: Actuator, step: Step,
         session.stop()
     resize = Resize(session.name, "postgres", Resources(step.cpu_milli, step.memory_mib),
                     reason=f"{step.phase}: {step.why}")
-    outcome = actuator.apply([resize])[0]
+    outcome = execute_plan([resize], actuator).outcomes[0]
     if outcome.status not in (OutcomeStatus.DONE, OutcomeStatus.DRY_RUN):
         raise ProfilingError(f"could not set {step.cpu_milli}m/{step.memory_mib} MiB: "
                              f"{outcome.message}")
@@ -234,8 +235,9 @@ def measure_spec(session: DatabaseSession, actuator: Actuator, cpu_milli: int, m
 
     if session.server is not None and session.server.running():
         session.stop()
-    outcome = actuator.apply([Resize(session.name, "postgres", Resources(cpu_milli, memory_mib),
-                                     reason=label or "validation")])[0]
+    resize = Resize(session.name, "postgres", Resources(cpu_milli, memory_mib),
+                    reason=label or "validation")
+    outcome = execute_plan([resize], actuator).outcomes[0]
     if outcome.status not in (OutcomeStatus.DONE, OutcomeStatus.DRY_RUN):
         raise ProfilingError(f"could not set {cpu_milli}m/{memory_mib} MiB: {outcome.message}")
     session.start(memory_mib)
