@@ -2,8 +2,10 @@
 
 Every caller that turns decided actions into effects goes through :func:`execute_plan`: the
 operator's workload pass (its ``Resize`` actions), its scheduling pass (``Bind``/``Evict``),
-:func:`cohabit.engine.scheduling.schedule_pod` (one ``Bind``) and the simulator's rebinding
-moves (``Evict`` of each victim, then the ``Bind`` of the pending pod and of each victim).
+:func:`cohabit.engine.scheduling.schedule_pod` (one ``Bind``), the simulator's rebinding
+moves (``Evict`` of each victim, then the ``Bind`` of the pending pod and of each victim) and
+the database paths (the online capacity planner's and the profiler's ``Resize``, the
+interference benchmark's cpuset ``Bind``).
 The actuator decides and reports (dry-run, eviction budget with its write-ahead ledger,
 PodDisruptionBudgets: :mod:`cohabit.actuator`); this step
 
