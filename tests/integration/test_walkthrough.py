@@ -512,8 +512,10 @@ def test_readme_no_helm_path_peered(checkout):
     assert rows["sd-inference"]["REASON"] == "TelemetryUnavailable"
     assert rows["sd-inference"]["NODE"] == "gpu-a10"
     events = described_events(outputs["kubectl describe gpuworkload sd-inference"])
+    # the latest LowConfidence Event says why now (an earlier Normal one, "NoPods", appears
+    # when the operator reconciled before the StatefulSet's pod existed)
     low = [e for e in events if e["Reason"] == "LowConfidence"]
-    assert low and low[0]["Type"] == "Warning" and low[0]["From"] == "cohabit"
+    assert low and low[-1]["Type"] == "Warning" and low[-1]["From"] == "cohabit"
     assert op.metrics().get(("cohabit_pending_pods", ())) == 0
     log = op.logs()
     assert "[default/sd-inference] reconciled GpuWorkload: Ready=False" in log
