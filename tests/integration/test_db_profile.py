@@ -113,6 +113,15 @@ def test_cgroup_limits_throttle_a_real_process(prerequisites: None) -> None:
     assert not any(d.exists() for d in dirs)
 
 
+def _uid_of(pid: int) -> str | None:
+    """The real uid of process ``pid``, None when it exited meanwhile (a server's short-lived
+    child listed in the cgroup a moment before)."""
+    try:
+        return Path(f"/proc/{pid}/status").read_text().split("Uid:")[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
 def test_session_measures_postgres_under_limits(prerequisites: None) -> None:
     load = LoadSpec.of(builtin="select-only", scale=1, clients=2, rate_tps=80)
     with DatabaseSession(load, name="itest-session") as session:
@@ -122,8 +131,7 @@ def test_session_measures_postgres_under_limits(prerequisites: None) -> None:
         session.cgroup.set_cpu(1000)
         session.start(256)
         assert session.shared_buffers_mib == 64  # 25 % of the memory limit
-        owners = {Path(f"/proc/{p}/status").read_text().split("Uid:")[1].split()[0]
-                  for p in session.cgroup.pids()}
+        owners = {uid for uid in map(_uid_of, session.cgroup.pids()) if uid is not None}
         expected = str(pwd.getpwnam("postgres").pw_uid) if os.geteuid() == 0 else \
             str(os.geteuid())
         assert owners == {expected}  # the server itself, not a wrapper, runs as postgres

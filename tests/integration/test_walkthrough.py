@@ -311,11 +311,12 @@ def _check_helm_walkthrough(co: Checkout, op: ShellOperator, views: list[str],
     # -- metrics and /healthz ------------------------------------------------------------------
     wait_for(lambda: op.metrics().get(("cohabit_pending_pods", ())) == 2, 30,
              "cohabit_pending_pods counting the trainer and the pod of the missing policy")
-    # (kopf caches the probe's answer for 10 s)
-    state = wait_for(lambda: (lambda s: s if s["invalid"] == 1 else None)(
-        op.health()["state"]), 30, "/healthz counting the invalid workload")
+    # (kopf caches the probe's answer for 10 s: a cached answer may predate the last
+    # workloads' reconciles, so wait for the whole count, not only the invalid one)
+    state = wait_for(lambda: (lambda s: s if (s["invalid"], s["workloads"], s["policies"])
+                              == (1, 4, 2) else None)(op.health()["state"]), 30,
+                     "/healthz counting 4 workloads, 2 policies and the invalid workload")
     assert state["ready"] and state["mode"] == "standalone" and not state["paused"]
-    assert state["workloads"] == 4 and state["policies"] == 2
     metrics = op.metrics()
     labels = (("container", "server"), ("kind", "GpuWorkload"), ("namespace", NS),
               ("workload", "sd-inference"))
