@@ -69,9 +69,7 @@ def cleanup(memo: Any, **_: Any) -> None:
     close = getattr(runtime.usage, "close", None)
     if close is not None:
         close()
-    stop = getattr(runtime.cluster, "stop", None)
-    if stop is not None:
-        stop()
+    runtime.cluster.stop()
     runtime.events.stop()
 
 
@@ -168,7 +166,7 @@ def liveness(memo: Any, **_: Any) -> dict[str, Any]:
     """
     runtime: Runtime = memo.runtime
     paused = runtime.pauses.snapshot() if runtime.pauses is not None else {}
-    synced = bool(getattr(runtime.cluster, "synced", True))
+    synced = runtime.cluster.synced
     return {"ready": not paused and synced, "paused": paused,
             "mode": "standalone" if runtime.standalone else
                     f"peering {runtime.settings.peering}",
