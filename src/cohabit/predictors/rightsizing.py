@@ -402,6 +402,7 @@ def usage_targets(
     upper = np.empty(len(points))
     growth = np.zeros(len(points))
     if grows.any():
+        assert horizon_s is not None  # checked above: raised when some point grows without it
         rise_t, rise = peak_rises(t, y, horizon_s) if rises is None else rises
         complete = rise_t + horizon_s <= t[-1]
         rise_t, rise = rise_t[complete], rise[complete]
@@ -412,7 +413,8 @@ def usage_targets(
         if grows[idx].any():
             growth[idx] = growth_headroom(rise_t, rise, half_life_s, levels)
     growth[~grows] = 0.0
-    fleet = np.where(fleets, fleet_growth, 0.0) if fleets.any() else np.zeros(len(points))
+    fleet = (np.where(fleets, fleet_growth, 0.0) if fleets.any() and fleet_growth is not None
+             else np.zeros(len(points)))
     target = upper.copy()
     if grows.any():
         recent = float(np.max(y[t > t[-1] - horizon_s]))
@@ -526,6 +528,8 @@ class JustEnoughEstimator(RegressorMixin, BaseEstimator):
         ok = np.isfinite(lat)
         u = y[ok]
         base = model.latency(u)
+        if self.latency_target_ms is None:
+            raise ValueError("the QoS allocation needs latency_target_ms")
         target = float(self.latency_target_ms)
         unthrottled = float(np.mean(base > target))
         for a in np.unique(np.quantile(y, np.linspace(0.0, 1.0, 101))):
