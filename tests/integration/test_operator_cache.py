@@ -7,11 +7,10 @@ from __future__ import annotations
 import threading
 import time
 
-from harness import bind_pod, rest
-from operator_support import wait_for
-
 from cohabit.operator.cache import ClusterCache
 from cohabit.telemetry.kube import KubeClusterSource
+from tests.integration.harness import bind_pod, rest
+from tests.integration.operator_support import wait_for
 
 
 def _pod(name: str, scheduler: str = "cohabit", workload: str | None = None) -> dict:

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import pytest
-from operator_factories import DEPLOYMENT, GENAI_POD, NOW, RecordingActuator, gpu_node, pod_json
 
 from cohabit.config import OperatorSettings, PolicyConfig
 from cohabit.operator import handlers, reconciler
 from cohabit.operator.runtime import Runtime
 from cohabit.telemetry import kube
 from cohabit.telemetry.kube import KubeClusterSource
+from tests.helpers.operator_factories import (
+    DEPLOYMENT,
+    GENAI_POD,
+    NOW,
+    RecordingActuator,
+    gpu_node,
+    pod_json,
+)
 
 
 @pytest.fixture(scope="session")

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import threading
 
-from operator_factories import StaticCluster
-
 from cohabit.model import Bind, GpuDevice, Node, Outcome, Pod, Snapshot
 from cohabit.operator import reconciler
 from cohabit.operator.inflight import InflightBinds
+from tests.helpers.operator_factories import StaticCluster
 
 NOW = 2_000_000_000.0
 
