@@ -8,8 +8,9 @@ relists. Objects are kept trimmed to what cohabit reads (no ``managedFields``, n
 lists). Binds cohabit made are *assumed* (kube-scheduler's assume cache) until the watch
 shows the pod bound, so a pass right after a bind never counts that capacity as free.
 
-The cache is a :class:`~cohabit.telemetry.base.ClusterSource` (:meth:`ClusterCache.snapshot`,
-:meth:`ClusterCache.workload_snapshot`) built by the same converters
+The cache is a :class:`~cohabit.telemetry.base.ClusterSource` (``snapshot`` of
+:class:`~cohabit.telemetry.kube.JsonClusterSource`, :meth:`ClusterCache.workload_snapshot`)
+built by the same converters
 (:func:`~cohabit.telemetry.kube.snapshot_from_k8s`,
 :func:`~cohabit.telemetry.kube.workload_snapshot_from_k8s`) as the LIST-based
 :class:`~cohabit.telemetry.kube.KubeClusterSource`, which answers for it until it has synced.
@@ -26,13 +27,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from cohabit.model import Snapshot
-from cohabit.telemetry.base import ClusterSource
 from cohabit.telemetry.kube import (
     ANNOTATION_GPU_INDICES,
     LABEL_WORKLOAD,
+    JsonClusterSource,
     KubeClusterSource,
     ProblemLog,
-    snapshot_from_k8s,
     workload_snapshot_from_k8s,
 )
 
@@ -176,7 +176,7 @@ class _Gone(Exception):
     """The watch's resourceVersion is too old: list again."""
 
 
-class ClusterCache(ClusterSource):
+class ClusterCache(JsonClusterSource):
     """Nodes and pods from watches; a ``ClusterSource``. Until both kinds have synced,
     :meth:`workload_snapshot` reads the API (a :class:`KubeClusterSource`); :meth:`snapshot`
     answers from what is cached (the scheduling pass does not run before :attr:`synced`).
@@ -347,14 +347,6 @@ class ClusterCache(ClusterSource):
             meta["annotations"] = {**(meta.get("annotations") or {}),
                                    ANNOTATION_GPU_INDICES: ",".join(str(g) for g in gpus)}
         return {**pod, "metadata": meta, "spec": {**(pod.get("spec") or {}), "nodeName": node}}
-
-    def snapshot(self, now: float) -> Snapshot:
-        """The cluster as a :class:`~cohabit.model.Snapshot` (``ClusterSource``); objects
-        that do not parse are skipped and logged once."""
-        nodes, pods = self.raw()
-        snap, problems = snapshot_from_k8s(nodes, pods, now, self.scheduler_name)
-        self.problems.note("", problems)
-        return snap
 
     def workload_snapshot(self, namespace: str, workload: str, now: float) -> Snapshot:
         """One workload's pods and their nodes (``ClusterSource``): from the cache once

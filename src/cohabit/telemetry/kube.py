@@ -34,6 +34,7 @@ __all__ = [
     "ANNOTATION_GPU_MILLI",
     "ANNOTATION_GPU_MODELS",
     "GPU_RESOURCE",
+    "JsonClusterSource",
     "KubeClusterSource",
     "LABEL_GPU_MEMORY",
     "LABEL_GPU_PRODUCT",
@@ -341,7 +342,34 @@ class ProblemLog:
             self._last.pop(scope, None)
 
 
-class KubeClusterSource(ClusterSource):
+class JsonClusterSource(ClusterSource):
+    """A :class:`~cohabit.telemetry.base.ClusterSource` whose nodes and pods come as the API's
+    JSON dicts from :meth:`raw`; :meth:`snapshot` converts them
+    (:func:`snapshot_from_k8s`) and logs each skipped object once (:attr:`problems`).
+    Subclasses set ``scheduler_name`` and ``problems`` and implement :meth:`raw`."""
+
+    scheduler_name: str
+    problems: ProblemLog
+
+    def raw(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """``(nodes, pods)`` as JSON dicts."""
+        raise NotImplementedError
+
+    def snapshot(self, now: float) -> Snapshot:
+        """The cluster at ``now`` from :meth:`raw`; objects that do not parse are skipped and
+        logged once.
+
+        Raises:
+            what :meth:`raw` raises (an API source: the API server refused or did not
+                answer; :class:`TelemetryError`: a list answer is not a Kubernetes list).
+        """
+        nodes, pods = self.raw()
+        snap, problems = snapshot_from_k8s(nodes, pods, now, self.scheduler_name)
+        self.problems.note("", problems)
+        return snap
+
+
+class KubeClusterSource(JsonClusterSource):
     """:class:`~cohabit.telemetry.base.ClusterSource` reading a live API server.
 
     Lists nodes and pods as raw JSON (``_preload_content=False``): about 10x faster than the
@@ -367,11 +395,12 @@ class KubeClusterSource(ClusterSource):
         self.problems = ProblemLog()
 
     def raw(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """``(nodes, pods)`` as JSON dicts.
+        """``(nodes, pods)`` as JSON dicts, from one LIST of each.
 
         Raises:
             kubernetes.client.exceptions.ApiException, urllib3.exceptions.HTTPError: the API
                 server refused or did not answer within ``request_timeout``.
+            TelemetryError: a list answer is not a Kubernetes list.
         """
         timeout = self.request_timeout
         nodes = _items(self.core.list_node(_preload_content=False, _request_timeout=timeout))
@@ -382,20 +411,6 @@ class KubeClusterSource(ClusterSource):
             resp = self.core.list_pod_for_all_namespaces(_preload_content=False,
                                                          _request_timeout=timeout)
         return nodes, _items(resp)
-
-    def snapshot(self, now: float) -> Snapshot:
-        """The cluster at ``now`` from one LIST of nodes and one of pods; objects that do
-        not parse are skipped and logged once.
-
-        Raises:
-            kubernetes.client.exceptions.ApiException, urllib3.exceptions.HTTPError: as
-                :meth:`raw`.
-            TelemetryError: a list answer is not a Kubernetes list.
-        """
-        nodes, pods = self.raw()
-        snap, problems = snapshot_from_k8s(nodes, pods, now, self.scheduler_name)
-        self.problems.note("", problems)
-        return snap
 
     def workload_snapshot(self, namespace: str, workload: str, now: float) -> Snapshot:
         """The workload's pods from one LIST by label, and one GET per node they are bound
