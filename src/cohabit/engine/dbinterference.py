@@ -21,6 +21,7 @@ medians.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import statistics
@@ -156,7 +157,7 @@ def calibrate_probes(tree: CgroupTree, settings: InterferenceSettings,
             with Stressor(tree, r, level, cpus=settings.cpus):
                 return run_probe(tree, r, settings.probe_seconds, cpus=settings.cpus)
 
-        solos, (cos,) = bracketed(alone, [[lambda lv=lv: beside(lv)
+        solos, (cos,) = bracketed(alone, [[functools.partial(beside, lv)
                                            for lv in settings.intensities]])
         ref = geomean(solos[0], solos[1])
         slows = []
@@ -222,10 +223,11 @@ def measure_pressures(sessions: Mapping[str, DatabaseSession], tree: CgroupTree,
             finally:
                 load.wait()
 
-        blocks = [[lambda n=n: beside(n)] for _ in range(settings.probe_repeats)
+        blocks = [[functools.partial(beside, n)] for _ in range(settings.probe_repeats)
                   for n in sessions]
         solos, results = bracketed(
-            lambda r=r: run_probe(tree, r, settings.probe_seconds, cpus=settings.cpus), blocks)
+            functools.partial(run_probe, tree, r, settings.probe_seconds, cpus=settings.cpus),
+            blocks)
         for i, ((name, co),) in enumerate(results):
             rows.append({"workload": name, "resource": r,
                          "probe_solo": geomean(solos[i], solos[i + 1]), "probe_co": co,

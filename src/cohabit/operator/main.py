@@ -82,12 +82,18 @@ def build_runtime(settings: OperatorSettings, api_client: Any,
               if ledger_namespace else MemoryLedger())
     cache = ClusterCache(api_client, settings.scheduler.name, settings.namespace,
                          request_timeout_s=timeout)
+    targets: dict[str, tuple[str, str, str]] = {}  # Runtime.targets: resizes resolve here
+    actuator = KubernetesActuator(api_client, ledger=ledger, resolve_target=targets.get,
+                                  verify_binds=False, bind_concurrency=8,
+                                  request_timeout=timeout,
+                                  ledger_grace_s=settings.kube.ledger_grace_s)
     runtime = Runtime(
         settings=settings,
         api_client=api_client,
         cluster=cache,
         usage=usage,
-        actuator=None,
+        actuator=actuator,
+        targets=targets,
         inflight=InflightBinds(keep_s=max(120.0, 4 * timeout)),
         standalone=standalone,
     )
@@ -99,11 +105,6 @@ def build_runtime(settings: OperatorSettings, api_client: Any,
     if settings.reconcile.tune_interval_s > 0:
         runtime.tuner = FleetTuner(interval_s=settings.reconcile.tune_interval_s)
     runtime.slowdown = slowdown_model(settings.scheduler.interference_model)
-    runtime.actuator = KubernetesActuator(api_client, ledger=ledger,
-                                          resolve_target=runtime.resolve_target,
-                                          verify_binds=False, bind_concurrency=8,
-                                          request_timeout=timeout,
-                                          ledger_grace_s=settings.kube.ledger_grace_s)
     return runtime
 
 

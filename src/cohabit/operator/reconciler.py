@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from kubernetes.client.exceptions import ApiException
-
 from cohabit.actuator.base import EvictionLimits
-from cohabit.actuator.kubernetes import CONNECTION_ERRORS
+from cohabit.actuator.kubernetes import API_ERRORS, CONNECTION_ERRORS
 from cohabit.config import (
     GROUP,
     VERSION,
@@ -71,6 +69,9 @@ __all__ = ["accept_policy", "forget_policy", "forget_workload", "reconcile_workl
            "scheduling_pass"]
 
 log = logging.getLogger(__name__)
+
+_LIST_ERRORS: tuple[type[BaseException], ...] = (*API_ERRORS, TelemetryError)
+"""What listing the cluster may raise: the scheduling pass then skips its turn."""
 
 def reconcile_workload(
     runtime: Runtime,
@@ -250,7 +251,8 @@ def _workload_metrics(runtime: Runtime, kind: str, key: str, a: Assessment,
         m.qos_violations.labels(namespace, name, kind).set(a.qos_violations)
     else:
         m.forget_qos(namespace, name, kind)
-    ready = next((c for c in status["conditions"] if c["type"] == "Ready"), {})
+    ready: Mapping[str, Any] = next(
+        (c for c in status["conditions"] if c["type"] == "Ready"), {})
     runtime.ready[key] = ready.get("status") == "True"
     runtime.refresh_counts()
 
@@ -259,7 +261,8 @@ def _log_pass(runtime: Runtime, kind: str, key: str, status: Mapping[str, Any],
               outcomes: list[Outcome], seconds: float) -> None:
     """The INFO line of one workload pass: Ready, what is recommended, QoS, pods, actions."""
     namespace, _, name = key.partition("/")
-    ready = next((c for c in status["conditions"] if c["type"] == "Ready"), {})
+    ready: Mapping[str, Any] = next(
+        (c for c in status["conditions"] if c["type"] == "Ready"), {})
     sized = []
     for r in status.get("recommendations") or ():
         parts = [f"{k} {v}" for k, v in (r.get("target") or {}).items()]
@@ -368,7 +371,7 @@ def scheduling_pass(runtime: Runtime, policy_name: str, now: float, *,
     listed_at = runtime.inflight.mark()
     try:
         snapshot = runtime.cluster.snapshot(now)
-    except (ApiException, *CONNECTION_ERRORS, TelemetryError) as exc:
+    except _LIST_ERRORS as exc:
         log.warning("policy %s: cluster not listed, no pass: %s", policy_name, exc)
         return []
     with runtime.lock:
@@ -423,7 +426,7 @@ def _plan_scheduling(runtime: Runtime, policy_name: str, scheduling: PolicyConfi
                           max_pending=runtime.settings.scheduler.max_pods_per_pass)
 
 
-def _carry_out(runtime: Runtime, actions: list[Action], policy: PolicyConfig
+def _carry_out(runtime: Runtime, actions: Sequence[Action], policy: PolicyConfig
                ) -> list[Outcome]:
     """The pass's binds and evictions through the engine step, under the policy's eviction
     limits; the watch cache assumes the binds done, metrics and Events record every
@@ -436,7 +439,7 @@ def _carry_out(runtime: Runtime, actions: list[Action], policy: PolicyConfig
                                      recorders=(AssumeBinds(runtime.cluster),
                                                 OutcomeReport(runtime))).outcomes)
     finally:  # binds without a "done" outcome (or all, if apply raised) are forgotten
-        runtime.inflight.finish(outcomes or [Outcome(a, "failed") for a in actions])
+        runtime.inflight.finish(outcomes or [Outcome(a, OutcomeStatus.FAILED) for a in actions])
     return outcomes
 
 

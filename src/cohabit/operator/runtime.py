@@ -180,8 +180,10 @@ class Metrics:
         for gauge, values in (
                 (self.cluster_gpus, {v.model: v.gpus for v in gpus}),
                 (self.gpu_allocation, {v.model: v.allocation_ratio for v in gpus}),
-                (self.gpu_fragmentation, {v.model: v.fragmentation_ratio for v in frag}),
-                (self.gpu_fragmented, {v.model: v.fragmented_gpus for v in frag}),
+                (self.gpu_fragmentation, {v.model: v.fragmentation_ratio for v in frag
+                                          if v.fragmentation_ratio is not None}),
+                (self.gpu_fragmented, {v.model: v.fragmented_gpus for v in frag
+                                       if v.fragmented_gpus is not None}),
                 (self.pending_by_qos, {p.qos_class: p.pods for p in pending}),
                 (self.pending_age, {p.qos_class: p.oldest_age_s for p in pending})):
             _replace(gauge, values)

@@ -507,6 +507,12 @@ def read_target(api_client: Any, namespace: str, kind: str, name: str,
         if exc.status == 404:
             return None
         raise
+    return _body(resp)
+
+
+def _body(resp: Any) -> Any:
+    """The JSON body of a raw answer (``_preload_content=False``: the urllib3 response,
+    whatever model class the client's annotation names)."""
     return json.loads(resp.data)
 
 
@@ -543,7 +549,7 @@ def read_nodes(api_client: Any, names: set[str], request_timeout: float = 10.0) 
     for name in sorted(names):
         try:
             resp = core.read_node(name, _preload_content=False, _request_timeout=request_timeout)
-            out.append(node_from_k8s(json.loads(resp.data)))
+            out.append(node_from_k8s(_body(resp)))
         except (ApiException, HTTPError, OSError, TelemetryError, ValueError) as exc:
             log.info("node %s unreadable, its pods' pressure stays unmeasured: %s", name, exc)
     return out
