@@ -274,9 +274,10 @@ class KubernetesActuator:
                                f"pod(s); max unavailable is {limits.max_unavailable}")
         now = self.clock()
         if limits.dry_run:
-            refusal = admit(self.ledger.entries(), action.pod, now, limits.evictions_per_hour)
-            if refusal:
-                return Outcome(action, OutcomeStatus.SKIPPED, refusal)
+            over_budget = admit(self.ledger.entries(), action.pod, now,
+                                limits.evictions_per_hour)
+            if over_budget:
+                return Outcome(action, OutcomeStatus.SKIPPED, over_budget)
             return Outcome(action, OutcomeStatus.DRY_RUN, "would evict (dry-run)")
         uid = str(pod.metadata.uid or "")
         try:

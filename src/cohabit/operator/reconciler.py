@@ -73,6 +73,7 @@ log = logging.getLogger(__name__)
 _LIST_ERRORS: tuple[type[BaseException], ...] = (*API_ERRORS, TelemetryError)
 """What listing the cluster may raise: the scheduling pass then skips its turn."""
 
+
 def reconcile_workload(
     runtime: Runtime,
     kind: str,

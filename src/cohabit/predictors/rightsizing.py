@@ -612,7 +612,7 @@ class JustEnoughEstimator(RegressorMixin, BaseEstimator):
         self.growth_ = float(learned.growth[0])
         self.fleet_growth_ = float(learned.fleet_growth[0])
         self.target_ = float(learned.target[0])
-        if self.qos_model_ is not None:
+        if self.qos_model_ is not None and lat is not None:  # the model needs latencies
             qos = self._qos_allocation(y, lat, self.qos_model_)
             self.target_ = max(self.target_, self._cap(qos))
         self.lower_ = self._cap(median)

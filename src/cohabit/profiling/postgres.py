@@ -323,9 +323,7 @@ class PostgresServer:
         try:
             with psycopg.connect(**self.conninfo(), connect_timeout=5, autocommit=True,
                                  options=f"-c statement_timeout={int(timeout_s * 1000)}") as c:
-                # psycopg types the statement as a LiteralString (against SQL injection);
-                # ours are literals in the callers, passed on through this str parameter.
-                cur = c.execute(sql, params)  # type: ignore[arg-type]
+                cur = c.execute(sql, params)
                 return list(cur.fetchall()) if cur.description else []
         except psycopg.Error as exc:
             raise ProfilingError(f"query failed: {str(exc).strip()}") from exc
