@@ -61,6 +61,7 @@ from cohabit.actuator.base import (
     MemoryLedger,
     Resolver,
     admit,
+    kept_entries,
     limits_refusal,
     new_entry,
     settle_entries,
@@ -660,12 +661,7 @@ class ConfigMapLedger:
                 window_s: float = 3600.0, resolve: Resolver | None = None) -> LedgerEntry:
         for _ in range(self.conflict_retries):
             entries, cm = self._load()
-            kept = [e for e in entries if e.time > now - self.keep_s]
-            results = {}
-            if resolve is not None:
-                results = {e.id: r for e in kept if e.state == "reserved"
-                           for r in [resolve(e)] if r is not None}
-                kept = settle_entries(kept, results)
+            kept, results = kept_entries(entries, now, self.keep_s, resolve)
             refusal = admit(kept, pod, now, limit, window_s)
             if refusal is not None:
                 if results:  # keep what the checks settled (best effort)
