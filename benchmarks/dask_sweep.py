@@ -19,8 +19,8 @@ run (the machine is shared; compare the two executors as ratios of the same run)
 
 Usage::
 
-    .venv/bin/python benchmarks/dask_sweep.py                       # the full matrix (13 lists x 10 policies x 10 seeds)
-    .venv/bin/python benchmarks/dask_sweep.py --seeds 42            # one seed: 130 cells
+    .venv/bin/python benchmarks/dask_sweep.py             # 13 lists x 10 policies x 10 seeds
+    .venv/bin/python benchmarks/dask_sweep.py --seeds 42  # one seed: 130 cells
 
 Prints a markdown table (pasted into docs/benchmarks.md).
 """
