@@ -89,6 +89,8 @@ def test_a_pod_is_evicted_at_most_once_per_pass():
     snap = _snapshot()
     state = ClusterState.from_nodes(list(snap.nodes), list(snap.pods))
     state.set_typical(typical_pods(list(snap.pods)))
+    before = (state.cpu_free.tolist(), state.gpu_free.tolist(), sorted(state.bound))
     actions = rebinding_evictions(state, "cohabit", [], defrag_moves=4)
     assert len({a.pod for a in actions}) == len(actions) == 1
+    assert (state.cpu_free.tolist(), state.gpu_free.tolist(), sorted(state.bound)) == before
     assert rebinding_evictions(state, "cohabit", [], defrag_moves=0) == []
