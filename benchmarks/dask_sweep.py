@@ -1,7 +1,7 @@
 """The simulator's matrix on this host's process pool and on a loopback Dask cluster.
 
 Runs the same cells (``cohabit simulate --pods published --policy all --seeds ...``: every pod
-list the FGD paper published x all seven policies x the seeds) twice through
+list the FGD paper published x every policy of ``--policy all`` x the seeds) twice through
 :func:`cohabit.simulator.matrix.run_matrix`, the function ``cohabit simulate`` runs:
 
 1. ``local``: the default process pool with ``--workers`` processes;
@@ -19,8 +19,8 @@ run (the machine is shared; compare the two executors as ratios of the same run)
 
 Usage::
 
-    .venv/bin/python benchmarks/dask_sweep.py                       # the full matrix (910 cells)
-    .venv/bin/python benchmarks/dask_sweep.py --seeds 42            # one seed: 91 cells
+    .venv/bin/python benchmarks/dask_sweep.py             # 13 lists x 10 policies x 10 seeds
+    .venv/bin/python benchmarks/dask_sweep.py --seeds 42  # one seed: 130 cells
 
 Prints a markdown table (pasted into docs/benchmarks.md).
 """

@@ -168,33 +168,28 @@ def resize_p90(pod: Pod, usage: PodUsage | None) -> Pod:
 # --------------------------------------------------------------------- load-aware
 
 
-def _estimated(state: ClusterState, node: int, gpu: int) -> float:
-    """Estimated usage of one GPU (milli): mean activity x request of the pods with usage,
-    the request of the others."""
-    held = float(MILLI_PER_GPU - state.gpu_free[node, gpu])
+def _estimated(state: ClusterState, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Estimated usage (milli) of every GPU of ``nodes`` (shape ``(len(nodes), max GPUs)``):
+    the request of the pods on it minus what its pods with usage are not expected to use
+    (:attr:`~cohabit.placement.usage.UsageView.relief`); and the mask of GPUs that exist."""
+    held = MILLI_PER_GPU - state.gpu_free[nodes].astype(float)
     usage = state.usage
-    if usage is None:
-        return held
-    for k in usage.neighbours(node, gpu):
-        u = usage.pods[k]
-        held -= u.request * (1.0 - u.mean)
-    return held
+    if usage is not None and usage.relief is not None:
+        held -= usage.relief[nodes]
+    present = np.arange(held.shape[1])[None, :] < state.gpu_cnt[nodes][:, None]
+    return held, present
 
 
-def _load_gpu_scores(state: ClusterState, req: PodReq, node: int) -> dict[int, float]:
+def _load_gpu_ok(state: ClusterState, req: PodReq, nodes: np.ndarray,
+                 est: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """Mask ``(len(nodes), max GPUs)`` of the GPUs a sharing pod may take: enough free milli
+    and, for a latency-sensitive pod, estimated usage with it at most the threshold."""
     usage = state.usage
     mine = usage.pods.get(req.key) if usage is not None else None
-    own = req.milli * (mine.mean if mine is not None else 1.0)
-    ls = mine is not None and mine.latency_sensitive
-    out = {}
-    for i, free in enumerate(state.gpu_free[node, : state.gpu_cnt[node]].tolist()):
-        if free < req.milli:
-            continue
-        est = _estimated(state, node, i) + own
-        if ls and est > LOAD_AWARE_THRESHOLD * MILLI_PER_GPU:
-            continue
-        out[i] = -est
-    return out
+    ok = present & (state.gpu_free[nodes] >= req.milli)
+    if mine is not None and mine.latency_sensitive:
+        ok &= est + req.milli * mine.mean <= LOAD_AWARE_THRESHOLD * MILLI_PER_GPU
+    return ok
 
 
 def score_load_aware(state: ClusterState, req: PodReq, feasible: np.ndarray,
@@ -202,21 +197,18 @@ def score_load_aware(state: ClusterState, req: PodReq, feasible: np.ndarray,
     """Koordinator-style load-aware scoring (see the module docstring): ``100 * (1 -
     estimated GPU usage of the node after placement / its GPU capacity)`` plus, for a sharing
     pod, nothing on a node whose every fitting GPU is over the LS threshold (``-inf``);
-    CPU-only pods score by CPU requests left (LeastAllocated)."""
+    CPU-only pods score by CPU requests left (LeastAllocated). Vectorised over ``feasible``:
+    shape ``(len(feasible),)``."""
     if req.num == 0:
         cap = state.cpu_cap[feasible].astype(float)
         return MAX_NODE_SCORE * (state.cpu_free[feasible] - req.cpu_score) / np.maximum(cap, 1)
-    out = np.empty(feasible.size)
-    for p, n in enumerate(feasible.tolist()):
-        cnt = int(state.gpu_cnt[n])
-        total = sum(_estimated(state, n, g) for g in range(cnt))
-        if req.is_share:
-            scores = _load_gpu_scores(state, req, n)
-            if not scores:
-                out[p] = -math.inf
-                continue
-        total += req.total_milli
-        out[p] = MAX_NODE_SCORE * (1.0 - total / (cnt * MILLI_PER_GPU))
+    est, present = _estimated(state, feasible)
+    total = np.where(present, est, 0.0).sum(axis=1) + req.total_milli
+    cnt = state.gpu_cnt[feasible].astype(float)
+    out = MAX_NODE_SCORE * (1.0 - total / (cnt * MILLI_PER_GPU))
+    if req.is_share:
+        ok = _load_gpu_ok(state, req, feasible, est, present)
+        out[~ok.any(axis=1)] = -math.inf
     return out
 
 
@@ -226,8 +218,10 @@ def gpus_load_aware(state: ClusterState, req: PodReq, node: int,
     free GPUs for a whole/multi-GPU pod."""
     if not req.is_share:
         return state.first_fit_gpus(req, node)
-    scores = _load_gpu_scores(state, req, node)
-    return _first_max(scores)
+    nodes = np.array([node])
+    est, present = _estimated(state, nodes)
+    ok = _load_gpu_ok(state, req, nodes, est, present)[0]
+    return _first_max({i: -float(est[0, i]) for i in np.flatnonzero(ok).tolist()})
 
 
 def _first_max(scores: dict[int, float]) -> tuple[int, ...]:

@@ -314,7 +314,7 @@ class ClusterState:
         peak parts) per-pod usage (:class:`~cohabit.placement.usage.PodUsage`, bound and
         pending pods) and the correlation callable; bound pods are recorded and later
         ``apply``/``release`` keep the view current."""
-        view = UsageView(dict(pods), correlation)
+        view = UsageView(dict(pods), correlation, relief=np.zeros(self.gpu_free.shape))
         for key, b in self.bound.items():
             view.bound(key, b.node, b.gpus)
         self.usage = view

@@ -77,12 +77,19 @@ class UsageView:
         correlation: the :data:`Correlation` callable (default :func:`pearson`).
         on_gpu: ``(node, gpu)`` -> keys of the bound pods with usage there.
         on_node: node -> keys of the bound pods with usage there (any GPU, or none).
+        relief: ``(nodes, max GPUs per node)`` float array, or ``None`` when the view was
+            built without a cluster shape: per GPU, the milli-GPU its bound pods with usage
+            request but are not expected to use, ``sum(request x (1 - mean))`` over
+            :meth:`neighbours` (recomputed from that set on every bind and release, so it
+            never drifts). Load-aware scoring reads it as one array instead of looping over
+            pods per GPU.
     """
 
     pods: dict[str, PodUsage]
     correlation: Correlation = pearson
     on_gpu: dict[tuple[int, int], set[str]] = field(default_factory=dict)
     on_node: dict[int, set[str]] = field(default_factory=dict)
+    relief: np.ndarray | None = None
     _corr: dict[tuple[str, str], float] = field(default_factory=dict)
     _gpus: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
@@ -94,6 +101,7 @@ class UsageView:
         self._gpus[key] = tuple(gpus)
         for g in gpus:
             self.on_gpu.setdefault((node, g), set()).add(key)
+            self._update_relief(node, g)
 
     def unbound(self, key: str, node: int) -> None:
         """Record a release of ``key`` from ``node``."""
@@ -109,6 +117,12 @@ class UsageView:
                 keys.discard(key)
                 if not keys:
                     del self.on_gpu[(node, g)]
+            self._update_relief(node, g)
+
+    def _update_relief(self, node: int, gpu: int) -> None:
+        if self.relief is not None:
+            self.relief[node, gpu] = sum(self.pods[k].request * (1.0 - self.pods[k].mean)
+                                         for k in self.neighbours(node, gpu))
 
     def corr(self, a: str, b: str) -> float:
         """Memoised correlation of two pods' histories (NaN if either has none)."""

@@ -25,7 +25,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 
 import pandas as pd
@@ -405,7 +405,7 @@ def _drain(
     try:
         while pending:
             finished, pending = wait(pending, timeout=_POLL_S if idle else None,
-                                     return_when=FIRST_EXCEPTION)
+                                     return_when=FIRST_COMPLETED)
             if not finished and idle is not None:
                 since = idle(since)
                 continue

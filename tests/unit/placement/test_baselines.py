@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from placement_factories import mk_node, mk_pod, used
 
+from cohabit.model import Bind
 from cohabit.placement import ClusterState, select
 from cohabit.placement.baselines import resize_p90, score_kube_default
 from cohabit.placement.state import pod_request
@@ -135,3 +136,24 @@ def test_load_aware_prefers_the_least_used_node():
     state = ClusterState.from_nodes(nodes, bound)
     pod = mk_pod("p", num=1, milli=1000)
     assert select(state, pod, "load-aware").node == "b"
+
+
+def test_load_aware_estimate_follows_binds_and_releases():
+    # a: a 600-milli pod at 10 % (estimated 60); b: a 1000-milli pod at 10 % (100): a whole-GPU
+    # pod goes to a. Replace a's pod by a busy one (600 estimated): now b is less used. A
+    # stale estimate after the release would still say 60 on a.
+    state = ClusterState.from_nodes([mk_node("a", gpus=2), mk_node("b", gpus=2)], [])
+    calm_a, calm_b = mk_pod("ca", num=1, milli=600), mk_pod("cb", num=1, milli=1000)
+    busy_a, pod = mk_pod("ba", num=1, milli=600), mk_pod("p", num=1, milli=1000)
+    state.set_usage({calm_a.key: usage(ls=False, request=600, mean=0.1),
+                     calm_b.key: usage(ls=False, request=1000, mean=0.1),
+                     busy_a.key: usage(ls=False, request=600, mean=1.0)})
+    state.apply(Bind(calm_a.key, "a", (0,)), calm_a)
+    state.apply(Bind(calm_b.key, "b", (0,)), calm_b)
+    assert select(state, pod, "load-aware").node == "a"
+    state.release(calm_a.key)
+    state.apply(Bind(busy_a.key, "a", (0,)), busy_a)
+    assert select(state, pod, "load-aware").node == "b"
+    for key in (busy_a.key, calm_b.key):
+        state.release(key)
+    assert not state.usage.relief.any()

@@ -101,3 +101,26 @@ def test_missing_trace_and_bad_workers(small_trace):
         matrix.run_matrix(
             matrix.cells("fgd", [name], ["fgd"], [42]), small_trace, workers=0, progress=False
         )
+
+
+def test_each_cell_is_handed_on_as_it_finishes_not_at_the_end():
+    # The progress bar and --executor local's on_result see a cell when it finishes: the
+    # slow cell only finishes after ``done`` has been called for the fast one (it would wait
+    # out its 30-s timeout if _drain waited for every future first).
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Event
+
+    seen, release = [], Event()
+    cells = matrix.cells("fgd", ["a"], ["fgd", "random"], [1])
+
+    def slow() -> str:
+        return "slow" if release.wait(timeout=30) else "timed out"
+
+    def done(cell, res):
+        seen.append(res)
+        release.set()
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {pool.submit(lambda: "fast"): cells[0], pool.submit(slow): cells[1]}
+        matrix._drain(futures, done)
+    assert seen == ["fast", "slow"]
