@@ -88,26 +88,40 @@ def _movable(pod: Pod | None) -> bool:
 
 
 def candidate_nodes(state: ClusterState, req: PodReq, max_nodes: int,
-                    mix: bool = False) -> np.ndarray:
+                    mix: bool = False, rank: str = "empty") -> np.ndarray:
     """Nodes where ``req`` could fit if pods left (GPU model, GPU count, CPU and memory
     capacity), the smallest GPU deficit then CPU deficit first, at most ``max_nodes``.
 
     With ``mix`` the list alternates with the nodes of the smallest CPU deficit then GPU
     deficit (each node once), so that nodes with CPU to spare but no free GPU are
     examined too: at saturation the nodes with free GPUs are the ones whose CPU is used up.
+
+    ``rank`` (:data:`RANKS`): ``"empty"`` (default) counts a whole-GPU request's deficit in
+    missing empty GPUs (every node without one ties; the seeded node order chooses);
+    ``"milli"`` puts the nodes where the CPU and memory already fit first, then ranks by
+    :func:`gpu_deficit` (the milli to move). Seeds 42..51 with ``"milli"``: better on the
+    three seeds below 96 %, worse on others (docs/benchmarks.md, issue 12), so not the
+    default.
+
+    Raises:
+        ValueError: unknown ``rank``.
     """
+    if rank not in RANKS:
+        raise ValueError(f"candidate_nodes: rank must be one of {RANKS}, got {rank!r}")
     ok = (state.cpu_cap >= req.cpu) & (state.mem_cap >= req.mem)
     if req.num:
         ok &= state.spec_mask(req.spec) & (state.gpu_cnt >= req.num)
-        gpu_def = gpu_deficit(state, req)
+        gpu_def = (gpu_deficit(state, req) if rank == "milli" or req.is_share
+                   else np.maximum(req.num - state.full_free, 0) * MILLI_PER_GPU)
     else:
         gpu_def = np.zeros(state.n_nodes, np.int64)
     cpu_def = np.maximum(req.cpu - state.cpu_free, 0)
     mem_def = np.maximum(req.mem - state.mem_free, 0)
     idx = np.flatnonzero(ok)
-    short = (cpu_def > 0) | (mem_def > 0)
-    by_gpu = idx[np.lexsort((state.prio[idx], mem_def[idx], cpu_def[idx], gpu_def[idx],
-                             short[idx]))]
+    keys = [state.prio[idx], mem_def[idx], cpu_def[idx], gpu_def[idx]]
+    if rank == "milli":
+        keys.append(((cpu_def > 0) | (mem_def > 0))[idx])
+    by_gpu = idx[np.lexsort(tuple(keys))]
     if not mix:
         return by_gpu[:max_nodes]
     by_cpu = idx[np.lexsort((state.prio[idx], mem_def[idx], gpu_def[idx], cpu_def[idx]))]
@@ -115,6 +129,10 @@ def candidate_nodes(state: ClusterState, req: PodReq, max_nodes: int,
     both[0::2], both[1::2] = by_gpu, by_cpu
     _, first = np.unique(both, return_index=True)
     return both[np.sort(first)][:max_nodes]
+
+
+RANKS = ("empty", "milli")
+"""Orders of :func:`candidate_nodes` (its ``rank``)."""
 
 
 def gpu_deficit(state: ClusterState, req: PodReq) -> np.ndarray:
@@ -170,6 +188,7 @@ def make_room(
     depth: int = CHAIN_DEPTH,
     sub_tries: int = 4,
     mix_nodes: bool = False,
+    rank: str = "empty",
     movable: Callable[[Pod], bool] = _movable,
     pays: PaysFn | None = None,
 ) -> Move | None:
@@ -193,6 +212,7 @@ def make_room(
         sub_tries: victim sets replayed at most for each victim's own move (``depth`` > 1).
         mix_nodes: candidate nodes alternate GPU-deficit and CPU-deficit order
             (:func:`candidate_nodes` ``mix``).
+        rank: candidate node order (:func:`candidate_nodes` ``rank``, :data:`RANKS`).
         movable: which bound pods may be moved (default: ``evictable``, i.e. no PDB or owner
             forbids it; workload budgets are the actuator's to enforce when it applies).
         pays: extra acceptance test (e.g. predicted QoS) on the state with the move applied.
@@ -208,7 +228,10 @@ def make_room(
         raise ValueError(f"unknown placement policy {policy!r}")
     if depth < 1:
         raise ValueError(f"make_room: depth must be >= 1, got {depth}")
-    search = _Search(state, policy, rng, movable, max_victims, max_nodes, sub_tries, mix_nodes)
+    if rank not in RANKS:
+        raise ValueError(f"make_room: rank must be one of {RANKS}, got {rank!r}")
+    search = _Search(state, policy, rng, movable, max_victims, max_nodes, sub_tries, mix_nodes,
+                     rank)
     try:
         if not search.place(pod, pod_request(pod), depth, max_tries):
             return None
@@ -224,12 +247,12 @@ class _Search:
 
     def __init__(self, state: ClusterState, policy: str, rng: np.random.Generator | None,
                  movable: Callable[[Pod], bool], max_victims: int, max_nodes: int,
-                 sub_tries: int, mix_nodes: bool) -> None:
+                 sub_tries: int, mix_nodes: bool, rank: str = "empty") -> None:
         self.state, self.policy, self.rng = state, policy, rng
         self.plugin = POLICIES[policy]
         self.movable, self.max_victims = movable, max_victims
         self.max_nodes, self.sub_tries = max_nodes, sub_tries
-        self.mix_nodes = mix_nodes
+        self.mix_nodes, self.rank = mix_nodes, rank
         self.journal: list[tuple[str, Bind, Pod]] = []  # ("release"|"apply", bind, pod)
         self.moved: list[str] = []  # keys placed or evicted in this move (never moved again)
 
@@ -238,7 +261,7 @@ class _Search:
         their own chain while ``depth`` > 1; at most ``max_tries`` victim sets); the
         changes stay applied on success."""
         state = self.state
-        nodes = candidate_nodes(state, req, self.max_nodes, self.mix_nodes)
+        nodes = candidate_nodes(state, req, self.max_nodes, self.mix_nodes, self.rank)
         if nodes.size == 0:
             return False
         pods_at = _pods_by_node(state, nodes)

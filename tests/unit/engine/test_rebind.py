@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cohabit.engine.rebind import candidate_nodes, defragment, make_room
-from cohabit.model import Bind, GpuDevice, Node, Pod
+from cohabit.model import GpuDevice, Node, Pod
 from cohabit.placement import ClusterState, select, typical_pods
 from cohabit.placement.state import pod_request
 from cohabit.simulator.cluster import SimulatedCluster
@@ -112,10 +112,13 @@ def test_candidate_nodes_rank_whole_gpu_pods_by_the_milli_to_move():
          mk_pod("z1", num=1, milli=150, node="c", gpus=[1]),
          mk_pod("u", cpu=7000, num=1, milli=100, node="d", gpus=[0])])
     one = pod_request(mk_pod("w", cpu=4000, num=1, milli=1000))
-    assert [state.names[i] for i in candidate_nodes(state, one, 5)] == ["c", "b", "a", "d"]
+    assert [state.names[i] for i in candidate_nodes(state, one, 5, rank="milli")] == [
+        "c", "b", "a", "d"]
     two = pod_request(mk_pod("w2", num=2, milli=1000))
     # two GPUs: b needs 800 moved, c 1,150; a and d have one GPU
-    assert [state.names[i] for i in candidate_nodes(state, two, 5)] == ["b", "c"]
+    assert [state.names[i] for i in candidate_nodes(state, two, 5, rank="milli")] == ["b", "c"]
+    with pytest.raises(ValueError, match="rank"):
+        candidate_nodes(state, one, 5, rank="random")
 
 
 # ----------------------------------------------------------------- invariant (hypothesis)
@@ -267,17 +270,13 @@ def test_mixed_candidate_order_alternates_gpu_and_cpu_deficits():
         [mk_pod("x", cpu=7500, node="a"), mk_pod("y", cpu=7000, node="b"),
          mk_pod("z", cpu=1000, num=1, milli=1000, node="c", gpus=[0])])
     req = pod_request(mk_pod("w", cpu=4000, num=1, milli=1000))
-    # a and b: GPU free, CPU short by 3500 / 3000; c: CPU free, short of one GPU. The GPU
-    # order puts the nodes where the CPU already fits first (c), then b before a; the CPU
-    # order agrees here, so the mixed list is the same, each node once
-    assert [state.names[i] for i in candidate_nodes(state, req, 2)] == ["c", "b"]
-    assert [state.names[i] for i in candidate_nodes(state, req, 2, mix=True)] == ["c", "b"]
-    assert [state.names[i] for i in candidate_nodes(state, req, 5, mix=True)] == ["c", "b", "a"]
-    # with b's GPU busy (1,000 milli to move) the orders differ: GPU order c, a, b (a needs
-    # no GPU milli moved); CPU order c, b, a (b is short of less CPU); mixed: c, a, b
-    state.apply(Bind("default/q", "b", (0,)), mk_pod("q", cpu=0, num=1, milli=1000))
-    assert [state.names[i] for i in candidate_nodes(state, req, 5)] == ["c", "a", "b"]
-    assert [state.names[i] for i in candidate_nodes(state, req, 5, mix=True)] == ["c", "a", "b"]
+    # a and b: GPU free, CPU short by 3500 / 3000; c: CPU free, short of one GPU
+    assert [state.names[i] for i in candidate_nodes(state, req, 2)] == ["b", "a"]
+    assert [state.names[i] for i in candidate_nodes(state, req, 2, mix=True)] == ["b", "c"]
+    assert [state.names[i] for i in candidate_nodes(state, req, 5, mix=True)] == ["b", "c", "a"]
+    # rank="milli": the node where the CPU already fits (c) first, then b before a
+    assert [state.names[i] for i in candidate_nodes(state, req, 5, rank="milli")] == [
+        "c", "b", "a"]
 
 
 # ------------------------------------------------------------------ defragmentation
