@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine: install, set up the integration tier, lint (ruff),
-# import contracts (import-linter), then pytest (unit, sim and integration tiers).
+# import contracts (import-linter), types (mypy, [tool.mypy] in pyproject.toml), then pytest
+# (unit, sim and integration tiers).
 #
 #   bash scripts/test.sh [PYTEST ARGS...]
 #
@@ -38,6 +39,7 @@ bash scripts/bootstrap.sh
 
 .venv/bin/ruff check src tests benchmarks
 .venv/bin/lint-imports
+.venv/bin/mypy
 args=()
 if [ "$skip_integration" = 1 ]; then args+=(-m "not integration"); fi
 set +e

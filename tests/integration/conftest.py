@@ -16,17 +16,40 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import binaries
-from harness.cluster import Cluster, external_cluster, start_local_cluster
-from harness.kube import create_namespace, delete_namespace, force_delete_pods
-from harness.kubelet import KubeletStandIn
-from harness.nodes import create_node, delete_node
-from harness.prometheus import Exporter, PrometheusServer, serve_registry, start_prometheus
-from harness.tools import Tool, helm_tool, kubectl_tool
 from kubernetes.client import ApiClient
 from prometheus_client import CollectorRegistry
 
+from tests.integration.harness import binaries
+from tests.integration.harness.cluster import Cluster, external_cluster, start_local_cluster
+from tests.integration.harness.kube import create_namespace, delete_namespace, force_delete_pods
+from tests.integration.harness.kubelet import KubeletStandIn
+from tests.integration.harness.nodes import create_node, delete_node
+from tests.integration.harness.prometheus import (
+    Exporter,
+    PrometheusServer,
+    serve_registry,
+    start_prometheus,
+)
+from tests.integration.harness.tools import Tool, helm_tool, kubectl_tool
+
 HERE = Path(__file__).resolve().parent
+
+
+@pytest.fixture(scope="module")
+def prerequisites() -> None:
+    """The database tests' prerequisites: skip (fail under CI) without PostgreSQL binaries
+    or a writable cgroup tree."""
+    from cohabit.cgroup import CgroupError, detect
+    from cohabit.profiling import PostgresBinaries, PrerequisiteError
+
+    try:
+        PostgresBinaries.find()
+    except PrerequisiteError as exc:
+        binaries.need(str(exc))
+    try:
+        detect().create("probe").destroy()
+    except CgroupError as exc:
+        binaries.need(str(exc))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

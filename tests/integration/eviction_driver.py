@@ -1,6 +1,7 @@
 """The operator's actuator in its own process, so a test can SIGKILL it mid-eviction.
 
-Usage: ``python eviction_driver.py KUBECONFIG``, then one JSON line on standard input with
+Usage: ``python -m tests.integration.eviction_driver KUBECONFIG`` (from the repository
+root), then one JSON line on standard input with
 ``ledger``, ``pods``, ``budget``, ``timeout``, ``grace`` (so a test can start it ahead of
 time). Prints ``{"ready": true}`` once the client is built, then one JSON line per outcome
 (flushed at once, so outcomes before a kill are not lost).
@@ -10,11 +11,8 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from eviction_support import client_for, run_pass  # noqa: E402
+from tests.integration.eviction_support import client_for, run_pass
 
 
 def main() -> int:

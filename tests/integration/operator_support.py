@@ -27,12 +27,13 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from harness import binaries, rest
-from harness.kube import service_account_token
-from harness.procs import free_port, wait_until
 from kubernetes.client import ApiClient
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from tests.integration.harness import binaries, rest
+from tests.integration.harness.kube import service_account_token
+from tests.integration.harness.procs import free_port, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
@@ -416,8 +417,9 @@ def start_genai_prometheus(shared_data: Path, exporter: Callable[..., Any], work
     """A real Prometheus whose TSDB holds 22.8 h of backfilled GenAI telemetry for ``pods``
     (:class:`GenaiReplay`) and which scrapes an exporter replaying it live; returns the
     :class:`harness.prometheus.PrometheusServer` once the history is queryable."""
-    from harness.prometheus import start_prometheus
     from prometheus_client import CollectorRegistry
+
+    from tests.integration.harness.prometheus import start_prometheus
 
     replay = GenaiReplay(genai_histories(shared_data, len(pods)), namespace, pods, container,
                          service)

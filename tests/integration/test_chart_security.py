@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from harness import rest
-from harness.kube import create_namespace
-from operator_support import REPO
+
+from tests.integration.harness import rest
+from tests.integration.harness.kube import create_namespace
+from tests.integration.operator_support import REPO
 
 CHART = REPO / "helm" / "cohabit"
 

@@ -22,14 +22,14 @@ import dask.config
 import pandas as pd
 import pytest
 from dask.utils import funcname, key_split
-from harness.dask import DaskCluster, start_dask_cluster
-from harness.procs import ManagedProcess, free_port
 from typer.testing import CliRunner
 
 from cohabit.cli.main import app
 from cohabit.execution import TIMEOUT_CONFIG, Execution, ExecutionError, dask_client
 from cohabit.predictors.telemetry_data import PACKAGED_GAVEL
 from cohabit.simulator import loaders, matrix
+from tests.integration.harness.dask import DaskCluster, start_dask_cluster
+from tests.integration.harness.procs import ManagedProcess, free_port
 
 OPENB = "alibaba-gpu-2023"
 runner = CliRunner()
@@ -228,7 +228,7 @@ def test_no_scheduler_at_the_address_is_one_line_and_no_hang(slice_files):
 
 
 def test_a_scheduler_without_workers_is_an_error_not_a_hang(tmp_path):
-    from harness.dask import dask_command
+    from tests.integration.harness.dask import dask_command
 
     port = free_port()
     scheduler = ManagedProcess(

@@ -10,9 +10,7 @@ import shutil
 import time
 
 import pytest
-from harness.prometheus import serve_registry, start_prometheus
 from prometheus_client import CollectorRegistry
-from test_db_profile import need, prerequisites  # noqa: F401 (the fixture, by name)
 
 from cohabit.actuator.cgroup import LocalCgroupActuator
 from cohabit.engine.dbclosedloop import LoadShape, run_closed_loop, slo_minutes
@@ -22,6 +20,8 @@ from cohabit.planner.dbonline import OnlineSettings
 from cohabit.profiling import DatabaseSession, LoadSpec
 from cohabit.profiling.metrics import CgroupCollector, LoadMetrics, PostgresExporter
 from cohabit.telemetry.dbsignals import DatabaseQueries, PrometheusDatabaseSignals
+from tests.integration.harness.binaries import need
+from tests.integration.harness.prometheus import serve_registry, start_prometheus
 
 SELECTOR = 'namespace="t",pod="pg-0",container="postgres"'
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from test_db_profile import need, prerequisites  # noqa: F401 (the fixture, by name)
 
 from cohabit.actuator.cgroup import LocalCgroupActuator
 from cohabit.cgroup import detect
@@ -20,6 +19,7 @@ from cohabit.engine.dbinterference import (
 from cohabit.model import Resize, Resources
 from cohabit.profiling import DatabaseSession, LoadSpec
 from cohabit.profiling.stress import Stressor, run_probe
+from tests.integration.harness.binaries import need
 
 
 @pytest.fixture(scope="module")

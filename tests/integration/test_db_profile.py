@@ -21,33 +21,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness.binaries import in_ci
 
-from cohabit.cgroup import CgroupError, detect
-from cohabit.profiling import DatabaseSession, LoadSpec, PostgresBinaries, PrerequisiteError
+from cohabit.cgroup import detect
+from cohabit.profiling import DatabaseSession, LoadSpec
 
 COHABIT = [sys.executable, "-m", "cohabit.cli.main"]
-
-
-def need(reason: str) -> None:
-    """Skip for a missing prerequisite; fail instead under CI or ``scripts/test.sh``
-    (:func:`harness.binaries.in_ci`), where the integration tier must run."""
-    if in_ci():
-        pytest.fail(reason)
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def prerequisites() -> None:
-    """Skip (fail under CI) without PostgreSQL binaries or a writable cgroup tree."""
-    try:
-        PostgresBinaries.find()
-    except PrerequisiteError as exc:
-        need(str(exc))
-    try:
-        detect().create("probe").destroy()
-    except CgroupError as exc:
-        need(str(exc))
 
 
 @pytest.fixture

@@ -52,7 +52,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from eviction_support import (
+from kubernetes.client.exceptions import ApiException
+
+from tests.integration.eviction_support import (
     ACCOUNT,
     NAMESPACE,
     ROLES,
@@ -62,12 +64,11 @@ from eviction_support import (
     run_pass,
     write_kubeconfig,
 )
-from harness import rest
-from harness.cluster import start_local_cluster
-from harness.faultproxy import Fault, FaultProxy, Request
-from harness.kube import service_account_token
-from harness.procs import ManagedProcess, wait_until
-from kubernetes.client.exceptions import ApiException
+from tests.integration.harness import rest
+from tests.integration.harness.cluster import start_local_cluster
+from tests.integration.harness.faultproxy import Fault, FaultProxy, Request
+from tests.integration.harness.kube import service_account_token
+from tests.integration.harness.procs import ManagedProcess, wait_until
 
 RUNS = int(os.environ.get("COHABIT_FAULT_RUNS", "24"))
 KILL_RUNS = int(os.environ.get("COHABIT_FAULT_KILL_RUNS", "8"))
@@ -78,7 +79,8 @@ TIMEOUT = 2.0
 GRACE = 6.0
 HOLD = TIMEOUT + 0.4
 SEED = 20261129
-DRIVER = Path(__file__).resolve().parent / "eviction_driver.py"
+DRIVER = "tests.integration.eviction_driver"  # run with -m from the repository root
+REPO = Path(__file__).resolve().parents[2]
 
 
 def kind_of(req: Request) -> str:
@@ -345,9 +347,9 @@ def _driver(world: World) -> subprocess.Popen:
     """The actuator's process, started ahead of its run (it waits for its orders)."""
     log = open(world.workdir / "drivers.log", "a")  # noqa: SIM115
     try:
-        return subprocess.Popen([sys.executable, str(DRIVER), str(world.kubeconfig)],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
-                                text=True, start_new_session=True)
+        return subprocess.Popen([sys.executable, "-m", DRIVER, str(world.kubeconfig)],
+                                cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=log, text=True, start_new_session=True)
     finally:
         log.close()
 

@@ -12,9 +12,15 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
-from harness import rest
-from harness.cluster import Cluster
-from harness.kube import (
+from kubernetes.client import ApiClient, ApiextensionsV1Api, CustomObjectsApi, VersionApi
+from kubernetes.client.exceptions import ApiException
+from prometheus_api_client import PrometheusConnect
+from prometheus_client import CollectorRegistry, Gauge
+from urllib3.util.retry import Retry
+
+from tests.integration.harness import rest
+from tests.integration.harness.cluster import Cluster
+from tests.integration.harness.kube import (
     bind_pod,
     evict_pod,
     get_pod,
@@ -22,14 +28,9 @@ from harness.kube import (
     wait_pod_gone,
     wait_pod_running,
 )
-from harness.kubelet import KubeletStandIn, pdb_status
-from harness.procs import wait_until
-from harness.tools import Tool
-from kubernetes.client import ApiClient, ApiextensionsV1Api, CustomObjectsApi, VersionApi
-from kubernetes.client.exceptions import ApiException
-from prometheus_api_client import PrometheusConnect
-from prometheus_client import CollectorRegistry, Gauge
-from urllib3.util.retry import Retry
+from tests.integration.harness.kubelet import KubeletStandIn, pdb_status
+from tests.integration.harness.procs import wait_until
+from tests.integration.harness.tools import Tool
 
 pytestmark = pytest.mark.integration
 

@@ -27,12 +27,15 @@ from pathlib import Path
 
 import pytest
 import yaml
-from harness import binaries, rest
-from harness.kube import get_pod
-from harness.procs import ManagedProcess, free_port
-from harness.prometheus import start_prometheus
 from kubernetes.client.exceptions import ApiException
-from operator_support import (
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily
+
+from tests.integration.harness import binaries, rest
+from tests.integration.harness.kube import get_pod
+from tests.integration.harness.procs import ManagedProcess, free_port
+from tests.integration.harness.prometheus import start_prometheus
+from tests.integration.operator_support import (
     EXAMPLES,
     RELEASE_NAMESPACE,
     REPO,
@@ -44,8 +47,6 @@ from operator_support import (
     service_account_kubeconfig,
     wait_for,
 )
-from prometheus_client import CollectorRegistry
-from prometheus_client.core import CounterMetricFamily
 
 CHART = REPO / "helm" / "cohabit"
 MONITORING = ["--set", "serviceMonitor.enabled=true", "--set", "prometheusRule.enabled=true",

@@ -7,10 +7,10 @@ from __future__ import annotations
 import threading
 import time
 
-from harness import bind_pod, rest
-from operator_support import wait_for
-
 from cohabit.operator.cache import ClusterCache
+from cohabit.telemetry.kube import KubeClusterSource
+from tests.integration.harness import bind_pod, rest
+from tests.integration.operator_support import wait_for
 
 
 def _pod(name: str, scheduler: str = "cohabit", workload: str | None = None) -> dict:
@@ -27,7 +27,8 @@ def test_cache_follows_the_cluster_with_one_list(kube_client, kubelet, namespace
     make_node("wc-g1", gpus=2, gpu_product="A10")
     woken = threading.Event()
     cache = ClusterCache(kube_client, "cohabit", namespace, request_timeout_s=10,
-                         on_change=woken.set).start()
+                         on_change=woken.set)
+    cache.start()
     try:
         assert cache.wait_synced(30)
         base = f"/api/v1/namespaces/{namespace}/pods"
@@ -52,6 +53,17 @@ def test_cache_follows_the_cluster_with_one_list(kube_client, kubelet, namespace
         node = next(n for n in cache.snapshot(time.time()).nodes if n.name == "wc-g1")
         # bound without a GPU-index annotation: its share is counted on the first GPU
         assert sorted(g.milli_free for g in node.gpus) == [500, 1000]
+
+        # the workload's view: the same from the cache as from the API reads
+        uid = cache.pod(f"{namespace}/p-0")["metadata"]["uid"]
+        assert uid and cache.pod_uid(f"{namespace}/p-0") == uid
+        cached = cache.workload_snapshot(namespace, "w", 1.0)
+        listed = KubeClusterSource(kube_client, namespace=namespace,
+                                   request_timeout=10).workload_snapshot(namespace, "w", 1.0)
+        assert [(p.name, p.node) for p in cached.pods] == [("p-0", "wc-g1")]
+        assert [n.name for n in cached.nodes] == ["wc-g1"]
+        assert cached == listed
+        assert cache.workload_snapshot(namespace, "nobody", 1.0).pods == ()
 
         # deletions leave the cache; many snapshots later there was still one LIST
         rest.request(kube_client, "DELETE", f"{base}/other")

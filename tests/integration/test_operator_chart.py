@@ -4,8 +4,9 @@ chart renders, and the installed RBAC grants the operator what it needs and noth
 from __future__ import annotations
 
 import pytest
-from harness import rest
-from operator_support import RELEASE_NAMESPACE, REPO
+
+from tests.integration.harness import rest
+from tests.integration.operator_support import RELEASE_NAMESPACE, REPO
 
 CHART = REPO / "helm" / "cohabit"
 

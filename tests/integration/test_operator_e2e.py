@@ -15,10 +15,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-from harness import rest
-from harness.kube import get_pod
 from kubernetes.client.exceptions import ApiException
-from operator_support import (
+
+from cohabit.config import cpu_milli, memory_mib, parse_workload
+from cohabit.engine.reconcile import place_pending, pod_profiles
+from cohabit.telemetry.kube import snapshot_from_k8s
+from tests.integration.harness import rest
+from tests.integration.harness.kube import get_pod
+from tests.integration.operator_support import (
     EXAMPLES,
     RELEASE_NAMESPACE,
     REPO,
@@ -32,10 +36,6 @@ from operator_support import (
     wait_for,
     workload_path,
 )
-
-from cohabit.config import cpu_milli, memory_mib, parse_workload
-from cohabit.engine.reconcile import place_pending, pod_profiles
-from cohabit.telemetry.kube import snapshot_from_k8s
 
 
 @pytest.fixture(scope="module")

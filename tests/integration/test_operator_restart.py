@@ -17,9 +17,10 @@ import time
 from collections import defaultdict
 
 import pytest
-from harness import rest
 from kubernetes import client, watch
-from operator_support import (
+
+from tests.integration.harness import rest
+from tests.integration.operator_support import (
     RELEASE_NAMESPACE,
     REPO,
     OperatorProcess,

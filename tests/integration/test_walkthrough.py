@@ -32,11 +32,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from harness import binaries
-from harness.cluster import start_local_cluster
-from harness.kubelet import KubeletStandIn
-from harness.nodes import create_node
-from operator_support import (
+
+from tests.integration.harness import binaries
+from tests.integration.harness.cluster import start_local_cluster
+from tests.integration.harness.kubelet import KubeletStandIn
+from tests.integration.harness.nodes import create_node
+from tests.integration.operator_support import (
     COHABIT,
     EXAMPLES,
     REPO,

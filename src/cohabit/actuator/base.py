@@ -38,6 +38,7 @@ __all__ = [
     "admit",
     "limits_refusal",
     "new_entry",
+    "kept_entries",
     "settle_entries",
 ]
 
@@ -174,6 +175,19 @@ def new_entry(pod: str, uid: str, now: float) -> LedgerEntry:
     return LedgerEntry(uuid.uuid4().hex, pod, uid, float(now), "reserved")
 
 
+def kept_entries(entries: Iterable[LedgerEntry], now: float, keep_s: float,
+                 resolve: Resolver | None) -> tuple[list[LedgerEntry], dict[str, str]]:
+    """The entries younger than ``keep_s`` seconds at ``now`` with the reservations that
+    ``resolve`` settles applied (:func:`settle_entries`), and those results (entry id ->
+    ``"done"``/``"released"``; empty without ``resolve``)."""
+    kept = [e for e in entries if e.time > now - keep_s]
+    if resolve is None:
+        return kept, {}
+    results = {e.id: r for e in kept if e.state == "reserved"
+               for r in [resolve(e)] if r is not None}
+    return settle_entries(kept, results), results
+
+
 def settle_entries(entries: Iterable[LedgerEntry], outcomes: dict[str, str]
                    ) -> list[LedgerEntry]:
     """``entries`` with ``outcomes`` (id -> ``"done"``/``"released"``) applied: a ``done``
@@ -267,11 +281,7 @@ class MemoryLedger:
     def reserve(self, pod: str, uid: str, now: float, *, limit: int,
                 window_s: float = 3600.0, resolve: Resolver | None = None) -> LedgerEntry:
         with self._lock:
-            kept = [e for e in self._entries if e.time > now - self.keep_s]
-            if resolve is not None:
-                results = {e.id: r for e in kept if e.state == "reserved"
-                           for r in [resolve(e)] if r is not None}
-                kept = settle_entries(kept, results)
+            kept, _ = kept_entries(self._entries, now, self.keep_s, resolve)
             refusal = admit(kept, pod, now, limit, window_s)
             if refusal is not None:
                 self._entries = kept

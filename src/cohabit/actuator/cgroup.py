@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from cohabit.actuator.base import EvictionLimits
 from cohabit.cgroup import DEFAULT_CFS_PERIOD_US, Cgroup, CgroupError
-from cohabit.model import Action, Bind, Outcome, Resize
+from cohabit.model import Action, Bind, Outcome, OutcomeStatus, Resize
 
 __all__ = ["AppliedResize", "LocalCgroupActuator"]
 
@@ -70,31 +70,34 @@ class LocalCgroupActuator:
         cpus = self.nodes.get(action.node)
         if group is None or cpus is None:
             what = f"workload {action.pod!r}" if group is None else f"node {action.node!r}"
-            return Outcome(action, "refused", f"no local cgroup or cpuset for {what}")
+            return Outcome(action, OutcomeStatus.REFUSED, f"no local cgroup or cpuset for {what}")
         if self.dry_run:
-            return Outcome(action, "dry-run", "not applied (dry run)")
+            return Outcome(action, OutcomeStatus.DRY_RUN, "not applied (dry run)")
         try:
             group.set_cpuset(cpus)
         except CgroupError as exc:
-            return Outcome(action, "failed", str(exc))
-        return Outcome(action, "done", f"cgroup {group.name} on CPUs {cpus} ({action.node})")
+            return Outcome(action, OutcomeStatus.FAILED, str(exc))
+        return Outcome(action, OutcomeStatus.DONE,
+                       f"cgroup {group.name} on CPUs {cpus} ({action.node})")
 
     def _one(self, action: Action) -> Outcome:
         if not isinstance(action, Resize):
-            return Outcome(action, "refused", "the local-node actuator cannot evict")
+            return Outcome(action, OutcomeStatus.REFUSED, "the local-node actuator cannot evict")
         group = self.groups.get(action.workload)
         if group is None:
-            return Outcome(action, "refused", f"no local cgroup for {action.workload!r}")
+            return Outcome(action, OutcomeStatus.REFUSED,
+                           f"no local cgroup for {action.workload!r}")
         req = action.requests
         if self.dry_run:
-            outcome = Outcome(action, "dry-run", "not applied (dry run)")
+            outcome = Outcome(action, OutcomeStatus.DRY_RUN, "not applied (dry run)")
         else:
             try:
                 self._write(group, req.cpu_milli, req.memory_mib)
-                outcome = Outcome(action, "done", f"cgroup {group.name}: {req.cpu_milli}m "
-                                  f"per {self.period_us} us, {req.memory_mib} MiB")
+                outcome = Outcome(action, OutcomeStatus.DONE,
+                                  f"cgroup {group.name}: {req.cpu_milli}m per "
+                                  f"{self.period_us} us, {req.memory_mib} MiB")
             except (CgroupError, ValueError) as exc:
-                outcome = Outcome(action, "failed", str(exc))
+                outcome = Outcome(action, OutcomeStatus.FAILED, str(exc))
         self.history.append(AppliedResize(self.clock(), action.workload, req.cpu_milli,
                                           req.memory_mib, outcome.status, action.reason))
         return outcome

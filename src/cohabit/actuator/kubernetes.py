@@ -61,16 +61,18 @@ from cohabit.actuator.base import (
     MemoryLedger,
     Resolver,
     admit,
+    kept_entries,
     limits_refusal,
     new_entry,
     settle_entries,
 )
 from cohabit.config.quantity import cpu_milli, memory_mib
-from cohabit.model import Action, Bind, Evict, Outcome, Resize
+from cohabit.model import Action, Bind, Evict, Outcome, OutcomeStatus, Resize
 
 __all__ = [
     "ANNOTATION_GPU_INDICES",
     "ANNOTATION_GPU_MILLI",
+    "API_ERRORS",
     "CONNECTION_ERRORS",
     "ConfigMapLedger",
     "KubernetesActuator",
@@ -95,6 +97,13 @@ TargetRef = tuple[str, str, str]
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (urllib3.exceptions.HTTPError, OSError)
 """Errors of the transport under the kubernetes client: urllib3's ``MaxRetryError``,
 ``ReadTimeoutError``, ``ProtocolError``... and socket/TLS ``OSError`` s."""
+
+API_ERRORS: tuple[type[BaseException], ...] = (ApiException, *CONNECTION_ERRORS)
+"""An error answer of the API server or an error of the transport under it."""
+_API_OR_LEDGER_ERRORS: tuple[type[BaseException], ...] = (*API_ERRORS, LedgerError)
+_API_OR_VALUE_ERRORS: tuple[type[BaseException], ...] = (*API_ERRORS, ValueError)
+_TRANSPORT_VALUE_OR_LEDGER_ERRORS: tuple[type[BaseException], ...] = (
+    *CONNECTION_ERRORS, ValueError, LedgerError)
 
 DEFINITE_REJECTIONS = frozenset({400, 401, 403, 404, 405, 409, 415, 422, 429})
 """HTTP statuses by which the API server says it did not carry a request out (other errors,
@@ -184,11 +193,11 @@ class KubernetesActuator:
             elif isinstance(action, Resize):
                 outcome = self._resize(action)
             else:
-                outcome = Outcome(action, "failed", f"unknown action {action!r}")
+                outcome = Outcome(action, OutcomeStatus.FAILED, f"unknown action {action!r}")
         except ApiException as exc:
-            outcome = Outcome(action, "failed", f"HTTP {exc.status}: {_reason(exc)}")
-        except (*CONNECTION_ERRORS, ValueError, LedgerError) as exc:
-            outcome = Outcome(action, "failed", _describe(exc))
+            outcome = Outcome(action, OutcomeStatus.FAILED, f"HTTP {exc.status}: {_reason(exc)}")
+        except _TRANSPORT_VALUE_OR_LEDGER_ERRORS as exc:
+            outcome = Outcome(action, OutcomeStatus.FAILED, _describe(exc))
         log.info("%s %s -> %s %s", type(action).__name__, _subject(action), outcome.status,
                  outcome.message)
         return outcome
@@ -210,14 +219,14 @@ class KubernetesActuator:
         if self.verify_binds:
             pod = self._read_pod(name, namespace)
             if pod is None:
-                return Outcome(action, "skipped", "pod is gone")
+                return Outcome(action, OutcomeStatus.SKIPPED, "pod is gone")
             bound = pod.spec.node_name
             if bound:
                 if bound == action.node:
-                    return Outcome(action, "done", f"already bound to {bound}")
-                return Outcome(action, "skipped", f"already bound to {bound}")
+                    return Outcome(action, OutcomeStatus.DONE, f"already bound to {bound}")
+                return Outcome(action, OutcomeStatus.SKIPPED, f"already bound to {bound}")
             if pod.metadata.deletion_timestamp is not None:
-                return Outcome(action, "skipped", "pod is terminating")
+                return Outcome(action, OutcomeStatus.SKIPPED, "pod is terminating")
             uid = pod.metadata.uid
         annotations = {}
         if action.gpu_indices:
@@ -236,14 +245,14 @@ class KubernetesActuator:
                                                     _request_timeout=self.request_timeout)
         except ApiException as exc:
             if exc.status == 404:
-                return Outcome(action, "skipped", "pod is gone")
+                return Outcome(action, OutcomeStatus.SKIPPED, "pod is gone")
             if exc.status == 409:  # someone (maybe our previous incarnation) bound it
-                again = self.core.read_namespaced_pod(
-                    name, namespace, _request_timeout=self.request_timeout).spec.node_name
-                status = "done" if again == action.node else "skipped"
+                again = _spec(self.core.read_namespaced_pod(
+                    name, namespace, _request_timeout=self.request_timeout)).node_name
+                status = OutcomeStatus.DONE if again == action.node else OutcomeStatus.SKIPPED
                 return Outcome(action, status, f"already bound to {again}")
             raise
-        return Outcome(action, "done", f"bound to {action.node}")
+        return Outcome(action, OutcomeStatus.DONE, f"bound to {action.node}")
 
     # -- evict ------------------------------------------------------------------------------
     def _evict(self, action: Evict, limits: EvictionLimits) -> Outcome:
@@ -251,34 +260,36 @@ class KubernetesActuator:
         namespace, name = _split(action.pod)
         refusal = limits_refusal(limits)
         if refusal:
-            return Outcome(action, "skipped", refusal)
+            return Outcome(action, OutcomeStatus.SKIPPED, refusal)
         pod = self._read_pod(name, namespace)
         if pod is None:
-            return Outcome(action, "skipped", "pod is gone")
+            return Outcome(action, OutcomeStatus.SKIPPED, "pod is gone")
         if pod.metadata.deletion_timestamp is not None:
-            return Outcome(action, "skipped", "pod is already terminating")
+            return Outcome(action, OutcomeStatus.SKIPPED, "pod is already terminating")
         workload = (pod.metadata.labels or {}).get(LABEL_WORKLOAD)
         if workload:
             unavailable = self._unavailable(namespace, workload)
             if unavailable + 1 > limits.max_unavailable:
-                return Outcome(action, "skipped",
+                return Outcome(action, OutcomeStatus.SKIPPED,
                                f"workload {namespace}/{workload} has {unavailable} unavailable "
                                f"pod(s); max unavailable is {limits.max_unavailable}")
         now = self.clock()
         if limits.dry_run:
-            refusal = admit(self.ledger.entries(), action.pod, now, limits.evictions_per_hour)
-            if refusal:
-                return Outcome(action, "skipped", refusal)
-            return Outcome(action, "dry-run", "would evict (dry-run)")
+            over_budget = admit(self.ledger.entries(), action.pod, now,
+                                limits.evictions_per_hour)
+            if over_budget:
+                return Outcome(action, OutcomeStatus.SKIPPED, over_budget)
+            return Outcome(action, OutcomeStatus.DRY_RUN, "would evict (dry-run)")
         uid = str(pod.metadata.uid or "")
         try:
             entry = self.ledger.reserve(action.pod, uid, now,
                                         limit=limits.evictions_per_hour,
                                         resolve=self._resolver(now))
         except LedgerRefusal as exc:
-            return Outcome(action, "skipped", str(exc))
-        except (ApiException, *CONNECTION_ERRORS, LedgerError) as exc:
-            return Outcome(action, "failed", "could not reserve a budget slot in the eviction "
+            return Outcome(action, OutcomeStatus.SKIPPED, str(exc))
+        except _API_OR_LEDGER_ERRORS as exc:
+            return Outcome(action, OutcomeStatus.FAILED,
+                           "could not reserve a budget slot in the eviction "
                            f"ledger, nothing evicted: {_describe(exc)}")
         return self._post_eviction(action, name, namespace, uid, entry)
 
@@ -294,26 +305,30 @@ class KubernetesActuator:
         if uid:  # evict this pod, not a namesake created since it was read
             body["deleteOptions"] = {"preconditions": {"uid": uid}}
         try:
-            self.core.create_namespaced_pod_eviction(name, namespace, body,
+            # A dict body goes out as it is (the client's annotation names only V1Eviction,
+            # which has no policy/v1beta1 form).
+            self.core.create_namespaced_pod_eviction(name, namespace,
+                                                     body,  # type: ignore[arg-type]
                                                      _preload_content=False,
                                                      _request_timeout=self.request_timeout)
         except ApiException as exc:
             if exc.status in DEFINITE_REJECTIONS:
                 note = self._settle(entry, "released")
                 if exc.status == 429:
-                    return Outcome(action, "refused", "PodDisruptionBudget refused the "
+                    return Outcome(action, OutcomeStatus.REFUSED, "PodDisruptionBudget refused the "
                                    f"eviction: {_reason(exc)}{note}")
                 if exc.status == 404:
-                    return Outcome(action, "skipped", f"pod is gone{note}")
+                    return Outcome(action, OutcomeStatus.SKIPPED, f"pod is gone{note}")
                 if exc.status == 409:
-                    return Outcome(action, "skipped",
+                    return Outcome(action, OutcomeStatus.SKIPPED,
                                    f"pod was replaced (UID precondition): {_reason(exc)}{note}")
-                return Outcome(action, "failed", f"HTTP {exc.status}: {_reason(exc)}{note}")
+                return Outcome(action, OutcomeStatus.FAILED,
+                               f"HTTP {exc.status}: {_reason(exc)}{note}")
             return self._unknown(action, name, namespace, entry, _describe(exc))
         except CONNECTION_ERRORS as exc:
             return self._unknown(action, name, namespace, entry, _describe(exc))
         note = self._settle(entry, "done")
-        return Outcome(action, "done", f"evicted through {version}{note}")
+        return Outcome(action, OutcomeStatus.DONE, f"evicted through {version}{note}")
 
     def _unknown(self, action: Evict, name: str, namespace: str, entry: LedgerEntry,
                  error: str) -> Outcome:
@@ -322,15 +337,17 @@ class KubernetesActuator:
         request out), settled by a later check after :attr:`ledger_grace_s`."""
         try:
             pod = self._read_pod(name, namespace)
-        except (ApiException, *CONNECTION_ERRORS) as exc:
-            return Outcome(action, "failed", f"eviction outcome unknown ({error}); the pod "
+        except API_ERRORS as exc:
+            return Outcome(action, OutcomeStatus.FAILED,
+                           f"eviction outcome unknown ({error}); the pod "
                            f"could not be read ({_describe(exc)}): its budget slot stays "
                            "reserved until the pod is checked")
         if _evicted(pod, entry.uid):
             note = self._settle(entry, "done")
-            return Outcome(action, "done", "evicted (the API answer was lost: "
+            return Outcome(action, OutcomeStatus.DONE, "evicted (the API answer was lost: "
                            f"{error}; the pod is terminating or gone){note}")
-        return Outcome(action, "failed", f"eviction outcome unknown ({error}); the pod is "
+        return Outcome(action, OutcomeStatus.FAILED,
+                       f"eviction outcome unknown ({error}); the pod is "
                        "still there: its budget slot stays reserved until the pod is checked")
 
     def _settle(self, entry: LedgerEntry, result: str) -> str:
@@ -339,7 +356,7 @@ class KubernetesActuator:
         try:
             self.ledger.settle(entry.id, result)
             return ""
-        except (ApiException, *CONNECTION_ERRORS, LedgerError) as exc:
+        except _API_OR_LEDGER_ERRORS as exc:
             log.warning("eviction ledger: could not mark %s %s: %s", entry.pod, result,
                         _describe(exc))
             return (f" (the ledger was not updated to {result!r}: {_describe(exc)}; the "
@@ -384,7 +401,7 @@ class KubernetesActuator:
         try:
             namespace, name = _split(entry.pod)
             pod = self._read_pod(name, namespace)
-        except (ApiException, *CONNECTION_ERRORS, ValueError) as exc:
+        except _API_OR_VALUE_ERRORS as exc:
             log.info("eviction ledger: %s stays reserved (%s)", entry.pod, _describe(exc))
             return None
         result = "done" if _evicted(pod, entry.uid) else "released"
@@ -398,7 +415,7 @@ class KubernetesActuator:
                                              _request_timeout=self.request_timeout)
         count = 0
         for pod in pods.items:
-            if (pod.metadata.deletion_timestamp is not None or not pod.spec.node_name
+            if (_meta(pod).deletion_timestamp is not None or not _spec(pod).node_name
                     or (pod.status and pod.status.phase not in ("Running", "Succeeded"))):
                 count += 1
         return count
@@ -412,7 +429,7 @@ class KubernetesActuator:
                 for group in groups.groups:
                     if group.name == "policy" and any(v.version == "v1" for v in group.versions):
                         version = "policy/v1"
-            except (ApiException, *CONNECTION_ERRORS) as exc:
+            except API_ERRORS as exc:
                 log.warning("API discovery failed (%s); evicting through policy/v1beta1 "
                             "this time", _describe(exc))
                 return version  # not cached: asked again next time
@@ -426,7 +443,7 @@ class KubernetesActuator:
         if self._in_place is None:
             try:
                 listing = self.core.get_api_resources(_request_timeout=self.request_timeout)
-            except (ApiException, *CONNECTION_ERRORS) as exc:
+            except API_ERRORS as exc:
                 log.warning("API discovery of /api/v1 failed (%s); resizing through the "
                             "owner this time", _describe(exc))
                 return False
@@ -443,19 +460,21 @@ class KubernetesActuator:
     def _resize(self, action: Resize) -> Outcome:
         target = self.resolve_target(action.workload)
         if target is None:
-            return Outcome(action, "failed", f"no target known for workload {action.workload}")
+            return Outcome(action, OutcomeStatus.FAILED,
+                           f"no target known for workload {action.workload}")
         namespace, kind, name = target
         if kind == "Job":
-            return Outcome(action, "refused", "a Job's pod template is immutable; recreate it")
+            return Outcome(action, OutcomeStatus.REFUSED,
+                           "a Job's pod template is immutable; recreate it")
         if kind not in ("Deployment", "StatefulSet"):
-            return Outcome(action, "failed", f"cannot resize a {kind}")
+            return Outcome(action, OutcomeStatus.FAILED, f"cannot resize a {kind}")
         suffix = "deployment" if kind == "Deployment" else "stateful_set"
         read = getattr(self.apps, f"read_namespaced_{suffix}")
         patch = getattr(self.apps, f"patch_namespaced_{suffix}")
         obj = read(name, namespace, _request_timeout=self.request_timeout)
         containers = {c.name: c for c in obj.spec.template.spec.containers}
         if action.container not in containers:
-            return Outcome(action, "failed",
+            return Outcome(action, OutcomeStatus.FAILED,
                            f"{kind} {namespace}/{name} has no container {action.container!r}")
         current = (containers[action.container].resources.requests or {}) \
             if containers[action.container].resources else {}
@@ -479,14 +498,14 @@ class KubernetesActuator:
             # The pods, not the template, hold what is in force after an in-place resize.
             return self._resize_in_place(action, obj, kind)
         if not requests and not new_annotations:
-            return Outcome(action, "done", "requests already at the target")
+            return Outcome(action, OutcomeStatus.DONE, "requests already at the target")
         template: dict[str, Any] = {}
         if requests:
             limits = containers[action.container].resources.limits or {} \
                 if containers[action.container].resources else {}
             for res, value in requests.items():  # never leave a request above its limit
                 if res in limits and _amount(res, limits[res]) < _amount(res, value):
-                    return Outcome(action, "refused",
+                    return Outcome(action, OutcomeStatus.REFUSED,
                                    f"{res} request {value} would exceed the limit {limits[res]}")
             template["spec"] = {"containers": [{"name": action.container,
                                                 "resources": {"requests": requests}}]}
@@ -496,7 +515,7 @@ class KubernetesActuator:
               _content_type="application/strategic-merge-patch+json",
               _request_timeout=self.request_timeout)
         changed = ", ".join(f"{k}={v}" for k, v in {**requests, **new_annotations}.items())
-        return Outcome(action, "done", f"patched {kind} {namespace}/{name}: {changed}")
+        return Outcome(action, OutcomeStatus.DONE, f"patched {kind} {namespace}/{name}: {changed}")
 
 
     def _resize_in_place(self, action: Resize, owner: Any, kind: str) -> Outcome:
@@ -505,7 +524,8 @@ class KubernetesActuator:
         namespace, name = owner.metadata.namespace, owner.metadata.name
         labels = (owner.spec.selector.match_labels or {}) if owner.spec.selector else {}
         if not labels:
-            return Outcome(action, "failed", f"{kind} {namespace}/{name} has no matchLabels "
+            return Outcome(action, OutcomeStatus.FAILED,
+                           f"{kind} {namespace}/{name} has no matchLabels "
                            "selector to find its pods")
         selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
         pods = self.core.list_namespaced_pod(namespace, label_selector=selector,
@@ -513,23 +533,26 @@ class KubernetesActuator:
         want = action.requests
         patched, same = [], 0
         for pod in pods:
-            if pod.metadata.deletion_timestamp or not pod.spec.node_name:
+            meta = _meta(pod)
+            if meta.deletion_timestamp or not _spec(pod).node_name:
                 continue
             body = _pod_resize_body(pod, action.container, want)
             if body is None:
                 same += 1
                 continue
             if isinstance(body, str):
-                return Outcome(action, "refused", f"pod {namespace}/{pod.metadata.name}: {body}")
+                return Outcome(action, OutcomeStatus.REFUSED,
+                               f"pod {namespace}/{meta.name}: {body}")
             self.core.patch_namespaced_pod_resize(
-                pod.metadata.name, namespace, body,
+                str(meta.name), namespace, body,
                 _content_type="application/strategic-merge-patch+json",
                 _request_timeout=self.request_timeout)
-            patched.append(pod.metadata.name)
+            patched.append(str(meta.name))
         if not patched:
-            return Outcome(action, "done", f"{same} pod(s) of {kind} {namespace}/{name} "
+            return Outcome(action, OutcomeStatus.DONE,
+                           f"{same} pod(s) of {kind} {namespace}/{name} "
                            "already at the target")
-        return Outcome(action, "done", f"resized in place (pods/resize), no restart: "
+        return Outcome(action, OutcomeStatus.DONE, f"resized in place (pods/resize), no restart: "
                        f"{', '.join(patched)} -> cpu={want.cpu_milli}m, "
                        f"memory={want.memory_mib}Mi; the {kind}'s template keeps its "
                        "requests (a template change would restart the pods)")
@@ -638,18 +661,13 @@ class ConfigMapLedger:
                 window_s: float = 3600.0, resolve: Resolver | None = None) -> LedgerEntry:
         for _ in range(self.conflict_retries):
             entries, cm = self._load()
-            kept = [e for e in entries if e.time > now - self.keep_s]
-            results = {}
-            if resolve is not None:
-                results = {e.id: r for e in kept if e.state == "reserved"
-                           for r in [resolve(e)] if r is not None}
-                kept = settle_entries(kept, results)
+            kept, results = kept_entries(entries, now, self.keep_s, resolve)
             refusal = admit(kept, pod, now, limit, window_s)
             if refusal is not None:
                 if results:  # keep what the checks settled (best effort)
                     try:
                         self._write(kept, cm)
-                    except (ApiException, *CONNECTION_ERRORS) as exc:
+                    except API_ERRORS as exc:
                         log.info("eviction ledger: settled entries not written: %s",
                                  _describe(exc))
                 raise LedgerRefusal(refusal)
@@ -678,6 +696,28 @@ class ConfigMapLedger:
             return
         raise LedgerError(f"ConfigMap {self.namespace}/{self.name}: {self.conflict_retries} "
                           f"write conflicts in a row, entry {entry_id} not marked {result}")
+
+
+def _meta(pod: client.V1Pod) -> client.V1ObjectMeta:
+    """A served pod's metadata (the API server always sends it).
+
+    Raises:
+        ValueError: the pod has none.
+    """
+    if pod.metadata is None:
+        raise ValueError("the API server sent a pod without metadata")
+    return pod.metadata
+
+
+def _spec(pod: client.V1Pod) -> client.V1PodSpec:
+    """A served pod's spec (the API server always sends it).
+
+    Raises:
+        ValueError: the pod has none.
+    """
+    if pod.spec is None:
+        raise ValueError(f"the API server sent pod {_meta(pod).name} without a spec")
+    return pod.spec
 
 
 def _evicted(pod: Any, uid: str) -> bool:

@@ -324,10 +324,11 @@ class Cgroup:
     def limits(self) -> tuple[int | None, int, int | None]:
         """``(cpu_milli or None, period_us, memory_mib or None)`` as the kernel holds them."""
         if self.version == 2:
-            quota, period = _read(self.dirs["unified"] / "cpu.max").split()
-            mem = _read(self.dirs["unified"] / "memory.max").strip()
-            cpu = None if quota == "max" else round(int(quota) * 1000 / int(period))
-            return cpu, int(period), None if mem == "max" else int(mem) // MIB
+            quota_text, period_text = _read(self.dirs["unified"] / "cpu.max").split()
+            mem_text = _read(self.dirs["unified"] / "memory.max").strip()
+            cpu = (None if quota_text == "max" else
+                   round(int(quota_text) * 1000 / int(period_text)))
+            return cpu, int(period_text), None if mem_text == "max" else int(mem_text) // MIB
         d = self.dirs["cpu"]
         quota = int(_read(d / "cpu.cfs_quota_us"))
         period = int(_read(d / "cpu.cfs_period_us"))

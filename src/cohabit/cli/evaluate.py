@@ -65,8 +65,8 @@ def _figure(ncols: int, width: float):
 
 @evaluate_app.command("rightsizing")
 def rightsizing(
+    out: _OutOption,
     data: _DataOption = None,
-    out: _OutOption = ...,
     horizon_h: float = typer.Option(
         1.0, help="Judged horizon per origin (hours, > 0; at most 1,000 per pod history)."),
     start: float = typer.Option(
@@ -158,8 +158,8 @@ def _plot_rightsizing(per_pod, resources: list[str]):
 
 @evaluate_app.command("interference")
 def interference(
+    out: _OutOption,
     data: _DataOption = None,
-    out: _OutOption = ...,
     gpu: list[str] | None = typer.Option(
         None, "--gpu", help="GPU type to judge; repeat for several. Default: every GPU type "
         "the file holds."),
@@ -232,8 +232,8 @@ def _judge_gpu_types(pairs, probes: int, path: Path, pool=None):
 
 @evaluate_app.command("peaks")
 def peaks(
+    out: _OutOption,
     data: _DataOption = None,
-    out: _OutOption = ...,
     fit_fraction: float = typer.Option(
         0.5, help="Share of each series used for fitting (between 0 and 1)."),
     peak_target: float = typer.Option(

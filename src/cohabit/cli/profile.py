@@ -142,7 +142,7 @@ def _run(load, search, directory: Path, *, config: Path | None, point_seconds: f
         with DatabaseSession(load, name=f"profile-{load.name}", user_config=config) as session, \
                 Progress(*columns, console=console(), transient=False) as bar:
             task = bar.add_task(f"loading scale {load.scale}", total=None)
-            actuator = LocalCgroupActuator({session.name: session.cgroup},  # type: ignore
+            actuator = LocalCgroupActuator({session.name: session.server_cgroup},
                                            period_us=cfs_period_us)
 
             def progress(event: str, info: dict) -> None:

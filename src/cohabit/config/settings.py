@@ -12,6 +12,7 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
 __all__ = [
     "AgentSettings",
@@ -186,8 +187,8 @@ class OperatorSettings:
         env = os.environ if environ is None else environ
         settings = cls()
         sections = {f.name: getattr(settings, f.name) for f in fields(settings)}
-        updates: dict[str, object] = {}
-        section_updates: dict[str, dict[str, object]] = {}
+        updates: dict[str, Any] = {}  # field name -> value of that field's type
+        section_updates: dict[str, dict[str, Any]] = {}
         for key, raw in env.items():
             if not key.startswith("COHABIT_") or key in _NOT_SETTINGS:
                 continue

@@ -26,7 +26,16 @@ from typing import Any
 
 from cohabit.config.placement import ScoreWeights, parse_score_weights
 from cohabit.config.quantity import QuantityError, cpu_milli, memory_mib
-from cohabit.model import InterferenceProfile, QosTarget, Resources, Workload, WorkloadKind
+from cohabit.model import (
+    InterferenceProfile,
+    PlacementMode,
+    QosMetric,
+    QosTarget,
+    Resources,
+    Workload,
+    WorkloadKind,
+    WorkloadMode,
+)
 
 __all__ = [
     "CPU_MAX_CORES",
@@ -336,8 +345,8 @@ def parse_workload(
         qos_target=qos.target,
         min_resources=lower,
         max_resources=upper,
-        mode=mode,
-        placement=placement,
+        mode=WorkloadMode(mode),
+        placement=PlacementMode(placement),
         target_kind=target_kind,
         target_name=target_name,
     )
@@ -406,7 +415,7 @@ def _qos(spec: Mapping[str, Any], kind: str) -> _Qos:
     if offered and QOS_METRICS[metric] != "p99_latency_ms":
         raise SpecError("spec.qos.offeredLoadQuery",
                         "the online capacity planner needs spec.qos.metric p99LatencyMs")
-    return _Qos(QosTarget(QOS_METRICS[metric], float(value), query or ""), float(window),
+    return _Qos(QosTarget(QosMetric(QOS_METRICS[metric]), float(value), query or ""), float(window),
                 offered)
 
 

@@ -100,7 +100,7 @@ def run_closed_loop(session: DatabaseSession, actuator: Actuator,
                     return
                 rate = shape.rates[min(len(shape.rates) - 1, int(elapsed // shape.step_s))]
                 length = max(1.0, min(segment_s, shape.duration_s - elapsed))
-                cpu, _, mem = session.cgroup.limits()  # type: ignore[union-attr]
+                cpu, _, mem = session.server_cgroup.limits()
                 metrics.offered.set(rate)
                 run, lat = session.run_logged(length, rate_tps=rate,
                                               latency_limit_ms=latency_limit_ms)
@@ -113,7 +113,7 @@ def run_closed_loop(session: DatabaseSession, actuator: Actuator,
         except BaseException as exc:  # reported by the main thread
             error.append(exc)
 
-    with UsageSampler(session.cgroup, 1.0) as sampler:  # type: ignore[arg-type]
+    with UsageSampler(session.server_cgroup, 1.0) as sampler:
         driver = threading.Thread(target=drive, name="load-driver", daemon=True)
         driver.start()
         try:

@@ -21,6 +21,7 @@ medians.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import statistics
@@ -71,6 +72,7 @@ __all__ = [
 
 Log = Callable[[str], None]
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -112,8 +114,8 @@ def geomean(a: float, b: float) -> float:
     return math.sqrt(a * b)
 
 
-def bracketed(solo: Callable[[], T], blocks: Sequence[Sequence[Callable[[], object]]]
-              ) -> tuple[list[T], list[list[object]]]:
+def bracketed(solo: Callable[[], T], blocks: Sequence[Sequence[Callable[[], R]]]
+              ) -> tuple[list[T], list[list[R]]]:
     """Run ``solo, block 1, solo, block 2, ..., solo``: every contended run sits between
     the solo run just before its block and the one just after.
 
@@ -155,7 +157,7 @@ def calibrate_probes(tree: CgroupTree, settings: InterferenceSettings,
             with Stressor(tree, r, level, cpus=settings.cpus):
                 return run_probe(tree, r, settings.probe_seconds, cpus=settings.cpus)
 
-        solos, (cos,) = bracketed(alone, [[lambda lv=lv: beside(lv)
+        solos, (cos,) = bracketed(alone, [[functools.partial(beside, lv)
                                            for lv in settings.intensities]])
         ref = geomean(solos[0], solos[1])
         slows = []
@@ -163,7 +165,7 @@ def calibrate_probes(tree: CgroupTree, settings: InterferenceSettings,
             rows.append({"resource": r, "intensity": level, "probe_solo": ref,
                          "probe_co": co, "probe_solo_before": solos[0],
                          "probe_solo_after": solos[1]})
-            slows.append(max(0.0, 1.0 - float(co) / ref))  # type: ignore[arg-type]
+            slows.append(max(0.0, 1.0 - float(co) / ref))
         slopes[r] = sensitivity_slope(settings.intensities, slows)
         log(f"probe {r}: alone {solos[0]:.1f}/{solos[1]:.1f}, slowdown "
             f"{[round(s, 3) for s in slows]} at {list(settings.intensities)} cores -> "
@@ -221,11 +223,12 @@ def measure_pressures(sessions: Mapping[str, DatabaseSession], tree: CgroupTree,
             finally:
                 load.wait()
 
-        blocks = [[lambda n=n: beside(n)] for _ in range(settings.probe_repeats)
+        blocks = [[functools.partial(beside, n)] for _ in range(settings.probe_repeats)
                   for n in sessions]
         solos, results = bracketed(
-            lambda r=r: run_probe(tree, r, settings.probe_seconds, cpus=settings.cpus), blocks)
-        for i, ((name, co),) in enumerate(results):  # type: ignore[misc]
+            functools.partial(run_probe, tree, r, settings.probe_seconds, cpus=settings.cpus),
+            blocks)
+        for i, ((name, co),) in enumerate(results):
             rows.append({"workload": name, "resource": r,
                          "probe_solo": geomean(solos[i], solos[i + 1]), "probe_co": co,
                          "probe_solo_before": solos[i], "probe_solo_after": solos[i + 1],
@@ -331,7 +334,7 @@ def measure_pairs(sessions: Mapping[str, DatabaseSession], actuator: Actuator,
 
         solos, results = bracketed(solo, [[co]] * settings.pair_repeats)
         for k, (runs,) in enumerate(results):
-            co_of = dict(zip((a, b), runs, strict=True))  # type: ignore[call-overload]
+            co_of = dict(zip((a, b), runs, strict=True))
             for v, g in ((a, b), (b, a)):
                 rows.append(_pair_row(v, g, solos[k][v], solos[k + 1][v], co_of[v], k))
             log(f"pair {a}+{b} #{k}: {a} {rows[-2]['p99_solo_ms']:.1f}->"
@@ -437,12 +440,12 @@ def measure_placement(sessions: Mapping[str, DatabaseSession], actuator: Actuato
         order = policies if r % 2 == 0 else policies[::-1]
         for policy, runs in zip(order, block, strict=True):
             ref = {n: geomean(solos[r][n].p99_ms, solos[r + 1][n].p99_ms) for n in names}
-            co = {n: runs[n].p99_ms for n in names}  # type: ignore[index]
+            co = {n: runs[n].p99_ms for n in names}
             u = measured_unfairness(ref, co)
             log(f"round {r} {policy}: unfairness {u:.3f} "
                 f"{ {n: round(v, 1) for n, v in co.items()} }")
             for n in names:
-                run = runs[n]  # type: ignore[index]
+                run = runs[n]
                 rows.append({"round": r, "policy": policy, "workload": n,
                              "node": placements[policy][n], "p99_solo_ms": ref[n],
                              "p99_ms": run.p99_ms,

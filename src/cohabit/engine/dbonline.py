@@ -109,11 +109,8 @@ class OnlineDatabasePlanner:
 
     def _in_force(self, signals: pd.DataFrame) -> tuple[int, int]:
         """The limits the telemetry reports (the truth), else what we last set."""
-        cpu = signals["cpu_limit_milli"].dropna() if "cpu_limit_milli" in signals else []
-        mem = signals["memory_limit_mib"].dropna() if "memory_limit_mib" in signals else []
-        c = int(round(float(cpu.iloc[-1]))) if len(cpu) else self.current[0]
-        m = int(round(float(mem.iloc[-1]))) if len(mem) else self.current[1]
-        return c, m
+        return (_last_limit(signals, "cpu_limit_milli", self.current[0]),
+                _last_limit(signals, "memory_limit_mib", self.current[1]))
 
     def _fit(self, obs: Observation, now: float) -> tuple[LoadAwareCurve | None, float, float]:
         frame = pd.DataFrame(self.history, columns=list(HISTORY_COLUMNS))
@@ -161,6 +158,14 @@ class OnlineDatabasePlanner:
     def history_frame(self) -> pd.DataFrame:
         """The decisions so far (:data:`HISTORY_COLUMNS`)."""
         return pd.DataFrame(self.history, columns=list(HISTORY_COLUMNS))
+
+
+def _last_limit(signals: pd.DataFrame, column: str, default: int) -> int:
+    """The last reported value of limit ``column`` (rounded), else ``default``."""
+    values = signals[column].dropna() if column in signals else None
+    if values is None or not len(values):
+        return default
+    return int(round(float(values.iloc[-1])))
 
 
 def control_once(planner: OnlineDatabasePlanner, source: PrometheusDatabaseSignals | None,

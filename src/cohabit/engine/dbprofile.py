@@ -245,7 +245,7 @@ def measure_spec(session: DatabaseSession, actuator: Actuator, cpu_milli: int, m
     rows = []
     samples = pd.DataFrame(columns=list(SAMPLE_COLUMNS))
     if sample_interval_s:
-        with UsageSampler(session.cgroup, sample_interval_s) as sampler:  # type: ignore
+        with UsageSampler(session.server_cgroup, sample_interval_s) as sampler:
             for k in range(runs):
                 rows.append(session.measure(seconds, latency_limit_ms=latency_limit_ms,
                                             repeat=k))

@@ -517,7 +517,12 @@ def rebinding_evictions(
     def keep(move: Move, pending: Pod | None) -> None:
         """Report the move's evictions and apply it to ``state`` (undone at the end), so
         the next moves of the pass are searched on the state this one leaves."""
-        pods = {v: state.bound[v].pod for v in move.victims}
+        pods: dict[str, Pod] = {}
+        for v in move.victims:
+            victim = state.bound[v].pod
+            if victim is None:  # a move only names pods it read from the state
+                raise ValueError(f"rebinding: victim {v} has no pod on the state")
+            pods[v] = victim
         if pending is not None:
             pods[pending.key] = pending
         for v in move.victims:

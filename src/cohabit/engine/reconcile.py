@@ -308,7 +308,9 @@ def assess(
                                  recommender or predictors_recommender)
     predicted = interference(workload, rows) if interference is not None else None
     if pressure is None:
-        from cohabit.predictors import measured_pressure as pressure
+        from cohabit.predictors import measured_pressure
+
+        pressure = measured_pressure
     est = pressure(rows, pod_capacities(snapshot, pods), expect_gpu=gpu)
     low, reason = _confidence(recs)
     return replace(
@@ -550,8 +552,9 @@ def place_pending_explained(
         by_key = {p.key: p for p in pending}
         wanting = [by_key[key] for key, _ in unplaced[:rebind]]
         wanting += _fitting_nowhere(state, others, policy, rebind - len(wanting))
-        extra = {} if movable is None else {"movable": movable}
-        binds.extend(rebinding_evictions(state, policy, wanting, rng=rng, **extra))
+        binds.extend(rebinding_evictions(state, policy, wanting, rng=rng) if movable is None
+                     else rebinding_evictions(state, policy, wanting, rng=rng,
+                                              movable=movable))
     return binds, unplaced
 
 

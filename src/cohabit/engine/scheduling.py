@@ -78,6 +78,6 @@ def schedule_pod(
         return ScheduleResult(None, None)
     if actuator is None:
         state.apply(bind, pod)
-        return ScheduleResult(bind, Outcome(bind, "done"))
+        return ScheduleResult(bind, Outcome(bind, OutcomeStatus.DONE))
     execution = execute_plan([bind], actuator, recorders=recorders)
     return ScheduleResult(bind, execution.outcomes[0])

@@ -104,7 +104,9 @@ class FleetTuner:
                               and frame[c].notna().any())
             select = self._select
             if select is None:
-                from cohabit.predictors import select_operating_points as select
+                from cohabit.predictors import select_operating_points
+
+                select = select_operating_points
             selection = select(frame, resources) if resources else None
             with self._lock:
                 self._selection = selection

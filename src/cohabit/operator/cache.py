@@ -8,8 +8,12 @@ relists. Objects are kept trimmed to what cohabit reads (no ``managedFields``, n
 lists). Binds cohabit made are *assumed* (kube-scheduler's assume cache) until the watch
 shows the pod bound, so a pass right after a bind never counts that capacity as free.
 
-The cache is a :class:`~cohabit.telemetry.base.ClusterSource` (:meth:`ClusterCache.snapshot`)
-built by the same :func:`~cohabit.telemetry.kube.snapshot_from_k8s` as the LIST-based source.
+The cache is a :class:`~cohabit.telemetry.base.ClusterSource` (``snapshot`` of
+:class:`~cohabit.telemetry.kube.JsonClusterSource`, :meth:`ClusterCache.workload_snapshot`)
+built by the same converters
+(:func:`~cohabit.telemetry.kube.snapshot_from_k8s`,
+:func:`~cohabit.telemetry.kube.workload_snapshot_from_k8s`) as the LIST-based
+:class:`~cohabit.telemetry.kube.KubeClusterSource`, which answers for it until it has synced.
 """
 
 from __future__ import annotations
@@ -26,7 +30,10 @@ from cohabit.model import Snapshot
 from cohabit.telemetry.kube import (
     ANNOTATION_GPU_INDICES,
     LABEL_WORKLOAD,
-    snapshot_from_k8s,
+    JsonClusterSource,
+    KubeClusterSource,
+    ProblemLog,
+    workload_snapshot_from_k8s,
 )
 
 __all__ = ["ClusterCache", "trim_node", "trim_pod"]
@@ -169,8 +176,10 @@ class _Gone(Exception):
     """The watch's resourceVersion is too old: list again."""
 
 
-class ClusterCache:
-    """Nodes and pods from watches; a ``ClusterSource``.
+class ClusterCache(JsonClusterSource):
+    """Nodes and pods from watches; a ``ClusterSource``. Until both kinds have synced,
+    :meth:`workload_snapshot` reads the API (a :class:`KubeClusterSource`); :meth:`snapshot`
+    answers from what is cached (the scheduling pass does not run before :attr:`synced`).
 
     Args:
         api_client: a configured ``kubernetes.client.ApiClient``.
@@ -200,7 +209,9 @@ class ClusterCache:
         self._by_workload: dict[tuple[str, str], set[str]] = {}
         self._pending: set[str] = set()
         self._assumed: dict[str, tuple[str, tuple[int, ...], float]] = {}
-        self.problems: list[str] = []
+        self.problems = ProblemLog()
+        self._api = KubeClusterSource(api_client, scheduler_name, namespace,
+                                      request_timeout=request_timeout_s)
 
         def pods(**kw: Any) -> Any:
             if namespace:
@@ -214,11 +225,10 @@ class ClusterCache:
 
     # -- lifecycle --------------------------------------------------------------------------
 
-    def start(self) -> ClusterCache:
+    def start(self) -> None:
         """Start both informers (returns at once; see :attr:`synced`)."""
         for informer in self._informers.values():
             informer.start()
-        return self
 
     def stop(self, timeout_s: float = 1.0) -> None:
         """Stop the informers: close their streams and wait at most ``timeout_s`` for the
@@ -338,15 +348,19 @@ class ClusterCache:
                                    ANNOTATION_GPU_INDICES: ",".join(str(g) for g in gpus)}
         return {**pod, "metadata": meta, "spec": {**(pod.get("spec") or {}), "nodeName": node}}
 
-    def snapshot(self, now: float) -> Snapshot:
-        """The cluster as a :class:`~cohabit.model.Snapshot` (``ClusterSource``); objects
-        that do not parse are skipped and logged once."""
-        nodes, pods = self.raw()
-        snap, problems = snapshot_from_k8s(nodes, pods, now, self.scheduler_name)
-        for problem in problems:
-            if problem not in self.problems:
-                log.warning("skipped: %s", problem)
-        self.problems = problems
+    def workload_snapshot(self, namespace: str, workload: str, now: float) -> Snapshot:
+        """One workload's pods and their nodes (``ClusterSource``): from the cache once
+        :attr:`synced` (assumed binds applied), else from the API.
+
+        Raises:
+            kubernetes.client.exceptions.ApiException, urllib3.exceptions.HTTPError: not
+                synced yet and the API could not list the pods.
+        """
+        if not self.synced:
+            return self._api.workload_snapshot(namespace, workload, now)
+        snap, problems = workload_snapshot_from_k8s(self.workload_pods(namespace, workload),
+                                                    self.node, now)
+        self.problems.note(f"{namespace}/{workload}", problems)
         return snap
 
     def workload_pods(self, namespace: str, workload: str) -> list[dict[str, Any]]:
@@ -366,6 +380,10 @@ class ClusterCache:
         """The Pod (JSON) by ``namespace/name``, or None."""
         with self._lock:
             return self._objects["pods"].get(key)
+
+    def pod_uid(self, key: str) -> str:
+        """The UID of pod ``namespace/name`` as cached (``""`` when not cached)."""
+        return ((self.pod(key) or {}).get("metadata") or {}).get("uid", "")
 
     def pending_keys(self) -> list[str]:
         """Keys of cohabit's pods without a node (assumed binds excluded)."""

@@ -219,7 +219,10 @@ class ApiEventSink:
         Raises:
             kubernetes.client.exceptions.ApiException: the server refused it.
         """
-        self.core.create_namespaced_event(body["metadata"]["namespace"], body,
+        # The client sends a dict body as it is (the API's JSON); its annotation names only
+        # the model class.
+        self.core.create_namespaced_event(body["metadata"]["namespace"],
+                                          body,  # type: ignore[arg-type]
                                           _preload_content=False,
                                           _request_timeout=self.timeout_s)
 

@@ -69,9 +69,7 @@ def cleanup(memo: Any, **_: Any) -> None:
     close = getattr(runtime.usage, "close", None)
     if close is not None:
         close()
-    stop = getattr(runtime.cluster, "stop", None)
-    if stop is not None:
-        stop()
+    runtime.cluster.stop()
     runtime.events.stop()
 
 
@@ -96,25 +94,27 @@ def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     settings.networking.request_timeout = 60
 
 
-def workload_changed(body: Any, spec: Any, name: str, namespace: str, meta: Any, status: Any,
-                     patch: Any, memo: Any, **_: Any) -> None:
-    """create/update/resume and the re-plan timer of a workload: write its status."""
+def workload_changed(body: Any, spec: Any, name: str, namespace: str | None, meta: Any,
+                     status: Any, patch: Any, memo: Any, **_: Any) -> None:
+    """create/update/resume and the re-plan timer of a workload: write its status
+    (``namespace`` is kopf's ``str | None``; a workload is namespaced, so always set)."""
     runtime: Runtime = memo.runtime
-    new = reconcile_workload(runtime, body["kind"], name, namespace, dict(spec),
+    new = reconcile_workload(runtime, body["kind"], name, namespace or "", dict(spec),
                              int(meta.get("generation") or 0), dict(status or {}), time.time(),
                              uid=str(meta.get("uid") or ""))
     patch.status.update(new)
     runtime.wake_all()
 
 
-def workload_deleted(body: Any, name: str, namespace: str, memo: Any, **_: Any) -> None:
+def workload_deleted(body: Any, name: str, namespace: str | None, memo: Any,
+                     **_: Any) -> None:
     """delete of a workload: forget it and its metric series.
 
     The workload carries kopf's finalizer (``kopf.timer`` handlers, here the re-plan timer,
     always add one, so kopf stops the timer before the object goes): deleting it waits for
     a running operator. README "Removing cohabit" says how to remove everything cleanly.
     """
-    forget_workload(memo.runtime, name, namespace, str(body.get("kind") or ""))
+    forget_workload(memo.runtime, name, namespace or "", str(body.get("kind") or ""))
 
 
 def policy_changed(spec: Any, name: str, meta: Any, status: Any, patch: Any, memo: Any,
@@ -168,7 +168,7 @@ def liveness(memo: Any, **_: Any) -> dict[str, Any]:
     """
     runtime: Runtime = memo.runtime
     paused = runtime.pauses.snapshot() if runtime.pauses is not None else {}
-    synced = bool(getattr(runtime.cluster, "synced", True))
+    synced = runtime.cluster.synced
     return {"ready": not paused and synced, "paused": paused,
             "mode": "standalone" if runtime.standalone else
                     f"peering {runtime.settings.peering}",

@@ -80,29 +80,31 @@ def build_runtime(settings: OperatorSettings, api_client: Any,
     timeout = settings.kube.request_timeout_s
     ledger = (ConfigMapLedger(api_client, ledger_namespace, request_timeout=timeout)
               if ledger_namespace else MemoryLedger())
+    cache = ClusterCache(api_client, settings.scheduler.name, settings.namespace,
+                         request_timeout_s=timeout)
+    targets: dict[str, tuple[str, str, str]] = {}  # Runtime.targets: resizes resolve here
+    actuator = KubernetesActuator(api_client, ledger=ledger, resolve_target=targets.get,
+                                  verify_binds=False, bind_concurrency=8,
+                                  request_timeout=timeout,
+                                  ledger_grace_s=settings.kube.ledger_grace_s)
     runtime = Runtime(
         settings=settings,
         api_client=api_client,
-        cluster=None,
+        cluster=cache,
         usage=usage,
-        actuator=None,
+        actuator=actuator,
+        targets=targets,
         inflight=InflightBinds(keep_s=max(120.0, 4 * timeout)),
         standalone=standalone,
     )
-    runtime.cluster = ClusterCache(api_client, settings.scheduler.name, settings.namespace,
-                                   request_timeout_s=timeout, on_change=runtime.wake_all)
-    runtime.metrics.pending.set_function(runtime.cluster.pending_count)
+    cache.on_change = runtime.wake_all  # pod and node changes wake the scheduler loops
+    runtime.metrics.pending.set_function(cache.pending_count)
     runtime.events = EventRecorder(
         ApiEventSink(api_client, timeout_s=timeout), on_record=lambda type_, reason:
         runtime.metrics.events.labels(type_, reason).inc())
     if settings.reconcile.tune_interval_s > 0:
         runtime.tuner = FleetTuner(interval_s=settings.reconcile.tune_interval_s)
     runtime.slowdown = slowdown_model(settings.scheduler.interference_model)
-    runtime.actuator = KubernetesActuator(api_client, ledger=ledger,
-                                          resolve_target=runtime.resolve_target,
-                                          verify_binds=False, bind_concurrency=8,
-                                          request_timeout=timeout,
-                                          ledger_grace_s=settings.kube.ledger_grace_s)
     return runtime
 
 

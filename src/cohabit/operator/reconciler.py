@@ -12,17 +12,14 @@ log lines on change) and ends with one INFO line per workload pass.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from kubernetes.client.exceptions import ApiException
-
 from cohabit.actuator.base import EvictionLimits
-from cohabit.actuator.kubernetes import CONNECTION_ERRORS
+from cohabit.actuator.kubernetes import API_ERRORS, CONNECTION_ERRORS
 from cohabit.config import (
     GROUP,
     VERSION,
@@ -41,7 +38,6 @@ from cohabit.model import (
     Action,
     Bind,
     Evict,
-    Node,
     Outcome,
     OutcomeStatus,
     PlacementMode,
@@ -67,19 +63,16 @@ from cohabit.operator.status import (
     policy_status,
     workload_status,
 )
-from cohabit.telemetry.kube import (
-    TelemetryError,
-    list_workload_pods,
-    node_from_k8s,
-    pod_from_k8s,
-    read_target,
-    template_requests,
-)
+from cohabit.telemetry.kube import TelemetryError, read_target, template_requests
 
-__all__ = ["accept_policy", "forget_policy", "forget_workload", "read_nodes",
-           "reconcile_workload", "scheduling_pass"]
+__all__ = ["accept_policy", "forget_policy", "forget_workload", "reconcile_workload",
+           "scheduling_pass"]
 
 log = logging.getLogger(__name__)
+
+_LIST_ERRORS: tuple[type[BaseException], ...] = (*API_ERRORS, TelemetryError)
+"""What listing the cluster may raise: the scheduling pass then skips its turn."""
+
 
 def reconcile_workload(
     runtime: Runtime,
@@ -115,9 +108,8 @@ def reconcile_workload(
     runtime.targets[key] = (namespace, workload.target_kind, workload.target_name)
 
     target, current, containers = _read_target(runtime, key, parsed)
-    pods = _workload_pods(runtime, namespace, name)
-    nodes = _nodes(runtime, {p.node for p in pods if p.node})
-    snapshot = Snapshot(now, tuple(nodes), tuple(pods))
+    snapshot = runtime.cluster.workload_snapshot(namespace, name, now)
+    pods = list(snapshot.pods)
     assessment = assess(parsed, snapshot, runtime.usage, now,
                         window_s=runtime.settings.prometheus.window_s,
                         containers=containers, current=current,
@@ -198,42 +190,6 @@ def _read_target(runtime: Runtime, key: str, parsed: WorkloadSpec
     return target, current, containers
 
 
-def _workload_pods(runtime: Runtime, namespace: str, name: str) -> list[Any]:
-    """The workload's unfinished pods as model values (the watch cache when synced)."""
-    cache = runtime.cluster
-    if getattr(cache, "synced", False) and hasattr(cache, "workload_pods"):
-        objs = cache.workload_pods(namespace, name)
-    else:
-        objs = list_workload_pods(runtime.api_client, namespace, name,
-                                  request_timeout=runtime.settings.kube.request_timeout_s)
-    pods = []
-    for o in objs:
-        if (o.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
-            continue
-        try:
-            pods.append(pod_from_k8s(o))
-        except TelemetryError as exc:
-            if runtime.changed(f"{namespace}/{name}", "pod-problem", str(exc)):
-                log.warning("skipped: %s", exc, extra=obj(namespace, name))
-    return pods
-
-
-def _nodes(runtime: Runtime, names: set[str]) -> list[Node]:
-    cache = runtime.cluster
-    if not (getattr(cache, "synced", False) and hasattr(cache, "node")):
-        return read_nodes(runtime.api_client, names, runtime.settings.kube.request_timeout_s)
-    out = []
-    for name in sorted(names):
-        node = cache.node(name)
-        if node is None:
-            continue
-        try:
-            out.append(node_from_k8s(node))
-        except TelemetryError as exc:
-            log.info("node %s unreadable, its pods' pressure stays unmeasured: %s", name, exc)
-    return out
-
-
 def _policy_problem(runtime: Runtime, name: str) -> str:
     """``""`` when PlacementPolicy ``name`` is accepted, else what is wrong with it. One GET
     (with a timeout) tells "does not exist" from "not read yet" (at startup the policies'
@@ -296,7 +252,8 @@ def _workload_metrics(runtime: Runtime, kind: str, key: str, a: Assessment,
         m.qos_violations.labels(namespace, name, kind).set(a.qos_violations)
     else:
         m.forget_qos(namespace, name, kind)
-    ready = next((c for c in status["conditions"] if c["type"] == "Ready"), {})
+    ready: Mapping[str, Any] = next(
+        (c for c in status["conditions"] if c["type"] == "Ready"), {})
     runtime.ready[key] = ready.get("status") == "True"
     runtime.refresh_counts()
 
@@ -305,7 +262,8 @@ def _log_pass(runtime: Runtime, kind: str, key: str, status: Mapping[str, Any],
               outcomes: list[Outcome], seconds: float) -> None:
     """The INFO line of one workload pass: Ready, what is recommended, QoS, pods, actions."""
     namespace, _, name = key.partition("/")
-    ready = next((c for c in status["conditions"] if c["type"] == "Ready"), {})
+    ready: Mapping[str, Any] = next(
+        (c for c in status["conditions"] if c["type"] == "Ready"), {})
     sized = []
     for r in status.get("recommendations") or ():
         parts = [f"{k} {v}" for k, v in (r.get("target") or {}).items()]
@@ -321,27 +279,6 @@ def _log_pass(runtime: Runtime, kind: str, key: str, status: Mapping[str, Any],
              ready.get("status"), ready.get("reason"), what, qos_text,
              f"pods on {', '.join(nodes)}" if nodes else "no pods placed", len(outcomes),
              seconds, extra=obj(namespace, name))
-
-
-def read_nodes(api_client: Any, names: set[str], request_timeout: float = 10.0) -> list[Node]:
-    """The named nodes (their allocatable CPU, memory and GPUs), for the capacity the
-    measured interference pressure is relative to. A node that cannot be read (API error,
-    no answer within ``request_timeout`` seconds) is left out (its pods' pressure components
-    stay absent) and logged."""
-    if not names:
-        return []
-    from kubernetes import client
-    from kubernetes.client.exceptions import ApiException
-
-    core = client.CoreV1Api(api_client)
-    out = []
-    for name in sorted(names):
-        try:
-            resp = core.read_node(name, _preload_content=False, _request_timeout=request_timeout)
-            out.append(node_from_k8s(json.loads(resp.data)))
-        except (ApiException, *CONNECTION_ERRORS, TelemetryError, ValueError) as exc:
-            log.info("node %s unreadable, its pods' pressure stays unmeasured: %s", name, exc)
-    return out
 
 
 def forget_workload(runtime: Runtime, name: str, namespace: str, kind: str = "") -> None:
@@ -424,7 +361,7 @@ def scheduling_pass(runtime: Runtime, policy_name: str, now: float, *,
     theirs from the pass of the first accepted policy.
     """
     started = time.perf_counter()
-    if not getattr(runtime.cluster, "synced", True):
+    if not runtime.cluster.synced:
         return []
     if policy_name in runtime.invalid_policies:
         _report_waiting(runtime, now, {policy_name})
@@ -435,7 +372,7 @@ def scheduling_pass(runtime: Runtime, policy_name: str, now: float, *,
     listed_at = runtime.inflight.mark()
     try:
         snapshot = runtime.cluster.snapshot(now)
-    except (ApiException, *CONNECTION_ERRORS, TelemetryError) as exc:
+    except _LIST_ERRORS as exc:
         log.warning("policy %s: cluster not listed, no pass: %s", policy_name, exc)
         return []
     with runtime.lock:
@@ -490,7 +427,7 @@ def _plan_scheduling(runtime: Runtime, policy_name: str, scheduling: PolicyConfi
                           max_pending=runtime.settings.scheduler.max_pods_per_pass)
 
 
-def _carry_out(runtime: Runtime, actions: list[Action], policy: PolicyConfig
+def _carry_out(runtime: Runtime, actions: Sequence[Action], policy: PolicyConfig
                ) -> list[Outcome]:
     """The pass's binds and evictions through the engine step, under the policy's eviction
     limits; the watch cache assumes the binds done, metrics and Events record every
@@ -503,7 +440,7 @@ def _carry_out(runtime: Runtime, actions: list[Action], policy: PolicyConfig
                                      recorders=(AssumeBinds(runtime.cluster),
                                                 OutcomeReport(runtime))).outcomes)
     finally:  # binds without a "done" outcome (or all, if apply raised) are forgotten
-        runtime.inflight.finish(outcomes or [Outcome(a, "failed") for a in actions])
+        runtime.inflight.finish(outcomes or [Outcome(a, OutcomeStatus.FAILED) for a in actions])
     return outcomes
 
 
@@ -515,7 +452,7 @@ def _after_scheduling(runtime: Runtime, policy_name: str, snapshot: Snapshot, pl
     report_unschedulable(runtime, plan.unschedulable, policy_name)
     if runtime.policies and policy_name == min(runtime.policies):
         _report_orphans(runtime, snapshot, now)
-    if not hasattr(runtime.cluster, "pending_count"):  # the cache's gauge reads it live
+    if runtime.cluster.pending_count() is None:  # else the cache's gauge reads it live
         pending = sum(1 for p in snapshot.pods if p.node is None and p.deletion_time is None)
         placed = sum(1 for o in outcomes
                      if isinstance(o.action, Bind) and o.status == OutcomeStatus.DONE)

@@ -40,6 +40,7 @@ from cohabit.engine.execute import Execution
 from cohabit.model import Bind, Evict, Outcome, OutcomeStatus, Resize
 from cohabit.operator.logs import obj
 from cohabit.operator.runtime import Runtime
+from cohabit.telemetry import ClusterSource
 
 __all__ = [
     "AssumeBinds",
@@ -91,18 +92,16 @@ class OutcomeReport:
 
 
 class AssumeBinds:
-    """An :class:`~cohabit.engine.execute.OutcomeRecorder` telling the watch cache about the
-    binds just made (the next pass must not see that capacity as free before the watch
-    delivers them); a cluster source without ``assume`` is left alone."""
+    """An :class:`~cohabit.engine.execute.OutcomeRecorder` telling the cluster source (the
+    watch cache) about the binds just made: the next pass must not see that capacity as
+    free before the watch delivers them (:meth:`ClusterSource.assume`)."""
 
-    def __init__(self, cluster: Any) -> None:
-        self.assume = getattr(cluster, "assume", None)
+    def __init__(self, cluster: ClusterSource) -> None:
+        self.cluster = cluster
 
     def record(self, execution: Execution) -> None:
-        if self.assume is None:
-            return
         for bind in execution.bound:
-            self.assume(bind.pod, bind.node, bind.gpu_indices)
+            self.cluster.assume(bind.pod, bind.node, bind.gpu_indices)
 
 
 def report_outcomes(runtime: Runtime, outcomes: Sequence[Outcome], *,

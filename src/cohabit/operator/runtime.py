@@ -180,8 +180,10 @@ class Metrics:
         for gauge, values in (
                 (self.cluster_gpus, {v.model: v.gpus for v in gpus}),
                 (self.gpu_allocation, {v.model: v.allocation_ratio for v in gpus}),
-                (self.gpu_fragmentation, {v.model: v.fragmentation_ratio for v in frag}),
-                (self.gpu_fragmented, {v.model: v.fragmented_gpus for v in frag}),
+                (self.gpu_fragmentation, {v.model: v.fragmentation_ratio for v in frag
+                                          if v.fragmentation_ratio is not None}),
+                (self.gpu_fragmented, {v.model: v.fragmented_gpus for v in frag
+                                       if v.fragmented_gpus is not None}),
                 (self.pending_by_qos, {p.qos_class: p.pods for p in pending}),
                 (self.pending_age, {p.qos_class: p.oldest_age_s for p in pending})):
             _replace(gauge, values)
@@ -239,9 +241,10 @@ class Runtime:
         settings: operator settings.
         api_client: kubernetes ``ApiClient`` (None: no API server, e.g. unit tests).
         cluster: a :class:`~cohabit.telemetry.ClusterSource`: the watch-fed
-            :class:`~cohabit.operator.cache.ClusterCache` in the operator (None until it is
-            built at startup); the cache's extra methods (``synced``, ``workload_pods``,
-            ``node``, ``pod``, ``assume``, ``pending_count``) are used when present.
+            :class:`~cohabit.operator.cache.ClusterCache` in the operator (a
+            :class:`~cohabit.telemetry.kube.KubeClusterSource` reads the API every time);
+            the scheduling passes read its :meth:`~ClusterSource.snapshot`, the workload
+            passes its :meth:`~ClusterSource.workload_snapshot`.
         usage: a :class:`~cohabit.telemetry.UsageSource` or None when no Prometheus is
             configured.
         actuator: an :class:`~cohabit.actuator.Actuator` (the ``KubernetesActuator``).
@@ -278,7 +281,7 @@ class Runtime:
 
     settings: OperatorSettings
     api_client: ApiClient | None
-    cluster: ClusterSource | None
+    cluster: ClusterSource
     usage: UsageSource | None
     actuator: Actuator
     metrics: Metrics = field(default_factory=Metrics)
@@ -324,12 +327,7 @@ class Runtime:
     def pod_ref(self, key: str) -> ObjectRef:
         """The Event reference of pod ``namespace/name`` (UID from the watch cache)."""
         namespace, _, name = key.partition("/")
-        uid = ""
-        lookup = getattr(self.cluster, "pod", None)
-        if lookup is not None:
-            obj = lookup(key)
-            uid = ((obj or {}).get("metadata") or {}).get("uid", "")
-        return ObjectRef("Pod", name, namespace, uid)
+        return ObjectRef("Pod", name, namespace, self.cluster.pod_uid(key))
 
     def workload_ref(self, key: str, kind: str = "") -> ObjectRef:
         """The Event reference of workload ``namespace/name``."""

@@ -73,15 +73,15 @@ def merge_conditions(previous: Sequence[Mapping[str, Any]] | None,
     """``new`` conditions, keeping a previous ``lastTransitionTime`` where the status is the
     same; previous conditions of other types are kept (sorted by type)."""
     old = {c.get("type"): c for c in previous or ()}
-    out = {}
+    out: dict[str, dict[str, Any]] = {}
     for c in new:
         before = old.get(c["type"])
         if before and before.get("status") == c["status"] and before.get("lastTransitionTime"):
             c = {**c, "lastTransitionTime": before["lastTransitionTime"]}
         out[c["type"]] = c
-    for kind, c in old.items():
+    for kind, kept in old.items():
         if kind not in out and kind is not None:
-            out[kind] = dict(c)
+            out[kind] = dict(kept)
     return [out[k] for k in sorted(out)]
 
 

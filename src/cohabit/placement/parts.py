@@ -37,7 +37,7 @@ import numpy as np
 
 from cohabit.config.placement import ScoreWeights
 from cohabit.model import MILLI_PER_GPU
-from cohabit.placement.frag import FragModel
+from cohabit.placement.frag import FragModel, TypicalPods
 from cohabit.placement.lookahead import LookAheadFrag
 from cohabit.placement.state import ClusterState, PodReq
 
@@ -82,18 +82,19 @@ def frag_model(state: ClusterState) -> FragModel:
     """
     fm = state.caches.get("frag")
     if fm is None:
-        _need_typical(state)
-        fm = FragModel(state.typical, state.model_names)
+        fm = FragModel(_need_typical(state), state.model_names)
         state.caches["frag"] = fm
     return fm
 
 
-def _need_typical(state: ClusterState) -> None:
+def _need_typical(state: ClusterState) -> TypicalPods:
+    """``state.typical``; raises ValueError (saying how to set it) when it is None."""
     if state.typical is None:
         raise ValueError(
             "fragmentation needs a typical-pod distribution: "
             "ClusterState.from_nodes(..., typical=typical_pods(workload))"
         )
+    return state.typical
 
 
 def sigmoid_score(before: float, after: float) -> int:
@@ -173,9 +174,9 @@ def lookahead_model(state: ClusterState) -> LookAheadFrag:
     """
     la = state.caches.get("lookahead")
     if la is None:
-        _need_typical(state)
+        typical = _need_typical(state)
         w = weights_of(state)
-        shapes = state.shapes if state.shapes is not None else state.typical
+        shapes = state.shapes if state.shapes is not None else typical
         if w.lookahead_coverage < shapes.coverage * 100:
             shapes = shapes.covering(w.lookahead_coverage)
         la = LookAheadFrag(shapes, state.model_names, w.lookahead_weighting)
@@ -186,18 +187,32 @@ def lookahead_model(state: ClusterState) -> LookAheadFrag:
 def lookahead_gains(state: ClusterState, req: PodReq, sids: list[int]
                     ) -> np.ndarray | list[dict[int, float]]:
     """Look-ahead fragment avoided (milli) by placing ``req`` on nodes in states ``sids``:
-    ``float[len(sids)]`` for a CPU-only or whole/multi-GPU pod; for a sharing pod one dict
-    per state, the gain on each fitting GPU keyed by the GPU's free milli."""
-    la = lookahead_model(state)
+    ``float[len(sids)]`` for a CPU-only or whole/multi-GPU pod
+    (:func:`lookahead_gains_exclusive`); for a sharing pod one dict per state, the gain on
+    each fitting GPU keyed by the GPU's free milli (:func:`lookahead_gains_share`)."""
+    if req.is_share:
+        return lookahead_gains_share(state, req, sids)
+    return lookahead_gains_exclusive(state, req, sids)
+
+
+def lookahead_gains_exclusive(state: ClusterState, req: PodReq, sids: list[int]
+                              ) -> np.ndarray:
+    """:func:`lookahead_gains` of a CPU-only or whole/multi-GPU pod: ``float[len(sids)]``."""
     keys = [state.state_keys[s] for s in sids]
     q = weights_of(state).lookahead_quantum
-    if req.is_share:
-        gains = la.gain_share(keys, req.cpu_score, req.milli)
-        if q > 0:
-            gains = [{g: round(v / q) * q for g, v in d.items()} for d in gains]
-        return gains
-    out = la.gain_exclusive(keys, req.cpu_score, req.num)
+    out = lookahead_model(state).gain_exclusive(keys, req.cpu_score, req.num)
     return np.round(out / q) * q if q > 0 else out
+
+
+def lookahead_gains_share(state: ClusterState, req: PodReq, sids: list[int]
+                          ) -> list[dict[int, float]]:
+    """:func:`lookahead_gains` of a sharing pod: per state, GPU free milli -> gain."""
+    keys = [state.state_keys[s] for s in sids]
+    q = weights_of(state).lookahead_quantum
+    gains = lookahead_model(state).gain_share(keys, req.cpu_score, req.milli)
+    if q > 0:
+        gains = [{g: round(v / q) * q for g, v in d.items()} for d in gains]
+    return gains
 
 
 # --------------------------------------------------------------------- static combination
@@ -225,7 +240,7 @@ def _shape_table(state: ClusterState, cache: str, shape: tuple, fill: float,
     n_states = len(state.state_keys)
     tab = tables.get(shape)
     if tab is None or tab.size < n_states:
-        new = np.full(max(2 * n_states, 64), fill, dtype)
+        new: np.ndarray = np.full(max(2 * n_states, 64), fill, dtype)
         if tab is not None:
             new[: tab.size] = tab
         tab = new
@@ -283,7 +298,7 @@ def _static_batch(state: ClusterState, req: PodReq, sids: list[int],
     base = np.array([fgd_node_score(state, sid, req) for sid in sids], np.float64)
     out = w.fragmentation * base
     if w.lookahead:
-        out = out + w.lookahead * lookahead_gains(state, req, sids) / MILLI_PER_GPU
+        out = out + w.lookahead * lookahead_gains_exclusive(state, req, sids) / MILLI_PER_GPU
     return out
 
 
@@ -296,7 +311,7 @@ def _static_share(state: ClusterState, req: PodReq, sids: list[int],
     todo = [i for i, d in enumerate(out) if d is None]
     if todo:
         todo_sids = [sids[i] for i in todo]
-        gains = lookahead_gains(state, req, todo_sids) if w.lookahead else None
+        gains = lookahead_gains_share(state, req, todo_sids) if w.lookahead else None
         for n, i in enumerate(todo):
             fgd = fgd_gpu_scores(state, sids[i], req)
             d = {g: w.fragmentation * s for g, s in fgd.items()}
@@ -305,7 +320,7 @@ def _static_share(state: ClusterState, req: PodReq, sids: list[int],
                     d[g] += w.lookahead * v / MILLI_PER_GPU
             memo[(sids[i], req.shape)] = d
             out[i] = d
-    return out  # type: ignore[return-value]
+    return [d for d in out if d is not None]  # every entry is filled by now
 
 
 def static_gpu_scores(state: ClusterState, node: int, req: PodReq) -> dict[int, float]:

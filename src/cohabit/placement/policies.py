@@ -305,8 +305,8 @@ def _gpu_penalty(state: ClusterState, req: PodReq, node: int) -> Callable[[int],
     mine = usage.pods.get(req.key) if usage is not None else None
 
     def penalty(gpu: int) -> float:
-        pts = inter.points(req.key, node, (gpu,)) if profiled else 0.0
-        if mine is not None:
+        pts = inter.points(req.key, node, (gpu,)) if profiled and inter is not None else 0.0
+        if mine is not None and usage is not None:  # mine comes from usage
             if w.correlation:
                 c = usage.max_corr(req.key, node, gpu)
                 if c > 0:

@@ -217,7 +217,8 @@ def _violation(current: tuple[int, int], obs: Observation, settings: OnlineSetti
     if not (cpu_starved or mem_starved):
         return OnlineDecision(cpu, mem, "hold", f"{what}: not starved (slow because busy or "
                               "disturbed), a resize would not help", confidence, None, peak_tps)
-    new_cpu, new_mem = cpu, mem
+    new_cpu: float = cpu
+    new_mem: float = mem
     if cpu_starved:
         new_cpu = max(cpu * settings.backoff, last_good[0] if last_good else 0)
     if mem_starved:

@@ -63,7 +63,8 @@ def recommend(
         raise ValueError("usage frame needs a 'time' column (seconds)")
     if selection is not None and workload is None:
         raise ValueError("a selection needs the workload's key (workload=...)")
-    chosen = selection.points.get(workload, {}) if selection is not None else {}
+    chosen = (selection.points.get(workload, {})
+              if selection is not None and workload is not None else {})
     targets, lowers, uppers, confs = {}, {}, {}, []
     low = False
     for resource in RESOURCES:
@@ -81,10 +82,10 @@ def recommend(
             and resource in ("cpu_milli", "gpu_milli")
         )
         kwargs: dict = {"max_value": gpu_share_cap(resource, y)}
-        if use_qos:
+        if use_qos and qos_target is not None:
             kwargs.update(latency_column=1, latency_target_ms=qos_target.value)
         point = chosen.get(resource)
-        if point is not None:
+        if point is not None and selection is not None:  # chosen is empty without one
             est = point.estimator(resource, selection.horizon_s,
                                   fleet_rises=selection.fleet_rises.get(resource), **kwargs)
         else:

@@ -30,6 +30,7 @@ import math
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -421,8 +422,9 @@ def _fit_predict_by_scale(
     multi-GPU pairs never do), fit on the training pairs of that scale and used for the test
     pairs of the same scale; a scale absent from training falls back to a model on all."""
     pred = np.empty(len(test))
-    kw = dict(n_estimators=n_estimators, n_probes=len(probes) if products else None,
-              hurdle=hurdle, aggregate=aggregate)
+    kw: dict[str, Any] = dict(n_estimators=n_estimators,
+                              n_probes=len(probes) if products else None, hurdle=hurdle,
+                              aggregate=aggregate)
     fallback = None
     for scale in np.unique(test["scale"]):
         rows = (test["scale"] == scale).to_numpy()

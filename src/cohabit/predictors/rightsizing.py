@@ -402,6 +402,7 @@ def usage_targets(
     upper = np.empty(len(points))
     growth = np.zeros(len(points))
     if grows.any():
+        assert horizon_s is not None  # checked above: raised when some point grows without it
         rise_t, rise = peak_rises(t, y, horizon_s) if rises is None else rises
         complete = rise_t + horizon_s <= t[-1]
         rise_t, rise = rise_t[complete], rise[complete]
@@ -412,7 +413,8 @@ def usage_targets(
         if grows[idx].any():
             growth[idx] = growth_headroom(rise_t, rise, half_life_s, levels)
     growth[~grows] = 0.0
-    fleet = np.where(fleets, fleet_growth, 0.0) if fleets.any() else np.zeros(len(points))
+    fleet = (np.where(fleets, fleet_growth, 0.0) if fleets.any() and fleet_growth is not None
+             else np.zeros(len(points)))
     target = upper.copy()
     if grows.any():
         recent = float(np.max(y[t > t[-1] - horizon_s]))
@@ -526,6 +528,8 @@ class JustEnoughEstimator(RegressorMixin, BaseEstimator):
         ok = np.isfinite(lat)
         u = y[ok]
         base = model.latency(u)
+        if self.latency_target_ms is None:
+            raise ValueError("the QoS allocation needs latency_target_ms")
         target = float(self.latency_target_ms)
         unthrottled = float(np.mean(base > target))
         for a in np.unique(np.quantile(y, np.linspace(0.0, 1.0, 101))):
@@ -608,7 +612,7 @@ class JustEnoughEstimator(RegressorMixin, BaseEstimator):
         self.growth_ = float(learned.growth[0])
         self.fleet_growth_ = float(learned.fleet_growth[0])
         self.target_ = float(learned.target[0])
-        if self.qos_model_ is not None:
+        if self.qos_model_ is not None and lat is not None:  # the model needs latencies
             qos = self._qos_allocation(y, lat, self.qos_model_)
             self.target_ = max(self.target_, self._cap(qos))
         self.lower_ = self._cap(median)

@@ -132,7 +132,11 @@ def select_operating_point(
             return int(np.argmin(reserved))
         idx = np.flatnonzero(ok)
         return int(idx[np.lexsort((reserved[ok], under[ok]))[0]])
-    limit = budget * intervals if budget is not None else under_cap
+    if budget is not None:
+        limit = budget * intervals
+    else:
+        assert under_cap is not None  # exactly one objective is given (checked above)
+        limit = under_cap
     ok = under <= limit + _EPS
     if not ok.any():
         return fewest
@@ -196,6 +200,7 @@ def select_per_workload(
             else:
                 lo = mid
         return at(hi)[0]
+    assert reserved_limit is not None  # exactly one limit is given (checked above)
     choice, _, r = at(lo)
     if r > reserved_limit * (1 + _EPS):
         return choice
@@ -445,7 +450,7 @@ class NestedSelection:
 class _Pick(NamedTuple):
     """One choice: the candidate's index, ``selected`` or ``prior``, its label."""
 
-    index: int
+    candidate: int
     how: str
     label: str
 
@@ -459,15 +464,15 @@ def _record(resource: str, h: HorizonTotals, objective: Objective, pick: _Pick,
         # What the objective chose for the whole fleet (a pod without validation of its own
         # takes the pooled point, but the fleet's choice is still per workload).
         choice = (evidence.per_workload_choice(objective.limit, budget) if objective.per_workload
-                  else np.full(len(evidence.workload_intervals), pick.index))
+                  else np.full(len(evidence.workload_intervals), pick.candidate))
         fleet_under, fleet_saving = evidence.fleet_shares(choice)
         vpa_under = float(evidence.vpa_under / evidence.workload_intervals.sum())
         vpa_saving = float(1 - evidence.vpa_reserved / evidence.static)
         own_n = evidence.workload_intervals[workload]
         if own_n > 0:
-            own_under = float(evidence.under[workload, pick.index] / own_n)
+            own_under = float(evidence.under[workload, pick.candidate] / own_n)
     return SelectionRecord(
-        resource, h.pod, h.origin, objective.method, pick.label, pick.index, pick.how,
+        resource, h.pod, h.origin, objective.method, pick.label, pick.candidate, pick.how,
         int(evidence.intervals), fleet_under, fleet_saving, own_under, vpa_under, vpa_saving,
     )
 

@@ -107,7 +107,9 @@ class LoadSpec:
         """``-b NAME`` or ``-f FILE``."""
         if self.builtin is not None:
             return ["-b", self.builtin]
-        return ["-f", str(Path(self.script).resolve())]  # type: ignore[arg-type]
+        if self.script is None:
+            raise ValueError(f"load {self.name!r} has neither a builtin nor a script")
+        return ["-f", str(Path(self.script).resolve())]
 
 
 def _tail(path: Path, chars: int = 600) -> str:

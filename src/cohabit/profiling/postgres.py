@@ -23,6 +23,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any
 
 from cohabit.cgroup import Cgroup
 from cohabit.profiling.errors import PrerequisiteError, ProfilingError
@@ -155,7 +156,7 @@ class PostgresServer:
         self.client_dir = self.dir / "client"
         self.log_path = self.dir / "server.log"
         self._proc: subprocess.Popen[bytes] | None = None
-        self._log = None
+        self._log: IO[bytes] | None = None
         self.settings: dict[str, str] = {}
         try:
             self.socket_dir.mkdir()
@@ -301,7 +302,7 @@ class PostgresServer:
 
     # ------------------------------------------------------------------ access
 
-    def conninfo(self) -> dict[str, object]:
+    def conninfo(self) -> dict[str, Any]:
         """Keyword arguments for ``psycopg.connect`` (socket directory, port, user)."""
         return {"host": str(self.socket_dir), "port": self.port, "user": "postgres",
                 "dbname": "postgres"}
@@ -311,7 +312,7 @@ class PostgresServer:
         return ["-h", str(self.socket_dir), "-p", str(self.port), "-U", "postgres"]
 
     def query(self, sql: str, params: tuple[object, ...] = (),
-              timeout_s: float = 30.0) -> list[tuple[object, ...]]:
+              timeout_s: float = 30.0) -> list[tuple[Any, ...]]:
         """Rows of one statement (autocommit; ``statement_timeout`` = ``timeout_s``).
 
         Raises:
@@ -322,7 +323,7 @@ class PostgresServer:
         try:
             with psycopg.connect(**self.conninfo(), connect_timeout=5, autocommit=True,
                                  options=f"-c statement_timeout={int(timeout_s * 1000)}") as c:
-                cur = c.execute(sql, params)  # type: ignore[arg-type]
+                cur = c.execute(sql, params)
                 return list(cur.fetchall()) if cur.description else []
         except psycopg.Error as exc:
             raise ProfilingError(f"query failed: {str(exc).strip()}") from exc
@@ -333,7 +334,7 @@ class PostgresServer:
         cols = ("blks_hit", "blks_read", "xact_commit", "xact_rollback", "temp_bytes")
         rows = self.query(f"SELECT {', '.join(cols)} FROM pg_stat_database "
                           "WHERE datname = current_database()")
-        return {c: int(v or 0) for c, v in zip(cols, rows[0], strict=True)}  # type: ignore
+        return {c: int(v or 0) for c, v in zip(cols, rows[0], strict=True)}
 
     def log_tail(self, chars: int = 800) -> str:
         """The last ``chars`` characters of the server log ('' when there is none)."""

@@ -126,6 +126,23 @@ class DatabaseSession:
             raise ProfilingError("the session is not open")
         return self.server
 
+    @property
+    def _bins(self) -> PostgresBinaries:
+        if self.binaries is None:
+            raise ProfilingError("the session is not open")
+        return self.binaries
+
+    @property
+    def server_cgroup(self) -> Cgroup:
+        """The server's cgroup (:attr:`cgroup`) of an open session.
+
+        Raises:
+            ProfilingError: the session is not open.
+        """
+        if self.cgroup is None:
+            raise ProfilingError("the session is not open")
+        return self.cgroup
+
     def prepare(self, timeout_s: float = 3600.0) -> float:
         """Load the data set (``pgbench -i`` at the load's scale, with the cgroup's limits as
         the caller left them: normally none), check the workload's script runs, install
@@ -140,12 +157,11 @@ class DatabaseSession:
         srv = self._srv
         srv.start({"shared_buffers": "128MB", "max_wal_size": "4GB"}, self.user_config)
         try:
-            self.load_seconds = init_data(self.binaries, srv, self.load.scale,  # type: ignore
-                                          timeout_s)
-            check_script(self.binaries, srv, self.load)  # type: ignore[arg-type]
+            self.load_seconds = init_data(self._bins, srv, self.load.scale, timeout_s)
+            check_script(self._bins, srv, self.load)
             srv.query("CREATE EXTENSION IF NOT EXISTS pg_prewarm")
             size = srv.query("SELECT pg_database_size(current_database())")[0][0]
-            self.data_mib = int(size) / (1 << 20)  # type: ignore[call-overload]
+            self.data_mib = int(size) / (1 << 20)
         finally:
             srv.stop()
         return self.load_seconds
@@ -165,7 +181,7 @@ class DatabaseSession:
         self.memory_mib = memory_mib
         rows = self._srv.query("SELECT setting::bigint * 8192 / 1048576 FROM pg_settings "
                                "WHERE name = 'shared_buffers'")
-        self.shared_buffers_mib = int(rows[0][0])  # type: ignore[call-overload]
+        self.shared_buffers_mib = int(rows[0][0])
         if prewarm:
             self._prewarm(memory_mib)
 
@@ -180,10 +196,10 @@ class DatabaseSession:
             "ORDER BY 2")
         used = 0.0
         for rel, size in rows:
-            if used + float(size) > budget:  # type: ignore[arg-type]
+            if used + float(size) > budget:
                 break
             self._srv.query("SELECT pg_prewarm(%s::regclass, 'read')", (rel,), timeout_s=600)
-            used += float(size)  # type: ignore[arg-type]
+            used += float(size)
 
     def stop(self) -> None:
         """Stop the server (the data stays)."""
@@ -208,7 +224,7 @@ class DatabaseSession:
     def start_load(self, seconds: float, *, rate_tps: float | None = None,
                    latency_limit_ms: float | None = None) -> PgbenchProcess:
         """Start the workload's pgbench (outside the server's cgroup) without waiting."""
-        return start_pgbench(self.binaries, self._srv, self.load, seconds,  # type: ignore
+        return start_pgbench(self._bins, self._srv, self.load, seconds,
                              rate_tps=rate_tps, latency_limit_ms=latency_limit_ms,
                              wrap=self.client_group.wrap if self.client_group else None)
 

@@ -68,11 +68,61 @@ def empty_qos() -> pd.DataFrame:
 
 @runtime_checkable
 class ClusterSource(Protocol):
-    """Where the cluster's nodes and pods come from."""
+    """Where the cluster's nodes and pods come from.
+
+    :meth:`snapshot` and :meth:`workload_snapshot` are what every source answers. The other
+    members matter to a source that keeps state (the operator's watch cache,
+    :class:`cohabit.operator.cache.ClusterCache`); a source that reads the API every time
+    (:class:`cohabit.telemetry.kube.KubeClusterSource`) subclasses this protocol and keeps
+    their defaults: always synced, no pod UIDs known, binds not assumed, pending pods not
+    counted live, nothing to start or stop.
+    """
 
     def snapshot(self, now: float) -> Snapshot:
-        """The cluster at ``now`` (epoch seconds, passed in)."""
+        """The cluster at ``now`` (epoch seconds, passed in): schedulable nodes with their
+        free shares, bound pods and the pending pods cohabit schedules."""
         ...
+
+    def workload_snapshot(self, namespace: str, workload: str, now: float) -> Snapshot:
+        """One workload's view at ``now``: its unfinished pods (label
+        ``cohabit.io/workload=<workload>`` in ``namespace``, bound or pending, whatever
+        their scheduler) and the nodes they are bound to (allocatable capacity, every share
+        free: the capacity measured pressure is relative to). Pods and nodes that cannot be
+        read are left out and logged, never raised.
+
+        Raises:
+            kubernetes.client.exceptions.ApiException, urllib3.exceptions.HTTPError: an API
+                source could not list the pods (refused, or no answer within its timeout).
+        """
+        ...
+
+    @property
+    def synced(self) -> bool:
+        """True once the source can answer (a watch cache has listed both kinds)."""
+        return True
+
+    def pod_uid(self, key: str) -> str:
+        """The UID of pod ``namespace/name`` when known without an API call, else ``""``."""
+        return ""
+
+    def assume(self, pod_key: str, node: str, gpu_indices: tuple[int, ...]) -> None:
+        """Treat ``pod_key`` as bound to ``node`` (holding ``gpu_indices``) until the source
+        sees it bound; a source that reads the API every time has nothing to assume."""
+        return None
+
+    def pending_count(self) -> int | None:
+        """How many of cohabit's pods wait for a node, counted live by the source; None when
+        the source does not count them (the scheduling pass counts from its snapshot)."""
+        return None
+
+    def start(self) -> None:
+        """Begin keeping up to date (a watch cache starts its watch threads; returns at
+        once, see :attr:`synced`)."""
+        return None
+
+    def stop(self) -> None:
+        """Release what the source holds (watch threads, connections)."""
+        return None
 
 
 @runtime_checkable

@@ -21,26 +21,35 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
 from cohabit.config.quantity import QuantityError, cpu_milli, memory_mib
 from cohabit.model import MILLI_PER_GPU, GpuDevice, Node, Pod, QosClass, Snapshot
+from cohabit.telemetry.base import ClusterSource
 
 __all__ = [
     "ANNOTATION_GPU_INDICES",
     "ANNOTATION_GPU_MILLI",
     "ANNOTATION_GPU_MODELS",
     "GPU_RESOURCE",
+    "JsonClusterSource",
     "KubeClusterSource",
     "LABEL_GPU_MEMORY",
     "LABEL_GPU_PRODUCT",
     "LABEL_WORKLOAD",
+    "ProblemLog",
     "TelemetryError",
+    "list_workload_pods",
     "node_from_k8s",
     "pod_from_k8s",
+    "read_nodes",
+    "read_target",
     "snapshot_from_k8s",
+    "template_requests",
+    "workload_pods_from_k8s",
+    "workload_snapshot_from_k8s",
 ]
 
 log = logging.getLogger(__name__)
@@ -266,35 +275,132 @@ def snapshot_from_k8s(
     return Snapshot(now, tuple(final_nodes), tuple(parsed_pods)), problems
 
 
-class KubeClusterSource:
+def workload_pods_from_k8s(objs: Iterable[Mapping[str, Any]]) -> tuple[list[Pod], list[str]]:
+    """A workload's pods (JSON dicts) as :class:`~cohabit.model.Pod` values, finished ones
+    (``Succeeded``/``Failed``) left out.
+
+    Returns:
+        the pods and the problems (pods skipped, with the reason, as :class:`TelemetryError`
+        words them).
+    """
+    pods: list[Pod] = []
+    problems: list[str] = []
+    for obj in objs:
+        if (obj.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            continue
+        try:
+            pods.append(pod_from_k8s(obj))
+        except TelemetryError as exc:
+            problems.append(str(exc))
+    return pods, problems
+
+
+def workload_snapshot_from_k8s(pods: Iterable[Mapping[str, Any]],
+                               node: Callable[[str], Mapping[str, Any] | None],
+                               now: float) -> tuple[Snapshot, list[str]]:
+    """A workload's view (:meth:`ClusterSource.workload_snapshot`) from its pods (JSON dicts)
+    and ``node`` (name -> Node JSON, None when absent or unreadable): the unfinished pods and
+    the nodes they are bound to, everything free on those nodes. A node that is absent or
+    does not parse is left out and logged (INFO: its pods' pressure stays unmeasured).
+
+    Returns:
+        the snapshot (nodes sorted by name) and the problems with pods (see
+        :func:`workload_pods_from_k8s`).
+    """
+    parsed, problems = workload_pods_from_k8s(pods)
+    nodes = []
+    for name in sorted({p.node for p in parsed if p.node}):
+        obj = node(name)
+        if obj is None:
+            continue
+        try:
+            nodes.append(node_from_k8s(obj))
+        except TelemetryError as exc:
+            log.info("node %s unreadable, its pods' pressure stays unmeasured: %s", name, exc)
+    return Snapshot(now, tuple(nodes), tuple(parsed)), problems
+
+
+class ProblemLog:
+    """Logs each object a source skipped once (WARNING ``skipped: <why>``) while it stays a
+    problem, per scope (``""`` = the whole cluster, else a workload's ``namespace/name``,
+    which the log line is about)."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, list[str]] = {}
+
+    def note(self, scope: str, problems: list[str]) -> None:
+        """``problems`` are this read's for ``scope``; those new since the last read of the
+        same scope are logged."""
+        last = self._last.get(scope, [])
+        extra = {"object": scope} if scope else None
+        for problem in problems:
+            if problem not in last:
+                log.warning("skipped: %s", problem, extra=extra)
+        if problems:
+            self._last[scope] = problems
+        else:
+            self._last.pop(scope, None)
+
+
+class JsonClusterSource(ClusterSource):
+    """A :class:`~cohabit.telemetry.base.ClusterSource` whose nodes and pods come as the API's
+    JSON dicts from :meth:`raw`; :meth:`snapshot` converts them
+    (:func:`snapshot_from_k8s`) and logs each skipped object once (:attr:`problems`).
+    Subclasses set ``scheduler_name`` and ``problems`` and implement :meth:`raw`."""
+
+    scheduler_name: str
+    problems: ProblemLog
+
+    def raw(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """``(nodes, pods)`` as JSON dicts."""
+        raise NotImplementedError
+
+    def snapshot(self, now: float) -> Snapshot:
+        """The cluster at ``now`` from :meth:`raw`; objects that do not parse are skipped and
+        logged once.
+
+        Raises:
+            what :meth:`raw` raises (an API source: the API server refused or did not
+                answer; :class:`TelemetryError`: a list answer is not a Kubernetes list).
+        """
+        nodes, pods = self.raw()
+        snap, problems = snapshot_from_k8s(nodes, pods, now, self.scheduler_name)
+        self.problems.note("", problems)
+        return snap
+
+
+class KubeClusterSource(JsonClusterSource):
     """:class:`~cohabit.telemetry.base.ClusterSource` reading a live API server.
 
     Lists nodes and pods as raw JSON (``_preload_content=False``): about 10x faster than the
-    client's model classes on thousands of pods.
+    client's model classes on thousands of pods. Keeps the protocol's defaults for what a
+    watch cache adds (always synced, nothing assumed, pending pods not counted live).
 
     Args:
         api_client: a configured :class:`kubernetes.client.ApiClient`.
         scheduler_name: pending pods with this ``spec.schedulerName`` are cohabit's.
         namespace: restrict pods to one namespace (``""`` = all).
-        request_timeout: ``_request_timeout`` of each list call, seconds.
+        request_timeout: ``_request_timeout`` of each API call, seconds.
     """
 
     def __init__(self, api_client: Any, scheduler_name: str = "cohabit",
                  namespace: str = "", request_timeout: float = 10.0) -> None:
         from kubernetes import client
 
+        self.api_client = api_client
         self.core = client.CoreV1Api(api_client)
         self.scheduler_name = scheduler_name
         self.namespace = namespace
         self.request_timeout = request_timeout
-        self.problems: list[str] = []
+        self.problems = ProblemLog()
 
     def raw(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """``(nodes, pods)`` as JSON dicts.
+        """``(nodes, pods)`` as JSON dicts, from one LIST of each.
 
         Raises:
             kubernetes.client.exceptions.ApiException, urllib3.exceptions.HTTPError: the API
                 server refused or did not answer within ``request_timeout``.
+            TelemetryError: a list answer is not a Kubernetes list.
         """
         timeout = self.request_timeout
         nodes = _items(self.core.list_node(_preload_content=False, _request_timeout=timeout))
@@ -306,14 +412,22 @@ class KubeClusterSource:
                                                          _request_timeout=timeout)
         return nodes, _items(resp)
 
-    def snapshot(self, now: float) -> Snapshot:
-        nodes, pods = self.raw()
-        snap, problems = snapshot_from_k8s(nodes, pods, now, self.scheduler_name)
-        for problem in problems:
-            if problem not in self.problems:
-                log.warning("skipped: %s", problem)
-        self.problems = problems
-        return snap
+    def workload_snapshot(self, namespace: str, workload: str, now: float) -> Snapshot:
+        """The workload's pods from one LIST by label, and one GET per node they are bound
+        to (a node not read within ``request_timeout`` is left out and logged).
+
+        Raises:
+            kubernetes.client.exceptions.ApiException, urllib3.exceptions.HTTPError: the pods
+                could not be listed.
+            TelemetryError: the pod list answer is not a Kubernetes list.
+        """
+        objs = list_workload_pods(self.api_client, namespace, workload,
+                                  request_timeout=self.request_timeout)
+        pods, problems = workload_pods_from_k8s(objs)
+        self.problems.note(f"{namespace}/{workload}", problems)
+        nodes = read_nodes(self.api_client, {p.node for p in pods if p.node},
+                           self.request_timeout)
+        return Snapshot(now, tuple(nodes), tuple(pods))
 
 
 ANNOTATION_GPU_MEMORY = "cohabit.io/gpu-memory-mib"
@@ -393,6 +507,12 @@ def read_target(api_client: Any, namespace: str, kind: str, name: str,
         if exc.status == 404:
             return None
         raise
+    return _body(resp)
+
+
+def _body(resp: Any) -> Any:
+    """The JSON body of a raw answer (``_preload_content=False``: the urllib3 response,
+    whatever model class the client's annotation names)."""
     return json.loads(resp.data)
 
 
@@ -411,3 +531,25 @@ def list_workload_pods(api_client: Any, namespace: str, workload: str,
         namespace, label_selector=f"{LABEL_WORKLOAD}={workload}", _preload_content=False,
         _request_timeout=request_timeout)
     return _items(resp)
+
+
+def read_nodes(api_client: Any, names: set[str], request_timeout: float = 10.0) -> list[Node]:
+    """The named nodes (their allocatable CPU, memory and GPUs, everything free), sorted by
+    name, one GET each. A node that cannot be read (API error, no answer within
+    ``request_timeout`` seconds, unparsable) is left out (its pods' pressure components stay
+    absent) and logged at INFO."""
+    if not names:
+        return []
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
+
+    core = client.CoreV1Api(api_client)
+    out = []
+    for name in sorted(names):
+        try:
+            resp = core.read_node(name, _preload_content=False, _request_timeout=request_timeout)
+            out.append(node_from_k8s(_body(resp)))
+        except (ApiException, HTTPError, OSError, TelemetryError, ValueError) as exc:
+            log.info("node %s unreadable, its pods' pressure stays unmeasured: %s", name, exc)
+    return out

@@ -95,8 +95,10 @@ class NvmlReader:
     def __init__(self, nvml: ModuleType | Any | None = None,
                  proc_root: Path | str = "/proc") -> None:
         if nvml is None:
-            import pynvml as nvml  # nvidia-ml-py
-        self.nvml = nvml
+            import pynvml  # nvidia-ml-py
+
+            nvml = pynvml
+        self.nvml: ModuleType | Any = nvml
         self.proc_root = proc_root
         self.available = False
         self.reason = ""

@@ -64,6 +64,14 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in {"true", "1", "yes"}
 
 
+def need(reason: str) -> None:
+    """Skip for a missing prerequisite; fail instead under CI or ``scripts/test.sh``
+    (:func:`in_ci`), where the integration tier must run."""
+    if in_ci():
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
 def find(name: str) -> Path | None:
     """Return the path of binary ``name`` (override, cache, PATH) or ``None``."""
     override = os.environ.get("COHABIT_" + name.upper().replace("-", "_"))

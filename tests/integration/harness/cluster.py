@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+import shutil
 import ssl
 import tempfile
 import urllib.request
@@ -121,6 +122,9 @@ class Cluster:
         for name in ("kube-apiserver", "etcd"):
             if name in self.processes:
                 self.processes[name].stop()
+        data_dir = getattr(self.processes.get("etcd"), "data_dir", None)
+        if data_dir is not None:  # etcd's data lives in /dev/shm (RAM) when it can
+            shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def write_kubeconfig(path: Path, server: str, ca_file: Path, token: str) -> Path:
@@ -256,12 +260,12 @@ def start_local_cluster(workdir: Path, extra_args: tuple[str, ...] = ()) -> Clus
     def dead() -> str | None:
         return api_proc.exited() or etcd_proc.exited()
 
+    cluster.processes["etcd"].data_dir = etcd_data  # type: ignore[attr-defined]
     try:
         wait_until(ready, timeout=60, what="kube-apiserver /readyz", interval=0.2, alive=dead)
     except BaseException:
         cluster.stop()
         raise
-    cluster.processes["etcd"].data_dir = etcd_data  # type: ignore[attr-defined]
     return cluster
 
 

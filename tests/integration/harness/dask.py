@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.procs import ManagedProcess, free_port, wait_until
+from .procs import ManagedProcess, free_port, wait_until
 
 __all__ = ["DaskCluster", "dask_command", "start_dask_cluster"]
 

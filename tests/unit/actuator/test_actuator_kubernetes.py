@@ -5,12 +5,12 @@ resize."""
 from __future__ import annotations
 
 import pytest
-from fake_kube import FakeKube
 from kubernetes import client
 
 from cohabit.actuator import Actuator, EvictionLimits, MemoryLedger
 from cohabit.actuator.kubernetes import KubernetesActuator
 from cohabit.model import Bind, Evict, Resize, Resources
+from tests.helpers.fake_kube import FakeKube
 
 
 class Clock:
@@ -309,7 +309,7 @@ class FailingLedgerWrites(FakeKube):
     def _maybe_fail(self):
         self.writes += 1
         if self.writes > self.after:
-            from fake_kube import api_error
+            from tests.helpers.fake_kube import api_error
             raise api_error(self.status, "injected")
 
     def create_namespaced_config_map(self, namespace, body, **kw):
@@ -443,7 +443,7 @@ def test_uid_precondition_protects_a_namesake():
 
 def test_apply_never_raises_against_a_closed_port():
     """Regression: ``apply()`` raised urllib3 ``MaxRetryError`` against a closed port."""
-    from loopback_servers import closed_port_client
+    from tests.helpers.loopback_servers import closed_port_client
 
     with closed_port_client() as api:
         act = KubernetesActuator(api, limits=EvictionLimits(dry_run=False),
@@ -459,7 +459,7 @@ def test_a_server_that_never_answers_is_cut_at_the_timeout():
     """Regression: one Bind blocked for over 90 s against a server that never answered."""
     import time
 
-    from loopback_servers import silent_server_client
+    from tests.helpers.loopback_servers import silent_server_client
 
     with silent_server_client() as api:
         act = KubernetesActuator(api, verify_binds=False, request_timeout=1.0)

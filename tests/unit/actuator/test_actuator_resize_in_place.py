@@ -4,12 +4,12 @@ upstream API, and the fallback to the owner's template when discovery does not l
 
 from __future__ import annotations
 
-from fake_kube import FakeKube
 from kubernetes import client
 
 from cohabit.actuator import EvictionLimits
 from cohabit.actuator.kubernetes import KubernetesActuator
 from cohabit.model import Resize, Resources
+from tests.helpers.fake_kube import FakeKube
 
 TARGETS = {"ns/db": ("ns", "Deployment", "db")}
 

@@ -10,12 +10,12 @@ from types import SimpleNamespace
 
 import pandas as pd
 import pytest
-from operator_factories import NOW, RecordingActuator, memo
 
 from cohabit.model import Resize
 from cohabit.operator import handlers
 from cohabit.telemetry import TelemetryUnavailable
 from cohabit.telemetry.dbsignals import DB_SIGNAL_COLUMNS, workload_queries
+from tests.helpers.operator_factories import NOW, RecordingActuator, memo
 
 OFFERED = 'sum(rate(pgbench_offered_transactions_total[1m]))'
 

@@ -9,7 +9,17 @@ import threading
 from types import SimpleNamespace
 
 import pytest
-from operator_factories import (
+
+from cohabit.config import (
+    OperatorSettings,
+    PrometheusSettings,
+    ReconcileSettings,
+    SchedulerSettings,
+)
+from cohabit.model import Bind, Pod, Resize, Snapshot
+from cohabit.operator import handlers, reconciler
+from cohabit.operator.status import merge_conditions
+from tests.helpers.operator_factories import (
     NOW,
     DownUsage,
     StaticCluster,
@@ -21,16 +31,6 @@ from operator_factories import (
     pod_json,
     spec,
 )
-
-from cohabit.config import (
-    OperatorSettings,
-    PrometheusSettings,
-    ReconcileSettings,
-    SchedulerSettings,
-)
-from cohabit.model import Bind, Pod, Resize, Snapshot
-from cohabit.operator import handlers, reconciler
-from cohabit.operator.status import merge_conditions
 
 
 def test_status_from_real_telemetry_and_apply_resize(genai_frame, cluster_api, make_runtime):

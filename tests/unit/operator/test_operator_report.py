@@ -10,7 +10,12 @@ from types import SimpleNamespace
 
 import kopf
 import pytest
-from operator_factories import (
+
+from cohabit.config import OperatorSettings, PrometheusSettings
+from cohabit.model import Evict, Pod, Snapshot
+from cohabit.operator import handlers, reconciler
+from cohabit.operator.report import report_outcomes
+from tests.helpers.operator_factories import (
     NOW,
     DownUsage,
     RecordingActuator,
@@ -22,11 +27,6 @@ from operator_factories import (
     memo,
     spec,
 )
-
-from cohabit.config import OperatorSettings, PrometheusSettings
-from cohabit.model import Evict, Pod, Snapshot
-from cohabit.operator import handlers, reconciler
-from cohabit.operator.report import report_outcomes
 
 
 def events(runtime, reason=None):
@@ -238,7 +238,7 @@ def test_policy_found_invalid_while_sizing_is_reported_not_replaced(
 def test_scheduling_pass_records_through_the_engine_step(make_runtime, answer):
     """What the actuator answered is counted in cohabit_actions_total{action,status} and
     told as Events, once per outcome; a failed bind is not assumed in the cache."""
-    from operator_factories import RecordingActuator
+    from tests.helpers.operator_factories import RecordingActuator
 
     class AssumingCluster(StaticCluster):
         assumed: list = []

@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 
 import pytest
-from operator_factories import DownUsage, TraceUsage
 
 from cohabit.config import PolicyConfig, RebindingConfig, SpecError, WorkloadSpec
 from cohabit.engine.reconcile import assess, place_pending, reconcile_once
@@ -22,6 +21,7 @@ from cohabit.model import (
     Workload,
     WorkloadKind,
 )
+from tests.helpers.operator_factories import DownUsage, TraceUsage
 
 NOW = 2_000_000_000.0
 LO = Resources(1000, 4096, 200, 4096)

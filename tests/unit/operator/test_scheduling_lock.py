@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import threading
 
-from operator_factories import StaticCluster
-
 from cohabit.model import Bind, GpuDevice, Node, Outcome, Pod, Snapshot
 from cohabit.operator import reconciler
 from cohabit.operator.inflight import InflightBinds
+from tests.helpers.operator_factories import StaticCluster
 
 NOW = 2_000_000_000.0
 
@@ -113,11 +112,11 @@ def test_overlay_takes_capacity_and_forgets_failed_binds():
 def test_a_pass_with_the_api_down_returns_nothing(make_runtime):
     import urllib3
 
-    class DownCluster:
+    class DownCluster(StaticCluster):
         def snapshot(self, now):
             raise urllib3.exceptions.MaxRetryError(None, "/api/v1/nodes", "refused")
 
-    runtime = make_runtime(cluster=DownCluster())
+    runtime = make_runtime(cluster=DownCluster(Snapshot(0, (), ())))
     assert reconciler.scheduling_pass(runtime, "default", NOW) == []
     assert runtime.lock.acquire(blocking=False)
 

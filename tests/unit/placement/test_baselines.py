@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from placement_factories import mk_node, mk_pod, used
 
 from cohabit.model import Bind
 from cohabit.placement import ClusterState, select
 from cohabit.placement.baselines import resize_p90, score_kube_default
 from cohabit.placement.state import pod_request
 from cohabit.placement.usage import PodUsage
+from tests.helpers.placement_factories import mk_node, mk_pod, used
 
 
 def usage(history=(), peak=300.0, ls=True, request=300, mean=None):

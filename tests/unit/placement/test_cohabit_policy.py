@@ -14,7 +14,6 @@ import math
 
 import numpy as np
 import pytest
-from placement_factories import mk_node, mk_pod, used
 
 from cohabit.config.placement import ScoreWeights
 from cohabit.model import InterferenceProfile
@@ -28,6 +27,7 @@ from cohabit.placement import (
     typical_pods,
 )
 from cohabit.placement.state import pod_request
+from tests.helpers.placement_factories import mk_node, mk_pod, used
 
 NO_LOOKAHEAD = ScoreWeights(lookahead=0.0)
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from placement_factories import mk_node, mk_pod, used
 
 from cohabit.placement import ClusterState, cluster_frag, node_frag, typical_pods
+from tests.helpers.placement_factories import mk_node, mk_pod, used
 
 SHARE = mk_pod("s", cpu=1_000, num=1, milli=500)
 WHOLE = mk_pod("w", cpu=8_000, num=1, milli=1000)

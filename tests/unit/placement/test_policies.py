@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from placement_factories import mk_node, mk_pod, used
 
 from cohabit.placement import POLICIES, ClusterState, select, typical_pods
 from cohabit.placement.state import pod_request
+from tests.helpers.placement_factories import mk_node, mk_pod, used
 
 # (id, policy, nodes, bound pods, pod, typical workload, expected (node, gpus), expected
 #  scores by node name or None)

@@ -11,7 +11,6 @@ import math
 
 import numpy as np
 import pytest
-from placement_factories import mk_node, mk_pod, used
 
 from cohabit.config.placement import ScoreWeights, parse_score_weights
 from cohabit.model import InterferenceProfile
@@ -22,6 +21,7 @@ from cohabit.placement.parts import fgd_gpu_scores, fgd_node_score, static_score
 from cohabit.placement.policies import POLICIES, gpus_fgd, score_fgd
 from cohabit.placement.state import pod_request
 from cohabit.placement.usage import PodUsage
+from tests.helpers.placement_factories import mk_node, mk_pod, used
 
 
 def typ(*pods: tuple[int, int, int, float, tuple[str, ...]]) -> TypicalPods:

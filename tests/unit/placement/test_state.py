@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from placement_factories import mk_node, mk_pod, used
 
 from cohabit.engine.scheduling import schedule_pod
 from cohabit.model import Bind, GpuDevice, Node, Pod
 from cohabit.placement import POLICIES, ClusterState, OverCommitError, typical_pods
 from cohabit.simulator.cluster import SimulatedCluster
+from tests.helpers.placement_factories import mk_node, mk_pod, used
 
 BAD_BINDS = [
     pytest.param(mk_pod("p", cpu=70_000), Bind("default/p", "a"), "cpu", id="cpu"),

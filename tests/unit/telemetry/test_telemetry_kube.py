@@ -6,11 +6,13 @@ import pytest
 
 from cohabit.model import QosClass, Resources
 from cohabit.telemetry.kube import (
+    ProblemLog,
     TelemetryError,
     node_from_k8s,
     pod_from_k8s,
     snapshot_from_k8s,
     template_requests,
+    workload_snapshot_from_k8s,
 )
 
 
@@ -124,3 +126,37 @@ def test_template_requests():
                                      {"name": "sidecar", "resources": {}}]}}}}
     assert template_requests(dep) == {"server": Resources(2000, 4096, 400, 8192),
                                       "sidecar": Resources()}
+
+
+def test_workload_snapshot_keeps_the_workloads_view():
+    """A workload's view: unfinished pods whatever their scheduler (a pending pod of another
+    scheduler still counts as pending), the nodes they are bound to with everything free,
+    even a NotReady one; an unreadable pod is reported, an absent or unparsable node left
+    out."""
+    nodes = {"g1": k8s_node("g1", cpu="8", mem="32Gi", gpus=2, product="A10"),
+             "down": k8s_node("down", ready="False"),
+             "bad": k8s_node("bad", cpu="many")}
+    pods = [k8s_pod("a", node="g1", gpu=1), k8s_pod("b", node="down"),
+            k8s_pod("c", node="bad"), k8s_pod("d", node="gone"),
+            k8s_pod("e", scheduler="default-scheduler"),
+            k8s_pod("f", node="g1", phase="Failed"), k8s_pod("g", cpu="??")]
+    snap, problems = workload_snapshot_from_k8s(pods, nodes.get, now=7.0)
+    assert snap.time == 7.0
+    assert [p.name for p in snap.pods] == ["a", "b", "c", "d", "e"]
+    assert [n.name for n in snap.nodes] == ["down", "g1"]
+    g1 = snap.nodes[1]
+    assert (g1.cpu_free_milli, [g.milli_free for g in g1.gpus]) == (8000, [1000, 1000])
+    assert len(problems) == 1 and "ns/g" in problems[0]
+
+
+def test_problem_log_says_each_problem_once_per_scope(caplog):
+    log = ProblemLog()
+    with caplog.at_level("WARNING", logger="cohabit.telemetry.kube"):
+        log.note("ns/w", ["pod ns/x: bad"])
+        log.note("ns/w", ["pod ns/x: bad"])
+        log.note("", ["pod ns/x: bad"])  # another scope: said again
+        log.note("ns/w", [])
+        log.note("ns/w", ["pod ns/x: bad"])  # cured, then broken again
+    said = [(getattr(r, "object", ""), r.getMessage()) for r in caplog.records]
+    assert said == [("ns/w", "skipped: pod ns/x: bad"), ("", "skipped: pod ns/x: bad"),
+                    ("ns/w", "skipped: pod ns/x: bad")]

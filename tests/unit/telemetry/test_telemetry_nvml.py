@@ -9,9 +9,9 @@ import pynvml
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
-from replay_nvml import ReplayNvml
 
 from cohabit.telemetry.nvml import NvmlCollector, NvmlReader, pod_uid_for_pid
+from tests.helpers.replay_nvml import ReplayNvml
 
 FIXTURE = Path(__file__).parent / "data" / "nvml_readings_a10x2.json"
 UID = "0f8a2c6e-1b3d-4e5f-8a9b-0c1d2e3f4a5b"

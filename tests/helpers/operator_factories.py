@@ -11,7 +11,7 @@ import pandas as pd
 
 from cohabit.model import GpuDevice, Node, Outcome, Snapshot, Workload
 from cohabit.operator import handlers
-from cohabit.telemetry import TelemetryUnavailable, empty_qos
+from cohabit.telemetry import ClusterSource, TelemetryUnavailable, empty_qos
 
 GENAI_POD = "96c64ba31f81010967b49666a3a0990c"  # full 22.8 h history and 394 latency samples
 
@@ -66,8 +66,9 @@ class RecordingActuator:
         return [Outcome(a, self.answer) for a in actions]
 
 
-class StaticCluster:
-    """A ClusterSource returning a fixed snapshot (time replaced by ``now``)."""
+class StaticCluster(ClusterSource):
+    """A ClusterSource returning a fixed snapshot (time replaced by ``now``); a workload's
+    view is its pods in that snapshot and the nodes they are bound to."""
 
     def __init__(self, snapshot: Snapshot):
         self.snap = snapshot
@@ -75,7 +76,11 @@ class StaticCluster:
     def snapshot(self, now: float) -> Snapshot:
         return Snapshot(now, self.snap.nodes, self.snap.pods)
 
-
+    def workload_snapshot(self, namespace: str, workload: str, now: float) -> Snapshot:
+        pods = tuple(p for p in self.snap.pods
+                     if p.namespace == namespace and p.workload == workload)
+        bound = {p.node for p in pods if p.node}
+        return Snapshot(now, tuple(n for n in self.snap.nodes if n.name in bound), pods)
 
 
 def memo(runtime):
