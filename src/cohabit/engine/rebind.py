@@ -22,7 +22,8 @@ rebinding pass (a check on the planner's evictions), so what is benchmarked is w
 :func:`defragment` moves pods before anything fails: the pods of the least used shared
 GPUs are placed again when FGD's fragment milli falls enough (the descheduler's idea with
 FGD's measure). ``--mode fgd --rebind`` runs it once per 1 % of capacity arrived; the
-operator's pass does not call it yet.
+operator's rebinding pass runs it once per pass (:func:`rebinding_evictions`, the same
+function, its moves reported or applied as evictions like ``make_room``'s).
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ from cohabit.placement.parts import frag_model
 from cohabit.placement.state import PodReq, pod_request
 from cohabit.planner.rebinding import room_victims
 
-__all__ = ["Move", "PaysFn", "defragment", "make_room"]
+__all__ = ["OPERATOR_DEFRAG_MOVES", "Move", "PaysFn", "defragment", "make_room",
+           "rebinding_evictions"]
 
 PaysFn = Callable[[ClusterState, "Move"], bool]
 """``pays(state after the move, move) -> keep it?``; called while the move is applied."""
@@ -86,25 +88,40 @@ def _movable(pod: Pod | None) -> bool:
 
 
 def candidate_nodes(state: ClusterState, req: PodReq, max_nodes: int,
-                    mix: bool = False) -> np.ndarray:
+                    mix: bool = False, rank: str = "empty") -> np.ndarray:
     """Nodes where ``req`` could fit if pods left (GPU model, GPU count, CPU and memory
     capacity), the smallest GPU deficit then CPU deficit first, at most ``max_nodes``.
 
     With ``mix`` the list alternates with the nodes of the smallest CPU deficit then GPU
     deficit (each node once), so that nodes with CPU to spare but no free GPU are
     examined too: at saturation the nodes with free GPUs are the ones whose CPU is used up.
+
+    ``rank`` (:data:`RANKS`): ``"empty"`` (default) counts a whole-GPU request's deficit in
+    missing empty GPUs (every node without one ties; the seeded node order chooses);
+    ``"milli"`` puts the nodes where the CPU and memory already fit first, then ranks by
+    :func:`gpu_deficit` (the milli to move). Seeds 42..51 with ``"milli"``: better on the
+    three seeds below 96 %, worse on others (docs/benchmarks.md, issue 12), so not the
+    default.
+
+    Raises:
+        ValueError: unknown ``rank``.
     """
+    if rank not in RANKS:
+        raise ValueError(f"candidate_nodes: rank must be one of {RANKS}, got {rank!r}")
     ok = (state.cpu_cap >= req.cpu) & (state.mem_cap >= req.mem)
     if req.num:
         ok &= state.spec_mask(req.spec) & (state.gpu_cnt >= req.num)
-        gpu_def = (np.maximum(req.milli - state.max_free, 0) if req.is_share
+        gpu_def = (gpu_deficit(state, req) if rank == "milli" or req.is_share
                    else np.maximum(req.num - state.full_free, 0) * MILLI_PER_GPU)
     else:
         gpu_def = np.zeros(state.n_nodes, np.int64)
     cpu_def = np.maximum(req.cpu - state.cpu_free, 0)
     mem_def = np.maximum(req.mem - state.mem_free, 0)
     idx = np.flatnonzero(ok)
-    by_gpu = idx[np.lexsort((state.prio[idx], mem_def[idx], cpu_def[idx], gpu_def[idx]))]
+    keys = [state.prio[idx], mem_def[idx], cpu_def[idx], gpu_def[idx]]
+    if rank == "milli":
+        keys.append(((cpu_def > 0) | (mem_def > 0))[idx])
+    by_gpu = idx[np.lexsort(tuple(keys))]
     if not mix:
         return by_gpu[:max_nodes]
     by_cpu = idx[np.lexsort((state.prio[idx], mem_def[idx], gpu_def[idx], cpu_def[idx]))]
@@ -112,6 +129,26 @@ def candidate_nodes(state: ClusterState, req: PodReq, max_nodes: int,
     both[0::2], both[1::2] = by_gpu, by_cpu
     _, first = np.unique(both, return_index=True)
     return both[np.sort(first)][:max_nodes]
+
+
+RANKS = ("empty", "milli")
+"""Orders of :func:`candidate_nodes` (its ``rank``)."""
+
+
+def gpu_deficit(state: ClusterState, req: PodReq) -> np.ndarray:
+    """GPU milli that must leave each node before ``req`` fits there by GPU, ``int64[N]``.
+
+    A sharing request needs one GPU with ``req.milli`` free: ``req.milli - max_free``. A
+    whole-GPU request needs ``req.num`` empty GPUs: the milli in use on the ``req.num`` GPUs
+    that hold the least, so a node whose GPU holds a 100-milli sliver ranks before one whose
+    GPUs are full (counting only empty GPUs would tie every full node at ``1000 * num``).
+    Nodes with fewer than ``req.num`` GPUs get at least ``1000 * req.num`` (their padded
+    slots hold no free milli); the caller filters them out by GPU count.
+    """
+    if req.is_share:
+        return np.maximum(req.milli - state.max_free, 0)
+    most_free = -np.sort(-state.gpu_free, axis=1)[:, :req.num]
+    return req.num * MILLI_PER_GPU - most_free.sum(axis=1)
 
 
 def _node_view(state: ClusterState, i: int) -> Node:
@@ -151,6 +188,7 @@ def make_room(
     depth: int = CHAIN_DEPTH,
     sub_tries: int = 4,
     mix_nodes: bool = False,
+    rank: str = "empty",
     movable: Callable[[Pod], bool] = _movable,
     pays: PaysFn | None = None,
 ) -> Move | None:
@@ -174,6 +212,7 @@ def make_room(
         sub_tries: victim sets replayed at most for each victim's own move (``depth`` > 1).
         mix_nodes: candidate nodes alternate GPU-deficit and CPU-deficit order
             (:func:`candidate_nodes` ``mix``).
+        rank: candidate node order (:func:`candidate_nodes` ``rank``, :data:`RANKS`).
         movable: which bound pods may be moved (default: ``evictable``, i.e. no PDB or owner
             forbids it; workload budgets are the actuator's to enforce when it applies).
         pays: extra acceptance test (e.g. predicted QoS) on the state with the move applied.
@@ -189,7 +228,10 @@ def make_room(
         raise ValueError(f"unknown placement policy {policy!r}")
     if depth < 1:
         raise ValueError(f"make_room: depth must be >= 1, got {depth}")
-    search = _Search(state, policy, rng, movable, max_victims, max_nodes, sub_tries, mix_nodes)
+    if rank not in RANKS:
+        raise ValueError(f"make_room: rank must be one of {RANKS}, got {rank!r}")
+    search = _Search(state, policy, rng, movable, max_victims, max_nodes, sub_tries, mix_nodes,
+                     rank)
     try:
         if not search.place(pod, pod_request(pod), depth, max_tries):
             return None
@@ -205,12 +247,12 @@ class _Search:
 
     def __init__(self, state: ClusterState, policy: str, rng: np.random.Generator | None,
                  movable: Callable[[Pod], bool], max_victims: int, max_nodes: int,
-                 sub_tries: int, mix_nodes: bool) -> None:
+                 sub_tries: int, mix_nodes: bool, rank: str = "empty") -> None:
         self.state, self.policy, self.rng = state, policy, rng
         self.plugin = POLICIES[policy]
         self.movable, self.max_victims = movable, max_victims
         self.max_nodes, self.sub_tries = max_nodes, sub_tries
-        self.mix_nodes = mix_nodes
+        self.mix_nodes, self.rank = mix_nodes, rank
         self.journal: list[tuple[str, Bind, Pod]] = []  # ("release"|"apply", bind, pod)
         self.moved: list[str] = []  # keys placed or evicted in this move (never moved again)
 
@@ -219,7 +261,7 @@ class _Search:
         their own chain while ``depth`` > 1; at most ``max_tries`` victim sets); the
         changes stay applied on success."""
         state = self.state
-        nodes = candidate_nodes(state, req, self.max_nodes, self.mix_nodes)
+        nodes = candidate_nodes(state, req, self.max_nodes, self.mix_nodes, self.rank)
         if nodes.size == 0:
             return False
         pods_at = _pods_by_node(state, nodes)
@@ -301,6 +343,7 @@ def defragment(
     max_moves: int = 4,
     max_pods: int = 2,
     min_gain_milli: float = 200.0,
+    max_small: int = 0,
     movable: Callable[[Pod], bool] = _movable,
 ) -> list[Move]:
     """Defragmentation moves before any pod fails: empty the least used shared GPUs.
@@ -323,6 +366,9 @@ def defragment(
         max_moves: moves returned at most.
         max_pods: most pods on one GPU for it to be examined.
         min_gain_milli: fragment milli a move must remove per pod it moves.
+        max_small: after the GPUs, the ``max_small`` smallest sharing pods that share their
+            GPU with another pod are tried one at a time (a small pod moved into a sliver
+            beside a large one opens its GPU for a typical pod); 0: none.
         movable: which bound pods may be moved (default: ``evictable``).
 
     Returns:
@@ -340,7 +386,8 @@ def defragment(
     moves: list[Move] = []
     touched: set[tuple[int, int]] = set()  # GPUs an earlier move of this pass changed
     try:
-        for group in _least_used_gpus(state, max_gpus, max_pods):
+        groups = _least_used_gpus(state, max_gpus, max_pods) + _small_pods(state, max_small)
+        for group in groups:
             if len(moves) >= max_moves:
                 break
             if (group[0].node, group[0].gpus[0]) in touched or not all(
@@ -373,6 +420,21 @@ def _least_used_gpus(state: ClusterState, max_gpus: int, max_pods: int) -> list[
     return [pods for *_, pods in partly[:max_gpus]]
 
 
+def _small_pods(state: ClusterState, max_small: int) -> list[list]:
+    """The ``max_small`` smallest bound sharing pods whose GPU holds another pod too, each
+    as a group of one (smallest first, then the seeded node order)."""
+    if max_small <= 0:
+        return []
+    count: dict[tuple[int, int], int] = {}
+    for b in state.bound.values():
+        for g in b.gpus:
+            count[(b.node, g)] = count.get((b.node, g), 0) + 1
+    small = [b for b in state.bound.values()
+             if b.req.is_share and count[(b.node, b.gpus[0])] > 1]
+    small.sort(key=lambda b: (b.req.milli, int(state.prio[b.node]), b.gpus[0], b.req.key))
+    return [[b] for b in small[:max_small]]
+
+
 def _consolidate(search: _Search, fm, group: list, min_gain: float) -> Move | None:  # noqa: ANN001
     """Release the pods of one GPU and place them again (see :func:`defragment`); the move
     stays applied when it pays, else the caller undoes it."""
@@ -399,3 +461,86 @@ def _consolidate(search: _Search, fm, group: list, min_gain: float) -> Move | No
     return Move("", state.names[source], tuple(b.req.key for b in group),
                 tuple(bd for kind, bd, _ in search.journal[-len(group):] if kind == "apply"),
                 0, gain)
+
+
+OPERATOR_DEFRAG_MOVES = 1
+"""Defragmentation moves one operator rebinding pass proposes at most (the simulator's
+``--mode fgd`` pass keeps :func:`defragment`'s default of 4 per 1 % of capacity arrived; an
+operator pass runs every reconcile, so one move a pass, within the actuator's eviction
+budget, keeps the churn per pass small)."""
+
+
+def rebinding_evictions(
+    state: ClusterState,
+    policy: str,
+    wanting: Sequence[Pod],
+    *,
+    rng: np.random.Generator | None = None,
+    movable: Callable[[Pod], bool] = _movable,
+    defrag_moves: int = OPERATOR_DEFRAG_MOVES,
+) -> list[Action]:
+    """The operator's rebinding step on the state of one pass: the ``Evict`` actions of the
+    :func:`make_room` move of each pod in ``wanting`` (pods that fit nowhere), then of up to
+    ``defrag_moves`` :func:`defragment` moves (only when ``state`` has a typical-pod
+    distribution, i.e. under ``fgd`` or ``cohabit``; a pod already evicted by a move of this
+    pass is not moved again).
+
+    Each kept move is applied to ``state`` before the next is searched (so two moves never
+    count on the same free milli) and all are undone before return. Only evictions are
+    returned: the owners re-create the evicted pods and a later pass places them (and the
+    pending pod) through the same policy, as the replay did. The
+    actuator owns the eviction budget, PDBs and dry-run (with ``dryRun`` the moves are
+    reported, not carried out). ``state`` is unchanged on return.
+
+    Args:
+        state: the placement view of the pass (binds of the pass applied).
+        policy: the placement policy that places and re-places pods.
+        wanting: pending pods that fit nowhere, in the order they get a move.
+        rng: generator for the ``random`` policy.
+        movable: which bound pods a move may evict.
+        defrag_moves: defragmentation moves at most (0: none).
+
+    Returns:
+        ``Evict`` actions, each reason naming the move (``rebind: makes room ...`` or
+        ``defragment: frees GPU milli on ...``); a pod is evicted at most once.
+
+    Raises:
+        ValueError: unknown policy.
+    """
+    actions: list[Action] = []
+    moved: set[str] = set()  # pods a move of this pass evicts or places
+    search = _Search(state, policy, rng, movable, 0, 0, 0, False)
+
+    def still_movable(p: Pod) -> bool:
+        return p.key not in moved and movable(p)
+
+    def keep(move: Move, pending: Pod | None) -> None:
+        """Report the move's evictions and apply it to ``state`` (undone at the end), so
+        the next moves of the pass are searched on the state this one leaves."""
+        pods: dict[str, Pod] = {}
+        for v in move.victims:
+            victim = state.bound[v].pod
+            if victim is None:  # a move only names pods it read from the state
+                raise ValueError(f"rebinding: victim {v} has no pod on the state")
+            pods[v] = victim
+        if pending is not None:
+            pods[pending.key] = pending
+        for v in move.victims:
+            search.journal.append(("release", state.release(v), pods[v]))
+            actions.append(Evict(v, reason=move.actions()[0].reason))
+        for b in move.binds:
+            search._bind(b, pods[b.pod])
+        moved.update(pods)
+
+    try:
+        for pod in wanting:
+            move = make_room(state, pod, policy, rng=rng, movable=still_movable)
+            if move is not None:
+                keep(move, pod)
+        if defrag_moves > 0 and state.typical is not None:
+            for move in defragment(state, policy, rng=rng, max_moves=defrag_moves,
+                                   movable=still_movable):
+                keep(move, None)
+    finally:
+        search.undo(0)
+    return actions

@@ -35,7 +35,7 @@ import pandas as pd
 
 from cohabit.config import PolicyConfig, SpecError, WorkloadSpec
 from cohabit.config.placement import ScoreWeights
-from cohabit.engine.rebind import make_room
+from cohabit.engine.rebind import rebinding_evictions
 from cohabit.engine.scheduling import schedule_pod
 from cohabit.model import (
     RESOURCE_FIELDS,
@@ -485,7 +485,10 @@ def place_pending(snapshot: Snapshot, pending: Iterable[Pod], policy: str,
         rebind: for up to this many pods that fit nowhere, simulate-then-rebind
             (:func:`cohabit.engine.rebind.make_room`): the ``Evict`` actions of a move that
             was replayed on the placement state and pays (the evicted pods are re-created by
-            their owners and placed by a later pass; the pending pod waits for the room).
+            their owners and placed by a later pass; the pending pod waits for the room);
+            with ``rebind`` > 0 the pass also proposes the simulator's defragmentation
+            move (:func:`cohabit.engine.rebind.rebinding_evictions`, under ``fgd`` and
+            ``cohabit``).
 
     Returns:
         ``(actions, unplaced)``: ``Bind`` per placed pod (and ``Evict`` per rebinding victim);
@@ -549,11 +552,9 @@ def place_pending_explained(
         by_key = {p.key: p for p in pending}
         wanting = [by_key[key] for key, _ in unplaced[:rebind]]
         wanting += _fitting_nowhere(state, others, policy, rebind - len(wanting))
-        for pod in wanting:
-            move = (make_room(state, pod, policy, rng=rng) if movable is None else
-                    make_room(state, pod, policy, rng=rng, movable=movable))
-            if move is not None:
-                binds.extend(a for a in move.actions() if isinstance(a, Evict))
+        binds.extend(rebinding_evictions(state, policy, wanting, rng=rng) if movable is None
+                     else rebinding_evictions(state, policy, wanting, rng=rng,
+                                              movable=movable))
     return binds, unplaced
 
 
@@ -649,7 +650,7 @@ def reconcile_once(
              else _PendingBatch())
     notes.extend(batch.notes)
     unschedulable: list[tuple[str, str]] = []
-    if batch.pending or batch.others:
+    if batch.pending or batch.others or (place and rebind):  # rebind: defragment too
         binds, unschedulable = place_pending_explained(
             snapshot, batch.pending, policy_config.policy,
             profiles=pod_profiles(snapshot.pods, profiles), slowdown=slowdown,

@@ -98,6 +98,29 @@ def test_candidate_nodes_rank_the_smallest_deficit_first():
     assert [state.names[i] for i in candidate_nodes(state, req, 5)] == ["b", "a"]
 
 
+def test_candidate_nodes_rank_whole_gpu_pods_by_the_milli_to_move():
+    # no node has an empty GPU; a whole-GPU pod needs the least milli moved off c (150, its
+    # less used GPU), then b (400), then a (900); d has the least GPU milli in use but too
+    # little CPU, so it comes after every node where the CPU already fits
+    state = ClusterState.from_nodes(
+        [mk_node("a", gpus=1), mk_node("b", gpus=2), mk_node("c", gpus=2),
+         mk_node("d", cpu=8000, gpus=1)],
+        [mk_pod("x", num=1, milli=900, node="a", gpus=[0]),
+         mk_pod("y0", num=1, milli=400, node="b", gpus=[0]),
+         mk_pod("y1", num=1, milli=400, node="b", gpus=[1]),
+         mk_pod("z0", num=1, milli=1000, node="c", gpus=[0]),
+         mk_pod("z1", num=1, milli=150, node="c", gpus=[1]),
+         mk_pod("u", cpu=7000, num=1, milli=100, node="d", gpus=[0])])
+    one = pod_request(mk_pod("w", cpu=4000, num=1, milli=1000))
+    assert [state.names[i] for i in candidate_nodes(state, one, 5, rank="milli")] == [
+        "c", "b", "a", "d"]
+    two = pod_request(mk_pod("w2", num=2, milli=1000))
+    # two GPUs: b needs 800 moved, c 1,150; a and d have one GPU
+    assert [state.names[i] for i in candidate_nodes(state, two, 5, rank="milli")] == ["b", "c"]
+    with pytest.raises(ValueError, match="rank"):
+        candidate_nodes(state, one, 5, rank="random")
+
+
 # ----------------------------------------------------------------- invariant (hypothesis)
 
 
@@ -251,6 +274,9 @@ def test_mixed_candidate_order_alternates_gpu_and_cpu_deficits():
     assert [state.names[i] for i in candidate_nodes(state, req, 2)] == ["b", "a"]
     assert [state.names[i] for i in candidate_nodes(state, req, 2, mix=True)] == ["b", "c"]
     assert [state.names[i] for i in candidate_nodes(state, req, 5, mix=True)] == ["b", "c", "a"]
+    # rank="milli": the node where the CPU already fits (c) first, then b before a
+    assert [state.names[i] for i in candidate_nodes(state, req, 5, rank="milli")] == [
+        "c", "b", "a"]
 
 
 # ------------------------------------------------------------------ defragmentation
@@ -288,6 +314,33 @@ def test_defragment_moves_a_small_pod_into_a_hole_and_frees_a_whole_gpu():
     assert defragment(state, "cohabit") == []  # nothing left to gain
 
 
+def test_defragment_moves_a_small_pod_beside_a_large_one_when_asked():
+    """a: one GPU with a 500- and a 150-milli pod; b: one GPU with an 810-milli pod (a
+    190-milli sliver). Typical pods mostly ask 500: a's 350 idle milli are fragment. No GPU
+    can be emptied (the 500 pod fits only where it is), but the 150 pod fits b's sliver and
+    leaves 500 free on a for a typical pod: only the small-pod candidates find that."""
+    nodes = [mk_node("a", gpus=1), mk_node("b", gpus=1)]
+    bound = [mk_pod("half", num=1, milli=500, node="a", gpus=[0]),
+             mk_pod("s", num=1, milli=150, node="a", gpus=[0]),
+             mk_pod("big", num=1, milli=810, node="b", gpus=[0])]
+    history = [*bound, *(mk_pod(f"h{i}", num=1, milli=500) for i in range(8))]
+    cluster = SimulatedCluster(nodes, typical=typical_pods(history))
+    for p in bound:
+        cluster.bind_pod(_bind(p), p)
+    state = cluster.state
+    assert defragment(state, "cohabit") == []
+    before = snapshot(state)
+    [move] = defragment(state, "cohabit", max_small=4)
+    assert snapshot(state) == before
+    assert move.victims == ("default/s",) and move.node == "a"
+    assert [(b.node, b.gpu_indices) for b in move.binds] == [("b", (0,))]
+    assert move.frag_gain_milli >= 200
+    cluster.apply_move(move, None)
+    assert int(state.gpu_free[state.index["a"], 0]) == 500
+    _check(state)
+    assert defragment(state, "cohabit", max_small=4) == []
+
+
 @pytest.mark.parametrize("case", ["pdb", "gain-too-small"])
 def test_defragment_keeps_pods_that_may_not_move_or_do_not_pay(case):
     cluster = _defrag_cluster(evictable=case != "pdb")
@@ -304,7 +357,7 @@ def test_chains_and_defragmentation_never_over_commit(data, policy, every):
     state = cluster.state
     for k, pod in enumerate(pods):
         if k % every == 0:
-            for move in defragment(state, policy):
+            for move in defragment(state, policy, max_small=4):
                 cluster.apply_move(move, None)
             _check(state)
         bind = select(state, pod, policy)
