@@ -198,6 +198,17 @@ def run_contended(
     return loop.result(workload, policy, seed, time.perf_counter() - t_wall)
 
 
+def _lifetime(pod: Pod) -> float:
+    """Seconds from creation to deletion; a replayed pod must have both.
+
+    Raises:
+        ValueError: the pod has no ``deletion_time``.
+    """
+    if pod.deletion_time is None:
+        raise ValueError(f"pod {pod.key}: no deletion_time, so it cannot be replayed")
+    return float(pod.deletion_time - pod.creation_time)
+
+
 class _Loop:
     """The state of one contended replay (one method per step of the loop)."""
 
@@ -209,6 +220,7 @@ class _Loop:
         self.guard = guard
         self.rebind = rebind
         self.admit = admit
+        self._index: dict[str, int] | None = None  # pod key -> position, built on first move
         self.cluster = scoring_cluster(nodes, pods, weights=setup.weights)
         self.state = self.cluster.state
         seed_tiebreak(self.state, np.random.default_rng(seed))
@@ -217,7 +229,7 @@ class _Loop:
         n = len(pods)
         c = setup.compress
         self.arrival = np.array([p.creation_time / c for p in pods])
-        self.life = np.array([p.deletion_time - p.creation_time for p in pods], float)
+        self.life = np.array([_lifetime(p) for p in pods], dtype=np.float64)
         if (self.life < 0).any():
             raise ValueError("a pod's deletion_time is before its creation_time")
         self.ls = setup.wmap.latency_sensitive
@@ -302,18 +314,19 @@ class _Loop:
         if self.admit is not None:
             pod = self.admit(pod, self.setup.usages.get(pod.key))
             if pod is not self.pods[k]:
-                usage = self.state.usage.pods.get(pod.key) if self.state.usage else None
-                if usage is not None:
-                    self.state.usage.pods[pod.key] = replace(usage, request=pod.gpu_milli)
+                view = self.state.usage
+                usage = view.pods.get(pod.key) if view is not None else None
+                if view is not None and usage is not None:
+                    view.pods[pod.key] = replace(usage, request=pod.gpu_milli)
         res = schedule_pod(self.state, pod, policy=self.policy, rng=self.rng,
                            actuator=self.cluster)
         placed = res.bind is not None
         if not placed and self.rebind:
             move = make_room(self.state, pod, self.policy, rng=self.rng)
             if move is not None:
-                index = {p.key: i for i, p in enumerate(self.pods)} \
-                    if not hasattr(self, "_index") else self._index
-                self._index = index
+                if self._index is None:
+                    self._index = {p.key: i for i, p in enumerate(self.pods)}
+                index = self._index
                 victims = [index[v] for v in move.victims]
                 for v in victims:
                     self._unmark(v)

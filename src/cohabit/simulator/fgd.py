@@ -24,6 +24,7 @@ differ from the paper's while the means over seeds agree (see ``docs/benchmarks.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -244,11 +245,12 @@ class _FgdRun:
         """Place every arrival; one :data:`_LOG_COLUMNS` row per arrival."""
         log = np.zeros((len(arrivals), 7), np.float64)
         arrived = 0
-        next_defrag = self.defrag_step
+        step = self.defrag_step
+        next_defrag = math.inf if step is None else step
         for k, pod in enumerate(arrivals):
-            if next_defrag is not None and arrived >= next_defrag:
+            if step is not None and arrived >= next_defrag:
                 self.defragment()
-                next_defrag += self.defrag_step
+                next_defrag += step
             arrived += pod.gpu_request_milli
             touched = self.place(pod)
             if touched:

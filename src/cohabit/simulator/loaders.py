@@ -581,7 +581,7 @@ def packaged_node_lists() -> list[str]:
 
 @contextlib.contextmanager
 def _packaged_file(stem: str) -> Iterator[Path]:
-    ref = resources.files(_DATA_PACKAGE).joinpath(_OPENB_DIR, f"{stem}.csv")
+    ref = resources.files(_DATA_PACKAGE).joinpath(_OPENB_DIR).joinpath(f"{stem}.csv")
     with resources.as_file(ref) as p:
         yield Path(p)
 

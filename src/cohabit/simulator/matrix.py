@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from rich.console import Console
@@ -52,6 +53,9 @@ from cohabit.simulator.results import (
     ReplayRunResult,
     SimulationMode,
 )
+
+if TYPE_CHECKING:  # imported lazily where contended cells run
+    from cohabit.simulator.contended import ContendedSetup
 
 __all__ = ["MODES", "Cell", "MatrixError", "MatrixResult", "cells", "run_matrix"]
 
@@ -173,7 +177,8 @@ class MatrixError(RuntimeError):
 
 _TRACES: dict[str, tuple[list[Node], list[Pod], TypicalPods]] = {}
 _TRACES_LOCK = threading.Lock()
-_SETUPS: dict[tuple, object] = {}
+_SETUPS: dict[tuple, ContendedSetup] = {}
+"""The contended set-up of the last (workload, seed, compress, model) this worker ran."""
 _PRELOAD = ("cohabit.simulator.matrix", "cohabit.simulator.fgd", "cohabit.simulator.replay",
             "cohabit.simulator.contended")
 

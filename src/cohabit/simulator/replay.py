@@ -167,8 +167,8 @@ class _Replay:
                 self.pending_set.discard(k)
                 self.pending.remove(k)
                 self.deleted_pending += 1
-            elif self.state.placement_of(self.pods[k]) is not None:
-                freed.append(self.state.index[self.state.placement_of(self.pods[k])[0]])
+            elif (where := self.state.placement_of(self.pods[k])) is not None:
+                freed.append(self.state.index[where[0]])
                 self.cluster.depart(self.pods[k])
         return freed, arrivals
 

@@ -102,7 +102,9 @@ def published_curves(path: str | Path | None = None) -> pd.DataFrame:
         ``frag_ratio_pct``, ``frag_amount_pct_of_cluster_gpus`` (all percent).
     """
     if path is None:
-        ref = resources.files("cohabit").joinpath(*_PUBLISHED_FILE)
+        ref = resources.files("cohabit")
+        for part in _PUBLISHED_FILE:
+            ref = ref.joinpath(part)
         with resources.as_file(ref) as p:
             df = pd.read_csv(p)
     else:

@@ -65,7 +65,7 @@ def fgd_tables(summary: pd.DataFrame, *, tune: float, tolerance: float = 0.3) ->
 
 
 _RIGHT = {"justify": "right"}
-_FGD_COLUMNS: tuple[tuple[str, dict[str, str]], ...] = (
+_FGD_COLUMNS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("policy", {"style": "bold"}),
     ("alloc % @100", _RIGHT),
     ("alloc % @130", _RIGHT),
@@ -73,7 +73,7 @@ _FGD_COLUMNS: tuple[tuple[str, dict[str, str]], ...] = (
     ("failed pods", _RIGHT),
     ("wall s", _RIGHT),
 )
-_PUBLISHED_COLUMNS: tuple[tuple[str, dict[str, str]], ...] = (
+_PUBLISHED_COLUMNS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("paper @130", {"justify": "right", "style": "dim"}),
     ("Δ @100", _RIGHT),
     ("Δ @130", _RIGHT),
