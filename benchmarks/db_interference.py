@@ -69,6 +69,7 @@ from cohabit.engine.dbinterference import (
     place,
     predict_nodes,
     predict_pairs,
+    solo_block,
     solo_cpu_demand,
 )
 from cohabit.model import InterferenceProfile, Resize, Resources
@@ -270,6 +271,9 @@ def node_step(sessions, actuator, names, settings, profiles, sens, args, report)
     pair models composed per node. Returns ``(node model, its residuals)``."""
     parts = node_partitions(names, args.node_partitions)
     report["node_partitions"] = parts
+    solo_block(sessions, actuator, list(NODES), settings.seconds, settings.latency_limit_ms)
+    log("warm-up solo block done (not used): freshly started servers serve their first "
+        "runs slowly")
     runs = measure_nodes(sessions, actuator, parts, settings, solo_nodes=list(NODES),
                          repeats=args.node_repeats, log=log)
     runs.to_csv(RESULTS / "nodes_runs.csv", index=False)
@@ -416,6 +420,9 @@ def main() -> int:
         if reuse is not None:
             probe_k, profiles, pair_runs, sens = saved_profiles(reuse)
             profiles = {n: profiles[n] for n in names}
+            pair_runs = pair_runs[pair_runs["victim"].isin(names)
+                                  & pair_runs["aggressor"].isin(names)]
+            sens = sens[sens["workload"].isin(names)]
             report["reused"] = str(reuse)
         else:
             log("calibrating probes")
