@@ -17,22 +17,31 @@ output). Every contended run is bracketed by solo runs (the protocol of
    measured slowdown ``1 - p99_solo / p99_co`` of each side vs the slowdown placement
    predicts from the two profiles (:func:`cohabit.placement.pressure_sensitivity_slowdown`):
    MAE and Spearman's rho (:func:`~cohabit.engine.dbinterference.measure_pairs`).
-4. **Fair placement**: the six databases onto two "nodes" (CPU 0 and CPU 1, one cpuset each,
+4. **Node co-runs** (``--node-partitions``, :func:`node_step`): partitions of the six
+   databases into three per node, both nodes loaded at once, each co-run between solo
+   blocks (``--node-repeats`` co-runs, medians), the CPU usage of every run read from the
+   server's cgroup; the node-level model
+   (:func:`cohabit.predictors.dbinterference.node_slowdown`: each database's CPU
+   sensitivity curve at its co-runners' summed measured CPU usage) judged by MAE and
+   Spearman's rho, beside its CFS-quota variant and the pair models composed per node
+   (:func:`~cohabit.engine.dbinterference.measure_nodes`).
+5. **Fair placement**: the six databases onto two "nodes" (CPU 0 and CPU 1, one cpuset each,
    1000 m and 8 GiB allocatable) by LeastRequestedPriority and by the fair policy
-   (:func:`cohabit.placement.fairness.place_fair`, given the pair model's residuals from step
-   3 as its evidence), bound through the local actuator, all six loads run together; each
-   instance's p99 and TPS against its solo runs (alone on a node) just before and after,
-   and the unfairness (coefficient of variation of ``p99_solo / p99_co``) per policy; the
-   policies alternate over ``--repeats`` rounds
+   (:func:`cohabit.placement.fairness.place_fair_nodes` with the node model and its residuals
+   from step 4 as its evidence; without step 4, :func:`~cohabit.placement.fairness.place_fair`
+   with the pair model's residuals from step 3), bound through the local actuator, all six
+   loads run together; each instance's p99 and TPS against its solo runs (alone on a node)
+   just before and after, and the unfairness (coefficient of variation of
+   ``p99_solo / p99_co``) per policy; the policies alternate over ``--repeats`` rounds
    (:func:`~cohabit.engine.dbinterference.measure_placement`). Beside them, the placement
-   the fair policy would make if it trusted the pair model as exact (``model-trusted``, the
+   the fair policy would make if it trusted its model as exact (``model-trusted``, the
    policy before evidence was required) is measured too; a placement equal to another one
    is run once.
 
 Results in ``benchmarks/results/db_interference/``; the host's 1-minute load average is
 recorded beside every run. ``--plan`` prints the estimated duration of each step first.
 
-    .venv/bin/python benchmarks/db_interference.py --plan     # estimate only (~45 min)
+    .venv/bin/python benchmarks/db_interference.py --plan     # estimate only (~60 min)
     .venv/bin/python benchmarks/db_interference.py            # all steps
     .venv/bin/python benchmarks/db_interference.py --placement-only   # step 5 from saved CSVs
     .venv/bin/python benchmarks/db_interference.py --reuse DIR   # steps 4-5, profiles from DIR
@@ -390,10 +399,10 @@ def main() -> int:
                         help="rebuild probes, profiles and pairs from an earlier run's CSVs "
                         "in DIR (probes/sensitivity/pressure/pairs_runs.csv); measure the "
                         "node co-runs and the placement only")
-    parser.add_argument("--node-partitions", type=int, default=5,
+    parser.add_argument("--node-partitions", type=int, default=6,
                         help="node co-run step: partitions of the databases over the nodes "
                         "(0: skip the step; the placement then uses the pair model)")
-    parser.add_argument("--node-repeats", type=int, default=2,
+    parser.add_argument("--node-repeats", type=int, default=3,
                         help="co-runs per partition (bracketed by solo blocks)")
     parser.add_argument("--placement-only", action="store_true",
                         help="rebuild probes, profiles and pairs from the CSVs of an earlier "

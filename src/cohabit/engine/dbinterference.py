@@ -481,18 +481,23 @@ def measure_placement(sessions: Mapping[str, DatabaseSession], actuator: Actuato
         log("solo " + ", ".join(f"{n} {r.p99_ms:.1f}" for n, r in block.items()))
         return block
 
+    loads: list[float] = []  # the load average at the end of each co-run, in run order
+
     def together(policy: str) -> dict[str, PgbenchRun]:
         bind_all(actuator, placements[policy])
         runs = corun([sessions[n] for n in names], seconds, latency_limit_ms)
+        loads.append(os.getloadavg()[0])
         return dict(zip(names, runs, strict=True))
 
     blocks = [[lambda p=p: together(p) for p in (policies if r % 2 == 0 else policies[::-1])]
               for r in range(rounds)]
     solos, results = bracketed(solo, blocks)
     rows = []
+    ran = iter(loads)
     for r, block in enumerate(results):
         order = policies if r % 2 == 0 else policies[::-1]
         for policy, runs in zip(order, block, strict=True):
+            load1 = next(ran)
             ref = {n: geomean(solos[r][n].p99_ms, solos[r + 1][n].p99_ms) for n in names}
             co = {n: runs[n].p99_ms for n in names}
             u = measured_unfairness(ref, co)
@@ -505,7 +510,7 @@ def measure_placement(sessions: Mapping[str, DatabaseSession], actuator: Actuato
                              "p99_ms": run.p99_ms,
                              "tps_solo": (solos[r][n].tps + solos[r + 1][n].tps) / 2,
                              "tps": run.tps, "np": normalised_performance(ref[n], run.p99_ms),
-                             "unfairness": u, "load1": os.getloadavg()[0]})
+                             "unfairness": u, "load1": load1})
     return pd.DataFrame(rows)
 
 
