@@ -17,24 +17,34 @@ output). Every contended run is bracketed by solo runs (the protocol of
    measured slowdown ``1 - p99_solo / p99_co`` of each side vs the slowdown placement
    predicts from the two profiles (:func:`cohabit.placement.pressure_sensitivity_slowdown`):
    MAE and Spearman's rho (:func:`~cohabit.engine.dbinterference.measure_pairs`).
-4. **Fair placement**: the six databases onto two "nodes" (CPU 0 and CPU 1, one cpuset each,
+4. **Node co-runs** (``--node-partitions``, :func:`node_step`): partitions of the six
+   databases into three per node, both nodes loaded at once, each co-run between solo
+   blocks (``--node-repeats`` co-runs, medians), the CPU usage of every run read from the
+   server's cgroup; the node-level model
+   (:func:`cohabit.predictors.dbinterference.node_slowdown`: each database's CPU
+   sensitivity curve at its co-runners' summed measured CPU usage) judged by MAE and
+   Spearman's rho, beside its CFS-quota variant and the pair models composed per node
+   (:func:`~cohabit.engine.dbinterference.measure_nodes`).
+5. **Fair placement**: the six databases onto two "nodes" (CPU 0 and CPU 1, one cpuset each,
    1000 m and 8 GiB allocatable) by LeastRequestedPriority and by the fair policy
-   (:func:`cohabit.placement.fairness.place_fair`, given the pair model's residuals from step
-   3 as its evidence), bound through the local actuator, all six loads run together; each
-   instance's p99 and TPS against its solo runs (alone on a node) just before and after,
-   and the unfairness (coefficient of variation of ``p99_solo / p99_co``) per policy; the
-   policies alternate over ``--repeats`` rounds
+   (:func:`cohabit.placement.fairness.place_fair_nodes` with the node model and its residuals
+   from step 4 as its evidence; without step 4, :func:`~cohabit.placement.fairness.place_fair`
+   with the pair model's residuals from step 3), bound through the local actuator, all six
+   loads run together; each instance's p99 and TPS against its solo runs (alone on a node)
+   just before and after, and the unfairness (coefficient of variation of
+   ``p99_solo / p99_co``) per policy; the policies alternate over ``--repeats`` rounds
    (:func:`~cohabit.engine.dbinterference.measure_placement`). Beside them, the placement
-   the fair policy would make if it trusted the pair model as exact (``model-trusted``, the
+   the fair policy would make if it trusted its model as exact (``model-trusted``, the
    policy before evidence was required) is measured too; a placement equal to another one
    is run once.
 
 Results in ``benchmarks/results/db_interference/``; the host's 1-minute load average is
 recorded beside every run. ``--plan`` prints the estimated duration of each step first.
 
-    .venv/bin/python benchmarks/db_interference.py --plan     # estimate only (~45 min)
+    .venv/bin/python benchmarks/db_interference.py --plan     # estimate only (~60 min)
     .venv/bin/python benchmarks/db_interference.py            # all steps
-    .venv/bin/python benchmarks/db_interference.py --placement-only   # step 4 from saved CSVs
+    .venv/bin/python benchmarks/db_interference.py --placement-only   # step 5 from saved CSVs
+    .venv/bin/python benchmarks/db_interference.py --reuse DIR   # steps 4-5, profiles from DIR
 """
 
 from __future__ import annotations
@@ -58,19 +68,32 @@ from cohabit.engine.dbinterference import (
     InterferenceSettings,
     bind_all,
     calibrate_probes,
+    curve_model,
+    measure_nodes,
     measure_pairs,
     measure_placement,
     measure_pressures,
     measure_sensitivity,
+    pair_model_on_nodes,
     place,
+    predict_nodes,
     predict_pairs,
+    solo_block,
+    solo_cpu_demand,
 )
 from cohabit.model import InterferenceProfile, Resize, Resources
-from cohabit.placement.fairness import place_fair, predicted_np, unfairness
+from cohabit.placement.fairness import (
+    place_fair,
+    place_fair_nodes,
+    predicted_np,
+    predicted_np_nodes,
+    unfairness,
+)
 from cohabit.placement.interference import pressure_sensitivity_slowdown
 from cohabit.predictors.dbinterference import (
     database_profile,
     dominant_slowdown,
+    sensitivity_curves,
     sensitivity_slope,
 )
 from cohabit.profiling import DatabaseSession, LoadSpec
@@ -108,7 +131,8 @@ def spec_of(name: str) -> tuple[Resources, str]:
 
 
 def plan(names: list[str], settings: InterferenceSettings, corun_s: float,
-         rounds: int) -> dict[str, float]:
+         rounds: int, node_partitions: int = 0, node_repeats: int = 2,
+         reuse: bool = False) -> dict[str, float]:
     """Estimated seconds of each step (runs x (length + :data:`RUN_OVERHEAD_S`))."""
     o, r, i = RUN_OVERHEAD_S, len(settings.resources), len(settings.intensities)
     probe = settings.probe_seconds + o
@@ -121,8 +145,11 @@ def plan(names: list[str], settings: InterferenceSettings, corun_s: float,
         "profiles": len(names) * (r + 2 + r * i) * run
         + r * ((len(names) * reps + 1) * probe + len(names) * reps * (probe + 2)),
         "pairs": math.comb(len(names), 2) * (2 * settings.pair_repeats + 1) * run,
+        "nodes": node_partitions * ((node_repeats + 1) * slots + node_repeats) * run,
         "placement": ((rounds + 1) * slots + 3 * rounds) * (corun_s + o),  # <= 3 policies
     }
+    if reuse:
+        steps.update(probes=0.0, profiles=0.0, pairs=0.0)
     steps["total"] = sum(steps.values())
     return steps
 
@@ -131,20 +158,23 @@ def _profile_dict(p: InterferenceProfile) -> dict:
     return {"pressure": dict(p.pressure), "sensitivity": dict(p.sensitivity)}
 
 
-def saved_profiles() -> tuple[dict[str, float], dict[str, InterferenceProfile], pd.DataFrame]:
-    """Probe sensitivities, profiles and measured pairs rebuilt from an earlier run's CSVs
-    (``probes.csv``, ``sensitivity.csv``, ``pressure.csv``, ``pairs_runs.csv``)."""
-    calib = pd.read_csv(RESULTS / "probes.csv")
+def saved_profiles(source: Path = RESULTS) -> tuple[dict[str, float],
+                                                   dict[str, InterferenceProfile],
+                                                   pd.DataFrame, pd.DataFrame]:
+    """Probe sensitivities, profiles, measured pairs and the sensitivity rows rebuilt from
+    an earlier run's CSVs in ``source`` (``probes.csv``, ``sensitivity.csv``,
+    ``pressure.csv``, ``pairs_runs.csv``)."""
+    calib = pd.read_csv(source / "probes.csv")
     probe_k = {r: sensitivity_slope(list(g["intensity"]),
                                     list((1.0 - g["probe_co"] / g["probe_solo"]).clip(0.0)))
                for r, g in calib.groupby("resource")}
-    sens = pd.read_csv(RESULTS / "sensitivity.csv")
-    press = pd.read_csv(RESULTS / "pressure.csv")
+    sens = pd.read_csv(source / "sensitivity.csv")
+    press = pd.read_csv(source / "pressure.csv")
     profiles = {n: database_profile(sens[sens["workload"] == n], press[press["workload"] == n],
                                     probe_k) for n in sens["workload"].unique()}
-    pairs = pd.read_csv(RESULTS / "pairs_runs.csv")
-    log(f"placement only: probes, profiles and {len(pairs)} pair rows from {RESULTS}")
-    return probe_k, profiles, pairs
+    pairs = pd.read_csv(source / "pairs_runs.csv")
+    log(f"reused: probes, profiles and {len(pairs)} pair rows from {source}")
+    return probe_k, profiles, pairs, sens
 
 
 def start_sessions(stack: ExitStack, names: list[str], settings: InterferenceSettings
@@ -167,7 +197,7 @@ def start_sessions(stack: ExitStack, names: list[str], settings: InterferenceSet
 
 
 def measure_profiles(sessions, actuator, tree, probe_k, settings
-                     ) -> dict[str, InterferenceProfile]:
+                     ) -> tuple[dict[str, InterferenceProfile], pd.DataFrame]:
     """Sensitivity of each database in turn, then the pressures of all (on CPU 1)."""
     frames = []
     for n, s in sessions.items():
@@ -181,7 +211,7 @@ def measure_profiles(sessions, actuator, tree, probe_k, settings
                                     press[press["workload"] == n], probe_k) for n in sessions}
     for n, prof in profiles.items():
         log(f"{n}: {_profile_dict(prof)}")
-    return profiles
+    return profiles, sens
 
 
 MODELS = {"linear": pressure_sensitivity_slowdown, "dominant": dominant_slowdown}
@@ -211,6 +241,70 @@ def judge_pair_models(profiles, pair_runs, report) -> tuple[str, pd.DataFrame]:
     return chosen, judged[chosen][0]
 
 
+def node_partitions(names: list[str], k: int) -> list[dict[str, str]]:
+    """``k`` partitions of the databases into equal groups, one per node, spread over the
+    CPU-quota imbalance between the nodes: all partitions (the first database on the first
+    node) sorted by ``|quota difference|``, then ``k`` evenly spaced from the most balanced
+    to the most imbalanced; LeastRequested's placement is always among them."""
+    requests = {n: spec_of(n)[0] for n in names}
+    nodes = list(NODES)
+    size = len(names) // len(nodes)
+    rest = names[1:]
+    parts = []
+    for group in itertools.combinations(rest, size - 1):
+        first = {names[0], *group}
+        parts.append({n: nodes[0] if n in first else nodes[1] for n in names})
+
+    def imbalance(a: dict[str, str]) -> tuple[int, list[str]]:
+        quota = [sum(requests[n].cpu_milli for n in names if a[n] == node) for node in nodes]
+        return abs(quota[0] - quota[1]), sorted(n for n in names if a[n] == nodes[0])
+
+    parts.sort(key=imbalance)
+    pick = sorted({round(i * (len(parts) - 1) / max(1, k - 1)) for i in range(k)})
+    chosen = [parts[i] for i in pick]
+    lr = place(  # LeastRequested's placement, with the node names of NODES
+        "least-requested", names, requests, {node: NODE_CAPACITY for node in NODES}, {}
+    ).assignment
+    same_as_lr = [a for a in parts if {n for n in names if a[n] == nodes[0]}
+                  in ({n for n in names if lr[n] == nodes[0]},
+                      {n for n in names if lr[n] == nodes[1]})]
+    if same_as_lr and same_as_lr[0] not in chosen:
+        chosen[-2 if len(chosen) > 1 else 0] = same_as_lr[0]
+    return chosen
+
+
+def node_step(sessions, actuator, names, settings, profiles, sens, args, report):
+    """Step 4: node co-runs (``--node-partitions`` partitions, ``--node-repeats`` each);
+    the node-level model (fixed before: each database's CPU sensitivity curve at its
+    co-runners' summed measured solo CPU usage) judged beside the quota variant and the
+    pair models composed per node. Returns ``(node model, its residuals)``."""
+    parts = node_partitions(names, args.node_partitions)
+    report["node_partitions"] = parts
+    solo_block(sessions, actuator, list(NODES), settings.seconds, settings.latency_limit_ms)
+    log("warm-up solo block done (not used): freshly started servers serve their first "
+        "runs slowly")
+    runs = measure_nodes(sessions, actuator, parts, settings, solo_nodes=list(NODES),
+                         repeats=args.node_repeats, log=log)
+    runs.to_csv(RESULTS / "nodes_runs.csv", index=False)
+    curves = sensitivity_curves(sens, "cpu")
+    usage = solo_cpu_demand(runs)
+    quota = {n: spec_of(n)[0].cpu_milli / 1000 for n in names}
+    report["sensitivity_curves"] = {n: [list(p) for p in c] for n, c in curves.items()}
+    report["solo_cpu_cores"] = usage
+    variants = {"curve-usage": curve_model(curves, usage),
+                "curve-quota": curve_model(curves, quota),
+                **{f"pair-{m}": pair_model_on_nodes(profiles, f) for m, f in MODELS.items()}}
+    judged = {v: predict_nodes(m, runs) for v, m in variants.items()}
+    report["nodes"] = {v: err for v, (_, err) in judged.items()}
+    table = judged["curve-usage"][0]
+    for v, (t, _) in judged.items():
+        table[f"predicted_{v}"] = t["predicted"].to_numpy()
+    table.to_csv(RESULTS / "nodes.csv", index=False)
+    for v, (_, err) in judged.items():
+        log(f"node prediction ({v}): {err}")
+    return variants["curve-usage"], list(judged["curve-usage"][0]["residual"])
+
+
 def rounds_that_fit(args, n_names: int, n_policies: int) -> int:
     """``--repeats``, fewer when ``--finish-by`` (UTC HH:MM) would be passed (at least 1)."""
     if not args.finish_by:
@@ -236,12 +330,18 @@ def dedupe(placements: dict[str, dict[str, str]]) -> dict[str, str]:
 
 
 def placement_step(sessions, actuator, names, profiles, model, residuals, args,
-                   report) -> None:
+                   report, node_model=None) -> None:
+    """Step 5: LeastRequested, fair (with ``node_model`` and its node residuals when the
+    node step ran, else the pair ``model``) and the model trusted as exact, measured."""
     requests = {n: spec_of(n)[0] for n in names}
     capacity = {node: NODE_CAPACITY for node in NODES}
-    decided = {p: place(p, names, requests, capacity, profiles, model, residuals=residuals)
+    decided = {p: place(p, names, requests, capacity, profiles, model, residuals=residuals,
+                        node_model=node_model)
                for p in ("least-requested", "fair")}
-    exact = place_fair(names, requests, capacity, profiles, model, residuals=[0.0])
+    if node_model is not None:
+        exact = place_fair_nodes(names, requests, capacity, node_model, residuals=[0.0])
+    else:
+        exact = place_fair(names, requests, capacity, profiles, model, residuals=[0.0])
     placements = {p: d.assignment for p, d in decided.items()}
     report["placements"] = placements
     report["fair_reason"] = {"moves": list(decided["fair"].moves),
@@ -249,8 +349,9 @@ def placement_step(sessions, actuator, names, profiles, model, residuals, args,
     report["if_model_trusted_exact"] = {"assignment": exact.assignment,
                                         "moves": list(exact.moves)}
     report["predicted_unfairness"] = {
-        p: unfairness(list(predicted_np(a, profiles, model).values()))
-        for p, a in placements.items()}
+        p: unfairness(list((predicted_np_nodes(a, node_model) if node_model is not None
+                            else predicted_np(a, profiles, model)).values()))
+        for p, a in {**placements, "model-trusted": exact.assignment}.items()}
     log(f"placements: {placements}; fair: {decided['fair'].reason} {decided['fair'].moves}; "
         f"if trusted exact: {exact.assignment}")
     measured = dedupe({**placements, "model-trusted": exact.assignment})
@@ -294,6 +395,15 @@ def main() -> int:
     parser.add_argument("--finish-by", metavar="HH:MM",
                         help="UTC time by which the placement step must end: fewer rounds")
     parser.add_argument("--no-placement", action="store_true", help="stop after the pairs")
+    parser.add_argument("--reuse", type=Path, metavar="DIR",
+                        help="rebuild probes, profiles and pairs from an earlier run's CSVs "
+                        "in DIR (probes/sensitivity/pressure/pairs_runs.csv); measure the "
+                        "node co-runs and the placement only")
+    parser.add_argument("--node-partitions", type=int, default=6,
+                        help="node co-run step: partitions of the databases over the nodes "
+                        "(0: skip the step; the placement then uses the pair model)")
+    parser.add_argument("--node-repeats", type=int, default=3,
+                        help="co-runs per partition (bracketed by solo blocks)")
     parser.add_argument("--placement-only", action="store_true",
                         help="rebuild probes, profiles and pairs from the CSVs of an earlier "
                         "run; measure only the fair-placement step")
@@ -303,7 +413,11 @@ def main() -> int:
                                     seconds=args.seconds, probe_seconds=args.probe_seconds,
                                     probe_repeats=args.probe_repeats,
                                     pair_repeats=args.pair_repeats)
-    estimate = plan(names, settings, args.corun_seconds, args.repeats)
+    reuse = args.reuse or (RESULTS if args.placement_only else None)
+    if args.placement_only:
+        args.node_partitions = 0
+    estimate = plan(names, settings, args.corun_seconds, args.repeats, args.node_partitions,
+                    args.node_repeats, reuse=reuse is not None)
     print("estimate (min): " + ", ".join(f"{k} {v / 60:.1f}" for k, v in estimate.items()))
     if args.plan:
         return 0
@@ -312,9 +426,13 @@ def main() -> int:
     report: dict = {"load_before": os.getloadavg(), "settings": settings.__dict__,
                     "estimate_s": estimate, "started": time.strftime("%H:%M:%S")}
     with ExitStack() as stack:
-        if args.placement_only:
-            probe_k, profiles, pair_runs = saved_profiles()
+        if reuse is not None:
+            probe_k, profiles, pair_runs, sens = saved_profiles(reuse)
             profiles = {n: profiles[n] for n in names}
+            pair_runs = pair_runs[pair_runs["victim"].isin(names)
+                                  & pair_runs["aggressor"].isin(names)]
+            sens = sens[sens["workload"].isin(names)]
+            report["reused"] = str(reuse)
         else:
             log("calibrating probes")
             probe_k, calib = calibrate_probes(tree, settings, log=log)
@@ -322,8 +440,8 @@ def main() -> int:
         report["probe_sensitivity"] = probe_k
         sessions, actuator = start_sessions(stack, names, settings)
         report["setup_done"] = time.strftime("%H:%M:%S")
-        if not args.placement_only:
-            profiles = measure_profiles(sessions, actuator, tree, probe_k, settings)
+        if reuse is None:
+            profiles, sens = measure_profiles(sessions, actuator, tree, probe_k, settings)
             report["profiles_done"] = time.strftime("%H:%M:%S")
             pair_runs = measure_pairs(sessions, actuator, list(itertools.combinations(names, 2)),
                                       settings, solo_nodes=list(NODES), shared="shared",
@@ -332,9 +450,14 @@ def main() -> int:
             report["pairs_done"] = time.strftime("%H:%M:%S")
         report["profiles"] = {n: _profile_dict(p) for n, p in profiles.items()}
         model, pairs = judge_pair_models(profiles, pair_runs, report)
+        residuals, node_model = list(pairs["residual"]), None
+        if args.node_partitions > 0:
+            node_model, residuals = node_step(sessions, actuator, names, settings, profiles,
+                                              sens, args, report)
+            report["nodes_done"] = time.strftime("%H:%M:%S")
         if not args.no_placement:
-            placement_step(sessions, actuator, names, profiles, MODELS[model],
-                           list(pairs["residual"]), args, report)
+            placement_step(sessions, actuator, names, profiles, MODELS[model], residuals,
+                           args, report, node_model=node_model)
             report["placement_done"] = time.strftime("%H:%M:%S")
     report["load_after"] = os.getloadavg()
     (RESULTS / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")

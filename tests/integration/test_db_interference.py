@@ -14,7 +14,9 @@ from cohabit.engine.dbinterference import (
     InterferenceSettings,
     bind_all,
     measure_interference,
+    measure_nodes,
     measure_pairs,
+    solo_cpu_demand,
 )
 from cohabit.model import Resize, Resources
 from cohabit.profiling import DatabaseSession, LoadSpec
@@ -86,3 +88,29 @@ def test_a_measured_pair_is_bracketed_by_parallel_solo_runs() -> None:
     assert ((rows["slowdown"] >= 0) & (rows["slowdown"] < 1)).all()
     ref = (rows["p99_solo_before_ms"] * rows["p99_solo_after_ms"]) ** 0.5
     assert (abs(rows["p99_solo_ms"] - ref) < 1e-9 * ref).all()
+
+
+@pytest.mark.usefixtures("prerequisites")
+def test_a_node_corun_records_co_runners_and_cgroup_cpu_usage() -> None:
+    # Two real servers on one node together, bracketed by solo blocks; each run's CPU
+    # usage comes from the server's cgroup and stays under its CFS quota (300 m).
+    settings = InterferenceSettings(cpus="1", seconds=3)
+    load = LoadSpec.of(builtin="select-only", scale=1, clients=2, rate_tps=200)
+    with DatabaseSession(load, name="itest-na", cpuset="0-1") as a, \
+            DatabaseSession(load, name="itest-nb", cpuset="0-1") as b:
+        sessions = {"a": a, "b": b}
+        for s in sessions.values():
+            s.prepare()
+        actuator = LocalCgroupActuator({n: s.cgroup for n, s in sessions.items()},
+                                       nodes={"n0": "0", "n1": "1"})
+        for n, s in sessions.items():
+            actuator.apply([Resize(n, "postgres", Resources(300, 256))])
+            s.start(256)
+        rows = measure_nodes(sessions, actuator, [{"a": "n1", "b": "n1"}], settings,
+                             solo_nodes=["n0", "n1"], repeats=1, log=lambda m: None)
+    assert list(rows["workload"]) == ["a", "b"] and list(rows["co_runners"]) == ["b", "a"]
+    assert (rows["node"] == "n1").all()
+    for column in ("cpu_cores_solo", "cpu_cores_co"):
+        assert ((rows[column] > 0) & (rows[column] < 0.3 * 1.15)).all(), rows[column]
+    assert set(solo_cpu_demand(rows)) == {"a", "b"}
+    assert ((rows["slowdown"] >= 0) & (rows["slowdown"] < 1)).all()

@@ -25,6 +25,7 @@ import functools
 import math
 import os
 import statistics
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -37,13 +38,17 @@ from cohabit.engine.execute import execute_plan
 from cohabit.model import Bind, InterferenceProfile, OutcomeStatus, Resources
 from cohabit.placement.fairness import (
     FairPlacement,
+    NodeSlowdown,
     place_fair,
+    place_fair_nodes,
     place_least_requested,
     unfairness,
 )
 from cohabit.placement.interference import Slowdown, pressure_sensitivity_slowdown
 from cohabit.predictors.dbinterference import (
+    SensitivityCurve,
     database_profile,
+    node_slowdown,
     normalised_performance,
     pair_error,
     sensitivity_slope,
@@ -54,20 +59,27 @@ from cohabit.profiling.stress import STRESS_RESOURCES, Stressor, run_probe
 
 __all__ = [
     "InterferenceSettings",
+    "RunUsage",
     "bind_all",
     "bracketed",
     "calibrate_probes",
     "corun",
+    "corun_usage",
+    "curve_model",
     "geomean",
     "measure_interference",
+    "measure_nodes",
     "measure_pairs",
     "measure_placement",
     "measure_pressures",
     "measure_sensitivity",
     "measured_unfairness",
     "place",
+    "pair_model_on_nodes",
+    "predict_nodes",
     "predict_pairs",
     "solo_block",
+    "solo_cpu_demand",
 ]
 
 Log = Callable[[str], None]
@@ -269,6 +281,34 @@ def measure_interference(session: DatabaseSession, tree: CgroupTree,
     return database_profile(sens, press, probe_sensitivity), sens, press
 
 
+@dataclass(frozen=True)
+class RunUsage:
+    """One pgbench run and the CPU its server used meanwhile.
+
+    Attributes:
+        run: the pgbench result.
+        cpu_cores: the server cgroup's CPU usage (cpuacct / ``cpu.stat``) over the run's
+            wall time, cores (CPU-seconds per second).
+    """
+
+    run: PgbenchRun
+    cpu_cores: float
+
+
+def corun_usage(sessions: Sequence[DatabaseSession], seconds: float,
+                latency_limit_ms: float) -> list[RunUsage]:
+    """Run every session's load at once for ``seconds``; one :class:`RunUsage` per
+    session, its CPU usage read from the server's cgroup before and after."""
+    start = [(s.server_cgroup.stats().cpu_usage_s, time.monotonic()) for s in sessions]
+    procs = [s.start_load(seconds, latency_limit_ms=latency_limit_ms) for s in sessions]
+    runs = [p.wait() for p in procs]
+    out = []
+    for s, run, (cpu0, t0) in zip(sessions, runs, start, strict=True):
+        used = s.server_cgroup.stats().cpu_usage_s - cpu0
+        out.append(RunUsage(run, max(0.0, used) / max(1e-9, time.monotonic() - t0)))
+    return out
+
+
 def corun(sessions: Sequence[DatabaseSession], seconds: float,
           latency_limit_ms: float) -> list[PgbenchRun]:
     """Run every session's load at once for ``seconds``; one result per session."""
@@ -285,13 +325,21 @@ def solo_block(sessions: Mapping[str, DatabaseSession], actuator: Actuator,
     Raises:
         ProfilingError: a bind failed.
     """
+    block = _solo_usage(sessions, actuator, nodes, seconds, latency_limit_ms, flip=flip)
+    return {n: u.run for n, u in block.items()}
+
+
+def _solo_usage(sessions: Mapping[str, DatabaseSession], actuator: Actuator,
+                nodes: Sequence[str], seconds: float, latency_limit_ms: float, *,
+                flip: bool = False) -> dict[str, RunUsage]:
+    """:func:`solo_block` with each run's CPU usage."""
     names = list(sessions)
     order = list(reversed(nodes)) if flip else list(nodes)
-    out: dict[str, PgbenchRun] = {}
+    out: dict[str, RunUsage] = {}
     for i in range(0, len(names), len(order)):
         slot = names[i:i + len(order)]
         bind_all(actuator, dict(zip(slot, order, strict=False)))
-        runs = corun([sessions[n] for n in slot], seconds, latency_limit_ms)
+        runs = corun_usage([sessions[n] for n in slot], seconds, latency_limit_ms)
         out.update(zip(slot, runs, strict=True))
     return out
 
@@ -369,14 +417,20 @@ def predict_pairs(profiles: Mapping[str, InterferenceProfile], measured: pd.Data
 def place(policy: str, order: Sequence[str], requests: Mapping[str, Resources],
           nodes: Mapping[str, Resources], profiles: Mapping[str, InterferenceProfile],
           slowdown: Slowdown = pressure_sensitivity_slowdown, *,
-          residuals: Sequence[float] | None = None) -> FairPlacement:
+          residuals: Sequence[float] | None = None,
+          node_model: NodeSlowdown | None = None) -> FairPlacement:
     """Workload -> node by ``"fair"`` (URSA-style, evidence-aware: ``residuals`` are the
-    pair model's measured errors, see :func:`cohabit.placement.fairness.place_fair`) or
-    ``"least-requested"``.
+    model's measured errors, see :func:`cohabit.placement.fairness.place_fair`) or
+    ``"least-requested"``. With ``node_model`` (a node-level model, e.g.
+    :func:`curve_model`), ``"fair"`` uses it and ``residuals`` are its errors on node
+    co-runs (:func:`cohabit.placement.fairness.place_fair_nodes`); else the pair model
+    ``slowdown`` over ``profiles``.
 
     Raises:
         ValueError: unknown policy, or a workload fits nowhere.
     """
+    if policy == "fair" and node_model is not None:
+        return place_fair_nodes(order, requests, nodes, node_model, residuals=residuals)
     if policy == "fair":
         return place_fair(order, requests, nodes, profiles, slowdown, residuals=residuals)
     if policy == "least-requested":
@@ -427,18 +481,23 @@ def measure_placement(sessions: Mapping[str, DatabaseSession], actuator: Actuato
         log("solo " + ", ".join(f"{n} {r.p99_ms:.1f}" for n, r in block.items()))
         return block
 
+    loads: list[float] = []  # the load average at the end of each co-run, in run order
+
     def together(policy: str) -> dict[str, PgbenchRun]:
         bind_all(actuator, placements[policy])
         runs = corun([sessions[n] for n in names], seconds, latency_limit_ms)
+        loads.append(os.getloadavg()[0])
         return dict(zip(names, runs, strict=True))
 
     blocks = [[lambda p=p: together(p) for p in (policies if r % 2 == 0 else policies[::-1])]
               for r in range(rounds)]
     solos, results = bracketed(solo, blocks)
     rows = []
+    ran = iter(loads)
     for r, block in enumerate(results):
         order = policies if r % 2 == 0 else policies[::-1]
         for policy, runs in zip(order, block, strict=True):
+            load1 = next(ran)
             ref = {n: geomean(solos[r][n].p99_ms, solos[r + 1][n].p99_ms) for n in names}
             co = {n: runs[n].p99_ms for n in names}
             u = measured_unfairness(ref, co)
@@ -451,5 +510,125 @@ def measure_placement(sessions: Mapping[str, DatabaseSession], actuator: Actuato
                              "p99_ms": run.p99_ms,
                              "tps_solo": (solos[r][n].tps + solos[r + 1][n].tps) / 2,
                              "tps": run.tps, "np": normalised_performance(ref[n], run.p99_ms),
-                             "unfairness": u, "load1": os.getloadavg()[0]})
+                             "unfairness": u, "load1": load1})
     return pd.DataFrame(rows)
+
+
+def curve_model(curves: Mapping[str, SensitivityCurve], demand_cores: Mapping[str, float]
+                ) -> NodeSlowdown:
+    """The node-level model as a placement callable: ``(workload, co-runners) ->``
+    :func:`cohabit.predictors.dbinterference.node_slowdown` of the workload's curve at the
+    co-runners' summed demand (``demand_cores``: workload -> cores).
+
+    Raises:
+        KeyError: (when called) a workload without a curve or a co-runner without a demand.
+    """
+    def model(workload: str, co_runners: frozenset[str]) -> float:
+        return node_slowdown(curves[workload], [demand_cores[c] for c in sorted(co_runners)])
+
+    return model
+
+
+def measure_nodes(sessions: Mapping[str, DatabaseSession], actuator: Actuator,
+                  partitions: Sequence[Mapping[str, str]], settings: InterferenceSettings, *,
+                  solo_nodes: Sequence[str], repeats: int, log: Log = print) -> pd.DataFrame:
+    """Measured slowdown of every database in node co-runs: per partition (workload ->
+    node, several databases per node, every node loaded at once) ``S C S C ... S``
+    (``repeats`` co-runs), each co-run against the geometric mean of the solo runs around
+    it (:func:`solo_block`: each database alone on a node, alternating nodes). The CPU
+    usage of every run is read from the server's cgroup.
+
+    Returns:
+        One row per (partition, repeat, workload): ``partition``, ``repeat``, ``workload``,
+        ``node``, ``co_runners`` (sorted, ``+``-joined), p99 solo (reference, before,
+        after) and co-run, TPS, ``cpu_cores_solo`` (mean of the two solo runs),
+        ``cpu_cores_co``, ``slowdown`` and the load average.
+
+    Raises:
+        ProfilingError: a bind failed.
+    """
+    rows = []
+    flips = iter(range(10 ** 6))
+    names = list(sessions)
+    for k, partition in enumerate(partitions):
+        def solo() -> dict[str, RunUsage]:
+            return _solo_usage(sessions, actuator, solo_nodes, settings.seconds,
+                               settings.latency_limit_ms, flip=next(flips) % 2 == 1)
+
+        def co(partition: Mapping[str, str] = partition) -> dict[str, RunUsage]:
+            bind_all(actuator, partition)
+            runs = corun_usage([sessions[n] for n in names], settings.seconds,
+                               settings.latency_limit_ms)
+            return dict(zip(names, runs, strict=True))
+
+        solos, results = bracketed(solo, [[co]] * repeats)
+        for r, (runs,) in enumerate(results):
+            for n in names:
+                before, after, got = solos[r][n], solos[r + 1][n], runs[n]
+                ref = geomean(before.run.p99_ms, after.run.p99_ms)
+                co_runners = sorted(o for o in names if o != n
+                                    and partition[o] == partition[n])
+                rows.append({"partition": k, "repeat": r, "workload": n,
+                             "node": partition[n], "co_runners": "+".join(co_runners),
+                             "p99_solo_ms": ref, "p99_co_ms": got.run.p99_ms,
+                             "p99_solo_before_ms": before.run.p99_ms,
+                             "p99_solo_after_ms": after.run.p99_ms,
+                             "tps_solo": (before.run.tps + after.run.tps) / 2,
+                             "tps_co": got.run.tps,
+                             "cpu_cores_solo": (before.cpu_cores + after.cpu_cores) / 2,
+                             "cpu_cores_co": got.cpu_cores,
+                             "slowdown": slowdown(ref, got.run.p99_ms),
+                             "load1": os.getloadavg()[0]})
+            log(f"partition {k} #{r}: " + ", ".join(
+                f"{row['workload']}@{row['node']} {row['p99_solo_ms']:.1f}->"
+                f"{row['p99_co_ms']:.1f}" for row in rows[-len(names):]))
+    return pd.DataFrame(rows)
+
+
+def solo_cpu_demand(measured: pd.DataFrame) -> dict[str, float]:
+    """Each workload's CPU demand at its offered rate: the median ``cpu_cores_solo`` of its
+    rows (from :func:`measure_nodes`), cores.
+
+    Raises:
+        ValueError: no ``workload`` / ``cpu_cores_solo`` column.
+    """
+    missing = {"workload", "cpu_cores_solo"} - set(measured.columns)
+    if missing:
+        raise ValueError(f"node co-run rows lack column(s) {sorted(missing)}")
+    return {str(w): float(g.median())
+            for w, g in measured.groupby("workload", sort=False)["cpu_cores_solo"]}
+
+
+def predict_nodes(model: NodeSlowdown, measured: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """A node-level model's predicted slowdown of each measured (workload, co-runner set)
+    beside the measured one (the median over repeats).
+
+    Args:
+        model: ``(workload, co-runners) -> slowdown``.
+        measured: rows ``workload``, ``co_runners`` (``+``-joined), ``slowdown``.
+
+    Returns:
+        ``(one row per (workload, co_runners): slowdown (median), repeats, predicted,
+        residual = slowdown - predicted; pair_error summary: n, mae, spearman, means)``.
+    """
+    out = (measured.groupby(["workload", "co_runners"], sort=False)["slowdown"]
+           .agg(["median", "size"]).reset_index()
+           .rename(columns={"median": "slowdown", "size": "repeats"}))
+    out["predicted"] = [model(w, frozenset(c.split("+")) if c else frozenset())
+                        for w, c in zip(out["workload"], out["co_runners"], strict=True)]
+    out["residual"] = out["slowdown"] - out["predicted"]
+    return out, pair_error(out["predicted"], out["slowdown"])
+
+
+def pair_model_on_nodes(profiles: Mapping[str, InterferenceProfile],
+                        slowdown: Slowdown) -> NodeSlowdown:
+    """A pair model as a node-level model, composed as placement composes it
+    (:func:`cohabit.placement.fairness.predicted_np`): ``1 - prod(1 - pair slowdown)``
+    over the co-runners."""
+    def model(workload: str, co_runners: frozenset[str]) -> float:
+        keep = 1.0
+        for other in sorted(co_runners):
+            keep *= 1.0 - min(1.0, max(0.0, slowdown(profiles[workload], profiles[other])))
+        return 1.0 - keep
+
+    return model

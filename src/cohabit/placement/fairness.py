@@ -37,12 +37,21 @@ slowed", which unfairness alone cannot).
   residuals (an unvalidated model) nothing moves: the result is LeastRequested's placement
   (low confidence, no action); with residuals all 0 (a model trusted as exact) it is a
   plain descent on the predicted objective.
+* :func:`place_fair_nodes`: the same rule with a **node-level** model instead of a pair
+  model: ``node_slowdown(workload, co_runners)`` predicts a workload's slowdown from the
+  whole set of its co-runners on the node (e.g. its measured sensitivity curve at their
+  summed CPU demand, :func:`cohabit.predictors.dbinterference.node_slowdown`), and
+  ``residuals`` are (measured - predicted) slowdowns of real node co-runs. In each
+  scenario a workload's slowdown with a given set of co-runners is the prediction plus a
+  residual resampled for that (workload, set) (errors of different sets independent, as
+  pairs' errors are above), clipped to [0, 1]; ``NP = 1 - slowdown``; a workload alone
+  has ``NP = 1``.
 """
 
 from __future__ import annotations
 
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,10 +64,13 @@ __all__ = [
     "DRAWS",
     "SLOWDOWN_WEIGHT",
     "FairPlacement",
+    "NodeSlowdown",
     "least_requested_score",
     "place_fair",
+    "place_fair_nodes",
     "place_least_requested",
     "predicted_np",
+    "predicted_np_nodes",
     "unfairness",
 ]
 
@@ -70,6 +82,10 @@ CONFIDENCE = 0.9
 
 DRAWS = 200
 """Error scenarios (bootstrap resamples of the residuals) per decision."""
+
+NodeSlowdown = Callable[[str, frozenset[str]], float]
+"""A node-level model: ``(workload, its co-runners on the node) -> predicted slowdown`` in
+``[0, 1]`` (0 for no co-runner)."""
 
 
 @dataclass(frozen=True)
@@ -191,7 +207,12 @@ def _objectives(nodes_of: np.ndarray, scen: np.ndarray) -> np.ndarray:
     """The objective (module docstring) of one assignment (node index per pod) in every
     scenario; shape ``(draws,)``."""
     same = (nodes_of[:, None] == nodes_of[None, :]) & ~np.eye(len(nodes_of), dtype=bool)
-    np_ = np.where(same[None], 1.0 - scen, 1.0).prod(axis=2)  # (draws, pods)
+    return _objective_of_np(np.where(same[None], 1.0 - scen, 1.0).prod(axis=2))
+
+
+def _objective_of_np(np_: np.ndarray) -> np.ndarray:
+    """``unfairness + SLOWDOWN_WEIGHT x mean slowdown`` of NP values ``(draws, pods)``;
+    shape ``(draws,)`` (a scenario with mean NP 0 counts as unfairness 1)."""
     mean = np_.mean(axis=1)
     safe = np.where(mean > 0, mean, 1.0)
     cov = np.where(mean > 0, np_.std(axis=1) / safe, 1.0)
@@ -250,6 +271,16 @@ def place_fair(order: Sequence[str], requests: Mapping[str, Resources],
     def score(assignment: Mapping[str, str]) -> np.ndarray:
         return _objectives(np.array([node_names.index(assignment[p]) for p in pods]), scen)
 
+    return _descend(baseline, requests, nodes, score, confidence=confidence, draws=draws,
+                    max_moves=max_moves)
+
+
+def _descend(baseline: dict[str, str], requests: Mapping[str, Resources],
+             nodes: Mapping[str, Resources], score: Callable[[Mapping[str, str]], np.ndarray],
+             *, confidence: float, draws: int, max_moves: int) -> FairPlacement:
+    """The evidence-gated local search from ``baseline``: take the feasible single move or
+    swap with the largest mean gain of ``score`` (per-scenario objectives) among those
+    better in >= ``confidence`` of the scenarios, until none is."""
     current, current_j, moves = dict(baseline), score(baseline), []
     for _ in range(max_moves):
         best = None
@@ -269,3 +300,70 @@ def place_fair(order: Sequence[str], requests: Mapping[str, Resources],
               f"no move better than LeastRequested's placement in >= {confidence:g} of "
               f"{draws} error scenarios")
     return FairPlacement(current, baseline, tuple(moves), reason)
+
+
+def predicted_np_nodes(assignment: Mapping[str, str], node_slowdown: NodeSlowdown
+                       ) -> dict[str, float]:
+    """Predicted normalised performance ``1 - node_slowdown(w, co-runners)`` (clipped to
+    [0, 1]) of every placed workload under a node-level model; 1 alone on a node."""
+    out = {}
+    for pod, node in assignment.items():
+        co = frozenset(o for o, n in assignment.items() if n == node and o != pod)
+        out[pod] = 1.0 - min(1.0, max(0.0, node_slowdown(pod, co))) if co else 1.0
+    return out
+
+
+def place_fair_nodes(order: Sequence[str], requests: Mapping[str, Resources],
+                     nodes: Mapping[str, Resources], node_slowdown: NodeSlowdown, *,
+                     residuals: Sequence[float] | None, confidence: float = CONFIDENCE,
+                     draws: int = DRAWS, seed: int = 0, max_moves: int = 50
+                     ) -> FairPlacement:
+    """LeastRequested's placement improved where a validated *node-level* model says so,
+    with confidence (module docstring; the evidence rule of :func:`place_fair`).
+
+    Args:
+        node_slowdown: :data:`NodeSlowdown`, e.g. a database's sensitivity curve at its
+            co-runners' summed CPU demand.
+        residuals: measured minus predicted slowdown of real node co-runs (any number >= 1);
+            None or empty: unvalidated, the baseline is returned.
+        confidence, draws, seed, max_moves: as :func:`place_fair` (deterministic per seed).
+
+    Returns:
+        :class:`FairPlacement`.
+
+    Raises:
+        ValueError: a workload fits on no node; ``confidence`` outside [0.5, 1]; a residual
+            that is not finite.
+    """
+    if not 0.5 <= confidence <= 1.0:
+        raise ValueError(f"confidence must be in [0.5, 1], got {confidence}")
+    baseline = place_least_requested(order, requests, nodes)
+    if not residuals:
+        return FairPlacement(dict(baseline), baseline, (), "node model not validated "
+                             "(no residuals): LeastRequested's placement, no move")
+    errors = np.asarray(residuals, dtype=float)
+    if not np.isfinite(errors).all():
+        raise ValueError("residuals must be finite")
+    pods = list(baseline)
+    cache: dict[tuple[int, int], np.ndarray] = {}
+
+    def slowdowns(i: int, co: frozenset[str]) -> np.ndarray:
+        """Scenario slowdowns (draws,) of pod ``i`` beside ``co``: one independent
+        resample of the residuals per (pod, co-runner set), seeded by both."""
+        mask = sum(1 << pods.index(o) for o in co)
+        if (i, mask) not in cache:
+            rng = np.random.default_rng([seed, i, mask])
+            cache[(i, mask)] = np.clip(node_slowdown(pods[i], co)
+                                       + rng.choice(errors, size=draws), 0.0, 1.0)
+        return cache[(i, mask)]
+
+    def score(assignment: Mapping[str, str]) -> np.ndarray:
+        np_ = np.ones((draws, len(pods)))
+        for i, pod in enumerate(pods):
+            co = frozenset(o for o in pods if o != pod and assignment[o] == assignment[pod])
+            if co:
+                np_[:, i] = 1.0 - slowdowns(i, co)
+        return _objective_of_np(np_)
+
+    return _descend(baseline, requests, nodes, score, confidence=confidence, draws=draws,
+                    max_moves=max_moves)

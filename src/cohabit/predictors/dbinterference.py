@@ -35,8 +35,13 @@ from scipy.stats import spearmanr
 from cohabit.model import InterferenceProfile
 
 __all__ = [
+    "SensitivityCurve",
+    "curve_slowdown",
     "database_profile",
     "dominant_slowdown",
+    "node_slowdown",
+    "sensitivity_curve",
+    "sensitivity_curves",
     "normalised_performance",
     "pair_error",
     "pressure_score",
@@ -167,3 +172,110 @@ def pair_error(predicted: Sequence[float], measured: Sequence[float]) -> dict[st
         rho = float(spearmanr(p, m).statistic)
     return {"n": int(p.size), "mae": float(np.abs(p - m).mean()), "spearman": rho,
             "mean_measured": float(m.mean()), "mean_predicted": float(p.mean())}
+
+
+SensitivityCurve = tuple[tuple[float, float], ...]
+"""A database's measured sensitivity curve: ``((cores, slowdown), ...)`` sorted by cores,
+starting at ``(0.0, 0.0)``, slowdown non-decreasing in ``[0, 1]``."""
+
+
+def sensitivity_curve(intensity: Sequence[float], slowdowns: Sequence[float]
+                      ) -> SensitivityCurve:
+    """The monotone sensitivity curve through measured points.
+
+    Args:
+        intensity: co-located CPU demand of each measurement, cores (> 0; the stressor's CFS
+            quota); repeats of one intensity are summarised by their median.
+        slowdowns: the database's measured slowdown ``1 - p99_solo / p99_co`` there.
+
+    Returns:
+        ``((0, 0), (x1, s1), ...)``: ``(0, 0)`` (alone, by definition), then each distinct
+        intensity in increasing order with the running maximum of the clipped slowdowns
+        (more contention never helps: a dip below an earlier point is measurement noise).
+
+    Raises:
+        ValueError: different lengths, no points, a non-positive or NaN intensity, or a NaN
+            slowdown.
+    """
+    x = np.asarray(intensity, dtype=float)
+    y = np.asarray(slowdowns, dtype=float)
+    if x.shape != y.shape or x.size == 0:
+        raise ValueError("intensity and slowdowns must be non-empty and of one length")
+    if np.isnan(x).any() or np.isnan(y).any() or (x <= 0).any():
+        raise ValueError(f"intensities must be > 0 and values not NaN, got {x}, {y}")
+    levels = np.unique(x)
+    medians = [float(np.median(np.clip(y[x == lv], 0.0, 1.0))) for lv in levels]
+    running = np.maximum.accumulate(medians)
+    return ((0.0, 0.0), *((float(a), float(b)) for a, b in zip(levels, running, strict=True)))
+
+
+def curve_slowdown(curve: SensitivityCurve, demand_cores: float) -> float:
+    """The curve's slowdown at a co-located CPU demand: linear interpolation between the
+    measured points, held at the last measured slowdown beyond the last intensity
+    (saturating: no extrapolation past what was measured); 0 for no demand.
+
+    Raises:
+        ValueError: a negative or NaN demand, or an empty curve.
+    """
+    if not curve:
+        raise ValueError("empty sensitivity curve")
+    if not demand_cores >= 0:
+        raise ValueError(f"CPU demand must be >= 0 cores, got {demand_cores}")
+    xs, ys = zip(*curve, strict=True)
+    return float(np.interp(demand_cores, xs, ys))
+
+
+def node_slowdown(curve: SensitivityCurve, co_runner_cores: Sequence[float]) -> float:
+    """Node-level contention model: a database's predicted slowdown on a node is its own
+    measured sensitivity curve evaluated at the summed CPU demand of its co-runners there.
+
+    This is URSA's interference estimator (Zheng, Chen et al., ICPP 2020, arXiv 1912.11963:
+    a workload's slowdown = its sensitivity evaluated at the pressure its neighbours put on
+    the shared resource) with the pressure in the stressor's own unit, cores of CPU demand,
+    and the sensitivity kept as the measured curve rather than a slope: on a rate-limited
+    database the response is a threshold (queueing: p99 waits grow like ``1 / (1 - rho)``
+    as the cores' utilisation ``rho`` nears 1), which a straight line through the origin
+    misses. The co-runners' demands add up on the shared cores (one queue), so the sum is
+    the argument; several co-runners are not composed pair by pair.
+
+    Args:
+        curve: the database's :data:`SensitivityCurve` (CPU stressor, cores).
+        co_runner_cores: each co-runner's CPU demand, cores (its measured CPU usage at its
+            offered rate, or its CFS quota as an upper bound).
+
+    Returns:
+        Predicted slowdown in ``[0, 1]``.
+
+    Raises:
+        ValueError: a negative or NaN demand.
+    """
+    demands = [float(c) for c in co_runner_cores]
+    if any(not c >= 0 for c in demands):
+        raise ValueError(f"co-runner CPU demands must be >= 0 cores, got {demands}")
+    return curve_slowdown(curve, math.fsum(demands))
+
+
+def sensitivity_curves(sensitivity: pd.DataFrame, resource: str = "cpu"
+                       ) -> dict[str, SensitivityCurve]:
+    """Every workload's :func:`sensitivity_curve` for ``resource`` from sensitivity rows.
+
+    Args:
+        sensitivity: rows ``workload``, ``resource``, ``intensity`` (cores),
+            ``p99_solo_ms``, ``p99_ms`` (the shape :func:`database_profile` reads, with the
+            workload named).
+
+    Raises:
+        ValueError: a required column is missing or a workload has no row for ``resource``.
+    """
+    missing = {"workload", "resource", "intensity", "p99_solo_ms", "p99_ms"} - set(
+        sensitivity.columns)
+    if missing:
+        raise ValueError(f"sensitivity rows lack column(s) {sorted(missing)}")
+    out = {}
+    for name, g in sensitivity.groupby("workload", sort=False):
+        rows = g[g["resource"] == resource]
+        if rows.empty:
+            raise ValueError(f"workload {name!r} has no {resource!r} sensitivity rows")
+        s = [slowdown(a, b) for a, b in zip(rows["p99_solo_ms"], rows["p99_ms"], strict=True)]
+        out[str(name)] = sensitivity_curve(list(rows["intensity"]), s)
+    return out

@@ -10,7 +10,15 @@ import math
 import pandas as pd
 import pytest
 
-from cohabit.engine.dbinterference import bracketed, geomean, predict_pairs
+from cohabit.engine.dbinterference import (
+    bracketed,
+    curve_model,
+    geomean,
+    pair_model_on_nodes,
+    predict_nodes,
+    predict_pairs,
+    solo_cpu_demand,
+)
 from cohabit.model import InterferenceProfile
 
 
@@ -81,3 +89,44 @@ def test_predict_pairs_takes_the_median_of_repeats_and_gives_residuals() -> None
     assert err["n"] == 3
     assert err["mae"] == pytest.approx((abs(0.1 - 0.08) + abs(0.45 - 0.5) + abs(0.3 - 0.05))
                                        / 3)
+
+
+NODE_ROWS = pd.DataFrame({
+    "partition": [0, 0, 0, 1, 1, 1],
+    "workload": ["x", "y", "z", "x", "y", "z"],
+    "co_runners": ["y", "x", "", "y+z", "x+z", "x+y"],
+    "slowdown": [0.3, 0.0, 0.0, 0.8, 0.6, 0.2],
+    "cpu_cores_solo": [0.2, 0.1, 0.4, 0.3, 0.1, 0.2],
+})
+CURVE = ((0.0, 0.0), (0.3, 0.1), (0.8, 0.9))
+
+
+def test_solo_cpu_demand_is_the_median_of_solo_usage() -> None:
+    assert solo_cpu_demand(NODE_ROWS) == pytest.approx({"x": 0.25, "y": 0.1, "z": 0.3})
+    with pytest.raises(ValueError, match="cpu_cores_solo"):
+        solo_cpu_demand(NODE_ROWS.drop(columns="cpu_cores_solo"))
+
+
+def test_curve_model_and_node_predictions() -> None:
+    demand = solo_cpu_demand(NODE_ROWS)
+    model = curve_model(dict.fromkeys("xyz", CURVE), demand)
+    out, err = predict_nodes(model, NODE_ROWS)
+    row = out.set_index(["workload", "co_runners"])
+    # x beside y (0.1 cores): 0.1 * 0.1 / 0.3; x beside y+z (0.4): 0.1 + 0.8 * 0.1 / 0.5.
+    assert row.loc[("x", "y"), "predicted"] == pytest.approx(0.1 / 3)
+    assert row.loc[("x", "y+z"), "predicted"] == pytest.approx(0.26)
+    assert row.loc[("z", ""), "predicted"] == 0.0
+    assert (out["residual"] == out["slowdown"] - out["predicted"]).all()
+    assert err["n"] == 6 and err["spearman"] > 0.5
+
+
+def test_pair_model_on_nodes_composes_multiplicatively() -> None:
+    profiles = {"x": _prof(0.5, 0.4), "y": _prof(0.2, 1.0), "z": _prof(0.1, 0.1)}
+
+    def pair(v: InterferenceProfile, a: InterferenceProfile) -> float:
+        return dict(a.pressure)["cpu"] * dict(v.sensitivity)["cpu"]
+
+    model = pair_model_on_nodes(profiles, pair)
+    # y beside x and z: 1 - (1 - 0.5)(1 - 0.1) = 0.55.
+    assert model("y", frozenset({"x", "z"})) == pytest.approx(0.55)
+    assert model("y", frozenset()) == 0.0

@@ -10,11 +10,15 @@ import pytest
 from cohabit.model import InterferenceProfile
 from cohabit.placement.interference import pressure_sensitivity_slowdown
 from cohabit.predictors.dbinterference import (
+    curve_slowdown,
     database_profile,
     dominant_slowdown,
+    node_slowdown,
     normalised_performance,
     pair_error,
     pressure_score,
+    sensitivity_curve,
+    sensitivity_curves,
     sensitivity_slope,
     slowdown,
 )
@@ -80,3 +84,76 @@ def test_dominant_slowdown_counts_the_worst_resource_once() -> None:
     assert dominant_slowdown(victim, InterferenceProfile()) == 0.0
     nan = InterferenceProfile(pressure=(("cpu", float("nan")), ("disk", 4.0)))
     assert dominant_slowdown(victim, nan) == 1.0  # clipped; the NaN entry skipped
+
+
+# Node-level model: a measured sensitivity curve at the co-runners' summed CPU demand.
+THRESHOLD = ((0.0, 0.0), (0.3, 0.1), (0.8, 0.9))
+
+
+@pytest.mark.parametrize(
+    ("intensity", "slowdowns", "expected"),
+    [
+        ([0.3, 0.8], [0.1, 0.9], THRESHOLD),
+        ([0.8, 0.3], [0.9, 0.1], THRESHOLD),  # order of measurement does not matter
+        ([0.3, 0.8], [0.5, 0.2], ((0.0, 0.0), (0.3, 0.5), (0.8, 0.5))),  # noise dip: monotone
+        ([0.3, 0.8], [-0.2, 1.4], ((0.0, 0.0), (0.3, 0.0), (0.8, 1.0))),  # clipped to [0, 1]
+        ([0.3, 0.3, 0.3, 0.8], [0.1, 0.7, 0.2, 0.9],  # repeats: median per intensity
+         ((0.0, 0.0), (0.3, 0.2), (0.8, 0.9))),
+    ],
+    ids=["plain", "unsorted", "monotone", "clipped", "median-of-repeats"],
+)
+def test_sensitivity_curve(intensity, slowdowns, expected) -> None:
+    got = sensitivity_curve(intensity, slowdowns)
+    assert [x for x, _ in got] == pytest.approx([x for x, _ in expected])
+    assert [y for _, y in got] == pytest.approx([y for _, y in expected])
+
+
+@pytest.mark.parametrize(("intensity", "slowdowns"),
+                         [([], []), ([0.3], [0.1, 0.2]), ([0.0], [0.1]), ([0.3], [math.nan])])
+def test_sensitivity_curve_rejects_bad_points(intensity, slowdowns) -> None:
+    with pytest.raises(ValueError):
+        sensitivity_curve(intensity, slowdowns)
+
+
+@pytest.mark.parametrize(
+    ("demand", "expected"),
+    [(0.0, 0.0), (0.15, 0.05), (0.3, 0.1), (0.55, 0.5), (0.8, 0.9), (1.5, 0.9)],
+    ids=["none", "half-first", "first", "between", "last", "saturates"],
+)
+def test_curve_slowdown_interpolates_and_saturates(demand, expected) -> None:
+    assert curve_slowdown(THRESHOLD, demand) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("co_runners", "expected"),
+    [([], 0.0), ([0.3], 0.1), ([0.25, 0.3], 0.5), ([0.2, 0.2, 0.15], 0.5), ([0.5, 0.5], 0.9)],
+    ids=["alone", "one", "two-sum", "three-sum", "beyond-measured"],
+)
+def test_node_slowdown_is_the_curve_at_summed_demand(co_runners, expected) -> None:
+    assert node_slowdown(THRESHOLD, co_runners) == pytest.approx(expected)
+
+
+def test_node_slowdown_is_monotone_in_demand() -> None:
+    curve = sensitivity_curve([0.3, 0.8], [0.6, 0.4])
+    values = [node_slowdown(curve, [d / 10]) for d in range(15)]
+    assert values == sorted(values)
+
+
+@pytest.mark.parametrize("demand", [[-0.1], [math.nan]])
+def test_node_slowdown_rejects_bad_demand(demand) -> None:
+    with pytest.raises(ValueError, match="cores"):
+        node_slowdown(THRESHOLD, demand)
+
+
+def test_sensitivity_curves_from_rows() -> None:
+    rows = pd.DataFrame({
+        "workload": ["db", "db", "db", "db"], "resource": ["cpu", "cpu", "membw", "membw"],
+        "intensity": [0.3, 0.8, 0.3, 0.8], "p99_solo_ms": [10.0, 10.0, 10.0, 10.0],
+        "p99_ms": [12.5, 100.0, 50.0, 50.0]})
+    # cpu: 1 - 10/12.5 = 0.2 at 0.3 cores, 1 - 10/100 = 0.9 at 0.8 cores.
+    got = sensitivity_curves(rows)["db"]
+    assert [y for _, y in got] == pytest.approx([0.0, 0.2, 0.9])
+    with pytest.raises(ValueError, match="disk"):
+        sensitivity_curves(rows, "disk")
+    with pytest.raises(ValueError, match="workload"):
+        sensitivity_curves(rows.drop(columns="workload"))
