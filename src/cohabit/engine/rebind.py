@@ -83,6 +83,17 @@ own (one level more). Seed 42 of the default list at 130 % arrived: 95.80 % GPU 
 with one level, 95.87 % with two (docs/benchmarks.md, issue 12)."""
 
 
+ROOM_NODES = 16
+"""Candidate nodes :func:`make_room` examines per level by default. Seeds 42 and 45 of the
+default list at 130 % arrived: 95.93 / 95.90 % GPU allocation with 8 nodes and 12 victim
+sets, 96.08 / 96.05 % with 16 and 24 (docs/benchmarks.md, issue 12, fourth session),
+for about 2.5x the CPU time of a ``--rebind`` run."""
+
+ROOM_TRIES = 24
+"""Victim sets :func:`make_room` replays at most for the pending pod itself by default
+(1.5 per candidate node, as 12 for 8 before; see :data:`ROOM_NODES`)."""
+
+
 def _movable(pod: Pod | None) -> bool:
     return pod is not None and pod.evictable
 
@@ -183,8 +194,8 @@ def make_room(
     *,
     rng: np.random.Generator | None = None,
     max_victims: int = 2,
-    max_nodes: int = 8,
-    max_tries: int = 12,
+    max_nodes: int = ROOM_NODES,
+    max_tries: int = ROOM_TRIES,
     depth: int = CHAIN_DEPTH,
     sub_tries: int = 4,
     mix_nodes: bool = False,
