@@ -87,7 +87,8 @@ ROOM_NODES = 16
 """Candidate nodes :func:`make_room` examines per level by default. Seeds 42 and 45 of the
 default list at 130 % arrived: 95.93 / 95.90 % GPU allocation with 8 nodes and 12 victim
 sets, 96.08 / 96.05 % with 16 and 24 (docs/benchmarks.md, issue 12, fourth session),
-for about 2.5x the CPU time of a ``--rebind`` run."""
+for about 1.7-2x the CPU time of a ``--rebind`` run; all ten seeds 42..51 at or
+above 96.0 %, mean 96.05 %."""
 
 ROOM_TRIES = 24
 """Victim sets :func:`make_room` replays at most for the pending pod itself by default
