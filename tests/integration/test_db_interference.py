@@ -4,7 +4,9 @@ shape. Short runs; the full measurement is ``benchmarks/db_interference.py``."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+from collections.abc import Iterator
 
 import pytest
 
@@ -62,22 +64,31 @@ def test_measured_profile_of_a_real_database() -> None:
     assert all(v >= 0 for _, v in profile.sensitivity + profile.pressure)
 
 
+@contextlib.contextmanager
+def _two_servers(prefix: str, nodes: dict[str, str]
+                 ) -> Iterator[tuple[dict[str, DatabaseSession], LocalCgroupActuator]]:
+    """Two real select-only servers ``a`` and ``b`` (scale 1, 200 TPS), loaded, under a
+    local cgroup actuator over ``nodes`` (node -> cpuset), each at 300 m / 256 MiB."""
+    load = LoadSpec.of(builtin="select-only", scale=1, clients=2, rate_tps=200)
+    with DatabaseSession(load, name=f"{prefix}a", cpuset="0-1") as a, \
+            DatabaseSession(load, name=f"{prefix}b", cpuset="0-1") as b:
+        sessions = {"a": a, "b": b}
+        for s in sessions.values():
+            s.prepare()
+        actuator = LocalCgroupActuator({n: s.cgroup for n, s in sessions.items()}, nodes=nodes)
+        for n, s in sessions.items():
+            actuator.apply([Resize(n, "postgres", Resources(300, 256))])
+            s.start(256)
+        yield sessions, actuator
+
+
 @pytest.mark.usefixtures("prerequisites", "stress_ng")
 def test_a_measured_pair_is_bracketed_by_parallel_solo_runs() -> None:
     # Two real servers: solo runs on CPU 0 and CPU 1 at once (swapped the second time), the
     # co-run on CPU 1 together; one row per side with both solo p99s around the co-run.
     settings = InterferenceSettings(cpus="1", seconds=3, pair_repeats=1)
-    load = LoadSpec.of(builtin="select-only", scale=1, clients=2, rate_tps=200)
-    with DatabaseSession(load, name="itest-pa", cpuset="0-1") as a, \
-            DatabaseSession(load, name="itest-pb", cpuset="0-1") as b:
-        sessions = {"a": a, "b": b}
-        for s in sessions.values():
-            s.prepare()
-        actuator = LocalCgroupActuator({n: s.cgroup for n, s in sessions.items()},
-                                       nodes={"n0": "0", "n1": "1", "shared": "1"})
-        for n, s in sessions.items():
-            actuator.apply([Resize(n, "postgres", Resources(300, 256))])
-            s.start(256)
+    with _two_servers("itest-p", {"n0": "0", "n1": "1", "shared": "1"}) as (sessions,
+                                                                          actuator):
         rows = measure_pairs(sessions, actuator, [("a", "b")], settings,
                              solo_nodes=["n0", "n1"], shared="shared", log=lambda m: None)
         cpus = {n: (s.cgroup.dirs["cpuset"] / "cpuset.cpus").read_text().strip()
@@ -95,17 +106,7 @@ def test_a_node_corun_records_co_runners_and_cgroup_cpu_usage() -> None:
     # Two real servers on one node together, bracketed by solo blocks; each run's CPU
     # usage comes from the server's cgroup and stays under its CFS quota (300 m).
     settings = InterferenceSettings(cpus="1", seconds=3)
-    load = LoadSpec.of(builtin="select-only", scale=1, clients=2, rate_tps=200)
-    with DatabaseSession(load, name="itest-na", cpuset="0-1") as a, \
-            DatabaseSession(load, name="itest-nb", cpuset="0-1") as b:
-        sessions = {"a": a, "b": b}
-        for s in sessions.values():
-            s.prepare()
-        actuator = LocalCgroupActuator({n: s.cgroup for n, s in sessions.items()},
-                                       nodes={"n0": "0", "n1": "1"})
-        for n, s in sessions.items():
-            actuator.apply([Resize(n, "postgres", Resources(300, 256))])
-            s.start(256)
+    with _two_servers("itest-n", {"n0": "0", "n1": "1"}) as (sessions, actuator):
         rows = measure_nodes(sessions, actuator, [{"a": "n1", "b": "n1"}], settings,
                              solo_nodes=["n0", "n1"], repeats=1, log=lambda m: None)
     assert list(rows["workload"]) == ["a", "b"] and list(rows["co_runners"]) == ["b", "a"]

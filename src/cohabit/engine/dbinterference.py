@@ -22,6 +22,7 @@ medians.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import os
 import statistics
@@ -42,6 +43,7 @@ from cohabit.placement.fairness import (
     place_fair,
     place_fair_nodes,
     place_least_requested,
+    predicted_np,
     unfairness,
 )
 from cohabit.placement.interference import Slowdown, pressure_sensitivity_slowdown
@@ -368,12 +370,12 @@ def measure_pairs(sessions: Mapping[str, DatabaseSession], actuator: Actuator,
     """
     rows = []
     for a, b in pairs:
-        flips = iter(range(10 ** 6))
+        flips = itertools.cycle((False, True))
         two = {a: sessions[a], b: sessions[b]}
 
         def solo(two: dict = two, flips=flips) -> dict[str, PgbenchRun]:
             return solo_block(two, actuator, solo_nodes, settings.seconds,
-                              settings.latency_limit_ms, flip=next(flips) % 2 == 1)
+                              settings.latency_limit_ms, flip=next(flips))
 
         def co(a: str = a, b: str = b) -> list[PgbenchRun]:
             bind_all(actuator, {a: shared, b: shared})
@@ -473,11 +475,11 @@ def measure_placement(sessions: Mapping[str, DatabaseSession], actuator: Actuato
     """
     names = list(sessions)
     policies = list(placements)
-    flips = iter(range(10 ** 6))
+    flips = itertools.cycle((False, True))
 
     def solo() -> dict[str, PgbenchRun]:
         block = solo_block(sessions, actuator, solo_nodes, seconds, latency_limit_ms,
-                           flip=next(flips) % 2 == 1)
+                           flip=next(flips))
         log("solo " + ", ".join(f"{n} {r.p99_ms:.1f}" for n, r in block.items()))
         return block
 
@@ -548,12 +550,12 @@ def measure_nodes(sessions: Mapping[str, DatabaseSession], actuator: Actuator,
         ProfilingError: a bind failed.
     """
     rows = []
-    flips = iter(range(10 ** 6))
+    flips = itertools.cycle((False, True))
     names = list(sessions)
     for k, partition in enumerate(partitions):
         def solo() -> dict[str, RunUsage]:
             return _solo_usage(sessions, actuator, solo_nodes, settings.seconds,
-                               settings.latency_limit_ms, flip=next(flips) % 2 == 1)
+                               settings.latency_limit_ms, flip=next(flips))
 
         def co(partition: Mapping[str, str] = partition) -> dict[str, RunUsage]:
             bind_all(actuator, partition)
@@ -626,9 +628,7 @@ def pair_model_on_nodes(profiles: Mapping[str, InterferenceProfile],
     (:func:`cohabit.placement.fairness.predicted_np`): ``1 - prod(1 - pair slowdown)``
     over the co-runners."""
     def model(workload: str, co_runners: frozenset[str]) -> float:
-        keep = 1.0
-        for other in sorted(co_runners):
-            keep *= 1.0 - min(1.0, max(0.0, slowdown(profiles[workload], profiles[other])))
-        return 1.0 - keep
+        node = {w: "node" for w in (workload, *sorted(co_runners))}
+        return 1.0 - predicted_np(node, profiles, slowdown)[workload]
 
     return model

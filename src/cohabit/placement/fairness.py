@@ -235,6 +235,33 @@ def _candidates(assignment: Mapping[str, str], nodes: Mapping[str, Resources]
     return out
 
 
+def _start(order: Sequence[str], requests: Mapping[str, Resources],
+           nodes: Mapping[str, Resources], residuals: Sequence[float] | None,
+           confidence: float) -> tuple[dict[str, str], np.ndarray | None]:
+    """The evidence rule's common start: LeastRequested's placement and the residuals as
+    an array (None when there are none: the model is unvalidated).
+
+    Raises:
+        ValueError: ``confidence`` outside [0.5, 1]; a residual that is not finite; a
+            workload that fits on no node.
+    """
+    if not 0.5 <= confidence <= 1.0:
+        raise ValueError(f"confidence must be in [0.5, 1], got {confidence}")
+    baseline = place_least_requested(order, requests, nodes)
+    if not residuals:
+        return baseline, None
+    errors = np.asarray(residuals, dtype=float)
+    if not np.isfinite(errors).all():
+        raise ValueError("residuals must be finite")
+    return baseline, errors
+
+
+def _unvalidated(baseline: dict[str, str], model: str) -> FairPlacement:
+    """LeastRequested's placement, unchanged, for a model without measured errors."""
+    return FairPlacement(dict(baseline), baseline, (), f"{model} not validated "
+                         "(no residuals): LeastRequested's placement, no move")
+
+
 def place_fair(order: Sequence[str], requests: Mapping[str, Resources],
                nodes: Mapping[str, Resources], profiles: Mapping[str, InterferenceProfile],
                slowdown: Slowdown, *, residuals: Sequence[float] | None,
@@ -256,17 +283,12 @@ def place_fair(order: Sequence[str], requests: Mapping[str, Resources],
         ValueError: a workload fits on no node; ``confidence`` outside [0.5, 1]; a residual
             that is not finite.
     """
-    if not 0.5 <= confidence <= 1.0:
-        raise ValueError(f"confidence must be in [0.5, 1], got {confidence}")
-    baseline = place_least_requested(order, requests, nodes)
-    if not residuals:
-        return FairPlacement(dict(baseline), baseline, (), "pair model not validated "
-                             "(no residuals): LeastRequested's placement, no move")
-    if not np.isfinite(np.asarray(residuals, dtype=float)).all():
-        raise ValueError("residuals must be finite")
+    baseline, errors = _start(order, requests, nodes, residuals, confidence)
+    if errors is None:
+        return _unvalidated(baseline, "pair model")
     pods = list(baseline)
     node_names = list(nodes)
-    scen = _scenarios(pods, profiles, slowdown, residuals, draws, seed)
+    scen = _scenarios(pods, profiles, slowdown, errors.tolist(), draws, seed)
 
     def score(assignment: Mapping[str, str]) -> np.ndarray:
         return _objectives(np.array([node_names.index(assignment[p]) for p in pods]), scen)
@@ -335,15 +357,9 @@ def place_fair_nodes(order: Sequence[str], requests: Mapping[str, Resources],
         ValueError: a workload fits on no node; ``confidence`` outside [0.5, 1]; a residual
             that is not finite.
     """
-    if not 0.5 <= confidence <= 1.0:
-        raise ValueError(f"confidence must be in [0.5, 1], got {confidence}")
-    baseline = place_least_requested(order, requests, nodes)
-    if not residuals:
-        return FairPlacement(dict(baseline), baseline, (), "node model not validated "
-                             "(no residuals): LeastRequested's placement, no move")
-    errors = np.asarray(residuals, dtype=float)
-    if not np.isfinite(errors).all():
-        raise ValueError("residuals must be finite")
+    baseline, errors = _start(order, requests, nodes, residuals, confidence)
+    if errors is None:
+        return _unvalidated(baseline, "node model")
     pods = list(baseline)
     cache: dict[tuple[int, int], np.ndarray] = {}
 
